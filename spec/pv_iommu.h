@@ -27,7 +27,7 @@
 
 /* Special domain id: "the calling domain". Never valid as a foreign domid. */
 #define PV_IOMMU_DOMID_SELF 0x7ff0U
-/* Highest domid of a real domain. */
+/* First reserved domid: real domains are 0..0x7fef. */
 #define PV_IOMMU_DOMID_FIRST_RESERVED 0x7ff0U
 
 /* "No bus frame": input to lookup_foreign_page when the caller has no IOMMU. */

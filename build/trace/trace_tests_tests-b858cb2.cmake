@@ -1,0 +1,1 @@
+set( trace_tests_TESTS)

@@ -1,0 +1,406 @@
+#include "ref/hypervisor.h"
+
+#include <cassert>
+#include <vector>
+
+#include "spec/checks.h"
+
+namespace ref {
+
+using namespace spec;
+
+namespace {
+constexpr std::uint8_t kRw = IOMMUOP_readable | IOMMUOP_writeable;
+}
+
+Hypervisor::Hypervisor(const Host& host) { s_.host = host; }
+
+std::unique_ptr<spec::Hypervisor> make(const Host& host) {
+    return std::make_unique<Hypervisor>(host);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Frames and references
+
+std::uint64_t Hypervisor::free_frames() const {
+    std::uint64_t used = 0;
+    for (const auto& [m, f] : s_.frames) used += f.state != FrameState::free;
+    return s_.host.frames - used;
+}
+
+std::optional<Mfn> Hypervisor::alloc_frame() {
+    // R8: the lowest-numbered free frame. Frames below low_water_ are all in use.
+    for (std::uint64_t m = low_water_; m < s_.host.frames; ++m) {
+        if (s_.frame(Mfn{m}).state == FrameState::free) {
+            low_water_ = m + 1;
+            return Mfn{m};
+        }
+    }
+    low_water_ = s_.host.frames;
+    return std::nullopt;
+}
+
+void Hypervisor::get_ref(Mfn m) {
+    Frame& f = s_.frames[m];
+    assert(f.state == FrameState::owned && f.count > 0);  // Xen's get_page: owned, count != 0
+    ++f.count;
+}
+
+void Hypervisor::put_ref(Mfn m) {
+    auto it = s_.frames.find(m);
+    assert(it != s_.frames.end() && it->second.count > 0);
+    if (--it->second.count == 0) {  // R8: freed when the count reaches 0
+        assert(!it->second.allocated);
+        s_.frames.erase(it);
+        if (m.v < low_water_) low_water_ = m.v;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Tuples
+
+DomId Hypervisor::emulator_of(const Tuple& t) const {
+    const IoServer* srv = s_.server(t.domid, t.ioserver);
+    assert(srv != nullptr);  // servers take their tuples with them (R9)
+    return srv->emulator;
+}
+
+bool Hypervisor::claimed(DomId c, Bfn b, std::optional<Mfn> except) const {
+    for (const auto& [m, tuples] : s_.m2b) {
+        if (except && m == *except) continue;
+        for (const auto& [t, info] : tuples)
+            if (t.bfn == b && emulator_of(t) == c) return true;
+    }
+    return false;
+}
+
+void Hypervisor::drop_tuple(Mfn m, const Tuple& t) {
+    auto it = s_.m2b.find(m);
+    assert(it != s_.m2b.end() && it->second.contains(t));
+    it->second.erase(t);
+    if (it->second.empty()) s_.m2b.erase(it);
+    put_ref(m);
+}
+
+void Hypervisor::scratch_if_unused(DomId e, Bfn b) {
+    auto& ctx = s_.domains.at(e).iommu;
+    auto it = ctx.find(b);
+    if (it == ctx.end() || it->second.kind != EntryKind::foreign || claimed(e, b)) return;
+    it->second = Entry{Mfn{}, it->second.perms, EntryKind::scratch};  // D7: keeps its perms
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control plane
+
+bool Hypervisor::create_domain(DomId d, DomainRole role, bool iommu_hw, std::uint64_t ram) {
+    if (free_frames() < ram) return false;  // D9
+    Domain& dom = s_.domains[d];
+    dom.hardware = role == DomainRole::hardware;
+    dom.iommu_hw = iommu_hw;
+    for (std::uint64_t g = 0; g < ram; ++g) {
+        const Mfn m = *alloc_frame();
+        s_.frames[m] = Frame{FrameState::owned, d, 1, true};
+        dom.p2m[Gfn{g}] = m;
+    }
+    return true;
+}
+
+void Hypervisor::grant_dm(DomId emulator, DomId target) {
+    s_.domains.at(emulator).dm_over.insert(target);
+}
+
+void Hypervisor::create_ioserver(DomId target, IoServId id, DomId emulator,
+                                 std::uint32_t ring_slots) {
+    s_.servers[{target, id}] = IoServer{emulator, ring_slots, {}, {}};
+}
+
+void Hypervisor::add_rmrr(DomId d, Bfn first, std::uint64_t count) {
+    s_.domains.at(d).rmrr.push_back(Range{first, count});
+}
+
+bool Hypervisor::add_xen_gfn(DomId d, Gfn g) {
+    const auto m = alloc_frame();
+    if (!m) return false;
+    s_.frames[*m] = Frame{FrameState::xen, DomId{}, 0, false};  // F7: count 0, not allocated
+    s_.domains.at(d).p2m[g] = *m;
+    return true;
+}
+
+void Hypervisor::arm_iommu_map_fault(std::uint32_t count) { s_.fault_iommu_map = count; }  // D10
+
+void Hypervisor::destroy(DomId d) {
+    // R9 step 1 (D12): the ioreq servers d serves or that serve d, with their tuples and
+    // references; a foreign entry of a surviving emulator left without tuples -> scratch.
+    std::vector<std::pair<DomId, Bfn>> orphaned;
+    for (auto it = s_.servers.begin(); it != s_.servers.end();) {
+        const auto [target, id] = it->first;
+        const DomId emulator = it->second.emulator;
+        if (target != d && emulator != d) {
+            ++it;
+            continue;
+        }
+        std::vector<std::pair<Mfn, Tuple>> mine;
+        for (const auto& [m, tuples] : s_.m2b)
+            for (const auto& [t, info] : tuples)
+                if (t.domid == target && t.ioserver == id) mine.emplace_back(m, t);
+        for (const auto& [m, t] : mine) {
+            drop_tuple(m, t);
+            if (emulator != d) orphaned.emplace_back(emulator, t.bfn);
+        }
+        it = s_.servers.erase(it);  // F11: pending requests go with the server
+    }
+    for (const auto& [e, b] : orphaned) scratch_if_unused(e, b);
+
+    // R9 step 2: the P2M, as balloon-out (R7); Xen-backed entries simply go.
+    Domain& dom = s_.domains.at(d);
+    while (!dom.p2m.empty()) {
+        const auto [g, m] = *dom.p2m.begin();
+        if (s_.frame(m).state == FrameState::xen)
+            dom.p2m.erase(dom.p2m.begin());
+        else
+            (void)balloon(d, g);  // finds no tuples: step 1 removed every server of d
+    }
+
+    // R9 step 3: the IOMMU context; local entries drop their references.
+    for (const auto& [b, e] : dom.iommu)
+        if (e.kind == EntryKind::local) put_ref(e.mfn);
+    s_.domains.erase(d);
+    for (auto& [id, other] : s_.domains) other.dm_over.erase(d);  // D8
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subops
+
+Status Hypervisor::query_caps(DomId c, QueryCaps& op) {
+    // OUT: map_cap exactly when usable(C); order bits: max_order, 0 when not usable (R2).
+    op.flags = s_.usable(c) ? Flags::with_order(s_.host.max_order, IOMMU_QUERY_map_cap) : Flags{};
+    return Status::ok;
+}
+
+Status Hypervisor::map_page(DomId c, MapPage& op) {
+    if (auto st = check_flags_and_order(op.flags, s_.host, {op.bfn.v, op.gfn.v}, false))
+        return *st;                                                         // R1, R2
+    if (!s_.usable(c)) return Status::eperm;                                // F6: usable(C)
+    const std::uint64_t n = frames_of_order(op.flags);
+    std::vector<Mfn> mfns;
+    for (std::uint64_t i = 0; i < n; ++i) {                                 // R6, F2: own P2M
+        const auto m = s_.p2m(c, Gfn{op.gfn.v + i});
+        if (!m) return Status::enxio;
+        mfns.push_back(*m);
+    }
+    for (Mfn m : mfns)
+        if (s_.frame(m).state == FrameState::xen) return Status::eperm;    // R6: Xen frame
+    for (const Range& r : s_.domain(c)->rmrr)
+        if (r.meets(op.bfn, n)) return Status::eacces;                      // R6: RMRR
+    for (std::uint64_t i = 0; i < n; ++i) {                                 // R6: occupied
+        const Bfn b{op.bfn.v + i};
+        if (s_.entry(c, b) || claimed(c, b)) return Status::eexist;
+    }
+    if (s_.fault_iommu_map > 0) {                                           // R6, F9: unit
+        --s_.fault_iommu_map;
+        return Status::eio;
+    }
+    auto& ctx = s_.domains.at(c).iommu;
+    for (std::uint64_t i = 0; i < n; ++i) {
+        ctx[Bfn{op.bfn.v + i}] = Entry{mfns[i], op.flags.perms(), EntryKind::local};
+        get_ref(mfns[i]);                                                   // R6: one ref each
+    }
+    return Status::ok;
+}
+
+Status Hypervisor::unmap_page(DomId c, UnmapPage& op) {
+    if (auto st = check_flags_and_order(op.flags, s_.host, {op.bfn.v}, false)) return *st;
+    if (!s_.usable(c)) return Status::eperm;                                // F6: usable(C)
+    const std::uint64_t n = frames_of_order(op.flags);
+    std::vector<Entry> entries;
+    for (std::uint64_t i = 0; i < n; ++i) {                                 // F10: all present
+        const auto e = s_.entry(c, Bfn{op.bfn.v + i});
+        if (!e) return Status::enoent;
+        entries.push_back(*e);
+    }
+    for (const Entry& e : entries)                                          // R6, F10
+        if (e.kind == EntryKind::foreign || e.kind == EntryKind::scratch) return Status::eperm;
+    Domain& dom = s_.domains.at(c);
+    for (std::uint64_t i = 0; i < n; ++i) {
+        const Bfn b{op.bfn.v + i};
+        if (entries[i].kind == EntryKind::identity) {
+            dom.removed_identity.insert(b);                                 // drops nothing
+        } else {
+            dom.iommu.erase(b);
+            put_ref(entries[i].mfn);                                        // local: drops one
+        }
+    }
+    return Status::ok;
+}
+
+Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
+    if (auto st = check_flags_and_order(op.flags, s_.host, {op.bfn.v, op.gfn.v}, false))
+        return *st;                                                         // R1, R2
+    if (!s_.usable(c)) return Status::eperm;                                // R3: usable(C)
+    if (op.domid == kDomIdSelf || op.domid == c) return Status::eperm;     // R3: foreign only
+    if (s_.domain(op.domid) == nullptr) return Status::enxio;               // R3: live domid
+    if (!s_.privileged(c, op.domid)) return Status::eperm;                  // R3: privilege
+    const IoServer* srv = s_.server(op.domid, op.ioserver);
+    if (srv == nullptr || srv->emulator != c) return Status::enodev;        // R3: C's server
+    const std::uint64_t n = frames_of_order(op.flags);
+    std::vector<Mfn> mfns;
+    for (std::uint64_t i = 0; i < n; ++i) {                                 // R3, F2: gfns
+        const auto m = s_.p2m(op.domid, Gfn{op.gfn.v + i});
+        if (!m) return Status::enxio;
+        mfns.push_back(*m);
+    }
+    for (Mfn m : mfns)
+        if (s_.frame(m).state == FrameState::xen) return Status::eperm;    // R3: Xen frame
+    for (const Range& r : s_.domain(c)->rmrr)
+        if (r.meets(op.bfn, n)) return Status::eacces;                      // R3: RMRR of C
+    for (std::uint64_t i = 0; i < n; ++i) {                                 // R3, F3: -EEXIST
+        const Bfn b{op.bfn.v + i};
+        const auto e = s_.entry(c, b);
+        if (e && !(e->kind == EntryKind::foreign && e->mfn == mfns[i])) return Status::eexist;
+        if (claimed(c, b, mfns[i])) return Status::eexist;
+    }
+    if (s_.fault_iommu_map > 0) {                                           // R3, F9: unit
+        --s_.fault_iommu_map;
+        return Status::eio;
+    }
+    auto& ctx = s_.domains.at(c).iommu;
+    for (std::uint64_t i = 0; i < n; ++i) {
+        const Bfn b{op.bfn.v + i};
+        ctx[b] = Entry{mfns[i], op.flags.perms(), EntryKind::foreign};     // D3: last perms
+        auto& tuples = s_.m2b[mfns[i]];
+        const Tuple t{b, op.domid, op.ioserver};
+        if (!tuples.contains(t)) {                                          // R3: new tuple
+            tuples[t] = TupleInfo{op.flags.swap_mfn()};
+            get_ref(mfns[i]);                                               // one ref each
+        }
+    }
+    return Status::ok;                                                      // F3: OUT bfn = bfn
+}
+
+Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
+    if (auto st = check_flags_and_order(op.flags, s_.host, {}, true)) return *st;  // R1, R2
+    if (op.domid == kDomIdSelf || op.domid == c) return Status::eperm;     // R4(R3): foreign
+    if (s_.domain(op.domid) == nullptr) return Status::enxio;               // R4(R3): live
+    if (!s_.privileged(c, op.domid)) return Status::eperm;                  // R4(R3): privilege
+    const IoServer* srv = s_.server(op.domid, op.ioserver);
+    if (srv == nullptr || srv->emulator != c) return Status::enodev;        // R4(R3): server
+    const auto m = s_.p2m(op.domid, op.gfn);
+    if (!m) return Status::enxio;                                           // R4(R3): gfn
+    if (s_.frame(*m).state == FrameState::xen) return Status::eperm;       // R4(R3): Xen frame
+    auto& tuples = s_.m2b[*m];
+    if (!s_.usable(c)) {
+        if (op.bfn != kBfnInvalid) {                                        // R4, F4: last
+            if (tuples.empty()) s_.m2b.erase(*m);
+            return Status::einval;
+        }
+        const Tuple t{Bfn{m->v}, op.domid, op.ioserver};                    // bfn = mfn
+        if (!tuples.contains(t)) {
+            tuples[t] = TupleInfo{false};                                   // F4: never swap
+            get_ref(*m);
+        }
+        op.bfn = t.bfn;
+        return Status::ok;
+    }
+    for (const auto& [t, info] : tuples) {                                  // R4: lowest bfn
+        if (t.domid == op.domid && t.ioserver == op.ioserver) {
+            op.bfn = t.bfn;
+            return Status::ok;
+        }
+    }
+    const auto e = s_.entry(c, Bfn{m->v});
+    if (e && e->kind == EntryKind::identity) {                              // R4: 1:1 path
+        tuples[Tuple{Bfn{m->v}, op.domid, op.ioserver}] = TupleInfo{false};
+        get_ref(*m);                                                        // registers interest
+        op.bfn = Bfn{m->v};
+        return Status::ok;
+    }
+    if (tuples.empty()) s_.m2b.erase(*m);
+    return Status::enoent;
+}
+
+Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
+    if (auto st = check_flags_and_order(op.flags, s_.host, {}, true)) return *st;  // R1, R2
+    const Tuple t{op.bfn, op.domid, op.ioserver};
+    const IoServer* srv = s_.server(op.domid, op.ioserver);
+    if (srv != nullptr && srv->emulator == c) {                             // F5: C's own tuple
+        for (const auto& [m, tuples] : s_.m2b) {
+            if (!tuples.contains(t)) continue;
+            drop_tuple(m, t);                                               // R5: tuple and ref
+            auto& ctx = s_.domains.at(c).iommu;
+            auto it = ctx.find(op.bfn);                                     // R5: last user?
+            if (it != ctx.end() && it->second.kind == EntryKind::foreign && !claimed(c, op.bfn))
+                ctx.erase(it);
+            return Status::ok;
+        }
+    }
+    auto& ctx = s_.domains.at(c).iommu;
+    auto it = ctx.find(op.bfn);
+    if (it != ctx.end() && it->second.kind == EntryKind::scratch) {         // R5, F5: scratch
+        ctx.erase(it);
+        return Status::ok;
+    }
+    return Status::enoent;                                                  // F5: anything else
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
+    const auto m = s_.p2m(d, g);
+    if (!m) return {};                                         // R7: no RAM frame, nothing
+    if (s_.frame(*m).state == FrameState::xen) return {};      // F7: Xen frame, entry stays
+    s_.domains.at(d).p2m.erase(g);                             // R7: the P2M entry goes
+    BalloonOutcome out{*m, 0, 0};
+
+    std::vector<std::pair<Tuple, TupleInfo>> tuples;
+    if (auto it = s_.m2b.find(*m); it != s_.m2b.end())
+        tuples.assign(it->second.begin(), it->second.end());  // F8: (bfn, domid, ioserver)
+    for (const auto& [t, info] : tuples) {                     // R7: one invalidate per tuple
+        IoServer& srv = s_.servers.at({t.domid, t.ioserver});
+        if (srv.ring_has_room()) {
+            srv.buffered.push_back(IoReq{PV_IOMMU_IOREQ_TYPE_INVALIDATE, t.bfn});
+        } else {
+            srv.sync.push_back(IoReq{PV_IOMMU_IOREQ_TYPE_INVALIDATE, t.bfn});  // ring full
+            ++out.synchronous;
+        }
+        ++out.invalidates;
+    }
+    // R7, D13: swap-flagged tuples of usable holders with a foreign entry go at once.
+    std::vector<std::pair<DomId, Bfn>> swapped;
+    for (const auto& [t, info] : tuples) {
+        const DomId e = emulator_of(t);
+        const auto entry = s_.entry(e, t.bfn);
+        if (s_.usable(e) && info.swap && entry && entry->kind == EntryKind::foreign) {
+            drop_tuple(*m, t);
+            swapped.emplace_back(e, t.bfn);
+        }
+    }
+    for (const auto& [e, b] : swapped) scratch_if_unused(e, b);
+    Frame& f = s_.frames.at(*m);                               // R7: allocation ref dropped
+    f.allocated = false;
+    put_ref(*m);
+    return out;
+}
+
+PopulateOutcome Hypervisor::populate(DomId d, Gfn g) {
+    if (s_.p2m(d, g)) return {};                               // gfn has a frame: nothing
+    const auto m = alloc_frame();                              // R8: lowest free frame
+    if (!m) return {};
+    s_.frames[*m] = Frame{FrameState::owned, d, 1, true};
+    s_.domains.at(d).p2m[g] = *m;
+    return {*m};
+}
+
+std::vector<IoReq> Hypervisor::drain(DomId target, IoServId id, std::uint32_t max) {
+    IoServer& srv = s_.servers.at({target, id});
+    std::vector<IoReq> out;
+    for (auto* q : {&srv.buffered, &srv.sync}) {               // D11: buffered first
+        while (out.size() < max && !q->empty()) {
+            out.push_back(q->front());
+            q->pop_front();
+        }
+    }
+    return out;
+}
+
+}  // namespace ref

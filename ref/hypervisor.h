@@ -1,0 +1,64 @@
+// ref/hypervisor.h: the reference model. Sequential, small, obviously correct: it edits a
+// spec::State (plain sorted containers) directly, one function per subop and event, checks in
+// the ruled order, each commented with its rule. Not thread-safe: one caller at a time.
+#pragma once
+
+#include <memory>
+
+#include "spec/hypervisor.h"
+
+namespace ref {
+
+class Hypervisor final : public spec::Hypervisor {
+public:
+    explicit Hypervisor(const spec::Host& host);
+
+    [[nodiscard]] bool create_domain(spec::DomId d, spec::DomainRole role, bool iommu_hw,
+                                     std::uint64_t ram) override;
+    void grant_dm(spec::DomId emulator, spec::DomId target) override;
+    void create_ioserver(spec::DomId target, spec::IoServId id, spec::DomId emulator,
+                         std::uint32_t ring_slots) override;
+    void add_rmrr(spec::DomId d, spec::Bfn first, std::uint64_t count) override;
+    [[nodiscard]] bool add_xen_gfn(spec::DomId d, spec::Gfn g) override;
+    void arm_iommu_map_fault(std::uint32_t count) override;
+    void destroy(spec::DomId d) override;
+
+    [[nodiscard]] spec::Status query_caps(spec::DomId c, spec::QueryCaps& op) override;
+    [[nodiscard]] spec::Status map_page(spec::DomId c, spec::MapPage& op) override;
+    [[nodiscard]] spec::Status unmap_page(spec::DomId c, spec::UnmapPage& op) override;
+    [[nodiscard]] spec::Status map_foreign_page(spec::DomId c, spec::MapForeignPage& op) override;
+    [[nodiscard]] spec::Status lookup_foreign_page(spec::DomId c,
+                                                   spec::LookupForeignPage& op) override;
+    [[nodiscard]] spec::Status unmap_foreign_page(spec::DomId c,
+                                                  spec::UnmapForeignPage& op) override;
+
+    spec::BalloonOutcome balloon(spec::DomId d, spec::Gfn g) override;
+    spec::PopulateOutcome populate(spec::DomId d, spec::Gfn g) override;
+    std::vector<spec::IoReq> drain(spec::DomId target, spec::IoServId id,
+                                   std::uint32_t max) override;
+
+    [[nodiscard]] spec::State snapshot() const override { return s_; }
+    [[nodiscard]] std::string name() const override { return "ref"; }
+    [[nodiscard]] const spec::State& state() const { return s_; }
+
+private:
+    [[nodiscard]] std::optional<spec::Mfn> alloc_frame();    // R8: lowest free frame
+    [[nodiscard]] std::uint64_t free_frames() const;
+    void get_ref(spec::Mfn m);
+    void put_ref(spec::Mfn m);                                 // R8: frees at 0
+    // Does a tuple of emulator c use bfn b (for another frame than `except`, if given)?
+    [[nodiscard]] bool claimed(spec::DomId c, spec::Bfn b,
+                               std::optional<spec::Mfn> except = std::nullopt) const;
+    [[nodiscard]] spec::DomId emulator_of(const spec::Tuple& t) const;
+    // Removes tuple t of frame m with its reference.
+    void drop_tuple(spec::Mfn m, const spec::Tuple& t);
+    // R7, R9: re-point emulator e's foreign entry at b to scratch if no tuple of e uses b.
+    void scratch_if_unused(spec::DomId e, spec::Bfn b);
+
+    spec::State s_;
+    std::uint64_t low_water_ = 0;  // every frame below it is in use: where R8's search starts
+};
+
+[[nodiscard]] std::unique_ptr<spec::Hypervisor> make(const spec::Host& host);
+
+}  // namespace ref

@@ -1,0 +1,248 @@
+#include <sstream>
+
+#include "spec/state.h"
+
+namespace spec {
+
+std::string hex(std::uint64_t v) {
+    std::ostringstream os;
+    os << "0x" << std::hex << v;
+    return os.str();
+}
+
+std::string_view mode_name(IommuMode m) {
+    switch (m) {
+        case IommuMode::inclusive: return "inclusive";
+        case IommuMode::strict: return "strict";
+        case IommuMode::passthrough: return "passthrough";
+    }
+    return "?";
+}
+
+std::string_view kind_name(EntryKind k) {
+    switch (k) {
+        case EntryKind::identity: return "identity";
+        case EntryKind::local: return "local";
+        case EntryKind::foreign: return "foreign";
+        case EntryKind::scratch: return "scratch";
+    }
+    return "?";
+}
+
+std::string_view state_name(FrameState s) {
+    switch (s) {
+        case FrameState::free: return "free";
+        case FrameState::xen: return "xen";
+        case FrameState::owned: return "owned";
+    }
+    return "?";
+}
+
+Frame State::frame(Mfn m) const {
+    auto it = frames.find(m);
+    return it == frames.end() ? Frame{} : it->second;
+}
+
+const Domain* State::domain(DomId d) const {
+    auto it = domains.find(d);
+    return it == domains.end() ? nullptr : &it->second;
+}
+
+const IoServer* State::server(DomId target, IoServId id) const {
+    auto it = servers.find({target, id});
+    return it == servers.end() ? nullptr : &it->second;
+}
+
+std::optional<DomId> State::hardware_domain() const {
+    for (const auto& [id, d] : domains)
+        if (d.hardware) return id;
+    return std::nullopt;
+}
+
+bool State::usable(DomId c) const {
+    const Domain* d = domain(c);
+    return host.iommu && d != nullptr && d->iommu_hw &&
+           !(d->hardware && host.mode == IommuMode::passthrough);
+}
+
+bool State::privileged(DomId e, DomId t) const {
+    const Domain* d = domain(e);
+    if (d == nullptr || domain(t) == nullptr) return false;
+    return d->hardware || d->dm_over.contains(t);
+}
+
+std::optional<Entry> State::entry(DomId c, Bfn b) const {
+    const Domain* d = domain(c);
+    if (d == nullptr) return std::nullopt;
+    if (auto it = d->iommu.find(b); it != d->iommu.end()) return it->second;
+    // D18: the 1:1 map of a usable hardware domain in inclusive mode is a rule.
+    if (d->hardware && usable(c) && host.mode == IommuMode::inclusive && b.v < host.frames &&
+        frame(Mfn{b.v}).state != FrameState::xen && !d->removed_identity.contains(b))
+        return Entry{Mfn{b.v}, IOMMUOP_readable | IOMMUOP_writeable, EntryKind::identity};
+    return std::nullopt;
+}
+
+std::optional<Mfn> State::p2m(DomId d, Gfn g) const {
+    const Domain* dom = domain(d);
+    if (dom == nullptr) return std::nullopt;
+    auto it = dom->p2m.find(g);
+    if (it == dom->p2m.end()) return std::nullopt;
+    return it->second;
+}
+
+namespace {
+
+std::string tuple_text(Mfn m, const Tuple& t) {
+    return "mfn=" + hex(m.v) + " bfn=" + hex(t.bfn.v) + " domid=" + std::to_string(t.domid.v) +
+           " ioserver=" + std::to_string(t.ioserver.v);
+}
+
+std::string entry_text(DomId c, Bfn b, const Entry& e) {
+    return "iommu " + std::to_string(c.v) + " bfn=" + hex(b.v) + " mfn=" + hex(e.mfn.v) +
+           " kind=" + std::string(kind_name(e.kind));
+}
+
+}  // namespace
+
+std::vector<Violation> check_invariants(const State& s) {
+    std::vector<Violation> out;
+    auto fail = [&out](std::string inv, std::string detail) {
+        out.push_back({std::move(inv), std::move(detail)});
+    };
+
+    // Expected counts, from what holds references: allocation, tuples, local entries.
+    std::map<Mfn, std::uint64_t> refs;
+    for (const auto& [m, f] : s.frames)
+        if (f.allocated) ++refs[m];
+    for (const auto& [m, tuples] : s.m2b) {
+        if (tuples.empty()) fail("INV-M2B-SET", "mfn=" + hex(m.v) + " has an empty tuple set");
+        refs[m] += tuples.size();
+    }
+    for (const auto& [id, d] : s.domains)
+        for (const auto& [b, e] : d.iommu)
+            if (e.kind == EntryKind::local) ++refs[e.mfn];
+
+    // INV-FREE-ZERO: free frames have count 0 and are not allocated; Xen frames likewise (F7);
+    // an owned frame's count is not 0 (R8 frees it at 0).
+    for (const auto& [m, f] : s.frames) {
+        const std::string where = "mfn=" + hex(m.v) + " state=" + std::string(state_name(f.state)) +
+                                  " count=" + std::to_string(f.count) +
+                                  " allocated=" + std::to_string(f.allocated);
+        if (m.v >= s.host.frames) fail("INV-FREE-ZERO", where + " is outside the host's frames");
+        if (f.state != FrameState::owned && (f.count != 0 || f.allocated))
+            fail("INV-FREE-ZERO", where);
+        if (f.state == FrameState::owned && f.count == 0) fail("INV-FREE-ZERO", where + " (R8)");
+    }
+    // INV-COUNT: count(f) = allocated(f) + #tuples(f) + #local entries(f).
+    for (const auto& [m, n] : refs) {
+        const Frame f = s.frame(m);
+        if (f.count != n)
+            fail("INV-COUNT", "mfn=" + hex(m.v) + " count=" + std::to_string(f.count) +
+                                  " but references=" + std::to_string(n));
+    }
+    for (const auto& [m, f] : s.frames)
+        if (!refs.contains(m) && f.count != 0)
+            fail("INV-COUNT", "mfn=" + hex(m.v) + " count=" + std::to_string(f.count) +
+                                  " but references=0");
+
+    // Tuples: INV-NO-FREE-WHILE-MAPPED, INV-NO-XEN, INV-PRIV, INV-M2B-SET.
+    for (const auto& [m, tuples] : s.m2b) {
+        const Frame f = s.frame(m);
+        for (const auto& [t, info] : tuples) {
+            const std::string where = tuple_text(m, t);
+            if (f.state == FrameState::free) fail("INV-NO-FREE-WHILE-MAPPED", "tuple " + where);
+            if (f.state == FrameState::xen) fail("INV-NO-XEN", "tuple " + where);
+            const IoServer* srv = s.server(t.domid, t.ioserver);
+            if (srv == nullptr) {
+                fail("INV-PRIV", "tuple " + where + " has no ioreq server");
+                continue;
+            }
+            if (!s.privileged(srv->emulator, t.domid))
+                fail("INV-PRIV", "tuple " + where + ": emulator " +
+                                     std::to_string(srv->emulator.v) + " lacks privilege");
+            if (s.usable(srv->emulator)) {
+                const auto e = s.entry(srv->emulator, t.bfn);
+                // Nothing, or the tuple's own frame (foreign, or identity for a lookup);
+                // never another frame, a local entry or scratch (R7 and R9 re-point only
+                // bfns that no tuple uses any more).
+                const bool ok = !e || ((e->kind == EntryKind::foreign ||
+                                        e->kind == EntryKind::identity) &&
+                                       e->mfn == m);
+                if (!ok)
+                    fail("INV-M2B-SET", "tuple " + where + " but " +
+                                            entry_text(srv->emulator, t.bfn, *e));
+            }
+        }
+    }
+    // Entries: INV-NO-FREE-WHILE-MAPPED, INV-NO-XEN (frames and RMRR).
+    for (const auto& [id, d] : s.domains) {
+        for (const auto& [b, e] : d.iommu) {
+            if (e.kind != EntryKind::local && e.kind != EntryKind::foreign) continue;
+            const Frame f = s.frame(e.mfn);
+            if (f.state == FrameState::free)
+                fail("INV-NO-FREE-WHILE-MAPPED", entry_text(id, b, e));
+            if (f.state == FrameState::xen) fail("INV-NO-XEN", entry_text(id, b, e));
+            for (const Range& r : d.rmrr)
+                if (r.meets(b, 1)) fail("INV-NO-XEN", entry_text(id, b, e) + " lies in an RMRR");
+        }
+    }
+    return out;
+}
+
+std::string dump(const State& s) {
+    std::ostringstream os;
+    os << "host iommu=" << (s.host.iommu ? "on" : "off") << " mode=" << mode_name(s.host.mode)
+       << " max_order=" << s.host.max_order << " frames=" << s.host.frames << '\n';
+    for (const auto& [id, d] : s.domains) {
+        os << "domain " << id.v << (d.hardware ? " hardware" : " guest")
+           << (d.iommu_hw ? " iommu_hw" : "") << '\n';
+        for (DomId t : d.dm_over) os << "dm " << id.v << " over " << t.v << '\n';
+        for (const Range& r : d.rmrr)
+            os << "rmrr " << id.v << " bfn=" << hex(r.first.v) << " count=" << r.count << '\n';
+    }
+    for (const auto& [id, d] : s.domains)
+        for (const auto& [g, m] : d.p2m)
+            os << "p2m " << id.v << " gfn=" << hex(g.v) << " mfn=" << hex(m.v) << '\n';
+    for (const auto& [m, f] : s.frames) {
+        os << "frame mfn=" << hex(m.v) << " state=" << state_name(f.state);
+        if (f.state == FrameState::owned) os << " owner=" << f.owner.v;
+        os << " count=" << f.count << " allocated=" << (f.allocated ? 1 : 0) << '\n';
+    }
+    for (const auto& [id, d] : s.domains) {
+        // Explicit entries and removed identity bfns, merged in bfn order.
+        auto e = d.iommu.begin();
+        auto r = d.removed_identity.begin();
+        while (e != d.iommu.end() || r != d.removed_identity.end()) {
+            if (r == d.removed_identity.end() || (e != d.iommu.end() && e->first < *r)) {
+                os << "iommu " << id.v << " bfn=" << hex(e->first.v);
+                if (e->second.kind != EntryKind::scratch) os << " mfn=" << hex(e->second.mfn.v);
+                os << " kind=" << kind_name(e->second.kind)
+                   << " perms=" << perms_text(e->second.perms) << '\n';
+                ++e;
+            } else {
+                os << "iommu " << id.v << " bfn=" << hex(r->v) << " removed\n";
+                ++r;
+            }
+        }
+    }
+    for (const auto& [m, tuples] : s.m2b)
+        for (const auto& [t, info] : tuples)
+            os << "m2b " << tuple_text(m, t) << " swap=" << (info.swap ? 1 : 0) << '\n';
+    for (const auto& [key, srv] : s.servers) {
+        const std::string name = std::to_string(key.first.v) + " id=" + std::to_string(key.second.v);
+        os << "ioserver " << name << " emulator=" << srv.emulator.v << " ring=" << srv.ring_slots
+           << '\n';
+        std::size_t i = 0;
+        for (const IoReq& q : srv.buffered)
+            os << "ioreq " << name << " buffered#" << i++ << " invalidate bfn=" << hex(q.bfn.v)
+               << '\n';
+        i = 0;
+        for (const IoReq& q : srv.sync)
+            os << "ioreq " << name << " sync#" << i++ << " invalidate bfn=" << hex(q.bfn.v)
+               << '\n';
+    }
+    if (s.fault_iommu_map != 0) os << "fault iommu_map pending=" << s.fault_iommu_map << '\n';
+    return os.str();
+}
+
+}  // namespace spec

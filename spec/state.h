@@ -1,0 +1,145 @@
+// spec/state.h: the abstract state of the world (BRIEF "The world"), as plain sorted containers.
+// ref/ runs on it directly; impl/ produces it as a snapshot. The canonical dump and the state
+// invariants are defined once, on this type (spec/dump.cpp, spec/invariants.cpp), so the two
+// models are compared and checked by the same code.
+//
+// Only what differs from a fresh host is stored: a frame absent from `frames` is free with
+// count 0 and not allocated; the hardware domain's 1:1 map is a rule (D18), not entries.
+#pragma once
+
+#include <cstdint>
+#include <deque>
+#include <map>
+#include <optional>
+#include <set>
+#include <utility>
+#include <vector>
+
+#include "spec/types.h"
+
+namespace spec {
+
+enum class IommuMode : std::uint8_t { inclusive, strict, passthrough };
+
+struct Host {
+    bool iommu = true;
+    IommuMode mode = IommuMode::inclusive;
+    unsigned max_order = 9;
+    std::uint64_t frames = 4096;
+    bool operator==(const Host&) const = default;
+};
+
+enum class FrameState : std::uint8_t { free, xen, owned };
+
+struct Frame {
+    FrameState state = FrameState::free;
+    DomId owner{};              // meaningful when state == owned
+    std::uint32_t count = 0;    // references: allocated + tuples + local entries (INV-COUNT)
+    bool allocated = false;     // the owner's allocation reference (PGC_allocated)
+    bool operator==(const Frame&) const = default;
+    [[nodiscard]] bool fresh() const { return *this == Frame{}; }
+};
+
+enum class EntryKind : std::uint8_t { identity, local, foreign, scratch };
+
+// One IOMMU PTE of a context: bfn -> (mfn, perms, kind). A scratch entry has no mfn (D7).
+struct Entry {
+    Mfn mfn{};
+    std::uint8_t perms = 0;  // IOMMUOP_readable | IOMMUOP_writeable
+    EntryKind kind = EntryKind::local;
+    bool operator==(const Entry&) const = default;
+};
+
+struct Range {
+    Bfn first{};
+    std::uint64_t count = 0;
+    [[nodiscard]] bool meets(Bfn b, std::uint64_t n) const {
+        // [first, first+count) intersects [b, b+n); callers guarantee no overflow (D16, R2).
+        return b.v <= first.v + (count - 1) && first.v <= b.v + (n - 1);
+    }
+    auto operator<=>(const Range&) const = default;
+};
+
+struct Domain {
+    bool hardware = false;
+    bool iommu_hw = false;
+    std::map<Gfn, Mfn> p2m;
+    std::vector<Range> rmrr;
+    std::set<DomId> dm_over;           // `dm self over T`: privilege over T
+    std::map<Bfn, Entry> iommu;        // explicit entries of this domain's IOMMU context
+    std::set<Bfn> removed_identity;    // identity bfns removed by unmap_page (D18)
+    bool operator==(const Domain&) const = default;
+};
+
+// An M2B tuple: mfn -> (bfn, domid, ioserver). The bfn is in the address space of the emulator
+// that serves (domid, ioserver).
+struct Tuple {
+    Bfn bfn{};
+    DomId domid{};
+    IoServId ioserver{};
+    auto operator<=>(const Tuple&) const = default;
+};
+struct TupleInfo {
+    bool swap = false;  // swap_mfn of the map_foreign_page that made it (R3)
+    bool operator==(const TupleInfo&) const = default;
+};
+
+struct IoReq {
+    std::uint8_t type = PV_IOMMU_IOREQ_TYPE_INVALIDATE;
+    Bfn bfn{};
+    bool operator==(const IoReq&) const = default;
+};
+
+using ServerKey = std::pair<DomId, IoServId>;  // (target domid, id)
+
+struct IoServer {
+    DomId emulator{};
+    std::uint32_t ring_slots = kMaxRingSlots;
+    std::deque<IoReq> buffered;  // each takes 2 slots of the ring (R7)
+    std::deque<IoReq> sync;      // the synchronous channel: unbounded, nothing dropped
+    bool operator==(const IoServer&) const = default;
+    [[nodiscard]] bool ring_has_room() const { return ring_slots - 2 * buffered.size() >= 2; }
+};
+
+struct State {
+    Host host;
+    std::map<Mfn, Frame> frames;  // non-fresh frames only
+    std::map<DomId, Domain> domains;
+    std::map<ServerKey, IoServer> servers;
+    std::map<Mfn, std::map<Tuple, TupleInfo>> m2b;  // no empty inner maps
+    std::uint32_t fault_iommu_map = 0;              // pending injected -EIO (D10)
+    bool operator==(const State&) const = default;
+
+    // Queries that both models and the checks use: one definition of each rule.
+    [[nodiscard]] Frame frame(Mfn m) const;
+    [[nodiscard]] const Domain* domain(DomId d) const;
+    [[nodiscard]] const IoServer* server(DomId target, IoServId id) const;
+    [[nodiscard]] std::optional<DomId> hardware_domain() const;
+    // usable(C) := IOMMU present AND C.iommu_hw AND NOT (C hardware AND passthrough).
+    [[nodiscard]] bool usable(DomId c) const;
+    // The hardware domain has privilege over every domain; `dm E over T` gives E over T.
+    [[nodiscard]] bool privileged(DomId e, DomId t) const;
+    // C's entry at bfn: explicit, or the computed identity entry (D18), or none.
+    [[nodiscard]] std::optional<Entry> entry(DomId c, Bfn b) const;
+    [[nodiscard]] std::optional<Mfn> p2m(DomId d, Gfn g) const;
+};
+
+// A violated invariant: its INV-* name and what offends it (a frame, a tuple, an entry).
+struct Violation {
+    std::string invariant;
+    std::string detail;
+    bool operator==(const Violation&) const = default;
+};
+
+// Every state invariant of BRIEF (all but INV-INVALIDATE, which is per balloon). Empty = holds.
+[[nodiscard]] std::vector<Violation> check_invariants(const State& s);
+
+// The canonical dump: sorted, stable text, one fact per line, only what differs from a fresh
+// host (TRACE-FORMAT "Output").
+[[nodiscard]] std::string dump(const State& s);
+
+[[nodiscard]] std::string_view mode_name(IommuMode m);
+[[nodiscard]] std::string_view kind_name(EntryKind k);
+[[nodiscard]] std::string_view state_name(FrameState s);
+
+}  // namespace spec
