@@ -64,8 +64,8 @@ TEST_CASE("ops: the union members sit where pv_iommu.h puts them") {
     const pv_iommu_op raw = encode(u);
     const auto* bytes = reinterpret_cast<const unsigned char*>(&raw);
     CHECK(bytes[8] == 0x88);   // bfn, little-endian, at 8
-    CHECK(bytes[24] == 0x02);  // domid at 8 + 16 (R5)
-    CHECK(bytes[26] == 0x04);  // ioserver at 8 + 18
+    CHECK(bytes[16] == 0x02);  // domid at 8 + 8 (R5)
+    CHECK(bytes[18] == 0x04);  // ioserver at 8 + 10
 }
 
 TEST_CASE("ops: lookup_foreign_page's bfn defaults to BFN_INVALID") {

@@ -1,1 +1,249 @@
+// Every subop x every error row of spec/pv-iommu.md on ref, including check order: a call that
+// breaks two rules gets the first one's status. Each row runs on a fresh copy of one world.
 #include <doctest/doctest.h>
+
+#include <string>
+
+#include "ref/hypervisor.h"
+#include "trace/runner.h"
+
+using spec::Status;
+
+namespace {
+
+// mfns: dom0 0x0-0xf, dom1 0x10-0x17, dom2 0x18-0x1b, dom3 0x1c-0x1f, Xen gfn 100 of dom1 0x20,
+// Xen gfn 50 of dom2 0x21.
+constexpr std::string_view kWorld = R"(
+host
+domain 0 hardware iommu_hw ram=16
+domain 1 guest ram=8
+domain 2 guest iommu_hw ram=4
+domain 3 guest ram=4
+domain 4 guest ram=2
+dm 2 over 1
+dm 3 over 1
+ioserver 1 id=0 emulator=0
+ioserver 1 id=1 emulator=2
+ioserver 1 id=2 emulator=3
+xen_gfn 1 gfn=100
+xen_gfn 2 gfn=50
+rmrr 0 bfn=0x100 count=4
+rmrr 2 bfn=0x100 count=4
+)";
+
+// Runs kWorld, then `setup` (which must hold every expectation), then `call`; returns the last
+// op's result.
+spec::OpResult outcome(std::string_view setup, std::string_view call) {
+    const std::string text = std::string(kWorld) + std::string(setup) + "\n" + std::string(call) + "\n";
+    auto parsed = trace::parse("rows", text);
+    if (auto* e = std::get_if<trace::ParseError>(&parsed)) FAIL(e->text());
+    auto t = std::get<trace::Trace>(std::move(parsed));
+    const auto last = std::get<trace::CallStmt>(t.statements.back().stmt);
+    t.statements.pop_back();
+    auto h = ref::make(t.host);
+    trace::Runner r(t, *h);
+    while (!r.done()) {
+        const auto rec = r.step();
+        for (const auto& f : rec.failures) FAIL(f);
+    }
+    return spec::run_op(*h, last.caller, last.ops.at(0));
+}
+
+struct Row {
+    const char* rule;
+    const char* setup;
+    const char* call;
+    Status want;
+};
+
+void check_rows(std::initializer_list<Row> rows) {
+    for (const Row& row : rows) {
+        const std::string rule = row.rule, call = row.call;
+        CAPTURE(rule);
+        CAPTURE(call);
+        CHECK(outcome(row.setup, row.call).status == row.want);
+    }
+}
+
+constexpr const char* kMapOk = "call 0 map_foreign_page bfn=0x1000 gfn=0 domid=1 ioserver=0 flags=rw";
+
+}  // namespace
+
+TEST_CASE("R1: unknown subop -> -EOPNOTSUPP before any other check") {
+    check_rows({
+        {"R1", "", "call 0 9", Status::eopnotsupp},
+        {"R1 before reserved bits", "", "call 0 7 flags=0x3f8", Status::eopnotsupp},
+        {"R1 from any caller", "", "call 4 0", Status::eopnotsupp},
+        {"R1 id 65535", "", "call 1 65535 flags=0xffff", Status::eopnotsupp},
+    });
+}
+
+TEST_CASE("query_caps: always 0; map_cap and max_order exactly when usable") {
+    auto r = outcome("", "call 0 query_caps flags=0x3f8");  // reserved bits ignored as input
+    CHECK(r.status == Status::ok);
+    CHECK(std::get<spec::QueryCaps>(r.op).flags == spec::Flags::with_order(9, IOMMU_QUERY_map_cap));
+    r = outcome("", "call 1 query_caps");
+    CHECK(r.status == Status::ok);
+    CHECK(std::get<spec::QueryCaps>(r.op).flags.raw == 0);
+    r = outcome("", "call 2 query_caps flags=rw+order=12");
+    CHECK(std::get<spec::QueryCaps>(r.op).flags == spec::Flags::with_order(9, IOMMU_QUERY_map_cap));
+}
+
+TEST_CASE("map_foreign_page: every error row in R3 order") {
+    check_rows({
+        {"R1 reserved", "", "call 0 map_foreign_page bfn=0x1000 gfn=0 domid=1 ioserver=0 flags=0x8", Status::einval},
+        {"R1 before R2", "", "call 0 map_foreign_page bfn=0x1001 gfn=0 domid=1 ioserver=0 flags=0x2808", Status::einval},
+        {"R2 order > max", "", "call 0 map_foreign_page bfn=0x1000 gfn=0 domid=1 ioserver=0 flags=rw+order=10", Status::enospc},
+        {"R2 bfn misaligned", "", "call 0 map_foreign_page bfn=0x1001 gfn=0 domid=1 ioserver=0 flags=rw+order=1", Status::enospc},
+        {"R2 gfn misaligned", "", "call 0 map_foreign_page bfn=0x1000 gfn=1 domid=1 ioserver=0 flags=rw+order=1", Status::enospc},
+        {"R2 before usable (F1)", "", "call 1 map_foreign_page bfn=0x1000 gfn=0 domid=2 ioserver=0 flags=rw+order=10", Status::enospc},
+        {"R3 not usable", "", "call 1 map_foreign_page bfn=0x1000 gfn=0 domid=2 ioserver=0 flags=rw", Status::eperm},
+        {"R3 not usable before dead domid", "", "call 3 map_foreign_page bfn=0x1000 gfn=0 domid=99 ioserver=0", Status::eperm},
+        {"R3 DOMID_SELF", "", "call 0 map_foreign_page bfn=0x1000 gfn=0 domid=0x7ff0 ioserver=0", Status::eperm},
+        {"R3 domid == caller", "", "call 2 map_foreign_page bfn=0x1000 gfn=0 domid=2 ioserver=1", Status::eperm},
+        {"R3 dead domid", "", "call 0 map_foreign_page bfn=0x1000 gfn=0 domid=99 ioserver=0", Status::enxio},
+        {"R3 no privilege", "", "call 2 map_foreign_page bfn=0x1000 gfn=0 domid=3 ioserver=0", Status::eperm},
+        {"R3 privilege before ioserver", "", "call 2 map_foreign_page bfn=0x1000 gfn=0 domid=4 ioserver=9", Status::eperm},
+        {"R3 ioserver unknown", "", "call 0 map_foreign_page bfn=0x1000 gfn=0 domid=1 ioserver=9", Status::enodev},
+        {"R3 ioserver served by another", "", "call 0 map_foreign_page bfn=0x1000 gfn=0 domid=1 ioserver=1", Status::enodev},
+        {"R3 ioserver of another domid", "", "call 0 map_foreign_page bfn=0x1000 gfn=0 domid=4 ioserver=0", Status::enodev},
+        {"R3 ioserver before gfn", "", "call 0 map_foreign_page bfn=0x1000 gfn=99 domid=1 ioserver=9", Status::enodev},
+        {"R3 gfn not in P2M", "", "call 0 map_foreign_page bfn=0x1000 gfn=99 domid=1 ioserver=0", Status::enxio},
+        {"R2 gfn misaligned for order 2", "", "call 0 map_foreign_page bfn=0x1000 gfn=6 domid=1 ioserver=0 flags=rw+order=2", Status::enospc},
+        {"F2 range past the P2M (aligned)", "", "call 0 map_foreign_page bfn=0x1000 gfn=8 domid=1 ioserver=0 flags=rw+order=1", Status::enxio},
+        {"R3 Xen frame", "", "call 0 map_foreign_page bfn=0x1000 gfn=100 domid=1 ioserver=0", Status::eperm},
+        {"F2 gfn check over the range before Xen", "", "call 0 map_foreign_page bfn=0x1000 gfn=100 domid=1 ioserver=0 flags=rw+order=1", Status::enxio},
+        {"R3 Xen before RMRR", "", "call 0 map_foreign_page bfn=0x100 gfn=100 domid=1 ioserver=0", Status::eperm},
+        {"R3 RMRR", "", "call 0 map_foreign_page bfn=0x102 gfn=0 domid=1 ioserver=0", Status::eacces},
+        {"R3 RMRR just above the range is not met", "", "call 2 map_foreign_page bfn=0xfe gfn=2 domid=1 ioserver=1 flags=rw+order=1", Status::ok},
+        {"R2 misaligned before RMRR", "", "call 0 map_foreign_page bfn=0xfc gfn=4 domid=1 ioserver=0 flags=rw+order=3", Status::enospc},
+        {"R3 RMRR inside an order-3 range", "", "call 0 map_foreign_page bfn=0x100 gfn=0 domid=1 ioserver=0 flags=rw+order=3", Status::eacces},
+        {"R3 RMRR before EEXIST", "", "call 0 map_foreign_page bfn=0x100 gfn=0 domid=1 ioserver=0", Status::eacces},
+        {"F3 identity entry, other frame", "", "call 0 map_foreign_page bfn=0x5 gfn=0 domid=1 ioserver=0", Status::eexist},
+        {"F3 identity entry, same frame", "", "call 0 map_foreign_page bfn=0x10 gfn=0 domid=1 ioserver=0", Status::eexist},
+        {"R3 foreign entry to another frame", kMapOk, "call 0 map_foreign_page bfn=0x1000 gfn=1 domid=1 ioserver=0", Status::eexist},
+        {"R3 local entry", "call 0 map_page bfn=0x2000 gfn=3 flags=rw\nexpect status=0",
+         "call 0 map_foreign_page bfn=0x2000 gfn=0 domid=1 ioserver=0", Status::eexist},
+        {"R3 claimed by a tuple for another frame",
+         "call 0 lookup_foreign_page gfn=0 domid=1 ioserver=0\nexpect status=0 bfn=0x10\ncall 0 unmap_page bfn=0x10\nexpect status=0",
+         "call 0 map_foreign_page bfn=0x10 gfn=1 domid=1 ioserver=0", Status::eexist},
+        {"R3 claimed by a tuple for the same frame is fine",
+         "call 0 lookup_foreign_page gfn=0 domid=1 ioserver=0\nexpect status=0 bfn=0x10\ncall 0 unmap_page bfn=0x10\nexpect status=0",
+         "call 0 map_foreign_page bfn=0x10 gfn=0 domid=1 ioserver=0", Status::ok},
+        {"R3 EEXIST before EIO", "fault iommu_map", "call 0 map_foreign_page bfn=0x5 gfn=0 domid=1 ioserver=0", Status::eexist},
+        {"R3 IOMMU unit failure", "fault iommu_map", kMapOk, Status::eio},
+        {"F9 idempotent re-map takes the fault too", std::string(kMapOk).append("\nexpect status=0\nfault iommu_map").c_str(), kMapOk, Status::eio},
+        {"R3 success", "", kMapOk, Status::ok},
+        {"R3 idempotent", std::string(kMapOk).append("\nexpect status=0").c_str(), kMapOk, Status::ok},
+        {"stub domain with dm", "", "call 2 map_foreign_page bfn=0x1000 gfn=0 domid=1 ioserver=1 flags=r", Status::ok},
+    });
+}
+
+TEST_CASE("map_foreign_page: success effects (R3, F3, D3)") {
+    const auto r = outcome("", "call 0 map_foreign_page bfn=0x1000 gfn=0 domid=1 ioserver=0 flags=rw");
+    CHECK(std::get<spec::MapForeignPage>(r.op).bfn == spec::Bfn{0x1000});  // F3: OUT bfn
+}
+
+TEST_CASE("lookup_foreign_page: every error row in R4 order") {
+    check_rows({
+        {"R1 reserved", "", "call 0 lookup_foreign_page gfn=0 domid=1 ioserver=0 flags=0x200", Status::einval},
+        {"R2 order > 0", "", "call 0 lookup_foreign_page gfn=0 domid=1 ioserver=0 flags=r+order=1", Status::enospc},
+        {"R2 order > max", "", "call 0 lookup_foreign_page gfn=0 domid=1 ioserver=0 flags=r+order=12", Status::enospc},
+        {"R4 DOMID_SELF", "", "call 0 lookup_foreign_page gfn=0 domid=0x7ff0 ioserver=0", Status::eperm},
+        {"R4 domid == caller", "", "call 0 lookup_foreign_page gfn=0 domid=0 ioserver=0", Status::eperm},
+        {"R4 no usable check: not-usable caller reaches ENXIO", "", "call 3 lookup_foreign_page gfn=0 domid=99 ioserver=2", Status::enxio},
+        {"R4 no privilege", "", "call 2 lookup_foreign_page gfn=0 domid=3 ioserver=0", Status::eperm},
+        {"R4 ioserver", "", "call 0 lookup_foreign_page gfn=0 domid=1 ioserver=2", Status::enodev},
+        {"R4 gfn", "", "call 0 lookup_foreign_page gfn=8 domid=1 ioserver=0", Status::enxio},
+        {"R4 Xen frame", "", "call 0 lookup_foreign_page gfn=100 domid=1 ioserver=0", Status::eperm},
+        {"F4 bfn input when not usable comes last", "", "call 3 lookup_foreign_page bfn=5 gfn=100 domid=1 ioserver=2", Status::eperm},
+        {"F4 bfn input when not usable", "", "call 3 lookup_foreign_page bfn=5 gfn=0 domid=1 ioserver=2", Status::einval},
+        {"R4 not usable: bfn = mfn", "", "call 3 lookup_foreign_page gfn=0 domid=1 ioserver=2", Status::ok},
+        {"R4 usable, no tuple, no identity", "", "call 2 lookup_foreign_page gfn=0 domid=1 ioserver=1", Status::enoent},
+        {"R4 usable: input bfn ignored", "", "call 0 lookup_foreign_page bfn=7 gfn=0 domid=1 ioserver=0", Status::ok},
+        {"R4 identity removed -> ENOENT", "call 0 unmap_page bfn=0x10\nexpect status=0",
+         "call 0 lookup_foreign_page gfn=0 domid=1 ioserver=0", Status::enoent},
+        {"R4 tuple from map_foreign", "call 2 map_foreign_page bfn=0x3000 gfn=0 domid=1 ioserver=1 flags=rw\nexpect status=0",
+         "call 2 lookup_foreign_page gfn=0 domid=1 ioserver=1", Status::ok},
+    });
+    auto r = outcome("", "call 3 lookup_foreign_page gfn=2 domid=1 ioserver=2");
+    CHECK(std::get<spec::LookupForeignPage>(r.op).bfn == spec::Bfn{0x12});  // no IOMMU: bfn = mfn
+    r = outcome("call 2 map_foreign_page bfn=0x3001 gfn=0 domid=1 ioserver=1\nexpect status=0\n"
+                "call 2 map_foreign_page bfn=0x3000 gfn=0 domid=1 ioserver=1\nexpect status=0",
+                "call 2 lookup_foreign_page gfn=0 domid=1 ioserver=1");
+    CHECK(std::get<spec::LookupForeignPage>(r.op).bfn == spec::Bfn{0x3000});  // R4: the lowest
+}
+
+TEST_CASE("unmap_foreign_page: every error row (R5, F5)") {
+    check_rows({
+        {"R1 reserved", "", "call 0 unmap_foreign_page bfn=0x1000 domid=1 ioserver=0 flags=0x10", Status::einval},
+        {"R2 order", "", "call 0 unmap_foreign_page bfn=0x1000 domid=1 ioserver=0 flags=-+order=1", Status::enospc},
+        {"F5 nothing there", "", "call 0 unmap_foreign_page bfn=0x1000 domid=1 ioserver=0", Status::enoent},
+        {"F5 identity entry", "", "call 0 unmap_foreign_page bfn=0x10 domid=1 ioserver=0", Status::enoent},
+        {"F5 local entry", "call 0 map_page bfn=0x2000 gfn=3 flags=rw\nexpect status=0",
+         "call 0 unmap_foreign_page bfn=0x2000 domid=1 ioserver=0", Status::enoent},
+        {"F5 another server's tuple", kMapOk, "call 0 unmap_foreign_page bfn=0x1000 domid=1 ioserver=1", Status::enoent},
+        {"F5 another emulator's tuple",
+         "call 2 map_foreign_page bfn=0x1000 gfn=0 domid=1 ioserver=1\nexpect status=0",
+         "call 0 unmap_foreign_page bfn=0x1000 domid=1 ioserver=1", Status::enoent},
+        {"R5 own tuple", kMapOk, "call 0 unmap_foreign_page bfn=0x1000 domid=1 ioserver=0", Status::ok},
+        {"F5 no domid check", kMapOk, "call 0 unmap_foreign_page bfn=0x1000 domid=0x7ff0 ioserver=0", Status::enoent},
+        {"R5 not usable caller", "call 3 lookup_foreign_page gfn=0 domid=1 ioserver=2\nexpect status=0 bfn=0x10",
+         "call 3 unmap_foreign_page bfn=0x10 domid=1 ioserver=2", Status::ok},
+        {"F5 scratch after the target died",
+         "call 2 map_foreign_page bfn=0x1000 gfn=0 domid=1 ioserver=1\nexpect status=0\ndestroy 1",
+         "call 2 unmap_foreign_page bfn=0x1000 domid=77 ioserver=5", Status::ok},
+    });
+}
+
+TEST_CASE("map_page: every error row in F6/R6 order") {
+    check_rows({
+        {"R1 reserved", "", "call 0 map_page bfn=0x2000 gfn=0 flags=0x40", Status::einval},
+        {"R2 order", "", "call 0 map_page bfn=0x2000 gfn=0 flags=rw+order=10", Status::enospc},
+        {"R2 bfn", "", "call 0 map_page bfn=0x2001 gfn=0 flags=rw+order=1", Status::enospc},
+        {"R2 gfn", "", "call 0 map_page bfn=0x2000 gfn=1 flags=rw+order=1", Status::enospc},
+        {"F6 R2 before usable", "", "call 1 map_page bfn=0x2001 gfn=0 flags=rw+order=1", Status::enospc},
+        {"R6 not usable", "", "call 1 map_page bfn=0x2000 gfn=0 flags=rw", Status::eperm},
+        {"R6 not usable before gfn", "", "call 1 map_page bfn=0x2000 gfn=99 flags=rw", Status::eperm},
+        {"R6 gfn", "", "call 2 map_page bfn=0x2000 gfn=9 flags=rw", Status::enxio},
+        {"R6 Xen frame", "", "call 2 map_page bfn=0x2000 gfn=50 flags=rw", Status::eperm},
+        {"R6 Xen before RMRR", "", "call 2 map_page bfn=0x100 gfn=50 flags=rw", Status::eperm},
+        {"R6 RMRR", "", "call 2 map_page bfn=0x103 gfn=0 flags=rw", Status::eacces},
+        {"R6 RMRR before EEXIST", "", "call 0 map_page bfn=0x101 gfn=0 flags=rw", Status::eacces},
+        {"R6 identity occupied", "", "call 0 map_page bfn=0x3 gfn=3 flags=rw", Status::eexist},
+        {"R6 local occupied (no idempotent map_page)", "call 2 map_page bfn=0x2000 gfn=0\nexpect status=0",
+         "call 2 map_page bfn=0x2000 gfn=0 flags=rw", Status::eexist},
+        {"R6 foreign occupied", kMapOk, "call 0 map_page bfn=0x1000 gfn=0 flags=rw", Status::eexist},
+        {"R6 claimed by a tuple", "call 0 lookup_foreign_page gfn=0 domid=1 ioserver=0\nexpect status=0 bfn=0x10\ncall 0 unmap_page bfn=0x10\nexpect status=0",
+         "call 0 map_page bfn=0x10 gfn=0 flags=rw", Status::eexist},
+        {"R6 EEXIST before EIO", "fault iommu_map", "call 0 map_page bfn=0x3 gfn=3 flags=rw", Status::eexist},
+        {"R6 unit failure", "fault iommu_map", "call 2 map_page bfn=0x2000 gfn=0 flags=rw", Status::eio},
+        {"R6 success", "", "call 2 map_page bfn=0x2000 gfn=0 flags=rw", Status::ok},
+        {"R6 order-2 success", "", "call 2 map_page bfn=0x2000 gfn=0 flags=rw+order=2", Status::ok},
+    });
+}
+
+TEST_CASE("unmap_page: every error row in F6/F10 order") {
+    check_rows({
+        {"R1 reserved", "", "call 0 unmap_page bfn=0x3 flags=0x100", Status::einval},
+        {"R2 order", "", "call 0 unmap_page bfn=0x0 flags=-+order=10", Status::enospc},
+        {"R2 bfn", "", "call 0 unmap_page bfn=0x3 flags=-+order=1", Status::enospc},
+        {"F6 not usable", "", "call 1 unmap_page bfn=0x3", Status::eperm},
+        {"F10 nothing there", "", "call 2 unmap_page bfn=0x3", Status::enoent},
+        {"F10 ENOENT over the range before EPERM", kMapOk, "call 0 unmap_page bfn=0x1000 flags=-+order=1", Status::enoent},
+        {"R6 foreign", kMapOk, "call 0 unmap_page bfn=0x1000", Status::eperm},
+        {"F10 a foreign entry inside an identity range",
+         "call 0 unmap_page bfn=0x9\nexpect status=0\ncall 0 map_foreign_page bfn=0x9 gfn=0 domid=1 ioserver=0\nexpect status=0",
+         "call 0 unmap_page bfn=0x8 flags=-+order=2", Status::eperm},
+        {"F10 ENOENT anywhere in the range wins over EPERM",
+         "call 0 unmap_page bfn=0xb\nexpect status=0\ncall 0 unmap_page bfn=0x9\nexpect status=0\ncall 0 map_foreign_page bfn=0x9 gfn=0 domid=1 ioserver=0\nexpect status=0",
+         "call 0 unmap_page bfn=0x8 flags=-+order=2", Status::enoent},
+        {"R6 scratch",
+         "call 2 map_foreign_page bfn=0x1000 gfn=0 domid=1 ioserver=1\nexpect status=0\ndestroy 1",
+         "call 2 unmap_page bfn=0x1000", Status::eperm},
+        {"R6 identity", "", "call 0 unmap_page bfn=0x3", Status::ok},
+        {"R6 identity twice", "call 0 unmap_page bfn=0x3\nexpect status=0", "call 0 unmap_page bfn=0x3", Status::enoent},
+        {"R6 identity order 9 (whole 1:1 block)", "", "call 0 unmap_page bfn=0x0 flags=-+order=5", Status::ok},
+        {"R6 local", "call 2 map_page bfn=0x2000 gfn=0\nexpect status=0", "call 2 unmap_page bfn=0x2000", Status::ok},
+    });
+}

@@ -1,0 +1,58 @@
+#!/usr/bin/env bash
+# One command to set up, build and check pviommu on a fresh Debian bookworm machine.
+#   ./run.sh verify   install what is missing, build (preset default), run `pviommu verify`
+#   ./run.sh test     the same set-up, then the whole test suite through ctest, with the
+#                     ASan+UBSan preset too; prints the time of each phase
+#   ./run.sh build    set-up and build only
+set -euo pipefail
+cd "$(dirname "$0")"
+
+PACKAGES=(librapidcheck-dev libz3-dev libboost-dev doctest-dev libcli11-dev nlohmann-json3-dev
+          cmake g++ ninja-build pkg-config)
+
+phase_start=0
+phase() { phase_start=$(date +%s); echo "== $1"; }
+phase_end() { echo "== $1: $(( $(date +%s) - phase_start )) s"; }
+
+install_missing() {
+    local missing=()
+    for p in "${PACKAGES[@]}"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+    done
+    if [ ${#missing[@]} -gt 0 ]; then
+        echo "installing: ${missing[*]}"
+        local sudo=""
+        [ "$(id -u)" -ne 0 ] && sudo="sudo"
+        $sudo apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "${missing[@]}" >/dev/null
+    fi
+}
+
+build() {
+    local preset=$1
+    cmake --preset "$preset" >/dev/null
+    cmake --build --preset "$preset" -j "$(nproc)"
+}
+
+cmd=${1:-}
+case "$cmd" in
+    verify)
+        phase "setup"; install_missing; phase_end "setup"
+        phase "build"; build default; phase_end "build"
+        phase "verify"; ./build/pviommu verify; phase_end "verify"
+        ;;
+    test)
+        phase "setup"; install_missing; phase_end "setup"
+        phase "build (default)"; build default; phase_end "build (default)"
+        phase "ctest (default)"; ctest --preset default -j "$(nproc)"; phase_end "ctest (default)"
+        phase "build (asan)"; build asan; phase_end "build (asan)"
+        phase "ctest (asan)"; ctest --preset asan -j "$(nproc)"; phase_end "ctest (asan)"
+        ;;
+    build)
+        install_missing; build default
+        ;;
+    *)
+        echo "usage: ./run.sh verify | test | build" >&2
+        exit 2
+        ;;
+esac
