@@ -89,7 +89,7 @@ std::optional<std::string> split(std::string_view text, Line& out) {
 // Arguments of one statement: every key must be consumed (unknown keys are malformed).
 class Args {
 public:
-    Args(const Line& l, std::string_view what) : line_(l), what_(what) {}
+    Args(const Line& l, std::string what) : line_(l), what_(std::move(what)) {}
 
     [[nodiscard]] std::optional<std::string_view> take(std::string_view key) {
         for (std::size_t i = 0; i < line_.args.size(); ++i) {
@@ -145,7 +145,7 @@ public:
 
 private:
     const Line& line_;
-    std::string_view what_;
+    std::string what_;  // owned: callers pass temporaries
     std::set<std::size_t> used_;
 };
 
@@ -491,7 +491,7 @@ private:
             expect_words(l, 2, std::string(kw) + " D gfn=G");
             const DomId d = word<DomId>(l.words[1], kw);
             Gfn g;
-            Args a(l, kw);
+            Args a(l, std::string(kw));
             a.req("gfn", g);
             a.done();
             w.domain_exists(d);
