@@ -1,5 +1,0 @@
-if(EXISTS "/work/main/build/spec/spec_tests_tests-b858cb2.cmake")
-  include("/work/main/build/spec/spec_tests_tests-b858cb2.cmake")
-else()
-  add_test(spec_tests_NOT_BUILT-b858cb2 spec_tests_NOT_BUILT-b858cb2)
-endif()

@@ -1,5 +1,0 @@
-if(EXISTS "/work/main/build/trace/trace_tests_tests-b858cb2.cmake")
-  include("/work/main/build/trace/trace_tests_tests-b858cb2.cmake")
-else()
-  add_test(trace_tests_NOT_BUILT-b858cb2 trace_tests_NOT_BUILT-b858cb2)
-endif()

@@ -1,1 +1,0 @@
-set( trace_tests_TESTS)
