@@ -1,0 +1,880 @@
+// impl/hypervisor.cpp: the lock-free implementation.
+//
+// =============================================================================================
+// Concurrency protocol
+// =============================================================================================
+// State lives in 64-bit MCAS Words (impl/mcas.h): per MFN a frame word (state, owner, count,
+// allocated) and an M2B word (pointer to an immutable, sorted TupleSet); per domain a P2M and an
+// IOMMU context (radix trees of Words); per ioreq server a buffered ring (read/write counters and
+// slots, as Xen's buffered_iopage) and a synchronous channel (a Michael-Scott queue of Words).
+// Domains, servers, privileges and RMRRs are control-plane state: written only at quiescent
+// points, read freely by the data path.
+//
+// Every data-path operation runs these steps:
+//  1. Pin the epoch (EpochGuard). Reason: nodes and descriptors it reaches stay allocated.
+//  2. Check the state-free rules (R1, R2) and the control-plane rules (usable, domid, privilege,
+//     ioserver) in ruled order. Reason: they cannot change while the data path runs, so they
+//     need no validation, and checking them first keeps the ruled status order.
+//  3. Read, through one Txn, every Word the outcome depends on, in the ruled check order; decide
+//     the status; for a success, stage every write (entries, tuple sets, frame counts).
+//  4. Commit the Txn: one MCAS that compares every Word read and writes every Word staged. If
+//     any Word changed since step 3, nothing is written and the operation restarts at step 3.
+//     The MCAS's decision is the linearization point, for failures too: an error status is
+//     returned only if the Words it was decided on were all unchanged at one instant.
+//  5. After a successful commit: retire replaced TupleSets (EBR) and lower the allocation hint
+//     for freed frames. Reason: only now are they unreachable / free.
+//
+// The balloon race (map/lookup against balloon-out of the same frame):
+//  - map_foreign_page and lookup_foreign_page read the target's P2M leaf and the frame word and
+//    write the frame word (count + 1) and the frame's M2B word (the new tuple) in one MCAS.
+//  - balloon writes the P2M leaf (-> none), the frame word (allocation reference dropped, and
+//    the references of swapped tuples) and the M2B word (swapped tuples removed), and re-points
+//    swapped bfns at scratch, in one MCAS.
+//  So they are ordered by their common Words: either the map commits first (its tuple exists
+//  when the balloon reads the M2B word, and the balloon announces it) or the balloon does (the
+//  map then reads no P2M entry: -ENXIO). A reference is never taken on a freed frame: the map's
+//  MCAS compares the P2M leaf, and a frame is in a P2M only while allocated (count >= 1).
+//  6. The balloon then delivers one invalidate per tuple it saw at its linearization point, in
+//     F8 order, each as its own MCAS on the server's ring (or synchronous channel when fewer
+//     than 2 slots are free), and returns after the last. This is relaxation (a) of the
+//     concurrency contract: a drain racing the balloon may see some of them and not yet others.
+//
+// Order-k maps (F2, F10), unmaps of ranges, and balloons that touch several emulators' entries
+// are single MCASs over all the Words involved: all-or-nothing and atomic without a lock.
+// populate scans frame words upward from a hint and takes the first free one with one MCAS over
+// the frame word and the P2M leaf (relaxation (b) when it races frees).
+// =============================================================================================
+
+#include "impl/hypervisor.h"
+
+#include <algorithm>
+#include <cassert>
+
+#include "spec/checks.h"
+
+namespace impl {
+
+using namespace spec;
+
+namespace {
+
+constexpr std::uint8_t kRw = IOMMUOP_readable | IOMMUOP_writeable;
+
+// Frame word payload: count bits 0-31, allocated bit 32, state bits 33-34, owner bits 35-49.
+// A fresh free frame is 0.
+struct FrameVal {
+    std::uint32_t count = 0;
+    bool allocated = false;
+    FrameState state = FrameState::free;
+    std::uint16_t owner = 0;
+};
+std::uint64_t pack(const FrameVal& f) {
+    if (f.state == FrameState::free) return 0;
+    return enc(std::uint64_t{f.count} | std::uint64_t{f.allocated} << 32 |
+               std::uint64_t(f.state) << 33 | std::uint64_t{f.owner} << 35);
+}
+FrameVal unpack_frame(std::uint64_t v) {
+    const std::uint64_t p = dec(v);
+    return FrameVal{static_cast<std::uint32_t>(p), ((p >> 32) & 1) != 0,
+                    static_cast<FrameState>((p >> 33) & 3), static_cast<std::uint16_t>((p >> 35) & 0x7fff)};
+}
+
+// IOMMU leaf payload: code bits 0-2, perms bits 3-4, mfn bits 5-... ; 0 = no explicit entry.
+enum : std::uint64_t { kRemoved = 1, kLocal = 2, kForeign = 3, kScratch = 4 };
+std::uint64_t pack_entry(std::uint64_t code, std::uint8_t perms, Mfn m) {
+    return enc(code | std::uint64_t{perms} << 3 | m.v << 5);
+}
+std::uint64_t entry_code(std::uint64_t v) { return dec(v) & 7; }
+std::uint8_t entry_perms(std::uint64_t v) { return static_cast<std::uint8_t>((dec(v) >> 3) & 3); }
+Mfn entry_mfn(std::uint64_t v) { return Mfn{dec(v) >> 5}; }
+EntryKind code_kind(std::uint64_t code) {
+    switch (code) {
+        case kLocal: return EntryKind::local;
+        case kForeign: return EntryKind::foreign;
+        default: return EntryKind::scratch;
+    }
+}
+
+// P2M leaf: 0 none, else enc(mfn + 1).
+std::uint64_t pack_p2m(Mfn m) { return enc(m.v + 1); }
+std::optional<Mfn> unpack_p2m(std::uint64_t v) {
+    if (v == 0) return std::nullopt;
+    return Mfn{dec(v) - 1};
+}
+
+// Buffered ring slot payload (as buf_ioreq): type bits 0-7, size code bits 8-9 (3 = 8 bytes,
+// two slots), data bits 10-41. The first slot carries the bfn's low 32 bits, the second its
+// high 32 bits.
+std::uint64_t pack_slot(std::uint32_t data) {
+    return enc(std::uint64_t{PV_IOMMU_IOREQ_TYPE_INVALIDATE} | std::uint64_t{3} << 8 |
+               std::uint64_t{data} << 10);
+}
+std::uint32_t slot_data(std::uint64_t v) { return static_cast<std::uint32_t>(dec(v) >> 10); }
+
+template <class T>
+T* as_ptr(std::uint64_t v) {
+    return reinterpret_cast<T*>(v);
+}
+std::uint64_t as_word(const void* p) { return reinterpret_cast<std::uint64_t>(p); }
+
+}  // namespace
+
+std::unique_ptr<spec::Hypervisor> make(const Host& host) {
+    return std::make_unique<Hypervisor>(host);
+}
+
+Hypervisor::Hypervisor(const Host& host)
+    : host_(host),
+      frames_(std::make_unique<Word[]>(host.frames)),
+      m2b_(std::make_unique<Word[]>(host.frames)),
+      doms_(PV_IOMMU_DOMID_FIRST_RESERVED) {}
+
+Hypervisor::~Hypervisor() {
+    // Quiescent: nothing else can reach these any more.
+    for (std::uint64_t m = 0; m < host_.frames; ++m)
+        delete as_ptr<TupleSet>(m2b_[m].load(std::memory_order_relaxed));
+    for (auto& [k, s] : servers_) {
+        auto* n = as_ptr<SyncNode>(s->sync_head.load(std::memory_order_relaxed));
+        while (n != nullptr) {
+            auto* next = as_ptr<SyncNode>(n->next.load(std::memory_order_relaxed));
+            delete n;
+            n = next;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Helpers
+
+void Hypervisor::Work::reset() {
+    t.reset();
+    doomed = false;
+    created.clear();
+    replaced.clear();
+    freed.clear();
+}
+
+Hypervisor::DomainRec* Hypervisor::dom(DomId d) const {
+    return d.v < doms_.size() ? doms_[d.v].get() : nullptr;
+}
+
+Hypervisor::Server* Hypervisor::server(DomId target, IoServId id) const {
+    auto it = servers_.find({target.v, id.v});
+    return it == servers_.end() ? nullptr : it->second.get();
+}
+
+bool Hypervisor::privileged(DomId e, DomId t) const {
+    const DomainRec* de = dom(e);
+    return de != nullptr && dom(t) != nullptr && (de->hardware || de->dm_over.contains(t));
+}
+
+DomId Hypervisor::emulator_of(const TupleRec& r) const {
+    const Server* s = server(r.domid, r.ioserver);
+    assert(s != nullptr);  // servers take their tuples with them (R9)
+    return s->emulator;
+}
+
+bool Hypervisor::is_xen(Mfn m) const {
+    // Xen frames are made only by the control plane (xen_gfn) and stay Xen's: no validation.
+    return unpack_frame(mcas_read(frames_[m.v])).state == FrameState::xen;
+}
+
+std::optional<Entry> Hypervisor::entry(Work& w, const DomainRec& c, Bfn b) {
+    const std::uint64_t v = w.t.read(c.iommu.get(b.v));
+    if (v == 0) {
+        // D18: the 1:1 map of a usable hardware domain in inclusive mode.
+        if (c.hardware && c.usable && host_.mode == IommuMode::inclusive && b.v < host_.frames &&
+            !is_xen(Mfn{b.v}))
+            return Entry{Mfn{b.v}, kRw, EntryKind::identity};
+        return std::nullopt;
+    }
+    const std::uint64_t code = entry_code(v);
+    if (code == kRemoved) return std::nullopt;
+    if (code == kScratch) return Entry{Mfn{}, entry_perms(v), EntryKind::scratch};
+    return Entry{entry_mfn(v), entry_perms(v), code_kind(code)};
+}
+
+std::vector<Hypervisor::TupleRec> Hypervisor::tuples(Work& w, Mfn m) {
+    const auto* ts = as_ptr<const TupleSet>(w.t.read(m2b_[m.v]));
+    return ts == nullptr ? std::vector<TupleRec>{} : ts->t;
+}
+
+bool Hypervisor::claimed_at_identity(Work& w, DomId c, Bfn b) {
+    if (b.v >= host_.frames) return false;
+    for (const TupleRec& r : tuples(w, Mfn{b.v}))
+        if (r.bfn == b && emulator_of(r) == c) return true;
+    return false;
+}
+
+void Hypervisor::set_tuples(Work& w, Mfn m, std::vector<TupleRec> next) {
+    Word& word = m2b_[m.v];
+    const std::uint64_t cur = w.t.read(word);
+    auto* cur_set = as_ptr<TupleSet>(cur);
+    if (auto it = std::find(w.created.begin(), w.created.end(), cur_set); it != w.created.end()) {
+        delete cur_set;  // staged earlier in this attempt, never published
+        w.created.erase(it);
+    } else if (cur_set != nullptr) {
+        w.replaced.push_back(cur_set);
+    }
+    if (next.empty()) {
+        w.t.write(word, 0);
+        return;
+    }
+    std::sort(next.begin(), next.end(),
+              [](const TupleRec& a, const TupleRec& b) { return a.key() < b.key(); });  // F8
+    auto* ts = new TupleSet{std::move(next)};
+    w.created.push_back(ts);
+    w.t.write(word, as_word(ts));
+}
+
+void Hypervisor::get_ref(Work& w, Mfn m) {
+    Word& word = frames_[m.v];
+    FrameVal f = unpack_frame(w.t.read(word));
+    // Xen's get_page: only on an owned frame whose count is not 0. The Txn also compares the
+    // P2M leaf that led here, so the frame is still allocated at the commit. Seeing anything
+    // else means this attempt read words from different instants: it cannot commit.
+    if (f.state != FrameState::owned || f.count == 0) {
+        w.doomed = true;
+        return;
+    }
+    ++f.count;
+    w.t.write(word, pack(f));
+}
+
+void Hypervisor::put_ref(Work& w, Mfn m, bool allocation) {
+    Word& word = frames_[m.v];
+    FrameVal f = unpack_frame(w.t.read(word));
+    if (f.state != FrameState::owned || f.count == 0 || (allocation && !f.allocated) ||
+        (f.count == 1 && f.allocated && !allocation)) {
+        w.doomed = true;  // an inconsistent read (see get_ref): this attempt cannot commit
+        return;
+    }
+    if (allocation) f.allocated = false;
+    if (--f.count == 0) {  // R8: freed when the count reaches 0
+        w.t.write(word, 0);
+        w.freed.push_back(m);
+        return;
+    }
+    w.t.write(word, pack(f));
+}
+
+bool Hypervisor::commit(Work& w) {
+    // A doomed attempt read an impossible combination of words, so they cannot all still hold
+    // those values: skip the MCAS that would fail anyway.
+    const bool ok = !w.doomed && w.t.commit();
+    if (ok) {
+        for (const TupleSet* ts : w.replaced) retire(const_cast<TupleSet*>(ts));
+        for (Mfn m : w.freed) {
+            std::uint64_t h = hint_.load(std::memory_order_relaxed);
+            // relaxed: the hint is only a lower bound for the search; frame words are the truth.
+            while (m.v < h && !hint_.compare_exchange_weak(h, m.v, std::memory_order_relaxed)) {
+            }
+        }
+    } else {
+        for (TupleSet* ts : w.created) delete ts;
+    }
+    w.reset();
+    return ok;
+}
+
+std::optional<Mfn> Hypervisor::alloc_frame(DomId d, Gfn g, FrameState state) {
+    Word& leaf = dom(d)->p2m.get(g.v);
+    Work w;
+    for (;;) {
+        const std::uint64_t start = hint_.load(std::memory_order_relaxed);
+        if (w.t.read(leaf) != 0) {  // the gfn has a frame: nothing
+            if (commit(w)) return std::nullopt;
+            continue;
+        }
+        bool raced = false;
+        for (std::uint64_t m = start; m < host_.frames; ++m) {
+            if (mcas_read(frames_[m]) != 0) continue;
+            if (w.t.read(frames_[m]) != 0) {  // taken since the scan read it
+                w.reset();
+                raced = true;
+                break;
+            }
+            FrameVal f{state == FrameState::owned ? 1u : 0u, state == FrameState::owned, state, d.v};
+            if (state != FrameState::owned) f.owner = 0;
+            w.t.write(frames_[m], pack(f));
+            w.t.write(leaf, pack_p2m(Mfn{m}));
+            if (commit(w)) {
+                std::uint64_t h = start;
+                // relaxed: a hint only; keep a lower value a concurrent free stored.
+                hint_.compare_exchange_strong(h, m + 1, std::memory_order_relaxed);
+                return Mfn{m};
+            }
+            raced = true;  // the frame or the leaf changed: start again
+            break;
+        }
+        if (!raced) {
+            // No free frame seen at or above the hint (relaxation (b) covers racing frees).
+            if (commit(w)) return std::nullopt;
+        }
+    }
+}
+
+bool Hypervisor::deliver(Server& s, Bfn b) {
+    SyncNode* node = nullptr;
+    Work w;
+    for (;;) {
+        const auto r = static_cast<std::uint32_t>(dec(w.t.read(s.read_ptr)));
+        const auto wp = static_cast<std::uint32_t>(dec(w.t.read(s.write_ptr)));
+        const std::uint32_t used = wp - r;
+        if (s.slots >= 2 && s.slots - used >= 2) {  // R7: 2 free slots -> buffered
+            Word& lo = s.ring[wp % s.slots];
+            Word& hi = s.ring[(wp + 1) % s.slots];
+            (void)w.t.read(lo);
+            (void)w.t.read(hi);
+            w.t.write(lo, pack_slot(static_cast<std::uint32_t>(b.v)));
+            w.t.write(hi, pack_slot(static_cast<std::uint32_t>(b.v >> 32)));
+            w.t.write(s.write_ptr, enc(wp + 2));
+            if (commit(w)) {
+                delete node;  // never published
+                return false;
+            }
+            continue;
+        }
+        // R7: ring full -> the synchronous channel (unbounded: nothing is dropped).
+        if (node == nullptr) node = new SyncNode;
+        node->bfn = b;
+        auto* tail = as_ptr<SyncNode>(w.t.read(s.sync_tail));
+        if (w.t.read(tail->next) != 0) {  // cannot happen: tail and next move in one MCAS
+            w.reset();
+            continue;
+        }
+        w.t.write(tail->next, as_word(node));
+        w.t.write(s.sync_tail, as_word(node));
+        if (commit(w)) return true;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Control plane (quiescent points only)
+
+bool Hypervisor::create_domain(DomId d, DomainRole role, bool iommu_hw, std::uint64_t ram) {
+    std::lock_guard lock(control_mu_);
+    EpochGuard g;
+    std::uint64_t free = 0;
+    for (std::uint64_t m = 0; m < host_.frames && free < ram; ++m) free += mcas_read(frames_[m]) == 0;
+    if (free < ram) return false;  // D9
+    auto rec = std::make_unique<DomainRec>();
+    rec->hardware = role == DomainRole::hardware;
+    rec->iommu_hw = iommu_hw;
+    rec->usable = host_.iommu && iommu_hw && !(rec->hardware && host_.mode == IommuMode::passthrough);
+    doms_[d.v] = std::move(rec);
+    for (std::uint64_t gfn = 0; gfn < ram; ++gfn) (void)alloc_frame(d, Gfn{gfn}, FrameState::owned);
+    return true;
+}
+
+void Hypervisor::grant_dm(DomId emulator, DomId target) {
+    std::lock_guard lock(control_mu_);
+    dom(emulator)->dm_over.insert(target);
+}
+
+void Hypervisor::create_ioserver(DomId target, IoServId id, DomId emulator, std::uint32_t slots) {
+    std::lock_guard lock(control_mu_);
+    auto s = std::make_unique<Server>();
+    s->target = target;
+    s->emulator = emulator;
+    s->id = id;
+    s->slots = slots;
+    s->ring = std::make_unique<Word[]>(std::max<std::uint32_t>(slots, 1));
+    auto* dummy = new SyncNode;
+    // relaxed: quiescent; the first data-path operation is ordered after us by quiescence.
+    s->sync_head.store(as_word(dummy), std::memory_order_relaxed);
+    s->sync_tail.store(as_word(dummy), std::memory_order_relaxed);
+    servers_[{target.v, id.v}] = std::move(s);
+}
+
+void Hypervisor::add_rmrr(DomId d, Bfn first, std::uint64_t count) {
+    std::lock_guard lock(control_mu_);
+    dom(d)->rmrr.push_back(Range{first, count});
+}
+
+bool Hypervisor::add_xen_gfn(DomId d, Gfn g) {
+    std::lock_guard lock(control_mu_);
+    EpochGuard guard;
+    return alloc_frame(d, g, FrameState::xen).has_value();
+}
+
+void Hypervisor::arm_iommu_map_fault(std::uint32_t count) {
+    std::lock_guard lock(control_mu_);
+    EpochGuard g;
+    Work w;
+    do {
+        (void)w.t.read(fault_);
+        w.t.write(fault_, enc(count));  // D10: sets, does not add
+    } while (!commit(w));
+}
+
+void Hypervisor::destroy(DomId d) {
+    std::lock_guard lock(control_mu_);
+    EpochGuard g;
+    // R9 step 1 (D12): the servers d serves or that serve d, their tuples and references.
+    std::set<std::pair<std::uint16_t, std::uint16_t>> doomed;
+    for (const auto& [key, s] : servers_)
+        if (s->target == d || s->emulator == d) doomed.insert(key);
+    std::vector<std::pair<DomId, Bfn>> orphaned;
+    if (!doomed.empty()) {
+        for (std::uint64_t m = 0; m < host_.frames; ++m) {
+            if (mcas_read(m2b_[m]) == 0) continue;
+            Work w;
+            std::vector<TupleRec> keep;
+            std::size_t dropped = 0;
+            for (const TupleRec& r : tuples(w, Mfn{m})) {
+                if (!doomed.contains({r.domid.v, r.ioserver.v})) {
+                    keep.push_back(r);
+                    continue;
+                }
+                const DomId e = emulator_of(r);
+                if (e != d) orphaned.emplace_back(e, r.bfn);
+                ++dropped;
+            }
+            if (dropped == 0) continue;
+            for (std::size_t i = 0; i < dropped; ++i) put_ref(w, Mfn{m});
+            set_tuples(w, Mfn{m}, std::move(keep));
+            const bool ok = commit(w);
+            assert(ok);  // quiescent: nothing races
+            (void)ok;
+        }
+    }
+    for (const auto& key : doomed) {
+        auto it = servers_.find(key);
+        auto* n = as_ptr<SyncNode>(it->second->sync_head.load(std::memory_order_relaxed));
+        while (n != nullptr) {  // F11: pending requests go with the server
+            auto* next = as_ptr<SyncNode>(n->next.load(std::memory_order_relaxed));
+            delete n;
+            n = next;
+        }
+        servers_.erase(it);
+    }
+    // R9: a surviving emulator's foreign entry left without tuples -> scratch.
+    for (const auto& [e, b] : orphaned) {
+        Work w;
+        const DomainRec& ed = *dom(e);
+        Word& leaf = ed.iommu.get(b.v);
+        const std::uint64_t v = w.t.read(leaf);
+        if (entry_code(v) != kForeign || v == 0) continue;
+        bool used = false;
+        for (const TupleRec& r : tuples(w, entry_mfn(v)))
+            used |= r.bfn == b && emulator_of(r) == e;
+        if (used) continue;
+        w.t.write(leaf, pack_entry(kScratch, entry_perms(v), Mfn{}));  // D7
+        const bool ok = commit(w);
+        assert(ok);
+        (void)ok;
+    }
+    // R9 step 2: the P2M as balloon-out (R7); Xen-backed entries simply go.
+    DomainRec& dr = *dom(d);
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> p2m;
+    dr.p2m.for_each([&](std::uint64_t g, std::uint64_t v) { p2m.emplace_back(g, v); });
+    for (const auto& [gfn, v] : p2m)
+        if (!is_xen(*unpack_p2m(v))) (void)balloon(d, Gfn{gfn});
+    // R9 step 3: the IOMMU context; local entries drop their references.
+    std::vector<std::pair<std::uint64_t, std::uint64_t>> ctx;
+    dr.iommu.for_each([&](std::uint64_t b, std::uint64_t v) { ctx.emplace_back(b, v); });
+    for (const auto& [b, v] : ctx) {
+        if (entry_code(v) != kLocal) continue;
+        Work w;
+        put_ref(w, entry_mfn(v));
+        const bool ok = commit(w);
+        assert(ok);
+        (void)ok;
+    }
+    doms_[d.v].reset();
+    for (auto& other : doms_)
+        if (other) other->dm_over.erase(d);  // D8
+}
+
+// ---------------------------------------------------------------------------------------------
+// Subops
+
+Status Hypervisor::query_caps(DomId c, QueryCaps& op) {
+    // OUT: map_cap exactly when usable(C); order bits: max_order, 0 when not usable (R2).
+    op.flags = dom(c)->usable ? Flags::with_order(host_.max_order, IOMMU_QUERY_map_cap) : Flags{};
+    return Status::ok;
+}
+
+Status Hypervisor::map_page(DomId c, MapPage& op) {
+    if (auto st = check_flags_and_order(op.flags, host_, {op.bfn.v, op.gfn.v}, false))
+        return *st;                                                         // R1, R2
+    DomainRec& cd = *dom(c);
+    if (!cd.usable) return Status::eperm;                                   // F6: usable(C)
+    const std::uint64_t n = frames_of_order(op.flags);
+    EpochGuard g;
+    Work w;
+    for (;;) {
+        std::vector<Mfn> mfns;
+        const Status st = [&]() -> Status {
+            for (std::uint64_t i = 0; i < n; ++i) {                         // R6, F2: own P2M
+                const auto m = unpack_p2m(w.t.read(cd.p2m.get(op.gfn.v + i)));
+                if (!m) return Status::enxio;
+                mfns.push_back(*m);
+            }
+            for (Mfn m : mfns)
+                if (is_xen(m)) return Status::eperm;                        // R6: Xen frame
+            for (const Range& r : cd.rmrr)
+                if (r.meets(op.bfn, n)) return Status::eacces;              // R6: RMRR
+            for (std::uint64_t i = 0; i < n; ++i) {                         // R6: occupied
+                const Bfn b{op.bfn.v + i};
+                if (entry(w, cd, b) || claimed_at_identity(w, c, b)) return Status::eexist;
+            }
+            if (mcas_read(fault_) != 0) {                                   // R6, F9: unit
+                const std::uint64_t f = dec(w.t.read(fault_));
+                if (f != 0) {
+                    w.t.write(fault_, enc(f - 1));
+                    return Status::eio;
+                }
+            }
+            for (std::uint64_t i = 0; i < n; ++i) {
+                w.t.write(cd.iommu.get(op.bfn.v + i), pack_entry(kLocal, op.flags.perms(), mfns[i]));
+                get_ref(w, mfns[i]);                                        // R6: one ref each
+            }
+            return Status::ok;
+        }();
+        if (commit(w)) return st;
+    }
+}
+
+Status Hypervisor::unmap_page(DomId c, UnmapPage& op) {
+    if (auto st = check_flags_and_order(op.flags, host_, {op.bfn.v}, false)) return *st;
+    DomainRec& cd = *dom(c);
+    if (!cd.usable) return Status::eperm;                                   // F6: usable(C)
+    const std::uint64_t n = frames_of_order(op.flags);
+    EpochGuard g;
+    Work w;
+    for (;;) {
+        const Status st = [&]() -> Status {
+            std::vector<Entry> entries;
+            for (std::uint64_t i = 0; i < n; ++i) {                         // F10: all present
+                const auto e = entry(w, cd, Bfn{op.bfn.v + i});
+                if (!e) return Status::enoent;
+                entries.push_back(*e);
+            }
+            for (const Entry& e : entries)                                  // R6, F10
+                if (e.kind == EntryKind::foreign || e.kind == EntryKind::scratch) return Status::eperm;
+            for (std::uint64_t i = 0; i < n; ++i) {
+                Word& leaf = cd.iommu.get(op.bfn.v + i);
+                if (entries[i].kind == EntryKind::identity) {
+                    w.t.write(leaf, pack_entry(kRemoved, 0, Mfn{}));        // drops nothing
+                } else {
+                    w.t.write(leaf, 0);
+                    put_ref(w, entries[i].mfn);                             // local: drops one
+                }
+            }
+            return Status::ok;
+        }();
+        if (commit(w)) return st;
+    }
+}
+
+Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
+    if (auto st = check_flags_and_order(op.flags, host_, {op.bfn.v, op.gfn.v}, false))
+        return *st;                                                         // R1, R2
+    DomainRec& cd = *dom(c);
+    if (!cd.usable) return Status::eperm;                                   // R3: usable(C)
+    if (op.domid == kDomIdSelf || op.domid == c) return Status::eperm;     // R3: foreign only
+    DomainRec* td = dom(op.domid);
+    if (td == nullptr) return Status::enxio;                                // R3: live domid
+    if (!privileged(c, op.domid)) return Status::eperm;                     // R3: privilege
+    const Server* srv = server(op.domid, op.ioserver);
+    if (srv == nullptr || srv->emulator != c) return Status::enodev;        // R3: C's server
+    const std::uint64_t n = frames_of_order(op.flags);
+    EpochGuard g;
+    Work w;
+    for (;;) {
+        std::vector<Mfn> mfns;
+        const Status st = [&]() -> Status {
+            for (std::uint64_t i = 0; i < n; ++i) {                         // R3, F2: gfns
+                const auto m = unpack_p2m(w.t.read(td->p2m.get(op.gfn.v + i)));
+                if (!m) return Status::enxio;
+                mfns.push_back(*m);
+            }
+            for (Mfn m : mfns)
+                if (is_xen(m)) return Status::eperm;                        // R3: Xen frame
+            for (const Range& r : cd.rmrr)
+                if (r.meets(op.bfn, n)) return Status::eacces;              // R3: RMRR of C
+            for (std::uint64_t i = 0; i < n; ++i) {                         // R3, F3: -EEXIST
+                const Bfn b{op.bfn.v + i};
+                const auto e = entry(w, cd, b);
+                if (e && !(e->kind == EntryKind::foreign && e->mfn == mfns[i])) return Status::eexist;
+                if (!e && b.v != mfns[i].v && claimed_at_identity(w, c, b)) return Status::eexist;
+            }
+            if (mcas_read(fault_) != 0) {                                   // R3, F9: unit
+                const std::uint64_t f = dec(w.t.read(fault_));
+                if (f != 0) {
+                    w.t.write(fault_, enc(f - 1));
+                    return Status::eio;
+                }
+            }
+            for (std::uint64_t i = 0; i < n; ++i) {
+                const Bfn b{op.bfn.v + i};
+                w.t.write(cd.iommu.get(b.v), pack_entry(kForeign, op.flags.perms(), mfns[i]));  // D3
+                auto set = tuples(w, mfns[i]);
+                const bool have = std::any_of(set.begin(), set.end(), [&](const TupleRec& r) {
+                    return r.bfn == b && r.domid == op.domid && r.ioserver == op.ioserver;
+                });
+                if (!have) {                                                // R3: new tuple
+                    set.push_back(TupleRec{b, op.domid, op.ioserver, op.flags.swap_mfn()});
+                    set_tuples(w, mfns[i], std::move(set));
+                    get_ref(w, mfns[i]);                                    // one ref each
+                }
+            }
+            return Status::ok;                                              // F3: OUT bfn = bfn
+        }();
+        if (commit(w)) return st;
+    }
+}
+
+Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
+    if (auto st = check_flags_and_order(op.flags, host_, {}, true)) return *st;  // R1, R2
+    DomainRec& cd = *dom(c);
+    if (op.domid == kDomIdSelf || op.domid == c) return Status::eperm;     // R4(R3): foreign
+    DomainRec* td = dom(op.domid);
+    if (td == nullptr) return Status::enxio;                                // R4(R3): live
+    if (!privileged(c, op.domid)) return Status::eperm;                     // R4(R3): privilege
+    const Server* srv = server(op.domid, op.ioserver);
+    if (srv == nullptr || srv->emulator != c) return Status::enodev;        // R4(R3): server
+    EpochGuard g;
+    Work w;
+    for (;;) {
+        Bfn out{};
+        const Status st = [&]() -> Status {
+            const auto m = unpack_p2m(w.t.read(td->p2m.get(op.gfn.v)));
+            if (!m) return Status::enxio;                                   // R4(R3): gfn
+            if (is_xen(*m)) return Status::eperm;                           // R4(R3): Xen frame
+            auto set = tuples(w, *m);
+            const Bfn ident{m->v};
+            if (!cd.usable) {
+                if (op.bfn != kBfnInvalid) return Status::einval;           // R4, F4: last
+                out = ident;                                                // bfn = mfn
+                const bool have = std::any_of(set.begin(), set.end(), [&](const TupleRec& r) {
+                    return r.bfn == ident && r.domid == op.domid && r.ioserver == op.ioserver;
+                });
+                if (!have) {
+                    set.push_back(TupleRec{ident, op.domid, op.ioserver, false});  // F4
+                    set_tuples(w, *m, std::move(set));
+                    get_ref(w, *m);
+                }
+                return Status::ok;
+            }
+            for (const TupleRec& r : set) {                                 // R4: lowest bfn
+                if (r.domid == op.domid && r.ioserver == op.ioserver) {
+                    out = r.bfn;
+                    return Status::ok;
+                }
+            }
+            const auto e = entry(w, cd, ident);
+            if (e && e->kind == EntryKind::identity) {                      // R4: 1:1 path
+                out = ident;
+                set.push_back(TupleRec{ident, op.domid, op.ioserver, false});
+                set_tuples(w, *m, std::move(set));
+                get_ref(w, *m);                                             // registers interest
+                return Status::ok;
+            }
+            return Status::enoent;
+        }();
+        if (commit(w)) {
+            if (st == Status::ok) op.bfn = out;
+            return st;
+        }
+    }
+}
+
+Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
+    if (auto st = check_flags_and_order(op.flags, host_, {}, true)) return *st;  // R1, R2
+    DomainRec& cd = *dom(c);
+    const Server* srv = server(op.domid, op.ioserver);
+    const bool own_server = srv != nullptr && srv->emulator == c;
+    EpochGuard g;
+    Work w;
+    for (;;) {
+        const Status st = [&]() -> Status {
+            // Not usable: no context. (Entry copied out of the optional: g++ 12 reports a false
+            // maybe-uninitialized on the optional's payload otherwise.)
+            const auto found = cd.usable ? entry(w, cd, op.bfn) : std::nullopt;
+            const Entry ent = found.value_or(Entry{});
+            const bool foreign = found.has_value() && ent.kind == EntryKind::foreign;
+            const bool scratch = found.has_value() && ent.kind == EntryKind::scratch;
+            if (own_server) {                                               // F5: C's own tuple
+                // The tuple's frame: the foreign entry's, else bfn itself (a lookup's bfn = mfn;
+                // by INV-M2B-SET no other frame can hold it).
+                const Mfn m = foreign ? ent.mfn : Mfn{op.bfn.v};
+                if (m.v < host_.frames) {
+                    auto set = tuples(w, m);
+                    auto it = std::find_if(set.begin(), set.end(), [&](const TupleRec& r) {
+                        return r.bfn == op.bfn && r.domid == op.domid && r.ioserver == op.ioserver;
+                    });
+                    if (it != set.end()) {
+                        set.erase(it);                                      // R5: tuple and ref
+                        const bool still_used = std::any_of(set.begin(), set.end(), [&](const TupleRec& r) {
+                            return r.bfn == op.bfn && emulator_of(r) == c;
+                        });
+                        set_tuples(w, m, std::move(set));
+                        put_ref(w, m);
+                        if (foreign && !still_used)                         // R5: last user
+                            w.t.write(cd.iommu.get(op.bfn.v), 0);
+                        return Status::ok;
+                    }
+                }
+            }
+            if (scratch) {                                                  // R5, F5: scratch
+                w.t.write(cd.iommu.get(op.bfn.v), 0);
+                return Status::ok;
+            }
+            return Status::enoent;                                          // F5: anything else
+        }();
+        if (commit(w)) return st;
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Events
+
+BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
+    EpochGuard guard;
+    Word& leaf = dom(d)->p2m.get(g.v);
+    Work w;
+    std::vector<TupleRec> seen;
+    Mfn mfn{};
+    for (;;) {
+        const auto m = unpack_p2m(w.t.read(leaf));
+        if (!m || is_xen(*m)) {                                  // R7 / F7: nothing happens
+            if (commit(w)) return {};
+            continue;
+        }
+        mfn = *m;
+        seen = tuples(w, *m);                                    // F8 order (sorted)
+        w.t.write(leaf, 0);                                      // R7: the P2M entry goes
+        // R7, D13: swap-flagged tuples of usable holders with a foreign entry go at once.
+        std::vector<TupleRec> keep;
+        std::vector<std::pair<DomId, Entry>> swapped;
+        std::vector<Bfn> swapped_bfn;
+        for (const TupleRec& r : seen) {
+            const DomId e = emulator_of(r);
+            const DomainRec& ed = *dom(e);
+            const auto ent = ed.usable ? entry(w, ed, r.bfn) : std::nullopt;
+            if (ed.usable && r.swap && ent && ent->kind == EntryKind::foreign) {
+                swapped.emplace_back(e, *ent);
+                swapped_bfn.push_back(r.bfn);
+            } else {
+                keep.push_back(r);
+            }
+        }
+        for (std::size_t i = 0; i < swapped.size(); ++i) {
+            const auto& [e, ent] = swapped[i];
+            const Bfn b = swapped_bfn[i];
+            const bool used = std::any_of(keep.begin(), keep.end(), [&](const TupleRec& r) {
+                return r.bfn == b && emulator_of(r) == e;
+            });
+            if (!used) w.t.write(dom(e)->iommu.get(b.v), pack_entry(kScratch, ent.perms, Mfn{}));
+        }
+        put_ref(w, *m, /*allocation=*/true);                     // R7: allocation ref dropped
+        for (std::size_t i = 0; i < swapped.size(); ++i) put_ref(w, *m);
+        if (!swapped.empty()) set_tuples(w, *m, std::move(keep));
+        if (commit(w)) break;
+    }
+    // Step 6 of the protocol: one invalidate per tuple seen at the linearization point.
+    BalloonOutcome out{mfn, 0, 0};
+    for (const TupleRec& r : seen) {
+        out.synchronous += deliver(*server(r.domid, r.ioserver), r.bfn);
+        ++out.invalidates;
+    }
+    return out;
+}
+
+PopulateOutcome Hypervisor::populate(DomId d, Gfn g) {
+    EpochGuard guard;
+    return {alloc_frame(d, g, FrameState::owned)};               // R8: lowest free frame
+}
+
+std::vector<IoReq> Hypervisor::drain(DomId target, IoServId id, std::uint32_t max) {
+    EpochGuard guard;
+    Server& s = *server(target, id);
+    Work w;
+    for (;;) {
+        std::vector<IoReq> out;
+        const auto r = static_cast<std::uint32_t>(dec(w.t.read(s.read_ptr)));
+        const auto wp = static_cast<std::uint32_t>(dec(w.t.read(s.write_ptr)));
+        const std::uint32_t k = std::min(max, (wp - r) / 2);     // D11: buffered first
+        for (std::uint32_t i = 0; i < k; ++i) {
+            const std::uint64_t lo = slot_data(w.t.read(s.ring[(r + 2 * i) % s.slots]));
+            const std::uint64_t hi = slot_data(w.t.read(s.ring[(r + 2 * i + 1) % s.slots]));
+            out.push_back(IoReq{PV_IOMMU_IOREQ_TYPE_INVALIDATE, Bfn{lo | hi << 32}});
+        }
+        if (k != 0) w.t.write(s.read_ptr, enc(r + 2 * k));
+        auto* head = as_ptr<SyncNode>(w.t.read(s.sync_head));
+        auto* cur = head;
+        std::vector<SyncNode*> gone;
+        while (out.size() < max) {                               // then synchronous
+            auto* next = as_ptr<SyncNode>(w.t.read(cur->next));
+            if (next == nullptr) break;
+            out.push_back(IoReq{PV_IOMMU_IOREQ_TYPE_INVALIDATE, next->bfn});
+            gone.push_back(cur);
+            cur = next;
+        }
+        if (cur != head) w.t.write(s.sync_head, as_word(cur));   // cur becomes the dummy
+        if (commit(w)) {
+            for (SyncNode* n : gone) retire(n);
+            return out;
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Observation (quiescent points only)
+
+State Hypervisor::snapshot() const {
+    EpochGuard g;
+    State s;
+    s.host = host_;
+    for (std::uint64_t m = 0; m < host_.frames; ++m) {
+        const std::uint64_t v = mcas_read(frames_[m]);
+        if (v != 0) {
+            const FrameVal f = unpack_frame(v);
+            s.frames[Mfn{m}] = Frame{f.state, DomId{f.owner}, f.count, f.allocated};
+        }
+        if (const auto* ts = as_ptr<const TupleSet>(mcas_read(m2b_[m]))) {
+            auto& out = s.m2b[Mfn{m}];
+            for (const TupleRec& r : ts->t) out[Tuple{r.bfn, r.domid, r.ioserver}] = TupleInfo{r.swap};
+        }
+    }
+    for (std::size_t id = 0; id < doms_.size(); ++id) {
+        const DomainRec* d = doms_[id].get();
+        if (d == nullptr) continue;
+        Domain& out = s.domains[DomId{static_cast<std::uint16_t>(id)}];
+        out.hardware = d->hardware;
+        out.iommu_hw = d->iommu_hw;
+        out.rmrr = d->rmrr;
+        out.dm_over = d->dm_over;
+        d->p2m.for_each([&](std::uint64_t g, std::uint64_t v) { out.p2m[Gfn{g}] = *unpack_p2m(v); });
+        d->iommu.for_each([&](std::uint64_t b, std::uint64_t v) {
+            const std::uint64_t code = entry_code(v);
+            if (code == kRemoved) out.removed_identity.insert(Bfn{b});
+            else if (code == kScratch) out.iommu[Bfn{b}] = Entry{Mfn{}, entry_perms(v), EntryKind::scratch};
+            else out.iommu[Bfn{b}] = Entry{entry_mfn(v), entry_perms(v), code_kind(code)};
+        });
+    }
+    for (const auto& [key, srv] : servers_) {
+        IoServer& out = s.servers[{DomId{key.first}, IoServId{key.second}}];
+        out.emulator = srv->emulator;
+        out.ring_slots = srv->slots;
+        const auto r = static_cast<std::uint32_t>(dec(mcas_read(srv->read_ptr)));
+        const auto wp = static_cast<std::uint32_t>(dec(mcas_read(srv->write_ptr)));
+        for (std::uint32_t i = r; i != wp; i += 2) {
+            const std::uint64_t lo = slot_data(mcas_read(srv->ring[i % srv->slots]));
+            const std::uint64_t hi = slot_data(mcas_read(srv->ring[(i + 1) % srv->slots]));
+            out.buffered.push_back(IoReq{PV_IOMMU_IOREQ_TYPE_INVALIDATE, Bfn{lo | hi << 32}});
+        }
+        auto* n = as_ptr<SyncNode>(mcas_read(srv->sync_head));
+        while (auto* next = as_ptr<SyncNode>(mcas_read(n->next))) {
+            out.sync.push_back(IoReq{PV_IOMMU_IOREQ_TYPE_INVALIDATE, next->bfn});
+            n = next;
+        }
+    }
+    s.fault_iommu_map = static_cast<std::uint32_t>(dec(mcas_read(fault_)));
+    return s;
+}
+
+}  // namespace impl

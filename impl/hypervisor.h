@@ -1,0 +1,153 @@
+// impl/hypervisor.h: the lock-free implementation of the PV IOMMU model for concurrent
+// hypercalls from many vCPUs. Same interface and semantics as ref/ (it is checked against ref by
+// `pviommu diff` and the property tests; it does not include ref).
+//
+// Data path (the six subops, batches, balloon, populate, drain): no mutex, no spinlock; each
+// operation is one MCAS transaction (impl/mcas.h) and is linearizable, with the two relaxations
+// of spec/pv-iommu.md section 7 (a balloon delivers its invalidates one by one after its
+// linearization point and before it returns; a populate racing frees takes some frame that was
+// free throughout). The protocol is written out at the top of impl/hypervisor.cpp.
+//
+// Control plane (domain, dm, ioserver, rmrr, xen_gfn, fault, destroy) and snapshot(): run only
+// at quiescent points (no data-path operation in flight), serialised by control_mu_.
+#pragma once
+
+#include <atomic>
+#include <map>
+#include <memory>
+#include <mutex>
+#include <set>
+#include <vector>
+
+#include "impl/mcas.h"
+#include "impl/radix.h"
+#include "spec/hypervisor.h"
+
+namespace impl {
+
+class Hypervisor final : public spec::Hypervisor {
+public:
+    explicit Hypervisor(const spec::Host& host);
+    ~Hypervisor() override;
+
+    [[nodiscard]] bool create_domain(spec::DomId d, spec::DomainRole role, bool iommu_hw,
+                                     std::uint64_t ram) override;
+    void grant_dm(spec::DomId emulator, spec::DomId target) override;
+    void create_ioserver(spec::DomId target, spec::IoServId id, spec::DomId emulator,
+                         std::uint32_t ring_slots) override;
+    void add_rmrr(spec::DomId d, spec::Bfn first, std::uint64_t count) override;
+    [[nodiscard]] bool add_xen_gfn(spec::DomId d, spec::Gfn g) override;
+    void arm_iommu_map_fault(std::uint32_t count) override;
+    void destroy(spec::DomId d) override;
+
+    [[nodiscard]] spec::Status query_caps(spec::DomId c, spec::QueryCaps& op) override;
+    [[nodiscard]] spec::Status map_page(spec::DomId c, spec::MapPage& op) override;
+    [[nodiscard]] spec::Status unmap_page(spec::DomId c, spec::UnmapPage& op) override;
+    [[nodiscard]] spec::Status map_foreign_page(spec::DomId c, spec::MapForeignPage& op) override;
+    [[nodiscard]] spec::Status lookup_foreign_page(spec::DomId c,
+                                                   spec::LookupForeignPage& op) override;
+    [[nodiscard]] spec::Status unmap_foreign_page(spec::DomId c,
+                                                  spec::UnmapForeignPage& op) override;
+
+    spec::BalloonOutcome balloon(spec::DomId d, spec::Gfn g) override;
+    spec::PopulateOutcome populate(spec::DomId d, spec::Gfn g) override;
+    std::vector<spec::IoReq> drain(spec::DomId target, spec::IoServId id,
+                                   std::uint32_t max) override;
+
+    [[nodiscard]] spec::State snapshot() const override;
+    [[nodiscard]] std::string name() const override { return "impl"; }
+
+    // One M2B tuple as stored: immutable once published.
+    struct TupleRec {
+        spec::Bfn bfn;
+        spec::DomId domid;
+        spec::IoServId ioserver;
+        bool swap = false;
+        [[nodiscard]] auto key() const { return std::tie(bfn.v, domid.v, ioserver.v); }
+    };
+    // A frame's M2B set: an immutable array sorted by (bfn, domid, ioserver) (F8), replaced
+    // whole by copy-on-write and reclaimed by EBR. alignas(8): its address is a Word value.
+    struct alignas(8) TupleSet {
+        std::vector<TupleRec> t;
+    };
+    // A request on a server's synchronous channel (a Michael-Scott queue node, linked by MCAS).
+    struct alignas(8) SyncNode {
+        Word next{0};       // SyncNode* or 0; set once, by the enqueue MCAS
+        spec::Bfn bfn{};    // immutable once published
+    };
+
+private:
+    // Immutable while data-path operations run (written by the control plane only).
+    struct DomainRec {
+        bool hardware = false;
+        bool iommu_hw = false;
+        bool usable = false;  // usable(C), fixed at creation
+        std::vector<spec::Range> rmrr;
+        std::set<spec::DomId> dm_over;
+        RadixMap p2m;    // leaf: 0 none, else enc(mfn + 1)
+        RadixMap iommu;  // leaf: 0 none (the 1:1 rule may apply), else an encoded entry
+    };
+    struct Server {
+        spec::DomId target, emulator;
+        spec::IoServId id;
+        std::uint32_t slots = 0;
+        std::unique_ptr<Word[]> ring;  // buf_ioreq slots; an invalidate takes two (R7)
+        Word read_ptr{0}, write_ptr{0};  // enc(free-running counters), as buffered_iopage
+        Word sync_head{0}, sync_tail{0};  // SyncNode*: dummy head, last node
+    };
+
+    // One attempt of one data-path operation: its transaction and what to do after it.
+    struct Work {
+        Txn t;
+        std::vector<TupleSet*> created;        // unpublished until commit; deleted on abort
+        std::vector<const TupleSet*> replaced;  // retired (EBR) after a successful commit
+        std::vector<spec::Mfn> freed;          // frames this attempt frees (count -> 0)
+        // Set when the attempt read words that were never true together (the reads of one
+        // attempt are taken at different instants until commit checks them): it must retry.
+        bool doomed = false;
+        void reset();
+    };
+
+    [[nodiscard]] DomainRec* dom(spec::DomId d) const;
+    [[nodiscard]] Server* server(spec::DomId target, spec::IoServId id) const;
+    [[nodiscard]] bool privileged(spec::DomId e, spec::DomId t) const;
+    [[nodiscard]] bool is_xen(spec::Mfn m) const;
+    // C's entry at b as this attempt sees it: explicit, identity (D18), or none.
+    [[nodiscard]] std::optional<spec::Entry> entry(Work& w, const DomainRec& c, spec::Bfn b);
+    // Does a tuple of emulator c sit at bfn b on frame b (a claim lookup registered on a 1:1
+    // bfn)? By INV-M2B-SET the only way a usable emulator's tuple can claim a bfn without an
+    // entry to its own frame there.
+    [[nodiscard]] bool claimed_at_identity(Work& w, spec::DomId c, spec::Bfn b);
+    [[nodiscard]] std::vector<TupleRec> tuples(Work& w, spec::Mfn m);
+    void set_tuples(Work& w, spec::Mfn m, std::vector<TupleRec> next);
+    void get_ref(Work& w, spec::Mfn m);
+    void put_ref(Work& w, spec::Mfn m, bool allocation = false);
+    // Commits w; on success retires what it replaced and lowers the allocation hint; on failure
+    // frees what it created. Either way w is reset for the next attempt.
+    [[nodiscard]] bool commit(Work& w);
+    // Takes the lowest free frame for (d, g) in one MCAS with the P2M leaf (R8).
+    [[nodiscard]] std::optional<spec::Mfn> alloc_frame(spec::DomId d, spec::Gfn g,
+                                                       spec::FrameState state);
+    // Delivers one invalidate to s: into the ring if it has 2 free slots, else synchronous.
+    // Returns true if it went synchronous.
+    bool deliver(Server& s, spec::Bfn b);
+    [[nodiscard]] spec::DomId emulator_of(const TupleRec& r) const;
+
+    const spec::Host host_;
+    std::unique_ptr<Word[]> frames_;  // per MFN: packed frame word (see hypervisor.cpp)
+    std::unique_ptr<Word[]> m2b_;     // per MFN: TupleSet* or 0
+    mutable Word fault_{0};           // enc(pending injected -EIO), D10; MCAS-guarded
+    // Lower bound on the lowest free frame (R8's search starts here). relaxed-ordered hint: the
+    // frame words themselves are the truth, read with MCAS.
+    std::atomic<std::uint64_t> hint_{0};
+
+    // Control plane. Written only at quiescent points under control_mu_; the data path reads
+    // them without synchronisation (quiescence orders the writes before any later operation).
+    std::mutex control_mu_;
+    std::vector<std::unique_ptr<DomainRec>> doms_;  // index: domid
+    std::map<std::pair<std::uint16_t, std::uint16_t>, std::unique_ptr<Server>> servers_;
+};
+
+[[nodiscard]] std::unique_ptr<spec::Hypervisor> make(const spec::Host& host);
+
+}  // namespace impl

@@ -1,0 +1,92 @@
+// impl/mcas.h: lock-free multi-word compare-and-swap (Harris, Fraser and Pratt, "A Practical
+// Multi-Word Compare-and-Swap Operation", DISC 2002) with epoch-based reclamation, and Txn, a
+// read-set/write-set builder on top of it. Every data-path operation of impl/ is one Txn: it
+// reads the words it decides on, then commits one MCAS that checks every word it read still
+// holds what it read and writes what it changes. The MCAS's status decision is the operation's
+// linearization point.
+//
+// Words
+//   A Word is a std::atomic<uint64_t>. Its two low bits are reserved: 0b01 marks an installed
+//   MCAS descriptor, 0b10 an installed RDCSS entry. Values stored by users therefore have their
+//   two low bits clear: use enc()/dec() for small integers, or store 8-byte-aligned pointers.
+//
+// Memory ordering
+//   Every CAS and load in the MCAS/RDCSS core is seq_cst. The algorithm's correctness argument
+//   (and its linearization point, the status CAS) assumes one total order of these steps; on
+//   x86-64 a seq_cst RMW costs the same as acq_rel, and seq_cst loads are plain MOVs. The
+//   descriptor's fields are written before the descriptor is published by a CAS and read only
+//   after a helper loads the tagged pointer, so publication orders them (release/acquire is
+//   implied by seq_cst).
+//
+// Reclamation
+//   Descriptors, and any node a caller retires, are freed only after every thread that might
+//   hold a pointer to them has left its critical section (three-epoch EBR, Fraser 2004). All
+//   MCAS calls and all reads of words must run inside an EpochGuard.
+#pragma once
+
+#include <atomic>
+#include <cstdint>
+#include <vector>
+
+namespace impl {
+
+using Word = std::atomic<std::uint64_t>;
+
+[[nodiscard]] constexpr std::uint64_t enc(std::uint64_t payload) { return payload << 2; }
+[[nodiscard]] constexpr std::uint64_t dec(std::uint64_t value) { return value >> 2; }
+
+// ---------------------------------------------------------------------------------------------
+// Epoch-based reclamation.
+
+// Pins the calling thread's epoch for its lifetime: no object retired after the guard was
+// taken is freed before it is released. Nesting is allowed (only the outermost guard counts).
+class EpochGuard {
+public:
+    EpochGuard();
+    ~EpochGuard();
+    EpochGuard(const EpochGuard&) = delete;
+    EpochGuard& operator=(const EpochGuard&) = delete;
+};
+
+// Frees p with deleter(p) once no pinned thread can still see it. Requires an EpochGuard.
+void retire(void* p, void (*deleter)(void*));
+
+template <class T>
+void retire(T* p) {
+    retire(static_cast<void*>(p), [](void* q) { delete static_cast<T*>(q); });
+}
+
+// Frees everything retired so far whose grace period has passed; for tests and shutdown.
+void epoch_quiesce();
+
+// ---------------------------------------------------------------------------------------------
+// MCAS.
+
+// Reads a word, helping any in-progress MCAS on it to completion; the value returned was the
+// word's logical value at some instant during the call. Requires an EpochGuard.
+[[nodiscard]] std::uint64_t mcas_read(Word& w);
+
+// One transaction: reads through it are remembered (a second read of a word returns the first
+// value), writes are buffered; commit() runs one MCAS over every word read or written (read-only
+// words are compared and left as they are). Not shared between threads.
+class Txn {
+public:
+    [[nodiscard]] std::uint64_t read(Word& w);
+    // w must have been read in this Txn (its expected value is what was read).
+    void write(Word& w, std::uint64_t value);
+    // True: every word read still held its value and every write took effect, atomically.
+    // False: something changed; nothing was written; call reset() and run the operation again.
+    // A Txn that read or wrote nothing commits trivially.
+    [[nodiscard]] bool commit();
+    void reset() { entries_.clear(); }
+    [[nodiscard]] std::size_t size() const { return entries_.size(); }
+
+private:
+    struct Entry {
+        Word* w;
+        std::uint64_t old, nw;
+    };
+    std::vector<Entry> entries_;
+};
+
+}  // namespace impl
