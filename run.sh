@@ -1,14 +1,15 @@
 #!/usr/bin/env bash
 # One command to set up, build and check pviommu on a fresh Debian bookworm machine.
 #   ./run.sh verify   install what is missing, build (preset default), run `pviommu verify`
-#   ./run.sh test     the same set-up, then the whole test suite through ctest, with the
-#                     ASan+UBSan preset too; prints the time of each phase
+#   ./run.sh test     the same set-up, then the whole test suite through ctest (default build),
+#                     again under ASan+UBSan, and the concurrency tests under TSan (clang);
+#                     prints the time of each phase
 #   ./run.sh build    set-up and build only
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(librapidcheck-dev libz3-dev libboost-dev doctest-dev libcli11-dev nlohmann-json3-dev
-          cmake g++ ninja-build pkg-config)
+          cmake g++ ninja-build pkg-config clang-14 libclang-rt-14-dev)
 
 phase_start=0
 phase() { phase_start=$(date +%s); echo "== $1"; }
@@ -47,6 +48,8 @@ case "$cmd" in
         phase "ctest (default)"; ctest --preset default -j "$(nproc)"; phase_end "ctest (default)"
         phase "build (asan)"; build asan; phase_end "build (asan)"
         phase "ctest (asan)"; ctest --preset asan -j "$(nproc)"; phase_end "ctest (asan)"
+        phase "build (tsan)"; build tsan; phase_end "build (tsan)"
+        phase "ctest (tsan)"; ctest --preset tsan; phase_end "ctest (tsan)"
         ;;
     build)
         install_missing; build default

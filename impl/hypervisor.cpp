@@ -763,7 +763,8 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
             }
         }
         for (std::size_t i = 0; i < swapped.size(); ++i) {
-            const auto& [e, ent] = swapped[i];
+            const DomId e = swapped[i].first;
+            const Entry ent = swapped[i].second;
             const Bfn b = swapped_bfn[i];
             const bool used = std::any_of(keep.begin(), keep.end(), [&](const TupleRec& r) {
                 return r.bfn == b && emulator_of(r) == e;

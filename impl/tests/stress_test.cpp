@@ -53,8 +53,13 @@ std::unique_ptr<spec::Hypervisor> build_world() {
     return hv;
 }
 
-void worker(spec::Hypervisor& hv, std::uint64_t seed, std::uint64_t ops, Counters& c) {
+void worker(spec::Hypervisor& hv, std::uint64_t seed, std::uint64_t ops, Counters& c,
+            std::atomic<int>& start) {
     std::mt19937_64 rng(seed);
+    // Start together so the operations really overlap. acq_rel/acquire: the world built before
+    // the threads started is visible (thread creation orders it anyway).
+    start.fetch_sub(1, std::memory_order_acq_rel);
+    while (start.load(std::memory_order_acquire) > 0) std::this_thread::yield();
     auto pick = [&](std::uint64_t n) { return rng() % n; };
     for (std::uint64_t i = 0; i < ops; ++i) {
         const DomId target{static_cast<std::uint16_t>(pick(2) == 0 ? kG1 : kG2)};
@@ -153,8 +158,10 @@ TEST_CASE("impl stress: concurrent subops and balloons keep every invariant and 
         auto hv = build_world();
         std::vector<Counters> cs(threads);
         std::vector<std::thread> ts;
+        std::atomic<int> start{static_cast<int>(threads)};
         for (unsigned t = 0; t < threads; ++t)
-            ts.emplace_back(worker, std::ref(*hv), seed * 31 + t, ops, std::ref(cs[t]));
+            ts.emplace_back(worker, std::ref(*hv), seed * 31 + t, ops, std::ref(cs[t]),
+                            std::ref(start));
         for (auto& t : ts) t.join();
 
         const State s = hv->snapshot();
@@ -163,11 +170,13 @@ TEST_CASE("impl stress: concurrent subops and balloons keep every invariant and 
 
         // P2M: injective, and every frame in a P2M is owned by that domain and allocated (or Xen's).
         std::map<Mfn, std::pair<DomId, Gfn>> seen;
-        for (const auto& [d, dom] : s.domains) {
-            for (const auto& [g, m] : dom.p2m) {
+        for (const auto& dkv : s.domains) {
+            const DomId d = dkv.first;
+            for (const auto& gkv : dkv.second.p2m) {
+                const Mfn m = gkv.second;
                 const Frame f = s.frame(m);
-                CHECK_MESSAGE(seen.emplace(m, std::make_pair(d, g)).second,
-                              "mfn " << m.v << " in two P2M entries");
+                const bool fresh = seen.emplace(m, std::make_pair(d, gkv.first)).second;
+                CHECK_MESSAGE(fresh, "mfn " << m.v << " in two P2M entries");
                 CHECK((f.state == FrameState::owned && f.owner == d && f.allocated));
             }
         }
