@@ -12,6 +12,8 @@ namespace ref {
 class Hypervisor final : public spec::Hypervisor {
 public:
     explicit Hypervisor(const spec::Host& host);
+    // Resumes from any state (a snapshot of ref or impl): ref's whole state is a spec::State.
+    explicit Hypervisor(spec::State s) : s_(std::move(s)) {}
 
     [[nodiscard]] bool create_domain(spec::DomId d, spec::DomainRole role, bool iommu_hw,
                                      std::uint64_t ram) override;
