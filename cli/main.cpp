@@ -1,14 +1,17 @@
-// pviommu: runs traces on the reference model, and (as later layers land) diffs, properties,
-// proofs and benchmarks. Exit status: 0 all good, 1 an expectation or check failed, 2 malformed
-// input (nothing executed).
+// pviommu: runs traces on the reference model, diffs ref against impl, and (as later layers
+// land) properties, proofs and benchmarks. Exit status: 0 all good, 1 an expectation or check
+// failed (run) or the models diverged (diff), 2 malformed input (nothing executed).
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
 #include <filesystem>
 #include <iostream>
 #include <nlohmann/json.hpp>
+#include <random>
 #include <sstream>
 
+#include "cli/diff_cmd.h"
+#include "impl/hypervisor.h"
 #include "ref/hypervisor.h"
 #include "trace/runner.h"
 
@@ -21,8 +24,23 @@ constexpr int kExitMalformed = 2;
 
 trace::ModelFactory model_factory(const std::string& name) {
     if (name == "ref") return [](const spec::Host& h) { return ref::make(h); };
+    if (name == "impl") return [](const spec::Host& h) { return impl::make(h); };
     return nullptr;
 }
+
+// The models `diff` compares: ref against `against` (impl, or a second ref for testing the
+// diff itself). nullopt: that model is not built.
+std::optional<cli::Models> diff_models(const std::string& against) {
+    cli::Models m{model_factory("ref"), model_factory(against), "ref", against};
+    if (!m.a || !m.b) return std::nullopt;
+    if (m.name_a == m.name_b) m.name_b += "#2";
+    return m;
+}
+
+// The verify campaign: fixed, so that verify is reproducible; `diff --random` explores.
+constexpr std::uint64_t kVerifySeed = 1;
+constexpr std::size_t kVerifyTraces = 200;
+constexpr std::size_t kVerifySteps = 100;
 
 struct FileResult {
     std::string file;
@@ -108,17 +126,49 @@ int main(int argc, char** argv) {
     std::string model = "ref";
     bool verbose = false, dump = false, run_json = false;
     run->add_option("FILE", files, "Trace files (TRACE-FORMAT)")->required();
-    run->add_option("--model", model, "Model to run on")->check(CLI::IsMember({"ref"}));
+    run->add_option("--model", model, "Model to run on: ref (the reference model) or impl (lock-free)")
+        ->check(CLI::IsMember({"ref", "impl"}));
     run->add_flag("-v,--verbose", verbose, "Print one line per statement with its outcome");
     run->add_flag("--dump", dump, "Print the canonical state dump after each trace");
     run->add_flag("--json", run_json, "Print the per-file summary as JSON");
 
     // verify
-    auto* verify = app.add_subcommand("verify", "Everything the project checks, in one command: every example on ref");
+    auto* verify = app.add_subcommand(
+        "verify", "Everything the project checks, in one command: every example on ref; with impl "
+                  "built, every example and a random campaign diffed ref against impl");
     std::string examples = PVIOMMU_EXAMPLES_DIR;
     bool verify_json = false;
     verify->add_option("--examples", examples, "Folder of example traces")->check(CLI::ExistingDirectory);
     verify->add_flag("--json", verify_json, "Print the results as JSON");
+
+    // diff
+    auto* diff = app.add_subcommand(
+        "diff", "Run traces on ref and impl in lockstep and report the first statement after which "
+                "their outcomes or dumps differ; exit 0 same, 1 a divergence, 2 malformed input");
+    std::vector<std::string> diff_files;
+    std::size_t random_traces = 0, steps = 100;
+    std::uint64_t seed = 0;
+    std::string out_dir = ".", against = "impl";
+    bool diff_json = false;
+    auto* diff_files_opt = diff->add_option("FILE", diff_files, "Trace files (TRACE-FORMAT)");
+    auto* random_opt = diff->add_option(
+        "--random", random_traces, "Diff N random traces (seeds S, S+1, ...); shrink the first "
+                                   "divergence and write it to DIR/diverge-<seed>.trace");
+    auto* seed_opt =
+        diff->add_option("--seed", seed, "First seed (default: drawn at random, printed)");
+    auto* steps_opt = diff->add_option(
+        "--steps", steps, "Statements per random trace after its world (default 100)");
+    auto* out_opt =
+        diff->add_option("--out", out_dir, "Folder for diverge-<seed>.trace (default: .)");
+    diff->add_flag("--json", diff_json, "Print the results as JSON");
+    // Hidden: ref against a second ref instance, to test the diff machinery itself.
+    diff->add_option("--against", against, "Second model")
+        ->check(CLI::IsMember({"impl", "ref"}))
+        ->group("");
+    diff_files_opt->excludes(random_opt);
+    seed_opt->needs(random_opt);
+    steps_opt->needs(random_opt);
+    out_opt->needs(random_opt);
 
     auto* help = app.add_subcommand("help", "Show help for pviommu or one subcommand");
     std::string help_on;
@@ -152,28 +202,101 @@ int main(int argc, char** argv) {
         return worst(results);
     }
 
+    if (*diff) {
+        const auto models = diff_models(against);
+        if (!models) {
+            std::cerr << "pviommu diff: model " << against << " is not built\n";
+            return kExitMalformed;
+        }
+        if (random_opt->count() != 0) {
+            cli::Campaign c;
+            c.traces = random_traces;
+            c.steps = steps;
+            c.out_dir = out_dir;
+            if (seed_opt->count() != 0) {
+                c.seed = seed;
+            } else {
+                std::random_device rd;
+                c.seed = (std::uint64_t{rd()} << 32) | rd();
+            }
+            const auto r = cli::run_campaign(c, *models);
+            if (diff_json) std::cout << cli::to_json(c, r, *models).dump(2) << "\n";
+            else cli::print_campaign(c, r, *models, std::cout);
+            return r.exit_code();
+        }
+        if (diff_files.empty()) {
+            std::cerr << "pviommu diff: give trace files or --random=N\n";
+            return kExitMalformed;
+        }
+        const auto results = cli::diff_files(diff_files, *models);
+        int rc = 0;
+        for (const auto& r : results) {
+            rc = std::max(rc, r.exit_code);
+            if (!r.error.empty()) std::cerr << r.error << "\n";
+        }
+        if (diff_json) std::cout << cli::to_json(results, *models).dump(2) << "\n";
+        else
+            for (const auto& r : results)
+                if (r.result) cli::print_diff(*r.result, *models, std::cout);
+        return rc;
+    }
+
     if (*verify) {
         const auto t0 = std::chrono::steady_clock::now();
         const auto ex = example_files(examples);
         std::ostringstream detail;
         auto results = run_files(ex, "ref", trace::RunOptions{}, detail, true);
-        const double secs =
-            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         std::size_t ok = 0;
         for (const auto& r : results) ok += r.exit_code == 0;
-        const bool pass = !ex.empty() && ok == results.size() && results.size() == ex.size();
+        bool pass = !ex.empty() && ok == results.size() && results.size() == ex.size();
+
+        // The diff phases need impl.
+        const auto models = diff_models("impl");
+        std::vector<cli::FileDiff> diffs;
+        std::size_t same = 0;
+        cli::Campaign campaign{kVerifySeed, kVerifyTraces, kVerifySteps, std::nullopt};
+        std::optional<cli::CampaignResult> random;
+        if (models) {
+            diffs = cli::diff_files(ex, *models);
+            for (const auto& d : diffs) same += d.exit_code == 0;
+            pass = pass && same == ex.size() && diffs.size() == ex.size();
+            random = cli::run_campaign(campaign, *models);
+            pass = pass && random->exit_code() == 0;
+        }
+        const double secs =
+            std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (verify_json) {
             json j{{"examples", to_json(results)}, {"passed", pass}, {"seconds", secs}};
+            const json skipped = "skipped: model impl is not built";
+            j["diff_examples"] = models ? cli::to_json(diffs, *models) : skipped;
+            j["diff_random"] = models ? cli::to_json(campaign, *random, *models) : skipped;
             std::cout << j.dump(2) << "\n";
         } else {
             std::cout << "pviommu verify\n";
-            std::cout << "  examples on ref   " << ok << "/" << ex.size() << " traces pass";
+            std::cout << "  examples on ref      " << ok << "/" << ex.size() << " traces pass";
             std::size_t exps = 0;
             for (const auto& r : results) exps += r.summary.passed;
             std::cout << " (" << exps << " expectations)\n";
-            if (!pass) std::cout << detail.str();
+            if (ok != results.size() || results.size() != ex.size()) std::cout << detail.str();
             for (const auto& r : results)
                 if (r.exit_code != 0) std::cout << "    FAILED " << r.file << "\n";
+            if (!models) {
+                std::cout << "  diff examples        skipped (model impl is not built)\n";
+                std::cout << "  diff random          skipped (model impl is not built)\n";
+            } else {
+                std::cout << "  diff examples        " << same << "/" << ex.size()
+                          << " traces the same on ref and impl\n";
+                for (const auto& d : diffs)
+                    if (d.exit_code != 0 && d.result)
+                        cli::print_diff(*d.result, *models, std::cout);
+                std::cout << "  diff random          " << random->traces_run << "/"
+                          << campaign.traces << " traces x " << campaign.steps
+                          << " steps from seed " << campaign.seed
+                          << (random->exit_code() == 0 ? ": no divergence" : ": FAILED") << " ("
+                          << random->statements << " statements, " << random->seconds << " s)\n";
+                if (random->exit_code() != 0)
+                    cli::print_campaign(campaign, *random, *models, std::cout);
+            }
             std::cout << (pass ? "verify: PASS" : "verify: FAIL") << " in " << secs << " s\n";
         }
         return pass ? 0 : 1;

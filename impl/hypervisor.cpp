@@ -50,6 +50,7 @@
 #include <algorithm>
 #include <cassert>
 
+#include "impl/mutants.h"
 #include "spec/checks.h"
 
 namespace impl {
@@ -79,14 +80,26 @@ FrameVal unpack_frame(std::uint64_t v) {
                     static_cast<FrameState>((p >> 33) & 3), static_cast<std::uint16_t>((p >> 35) & 0x7fff)};
 }
 
-// IOMMU leaf payload: code bits 0-2, perms bits 3-4, mfn bits 5-... ; 0 = no explicit entry.
-enum : std::uint64_t { kRemoved = 1, kLocal = 2, kForeign = 3, kScratch = 4 };
+// IOMMU leaf payload: code bits 0-2 (0: no explicit entry), perms bits 3-4, mfn bits 5-39, and
+// bit 40 "identity gone": unmap_page removed the 1:1 entry of this bfn (D18). The flag is sticky:
+// an explicit entry placed there later and removed again does not bring the 1:1 entry back, so
+// every write of a leaf keeps it (put_entry).
+enum : std::uint64_t { kLocal = 2, kForeign = 3, kScratch = 4 };
+constexpr std::uint64_t kIdentityGone = std::uint64_t{1} << 40;
 std::uint64_t pack_entry(std::uint64_t code, std::uint8_t perms, Mfn m) {
-    return enc(code | std::uint64_t{perms} << 3 | m.v << 5);
+    return code | std::uint64_t{perms} << 3 | m.v << 5;  // a payload: put_entry encodes it
 }
 std::uint64_t entry_code(std::uint64_t v) { return dec(v) & 7; }
+bool identity_gone(std::uint64_t v) { return (dec(v) & kIdentityGone) != 0; }
 std::uint8_t entry_perms(std::uint64_t v) { return static_cast<std::uint8_t>((dec(v) >> 3) & 3); }
-Mfn entry_mfn(std::uint64_t v) { return Mfn{dec(v) >> 5}; }
+Mfn entry_mfn(std::uint64_t v) { return Mfn{(dec(v) >> 5) & ((std::uint64_t{1} << 35) - 1)}; }
+
+// Writes an explicit entry payload (0: none) to a leaf this attempt has read, keeping the leaf's
+// "identity gone" flag.
+void put_entry(Txn& t, Word& leaf, std::uint64_t payload, bool gone = false) {
+    const std::uint64_t keep = dec(t.read(leaf)) & kIdentityGone;
+    t.write(leaf, enc(payload | keep | (gone ? kIdentityGone : 0)));
+}
 EntryKind code_kind(std::uint64_t code) {
     switch (code) {
         case kLocal: return EntryKind::local;
@@ -181,15 +194,14 @@ bool Hypervisor::is_xen(Mfn m) const {
 
 std::optional<Entry> Hypervisor::entry(Work& w, const DomainRec& c, Bfn b) {
     const std::uint64_t v = w.t.read(c.iommu.get(b.v));
-    if (v == 0) {
+    const std::uint64_t code = entry_code(v);
+    if (code == 0) {
         // D18: the 1:1 map of a usable hardware domain in inclusive mode.
-        if (c.hardware && c.usable && host_.mode == IommuMode::inclusive && b.v < host_.frames &&
-            !is_xen(Mfn{b.v}))
+        if (!identity_gone(v) && c.hardware && c.usable && host_.mode == IommuMode::inclusive &&
+            b.v < host_.frames && !is_xen(Mfn{b.v}))
             return Entry{Mfn{b.v}, kRw, EntryKind::identity};
         return std::nullopt;
     }
-    const std::uint64_t code = entry_code(v);
-    if (code == kRemoved) return std::nullopt;
     if (code == kScratch) return Entry{Mfn{}, entry_perms(v), EntryKind::scratch};
     return Entry{entry_mfn(v), entry_perms(v), code_kind(code)};
 }
@@ -336,6 +348,11 @@ bool Hypervisor::deliver(Server& s, Bfn b) {
             continue;
         }
         // R7: ring full -> the synchronous channel (unbounded: nothing is dropped).
+        if (PVIOMMU_MUTANT(2)) {
+            w.reset();
+            delete node;
+            return false;
+        }
         if (node == nullptr) node = new SyncNode;
         node->bfn = b;
         auto* tail = as_ptr<SyncNode>(w.t.read(s.sync_tail));
@@ -455,12 +472,12 @@ void Hypervisor::destroy(DomId d) {
         const DomainRec& ed = *dom(e);
         Word& leaf = ed.iommu.get(b.v);
         const std::uint64_t v = w.t.read(leaf);
-        if (entry_code(v) != kForeign || v == 0) continue;
+        if (entry_code(v) != kForeign) continue;
         bool used = false;
         for (const TupleRec& r : tuples(w, entry_mfn(v)))
             used |= r.bfn == b && emulator_of(r) == e;
         if (used) continue;
-        w.t.write(leaf, pack_entry(kScratch, entry_perms(v), Mfn{}));  // D7
+        put_entry(w.t, leaf, pack_entry(kScratch, entry_perms(v), Mfn{}));  // D7
         const bool ok = commit(w);
         assert(ok);
         (void)ok;
@@ -528,7 +545,7 @@ Status Hypervisor::map_page(DomId c, MapPage& op) {
                 }
             }
             for (std::uint64_t i = 0; i < n; ++i) {
-                w.t.write(cd.iommu.get(op.bfn.v + i), pack_entry(kLocal, op.flags.perms(), mfns[i]));
+                put_entry(w.t, cd.iommu.get(op.bfn.v + i), pack_entry(kLocal, op.flags.perms(), mfns[i]));
                 get_ref(w, mfns[i]);                                        // R6: one ref each
             }
             return Status::ok;
@@ -557,9 +574,9 @@ Status Hypervisor::unmap_page(DomId c, UnmapPage& op) {
             for (std::uint64_t i = 0; i < n; ++i) {
                 Word& leaf = cd.iommu.get(op.bfn.v + i);
                 if (entries[i].kind == EntryKind::identity) {
-                    w.t.write(leaf, pack_entry(kRemoved, 0, Mfn{}));        // drops nothing
+                    put_entry(w.t, leaf, 0, /*gone=*/true);                 // drops nothing
                 } else {
-                    w.t.write(leaf, 0);
+                    put_entry(w.t, leaf, 0);
                     put_ref(w, entries[i].mfn);                             // local: drops one
                 }
             }
@@ -585,16 +602,19 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
     Work w;
     for (;;) {
         std::vector<Mfn> mfns;
+        std::vector<Mfn> late;  // mutant 1 only
         const Status st = [&]() -> Status {
             for (std::uint64_t i = 0; i < n; ++i) {                         // R3, F2: gfns
-                const auto m = unpack_p2m(w.t.read(td->p2m.get(op.gfn.v + i)));
+                Word& leaf = td->p2m.get(op.gfn.v + i);
+                const auto m = unpack_p2m(PVIOMMU_MUTANT(6) ? mcas_read(leaf) : w.t.read(leaf));
                 if (!m) return Status::enxio;
                 mfns.push_back(*m);
             }
             for (Mfn m : mfns)
                 if (is_xen(m)) return Status::eperm;                        // R3: Xen frame
-            for (const Range& r : cd.rmrr)
-                if (r.meets(op.bfn, n)) return Status::eacces;              // R3: RMRR of C
+            if (!(PVIOMMU_MUTANT(8) && n > 1))
+                for (const Range& r : cd.rmrr)
+                    if (r.meets(op.bfn, n)) return Status::eacces;          // R3: RMRR of C
             for (std::uint64_t i = 0; i < n; ++i) {                         // R3, F3: -EEXIST
                 const Bfn b{op.bfn.v + i};
                 const auto e = entry(w, cd, b);
@@ -610,7 +630,7 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
             }
             for (std::uint64_t i = 0; i < n; ++i) {
                 const Bfn b{op.bfn.v + i};
-                w.t.write(cd.iommu.get(b.v), pack_entry(kForeign, op.flags.perms(), mfns[i]));  // D3
+                put_entry(w.t, cd.iommu.get(b.v), pack_entry(kForeign, op.flags.perms(), mfns[i]));  // D3
                 auto set = tuples(w, mfns[i]);
                 const bool have = std::any_of(set.begin(), set.end(), [&](const TupleRec& r) {
                     return r.bfn == b && r.domid == op.domid && r.ioserver == op.ioserver;
@@ -618,12 +638,26 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
                 if (!have) {                                                // R3: new tuple
                     set.push_back(TupleRec{b, op.domid, op.ioserver, op.flags.swap_mfn()});
                     set_tuples(w, mfns[i], std::move(set));
-                    get_ref(w, mfns[i]);                                    // one ref each
+                    if (PVIOMMU_MUTANT(1)) late.push_back(mfns[i]);
+                    else get_ref(w, mfns[i]);                               // one ref each
+                } else if (PVIOMMU_MUTANT(9)) {
+                    get_ref(w, mfns[i]);
                 }
             }
             return Status::ok;                                              // F3: OUT bfn = bfn
         }();
-        if (commit(w)) return st;
+        if (commit(w)) {
+            for (Mfn m : late) {  // mutant 1: the reference, after the tuple was published
+                for (;;) {
+                    const FrameVal f = unpack_frame(w.t.read(frames_[m.v]));
+                    if (f.state != FrameState::owned || f.count == 0) break;
+                    get_ref(w, m);
+                    if (commit(w)) break;
+                }
+                w.reset();
+            }
+            return st;
+        }
     }
 }
 
@@ -713,14 +747,16 @@ Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
                         });
                         set_tuples(w, m, std::move(set));
                         put_ref(w, m);
+                        if (PVIOMMU_MUTANT(4) && unpack_frame(w.t.read(frames_[m.v])).count >= 2)
+                            put_ref(w, m);
                         if (foreign && !still_used)                         // R5: last user
-                            w.t.write(cd.iommu.get(op.bfn.v), 0);
+                            put_entry(w.t, cd.iommu.get(op.bfn.v), 0);
                         return Status::ok;
                     }
                 }
             }
             if (scratch) {                                                  // R5, F5: scratch
-                w.t.write(cd.iommu.get(op.bfn.v), 0);
+                put_entry(w.t, cd.iommu.get(op.bfn.v), 0);
                 return Status::ok;
             }
             return Status::enoent;                                          // F5: anything else
@@ -758,18 +794,21 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
             if (ed.usable && r.swap && ent && ent->kind == EntryKind::foreign) {
                 swapped.emplace_back(e, *ent);
                 swapped_bfn.push_back(r.bfn);
+                if (PVIOMMU_MUTANT(7)) keep.push_back(r);
             } else {
                 keep.push_back(r);
+                if (PVIOMMU_MUTANT(5) && ent && ent->kind == EntryKind::foreign)
+                    put_entry(w.t, ed.iommu.get(r.bfn.v), 0);
             }
         }
         for (std::size_t i = 0; i < swapped.size(); ++i) {
             const DomId e = swapped[i].first;
             const Entry ent = swapped[i].second;
             const Bfn b = swapped_bfn[i];
-            const bool used = std::any_of(keep.begin(), keep.end(), [&](const TupleRec& r) {
+            const bool used = !PVIOMMU_MUTANT(7) && std::any_of(keep.begin(), keep.end(), [&](const TupleRec& r) {
                 return r.bfn == b && emulator_of(r) == e;
             });
-            if (!used) w.t.write(dom(e)->iommu.get(b.v), pack_entry(kScratch, ent.perms, Mfn{}));
+            if (!used) put_entry(w.t, dom(e)->iommu.get(b.v), pack_entry(kScratch, ent.perms, Mfn{}));
         }
         put_ref(w, *m, /*allocation=*/true);                     // R7: allocation ref dropped
         for (std::size_t i = 0; i < swapped.size(); ++i) put_ref(w, *m);
@@ -778,9 +817,13 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
     }
     // Step 6 of the protocol: one invalidate per tuple seen at the linearization point.
     BalloonOutcome out{mfn, 0, 0};
+    const Server* first = nullptr;
     for (const TupleRec& r : seen) {
-        out.synchronous += deliver(*server(r.domid, r.ioserver), r.bfn);
+        Server& s = *server(r.domid, r.ioserver);
+        if (first == nullptr) first = &s;
         ++out.invalidates;
+        if (PVIOMMU_MUTANT(3) && &s != first) continue;
+        out.synchronous += deliver(s, r.bfn);
     }
     return out;
 }
@@ -852,8 +895,9 @@ State Hypervisor::snapshot() const {
         d->p2m.for_each([&](std::uint64_t g, std::uint64_t v) { out.p2m[Gfn{g}] = *unpack_p2m(v); });
         d->iommu.for_each([&](std::uint64_t b, std::uint64_t v) {
             const std::uint64_t code = entry_code(v);
-            if (code == kRemoved) out.removed_identity.insert(Bfn{b});
-            else if (code == kScratch) out.iommu[Bfn{b}] = Entry{Mfn{}, entry_perms(v), EntryKind::scratch};
+            if (identity_gone(v)) out.removed_identity.insert(Bfn{b});
+            if (code == 0) return;
+            if (code == kScratch) out.iommu[Bfn{b}] = Entry{Mfn{}, entry_perms(v), EntryKind::scratch};
             else out.iommu[Bfn{b}] = Entry{entry_mfn(v), entry_perms(v), code_kind(code)};
         });
     }
