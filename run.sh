@@ -2,8 +2,9 @@
 # One command to set up, build and check pviommu on a fresh Debian bookworm machine.
 #   ./run.sh verify   install what is missing, build (preset default), run `pviommu verify`
 #   ./run.sh test     the same set-up, then the whole test suite through ctest (default build),
-#                     again under ASan+UBSan, and the concurrency tests under TSan (clang);
-#                     prints the time of each phase
+#                     again under ASan+UBSan, the concurrency tests under TSan (clang), and
+#                     the planted bugs (every mutant must be caught); prints each phase's time
+#   ./run.sh coverage line and branch coverage of ref/ and impl/ by the property suites (gcovr)
 #   ./run.sh build    set-up and build only
 set -euo pipefail
 cd "$(dirname "$0")"
@@ -50,12 +51,23 @@ case "$cmd" in
         phase "ctest (asan)"; ctest --preset asan -j "$(nproc)"; phase_end "ctest (asan)"
         phase "build (tsan)"; build tsan; phase_end "build (tsan)"
         phase "ctest (tsan)"; ctest --preset tsan; phase_end "ctest (tsan)"
+        phase "build (mutants)"; build mutants; phase_end "build (mutants)"
+        phase "ctest (mutants)"; ctest --preset mutants; phase_end "ctest (mutants)"
         ;;
     build)
         install_missing; build default
         ;;
+    coverage)
+        install_missing
+        command -v gcovr >/dev/null || DEBIAN_FRONTEND=noninteractive apt-get install -y -qq gcovr >/dev/null
+        build coverage
+        find build-coverage -name '*.gcda' -delete
+        (cd build-coverage && PVIOMMU_BUDGET=${PVIOMMU_BUDGET:-ci} ./props/props_tests >/dev/null)
+        gcovr -r . --object-directory build-coverage --filter 'ref/' --filter 'impl/' \
+              --exclude '.*/tests/.*' --print-summary --txt build-coverage/coverage.txt
+        ;;
     *)
-        echo "usage: ./run.sh verify | test | build" >&2
+        echo "usage: ./run.sh verify | test | build | coverage" >&2
         exit 2
         ;;
 esac

@@ -11,6 +11,8 @@
 #include <sstream>
 
 #include "cli/diff_cmd.h"
+#include "cli/props_cmd.h"
+#include "props/sequential.h"
 #include "impl/hypervisor.h"
 #include "ref/hypervisor.h"
 #include "trace/runner.h"
@@ -170,6 +172,10 @@ int main(int argc, char** argv) {
     steps_opt->needs(random_opt);
     out_opt->needs(random_opt);
 
+    // props
+    cli::PropsArgs props_args;
+    auto* props = cli::add_props_command(app, props_args);
+
     auto* help = app.add_subcommand("help", "Show help for pviommu or one subcommand");
     std::string help_on;
     help->add_option("SUBCOMMAND", help_on, "Subcommand");
@@ -194,6 +200,8 @@ int main(int argc, char** argv) {
         }
         return 0;
     }
+
+    if (*props) return cli::run_props(props_args, std::cout);
 
     if (*run) {
         trace::RunOptions opt{verbose, dump};
@@ -263,10 +271,21 @@ int main(int argc, char** argv) {
             random = cli::run_campaign(campaign, *models);
             pass = pass && random->exit_code() == 0;
         }
+        // The sequential property suite at a default budget (issue 4).
+        props::SequentialOptions popt;
+        popt.seed = 20151117;
+        popt.tests = 100;
+        std::ostringstream props_log;
+        const auto props_result = props::run_sequential(popt, props_log);
+        pass = pass && props_result.passed;
         const double secs =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (verify_json) {
             json j{{"examples", to_json(results)}, {"passed", pass}, {"seconds", secs}};
+            j["props_sequential"] = {{"tests", props_result.tests},
+                                     {"passed", props_result.passed},
+                                     {"commands", props_result.commands},
+                                     {"seconds", props_result.seconds}};
             const json skipped = "skipped: model impl is not built";
             j["diff_examples"] = models ? cli::to_json(diffs, *models) : skipped;
             j["diff_random"] = models ? cli::to_json(campaign, *random, *models) : skipped;
@@ -297,6 +316,11 @@ int main(int argc, char** argv) {
                 if (random->exit_code() != 0)
                     cli::print_campaign(campaign, *random, *models, std::cout);
             }
+            std::cout << "  props sequential     " << props_result.tests << "/" << popt.tests
+                      << " RapidCheck sequences of impl against ref"
+                      << (props_result.passed ? " pass" : ": FAILED") << " ("
+                      << props_result.commands << " commands, " << props_result.seconds << " s)\n";
+            if (!props_result.passed) std::cout << props_log.str();
             std::cout << (pass ? "verify: PASS" : "verify: FAIL") << " in " << secs << " s\n";
         }
         return pass ? 0 : 1;
