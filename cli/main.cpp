@@ -10,6 +10,7 @@
 #include <random>
 #include <sstream>
 
+#include "bench/bench.h"
 #include "cli/diff_cmd.h"
 #include "cli/props_cmd.h"
 #include "props/sequential.h"
@@ -172,9 +173,23 @@ int main(int argc, char** argv) {
     steps_opt->needs(random_opt);
     out_opt->needs(random_opt);
 
+    // bench
+    bench::BenchOptions bench_opt;
+    auto* bench_cmd = app.add_subcommand(
+        "bench", "Benchmark impl against its peers (ref+mutex, Xen-style, oneTBB, liburcu, "
+                 "libcuckoo) on workloads W1-W4; see bench/RESULTS.md");
+    bench_cmd->add_flag("--quick", bench_opt.quick, "Sizes 1e3-1e5, fewer repetitions");
+    bench_cmd->add_flag("--smoke", bench_opt.smoke, "A few seconds: checks it runs, not timings");
+    bench_cmd->add_option("--csv", bench_opt.csv, "Write one row per cell to FILE");
+    bench_cmd->add_option("--svg", bench_opt.svg, "Write the ns/op-vs-size plot to FILE");
+    bench_cmd->add_option("--seed", bench_opt.seed, "Seed of all randomness (default 1)");
+    bench_cmd->add_option("--max-size", bench_opt.max_size, "Largest table size (10000000 adds 1e7)");
+    bench_cmd->add_option("--reps", bench_opt.reps, "Repetitions per cell");
+
     // props
     cli::PropsArgs props_args;
     auto* props = cli::add_props_command(app, props_args);
+
 
     auto* help = app.add_subcommand("help", "Show help for pviommu or one subcommand");
     std::string help_on;
@@ -202,6 +217,7 @@ int main(int argc, char** argv) {
     }
 
     if (*props) return cli::run_props(props_args, std::cout);
+    if (*bench_cmd) return bench::run_bench(bench_opt, std::cout);
 
     if (*run) {
         trace::RunOptions opt{verbose, dump};

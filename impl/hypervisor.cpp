@@ -49,6 +49,8 @@
 
 #include <algorithm>
 #include <cassert>
+#include <chrono>
+#include <thread>
 
 #include "impl/mutants.h"
 #include "spec/checks.h"
@@ -271,8 +273,20 @@ void Hypervisor::put_ref(Work& w, Mfn m, bool allocation) {
 }
 
 bool Hypervisor::commit(Work& w) {
-    // A doomed attempt read an impossible combination of words, so they cannot all still hold
-    // those values: skip the MCAS that would fail anyway.
+    // A doomed attempt read an impossible combination of words. Normally they were read at
+    // different instants and cannot all still hold: the retry sees a consistent state. If they
+    // do all still hold, the state itself breaks an invariant (Xen would BUG()): record it and
+    // end the operation without writing, rather than retry forever.
+    if (w.doomed) {
+        w.t.drop_writes();
+        if (w.t.commit()) {
+            // relaxed: a diagnostic flag, read at quiescent points.
+            corrupt_.store(true, std::memory_order_relaxed);
+            for (TupleSet* ts : w.created) delete ts;
+            w.reset();
+            return true;
+        }
+    }
     const bool ok = !w.doomed && w.t.commit();
     if (ok) {
         for (const TupleSet* ts : w.replaced) retire(const_cast<TupleSet*>(ts));
@@ -507,6 +521,15 @@ void Hypervisor::destroy(DomId d) {
 // ---------------------------------------------------------------------------------------------
 // Subops
 
+std::optional<Status> Hypervisor::check_target(DomId c, DomId domid, IoServId ioserver) const {
+    if (domid == kDomIdSelf || domid == c) return Status::eperm;           // R3: foreign only
+    if (dom(domid) == nullptr) return Status::enxio;                        // R3: live domid
+    if (!privileged(c, domid)) return Status::eperm;                        // R3: privilege
+    const Server* srv = server(domid, ioserver);
+    if (srv == nullptr || srv->emulator != c) return Status::enodev;        // R3: C's server
+    return std::nullopt;
+}
+
 Status Hypervisor::query_caps(DomId c, QueryCaps& op) {
     // OUT: map_cap exactly when usable(C); order bits: max_order, 0 when not usable (R2).
     op.flags = dom(c)->usable ? Flags::with_order(host_.max_order, IOMMU_QUERY_map_cap) : Flags{};
@@ -591,12 +614,8 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
         return *st;                                                         // R1, R2
     DomainRec& cd = *dom(c);
     if (!cd.usable) return Status::eperm;                                   // R3: usable(C)
-    if (op.domid == kDomIdSelf || op.domid == c) return Status::eperm;     // R3: foreign only
+    if (auto st = check_target(c, op.domid, op.ioserver)) return *st;      // R3: target
     DomainRec* td = dom(op.domid);
-    if (td == nullptr) return Status::enxio;                                // R3: live domid
-    if (!privileged(c, op.domid)) return Status::eperm;                     // R3: privilege
-    const Server* srv = server(op.domid, op.ioserver);
-    if (srv == nullptr || srv->emulator != c) return Status::enodev;        // R3: C's server
     const std::uint64_t n = frames_of_order(op.flags);
     EpochGuard g;
     Work w;
@@ -607,6 +626,8 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
             for (std::uint64_t i = 0; i < n; ++i) {                         // R3, F2: gfns
                 Word& leaf = td->p2m.get(op.gfn.v + i);
                 const auto m = unpack_p2m(PVIOMMU_MUTANT(6) ? mcas_read(leaf) : w.t.read(leaf));
+                if (PVIOMMU_MUTANT(6))  // the window between P2M read and get_page, widened
+                    std::this_thread::sleep_for(std::chrono::microseconds(300));
                 if (!m) return Status::enxio;
                 mfns.push_back(*m);
             }
@@ -647,6 +668,8 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
             return Status::ok;                                              // F3: OUT bfn = bfn
         }();
         if (commit(w)) {
+            // Mutant 1's window, widened (as FoundationDB's BUGGIFY) so that two cores find it.
+            if (!late.empty()) std::this_thread::sleep_for(std::chrono::microseconds(300));
             for (Mfn m : late) {  // mutant 1: the reference, after the tuple was published
                 for (;;) {
                     const FrameVal f = unpack_frame(w.t.read(frames_[m.v]));
@@ -664,12 +687,8 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
 Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
     if (auto st = check_flags_and_order(op.flags, host_, {}, true)) return *st;  // R1, R2
     DomainRec& cd = *dom(c);
-    if (op.domid == kDomIdSelf || op.domid == c) return Status::eperm;     // R4(R3): foreign
+    if (auto st = check_target(c, op.domid, op.ioserver)) return *st;      // R4(R3): target
     DomainRec* td = dom(op.domid);
-    if (td == nullptr) return Status::enxio;                                // R4(R3): live
-    if (!privileged(c, op.domid)) return Status::eperm;                     // R4(R3): privilege
-    const Server* srv = server(op.domid, op.ioserver);
-    if (srv == nullptr || srv->emulator != c) return Status::enodev;        // R4(R3): server
     EpochGuard g;
     Work w;
     for (;;) {

@@ -56,6 +56,9 @@ public:
 
     [[nodiscard]] spec::State snapshot() const override;
     [[nodiscard]] std::string name() const override { return "impl"; }
+    // True if an operation ever found the state breaking an invariant (only planted bugs do
+    // that); such an operation wrote nothing.
+    [[nodiscard]] bool corrupt() const { return corrupt_.load(std::memory_order_relaxed); }
 
     // One M2B tuple as stored: immutable once published.
     struct TupleRec {
@@ -111,6 +114,10 @@ private:
     [[nodiscard]] DomainRec* dom(spec::DomId d) const;
     [[nodiscard]] Server* server(spec::DomId target, spec::IoServId id) const;
     [[nodiscard]] bool privileged(spec::DomId e, spec::DomId t) const;
+    // R3's target rows, in order (shared with R4): domid foreign, live, privileged over,
+    // ioserver one of its servers served by c. Control-plane state only: no Txn needed.
+    [[nodiscard]] std::optional<spec::Status> check_target(spec::DomId c, spec::DomId domid,
+                                                           spec::IoServId ioserver) const;
     [[nodiscard]] bool is_xen(spec::Mfn m) const;
     // C's entry at b as this attempt sees it: explicit, identity (D18), or none.
     [[nodiscard]] std::optional<spec::Entry> entry(Work& w, const DomainRec& c, spec::Bfn b);
@@ -133,6 +140,7 @@ private:
     bool deliver(Server& s, spec::Bfn b);
     [[nodiscard]] spec::DomId emulator_of(const TupleRec& r) const;
 
+    std::atomic<bool> corrupt_{false};  // see corrupt(); relaxed: diagnostic only
     const spec::Host host_;
     std::unique_ptr<Word[]> frames_;  // per MFN: packed frame word (see hypervisor.cpp)
     std::unique_ptr<Word[]> m2b_;     // per MFN: TupleSet* or 0

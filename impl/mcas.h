@@ -78,6 +78,10 @@ public:
     // False: something changed; nothing was written; call reset() and run the operation again.
     // A Txn that read or wrote nothing commits trivially.
     [[nodiscard]] bool commit();
+    // Turns every staged write back into a read (the Txn then only validates what it read).
+    void drop_writes() {
+        for (Entry& e : entries_) e.nw = e.old;
+    }
     void reset() { entries_.clear(); }
     [[nodiscard]] std::size_t size() const { return entries_.size(); }
 

@@ -6,6 +6,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
+#include <set>
 #include <ostream>
 #include <sstream>
 #include <unordered_map>
@@ -351,11 +352,25 @@ struct Balloon : Stmt {
     Gfn g;
     explicit Balloon(const Model& m) {
         // Mostly a gfn whose frame has tuples: the interesting case.
-        std::vector<std::pair<std::uint16_t, std::uint64_t>> mapped;
-        for (const auto& [id, dom] : m.s.domains)
-            for (const auto& [gfn, mfn] : dom.p2m)
-                if (m.s.m2b.contains(mfn)) mapped.emplace_back(id.v, gfn.v);
-        if (!mapped.empty() && *gen::inRange(0, 10) < 7) {
+        // Mostly a gfn whose frame has tuples, preferring frames several servers share (one
+        // invalidate per server, F8 across servers).
+        std::vector<std::pair<std::uint16_t, std::uint64_t>> mapped, shared;
+        for (const auto& [id, dom] : m.s.domains) {
+            for (const auto& [gfn, mfn] : dom.p2m) {
+                auto it = m.s.m2b.find(mfn);
+                if (it == m.s.m2b.end()) continue;
+                mapped.emplace_back(id.v, gfn.v);
+                std::set<ServerKey> servers;
+                for (const auto& [t, info] : it->second) servers.insert({t.domid, t.ioserver});
+                if (servers.size() > 1) shared.emplace_back(id.v, gfn.v);
+            }
+        }
+        const int roll = *gen::inRange(0, 10);
+        if (!shared.empty() && roll < 5) {
+            const auto [dd, gg] = *gen::elementOf(shared);
+            d = DomId{dd};
+            g = Gfn{gg};
+        } else if (!mapped.empty() && roll < 8) {
             const auto [dd, gg] = *gen::elementOf(mapped);
             d = DomId{dd};
             g = Gfn{gg};

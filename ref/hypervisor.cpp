@@ -9,10 +9,6 @@ namespace ref {
 
 using namespace spec;
 
-namespace {
-constexpr std::uint8_t kRw = IOMMUOP_readable | IOMMUOP_writeable;
-}
-
 Hypervisor::Hypervisor(const Host& host) { s_.host = host; }
 
 std::unique_ptr<spec::Hypervisor> make(const Host& host) {
@@ -171,6 +167,15 @@ void Hypervisor::destroy(DomId d) {
 // ---------------------------------------------------------------------------------------------
 // Subops
 
+std::optional<Status> Hypervisor::check_target(DomId c, DomId domid, IoServId ioserver) const {
+    if (domid == kDomIdSelf || domid == c) return Status::eperm;           // R3: foreign only
+    if (s_.domain(domid) == nullptr) return Status::enxio;                  // R3: live domid
+    if (!s_.privileged(c, domid)) return Status::eperm;                     // R3: privilege
+    const IoServer* srv = s_.server(domid, ioserver);
+    if (srv == nullptr || srv->emulator != c) return Status::enodev;        // R3: C's server
+    return std::nullopt;
+}
+
 Status Hypervisor::query_caps(DomId c, QueryCaps& op) {
     // OUT: map_cap exactly when usable(C); order bits: max_order, 0 when not usable (R2).
     op.flags = s_.usable(c) ? Flags::with_order(s_.host.max_order, IOMMU_QUERY_map_cap) : Flags{};
@@ -237,11 +242,7 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
     if (auto st = check_flags_and_order(op.flags, s_.host, {op.bfn.v, op.gfn.v}, false))
         return *st;                                                         // R1, R2
     if (!s_.usable(c)) return Status::eperm;                                // R3: usable(C)
-    if (op.domid == kDomIdSelf || op.domid == c) return Status::eperm;     // R3: foreign only
-    if (s_.domain(op.domid) == nullptr) return Status::enxio;               // R3: live domid
-    if (!s_.privileged(c, op.domid)) return Status::eperm;                  // R3: privilege
-    const IoServer* srv = s_.server(op.domid, op.ioserver);
-    if (srv == nullptr || srv->emulator != c) return Status::enodev;        // R3: C's server
+    if (auto st = check_target(c, op.domid, op.ioserver)) return *st;      // R3: target
     const std::uint64_t n = frames_of_order(op.flags);
     std::vector<Mfn> mfns;
     for (std::uint64_t i = 0; i < n; ++i) {                                 // R3, F2: gfns
@@ -279,11 +280,7 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
 
 Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
     if (auto st = check_flags_and_order(op.flags, s_.host, {}, true)) return *st;  // R1, R2
-    if (op.domid == kDomIdSelf || op.domid == c) return Status::eperm;     // R4(R3): foreign
-    if (s_.domain(op.domid) == nullptr) return Status::enxio;               // R4(R3): live
-    if (!s_.privileged(c, op.domid)) return Status::eperm;                  // R4(R3): privilege
-    const IoServer* srv = s_.server(op.domid, op.ioserver);
-    if (srv == nullptr || srv->emulator != c) return Status::enodev;        // R4(R3): server
+    if (auto st = check_target(c, op.domid, op.ioserver)) return *st;      // R4(R3): target
     const auto m = s_.p2m(op.domid, op.gfn);
     if (!m) return Status::enxio;                                           // R4(R3): gfn
     if (s_.frame(*m).state == FrameState::xen) return Status::eperm;       // R4(R3): Xen frame

@@ -44,6 +44,10 @@ public:
     [[nodiscard]] const spec::State& state() const { return s_; }
 
 private:
+    // R3's target rows, in order (shared with R4): domid foreign, live, privileged over,
+    // ioserver one of its servers served by c. nullopt: all pass.
+    [[nodiscard]] std::optional<spec::Status> check_target(spec::DomId c, spec::DomId domid,
+                                                           spec::IoServId ioserver) const;
     [[nodiscard]] std::optional<spec::Mfn> alloc_frame();    // R8: lowest free frame
     [[nodiscard]] std::uint64_t free_frames() const;
     void get_ref(spec::Mfn m);

@@ -252,8 +252,9 @@ spec::Op parse_op_fields(const Line& l, std::size_t first_arg_word, std::string_
     if (l.words.size() != first_arg_word)
         throw Failure{"unexpected word '" + std::string(l.words[first_arg_word]) + "' after " + std::string(name)};
     T op;
-    for (const auto& [key, value] : l.args) {
-        bool found = false;
+    for (const auto& arg : l.args) {
+        const std::string_view key = arg.first, value = arg.second;  // clang 14: no lambda
+        bool found = false;                                           // capture of bindings
         fields::for_each_field(op, [&](std::string_view fname, auto& member) {
             if (fname != key) return;
             found = true;

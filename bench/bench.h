@@ -1,0 +1,26 @@
+// bench/bench.h: the benchmark of impl against its peers (issue 6), as a library function so
+// that the CLI can offer `pviommu bench`; build/pviommu_bench is the same with its own main.
+#pragma once
+
+#include <cstdint>
+#include <ostream>
+#include <string>
+
+namespace bench {
+
+struct BenchOptions {
+    bool quick = false;      // sizes 1e3..1e5, fewer ops and repetitions
+    bool smoke = false;      // a few seconds: checks that everything builds and runs, not timings
+    std::string csv;         // write one row per cell here ("" = none)
+    std::string svg;         // write the ns/op-vs-size plot here ("" = none)
+    std::uint64_t seed = 1;  // all randomness comes from it; printed
+    std::uint64_t max_size = 0;  // largest table size to run (0: by mode; >= 1e7 adds 1e7 in full mode)
+    int reps = 0;                // repetitions per cell (0: by mode)
+};
+
+// Runs every workload on every contender in one process, prints the table and the floors to
+// out, writes the CSV and SVG if asked. Returns 0, or 1 if a correctness check of a workload
+// failed (W3: a frame not freed exactly once, or a tuple survived).
+[[nodiscard]] int run_bench(const BenchOptions& opt, std::ostream& out);
+
+}  // namespace bench

@@ -1,0 +1,109 @@
+// bench/peers.h: the contenders of the benchmark behind one adapter interface.
+//
+// Each contender runs the same world: P pairs of domains, pair p being an emulator E_p (a guest
+// domain with its own IOMMU context and `dm E_p over T_p`) and a target T_p with `frames` RAM
+// frames and `servers` ioreq servers served by E_p. The host runs in strict IOMMU mode (no 1:1
+// entries), so lookup_foreign_page only reads. Over that world every contender implements the
+// same semantics for the four data-path operations (spec/pv-iommu.md R3, R4, R5, R7):
+//   map_foreign    : a tuple (bfn, domid, ioserver) per map, one reference per tuple, C's entry
+//                    at bfn foreign to the frame; -ENXIO without a P2M entry, -EEXIST when bfn is
+//                    C's for another frame (or scratch);
+//   lookup_foreign : the lowest bfn of a tuple of (domid, ioserver) on the frame, or -ENOENT;
+//   unmap_foreign  : drops the tuple and its reference, and C's entry with the last user of bfn;
+//                    a scratch entry is removed; else -ENOENT;
+//   balloon        : the P2M entry goes, one invalidate per tuple in (bfn, domid, ioserver)
+//                    order (buffered while the ring has 2 free slots, else synchronous),
+//                    swap-flagged tuples go at once with their references and their bfns turn
+//                    scratch when unused, the allocation reference is dropped; a frame is freed
+//                    when its count reaches 0.
+// bench/tests/peers_test.cpp checks every contender against ref on the same op sequence.
+#pragma once
+
+#include <cstdint>
+#include <functional>
+#include <map>
+#include <memory>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "spec/hypervisor.h"
+
+namespace bench {
+
+struct WorldSpec {
+    std::uint32_t pairs = 1;        // (emulator, target) pairs
+    std::uint64_t frames = 1024;    // RAM frames per target
+    std::uint16_t servers = 4;      // ioreq servers per target, all served by its emulator
+    std::uint32_t ring_slots = 64;  // buffered ring slots per server (an invalidate takes 2)
+};
+
+// Names of the world, derived from WorldSpec the same way by every contender.
+[[nodiscard]] inline spec::DomId emulator_of_pair(std::uint32_t p) {
+    return spec::DomId{static_cast<std::uint16_t>(1 + 2 * p)};
+}
+[[nodiscard]] inline spec::DomId target_of_pair(std::uint32_t p) {
+    return spec::DomId{static_cast<std::uint16_t>(2 + 2 * p)};
+}
+// Frames are given out lowest first at domain creation: target p's gfn g is mfn base + g.
+[[nodiscard]] inline spec::Mfn mfn_of(const WorldSpec& w, std::uint32_t p, spec::Gfn g) {
+    return spec::Mfn{p * w.frames + g.v};
+}
+[[nodiscard]] inline spec::Host host_of(const WorldSpec& w) {
+    spec::Host h;
+    h.mode = spec::IommuMode::strict;
+    h.frames = w.pairs * w.frames + 64;
+    return h;
+}
+
+// What a frame holds, observed at a quiescent point.
+struct FrameObs {
+    std::uint32_t count = 0;
+    std::uint32_t tuples = 0;
+    bool operator==(const FrameObs&) const = default;
+};
+
+// The adapter interface. Data-path calls may run concurrently from threads that called
+// thread_begin(); setup and observation run at quiescent points.
+class Adapter {
+public:
+    virtual ~Adapter() = default;
+    [[nodiscard]] virtual std::string name() const = 0;
+    // Creates the world (quiescent).
+    virtual void setup(const WorldSpec& w) = 0;
+
+    [[nodiscard]] virtual spec::Status map_foreign(spec::DomId c, spec::DomId t,
+                                                   spec::IoServId s, spec::Bfn b, spec::Gfn g,
+                                                   bool swap, spec::Bfn& out) = 0;
+    [[nodiscard]] virtual spec::Status lookup_foreign(spec::DomId c, spec::DomId t,
+                                                      spec::IoServId s, spec::Gfn g,
+                                                      spec::Bfn& out) = 0;
+    [[nodiscard]] virtual spec::Status unmap_foreign(spec::DomId c, spec::DomId t,
+                                                     spec::IoServId s, spec::Bfn b) = 0;
+    virtual spec::BalloonOutcome balloon(spec::DomId t, spec::Gfn g) = 0;
+
+    // Every thread that calls the data path brackets its calls with these (liburcu QSBR
+    // registration); quiescent() is called between operations now and then.
+    virtual void thread_begin() {}
+    virtual void thread_end() {}
+    virtual void quiescent() {}
+
+    // Quiescent, from a thread between thread_begin and thread_end: the frames that are not free, with their counts and tuples.
+    [[nodiscard]] virtual std::map<std::uint64_t, FrameObs> observe() = 0;
+    // Quiescent: how many times frame m was freed, where the contender counts it.
+    [[nodiscard]] virtual std::optional<std::uint32_t> times_freed(spec::Mfn) const {
+        return std::nullopt;
+    }
+};
+
+struct Contender {
+    std::string name;
+    std::function<std::unique_ptr<Adapter>()> make;
+};
+
+// impl, ref under a global mutex, xen-style, tbb, urcu, cuckoo (in that order).
+[[nodiscard]] std::vector<Contender> contenders();
+// ref without a lock: the oracle of the diff test.
+[[nodiscard]] std::unique_ptr<Adapter> make_ref_unlocked();
+
+}  // namespace bench
