@@ -303,6 +303,16 @@ bool Hypervisor::commit(Work& w) {
     return ok;
 }
 
+bool Hypervisor::take_fault(Work& w) {
+    // The pending count is set only at quiescent points, so a 0 read outside the Txn stays 0
+    // for this operation; a non-zero one is read and decremented inside it (D10, F9).
+    if (mcas_read(fault_) == 0) return false;
+    const std::uint64_t f = dec(w.t.read(fault_));
+    if (f == 0) return false;
+    w.t.write(fault_, enc(f - 1));
+    return true;
+}
+
 std::optional<Mfn> Hypervisor::alloc_frame(DomId d, Gfn g, FrameState state) {
     Word& leaf = dom(d)->p2m.get(g.v);
     Work w;
@@ -560,13 +570,7 @@ Status Hypervisor::map_page(DomId c, MapPage& op) {
                 const Bfn b{op.bfn.v + i};
                 if (entry(w, cd, b) || claimed_at_identity(w, c, b)) return Status::eexist;
             }
-            if (mcas_read(fault_) != 0) {                                   // R6, F9: unit
-                const std::uint64_t f = dec(w.t.read(fault_));
-                if (f != 0) {
-                    w.t.write(fault_, enc(f - 1));
-                    return Status::eio;
-                }
-            }
+            if (take_fault(w)) return Status::eio;                          // R6, F9: unit
             for (std::uint64_t i = 0; i < n; ++i) {
                 put_entry(w.t, cd.iommu.get(op.bfn.v + i), pack_entry(kLocal, op.flags.perms(), mfns[i]));
                 get_ref(w, mfns[i]);                                        // R6: one ref each
@@ -642,13 +646,7 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
                 if (e && !(e->kind == EntryKind::foreign && e->mfn == mfns[i])) return Status::eexist;
                 if (!e && b.v != mfns[i].v && claimed_at_identity(w, c, b)) return Status::eexist;
             }
-            if (mcas_read(fault_) != 0) {                                   // R3, F9: unit
-                const std::uint64_t f = dec(w.t.read(fault_));
-                if (f != 0) {
-                    w.t.write(fault_, enc(f - 1));
-                    return Status::eio;
-                }
-            }
+            if (take_fault(w)) return Status::eio;                          // R3, F9: unit
             for (std::uint64_t i = 0; i < n; ++i) {
                 const Bfn b{op.bfn.v + i};
                 put_entry(w.t, cd.iommu.get(b.v), pack_entry(kForeign, op.flags.perms(), mfns[i]));  // D3

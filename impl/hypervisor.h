@@ -132,6 +132,8 @@ private:
     // Commits w; on success retires what it replaced and lowers the allocation hint; on failure
     // frees what it created. Either way w is reset for the next attempt.
     [[nodiscard]] bool commit(Work& w);
+    // Consumes one armed IOMMU-unit fault in this attempt, if any is pending (F9).
+    [[nodiscard]] bool take_fault(Work& w);
     // Takes the lowest free frame for (d, g) in one MCAS with the P2M leaf (R8).
     [[nodiscard]] std::optional<spec::Mfn> alloc_frame(spec::DomId d, spec::Gfn g,
                                                        spec::FrameState state);

@@ -63,9 +63,9 @@ void worker(spec::Hypervisor& hv, std::uint64_t seed, std::uint64_t ops, Counter
     auto pick = [&](std::uint64_t n) { return rng() % n; };
     for (std::uint64_t i = 0; i < ops; ++i) {
         const DomId target{static_cast<std::uint16_t>(pick(2) == 0 ? kG1 : kG2)};
-        const bool stub = pick(2) == 0;
-        const DomId caller{stub ? kStub : kHw};
-        const IoServId srv{static_cast<std::uint16_t>(stub ? 1 : 0)};
+        const bool by_stubdom = pick(2) == 0;  // the stub domain emulates, or the hardware domain
+        const DomId caller{by_stubdom ? kStub : kHw};
+        const IoServId srv{static_cast<std::uint16_t>(by_stubdom ? 1 : 0)};
         const unsigned order = pick(6) == 0 ? 1 : 0;
         const std::uint64_t gfn = pick(36) & ~std::uint64_t{order};
         const std::uint64_t bfn = (0x1000 + pick(0x40)) & ~std::uint64_t{order};
