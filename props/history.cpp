@@ -47,19 +47,6 @@ Outcome execute(spec::Hypervisor& h, const DataOp& op) {
 
 namespace {
 
-std::string op_result_text(const OpResult& r) {
-    std::string s(status_name(r.status));
-    if (r.status != Status::ok) return s;
-    std::visit(
-        [&s](const auto& o) {
-            using T = std::decay_t<decltype(o)>;
-            if constexpr (has_out_bfn<T>) s += " bfn=" + hex(o.bfn.v);
-            if constexpr (has_out_flags<T>) s += " flags=" + hex(o.flags.raw);
-        },
-        r.op);
-    return s;
-}
-
 // One line of statement text (a batch's lines joined with "; ").
 std::string one_line(const DataOp& op) {
     std::string s = trace::statement_text(op);
@@ -74,7 +61,7 @@ std::string outcome_text(const Outcome& o) {
     std::ostringstream os;
     if (const auto* rs = std::get_if<std::vector<OpResult>>(&o)) {
         for (std::size_t i = 0; i < rs->size(); ++i)
-            os << (i ? ", " : "") << op_result_text((*rs)[i]);
+            os << (i ? ", " : "") << trace::op_outcome((*rs)[i]);
     } else if (const auto* b = std::get_if<BalloonOutcome>(&o)) {
         os << "mfn=" << (b->mfn ? hex(b->mfn->v) : std::string("none"))
            << " invalidates=" << b->invalidates << " sync=" << b->synchronous;

@@ -238,21 +238,6 @@ Op gen_any_op(const State& s, const Aim& a) {
 // ---------------------------------------------------------------------------------------------
 // Running one statement on both models and comparing.
 
-std::string outcome_text(const OpResult& r) {
-    std::ostringstream os;
-    os << status_name(r.status);
-    if (r.status == Status::ok) {
-        std::visit(
-            [&os](const auto& o) {
-                using T = std::decay_t<decltype(o)>;
-                if constexpr (has_out_bfn<T>) os << " bfn=" << hex(o.bfn.v);
-                if constexpr (has_out_flags<T>) os << " flags=" << hex(o.flags.raw);
-            },
-            r.op);
-    }
-    return os.str();
-}
-
 void count(const std::string& key) { ++(*g_sink.mix)[key]; }
 
 [[noreturn]] void fail(const Model& m, const std::string& line, const std::string& why) {
@@ -317,7 +302,7 @@ struct Call : Stmt {
     std::string exec(spec::Hypervisor& h, const State&) const override {
         const auto r = run_op(h, caller, op);
         if (h.name() == "impl") count(std::string(T::name) + " " + std::string(status_name(r.status)));
-        return outcome_text(r);
+        return trace::op_outcome(r);
     }
 };
 
@@ -341,7 +326,7 @@ struct Batch : Stmt {
         for (const Op& op : ops) raw.push_back(encode(op));
         if (h.iommu_op(caller, raw) != 0) return "hypercall returned non-zero (R10)";
         std::string out;
-        for (const auto& r : raw) out += outcome_text({static_cast<Status>(r.status), decode(r)}) + "; ";
+        for (const auto& r : raw) out += trace::op_outcome({static_cast<Status>(r.status), decode(r)}) + "; ";
         if (h.name() == "impl") count("batch");
         return out;
     }

@@ -10,6 +10,19 @@ namespace {
 
 std::string h(std::uint64_t v) { return hex(v); }
 
+std::size_t pending(const State& s) {
+    std::size_t n = 0;
+    for (const auto& [k, srv] : s.servers) n += srv.buffered.size() + srv.sync.size();
+    return n;
+}
+
+template <class T>
+std::string opt_text(const std::optional<T>& v) {
+    return v ? std::to_string(*v) : std::string("none");
+}
+
+}  // namespace
+
 std::string op_outcome(const OpResult& r) {
     std::string s(status_name(r.status));
     if (r.status != Status::ok) return s;
@@ -23,19 +36,6 @@ std::string op_outcome(const OpResult& r) {
         r.op);
     return s;
 }
-
-std::size_t pending(const State& s) {
-    std::size_t n = 0;
-    for (const auto& [k, srv] : s.servers) n += srv.buffered.size() + srv.sync.size();
-    return n;
-}
-
-template <class T>
-std::string opt_text(const std::optional<T>& v) {
-    return v ? std::to_string(*v) : std::string("none");
-}
-
-}  // namespace
 
 void Runner::fail(StepRecord& r, const std::string& msg) const {
     r.failures.push_back(t_.file + ":" + std::to_string(r.line) + ": " + msg);

@@ -44,6 +44,10 @@ private:
     std::vector<spec::OpResult> last_;  // results of the last call or batch
 };
 
+// An op's observable result as text: its status and, on success, its out fields
+// (`0 bfn=0x1000`, `0 flags=0x1 order=9`, `-EEXIST`). Shared by every comparison of two models.
+[[nodiscard]] std::string op_outcome(const spec::OpResult& r);
+
 struct RunOptions {
     bool verbose = false;  // one line per statement
     bool dump = false;     // the canonical dump at the end

@@ -1,5 +1,6 @@
 // The linearizability checker on hand-built histories: linearizable ones (relaxations (a) and
 // (b) included) are accepted, non-linearizable ones are rejected with a timeline.
+#include "props/tests/worlds.h"
 #include "props/linearizability.h"
 
 #include <doctest/doctest.h>
@@ -14,17 +15,9 @@ using props::Verdict;
 
 namespace {
 
-// Frames: domain 0 gets 0-3, domain 1 gets 4-7 (gfn 0 -> mfn 4), domain 3 gets 8-9; 10.. free.
 // Prefix: domain 3 maps gfn 0 of domain 1 at bfn 0x1000 through server (1,1), and domain 0
 // maps it at bfn 0x1000 through server (1,0): frame 4 has two tuples.
-constexpr const char* kWorld = R"(host frames=32 max_order=1
-domain 0 hardware iommu_hw ram=4
-domain 1 guest ram=4
-domain 3 guest iommu_hw ram=2
-dm 3 over 1
-ioserver 1 id=0 emulator=0
-ioserver 1 id=1 emulator=3
-)";
+using props::test::kWorld;
 constexpr const char* kTwoTuples =
     R"(call 3 map_foreign_page bfn=0x1000 gfn=0 domid=1 ioserver=1 flags=rw
 call 0 map_foreign_page bfn=0x1000 gfn=0 domid=1 ioserver=0 flags=rw

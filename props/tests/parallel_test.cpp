@@ -1,6 +1,7 @@
 // The parallel property: random concurrent cases on impl are linearizable; a mutex-wrapped ref
 // (linearizable by construction) passes too; deliberately broken systems under test are caught,
 // and their failing cases shrink.
+#include "props/tests/worlds.h"
 #include "props/parallel.h"
 
 #include <doctest/doctest.h>
@@ -213,14 +214,7 @@ props::SutFactory split_map() {
     return [](const Host& h) { return std::make_unique<SplitMap>(h); };
 }
 
-constexpr const char* kWorld = R"(host frames=32 max_order=1
-domain 0 hardware iommu_hw ram=4
-domain 1 guest ram=4
-domain 3 guest iommu_hw ram=2
-dm 3 over 1
-ioserver 1 id=0 emulator=0
-ioserver 1 id=1 emulator=3
-)";
+using props::test::kWorld;
 
 props::ConcurrentCase make_case(const std::string& world, const std::vector<std::string>& threads) {
     props::ConcurrentCase c;
