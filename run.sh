@@ -5,12 +5,16 @@
 #                     again under ASan+UBSan, the concurrency tests under TSan (clang), and
 #                     the planted bugs (every mutant must be caught); prints each phase's time
 #   ./run.sh coverage line and branch coverage of ref/ and impl/ by the property suites (gcovr)
+#   ./run.sh lint     clang-format check of every C/C++ file; cppcheck and clang-tidy on spec/, ref/,
+#                     impl/ with the checked-in .cppcheck-suppressions and .clang-tidy (needs the
+#                     default build's compile_commands.json)
 #   ./run.sh build    set-up and build only
 set -euo pipefail
 cd "$(dirname "$0")"
 
 PACKAGES=(librapidcheck-dev libz3-dev libboost-dev doctest-dev libcli11-dev nlohmann-json3-dev
           cmake g++ ninja-build pkg-config clang-14 libclang-rt-14-dev
+          clang-format clang-tidy cppcheck
           libtbb-dev liburcu-dev libcuckoo-dev libbenchmark-dev)
 
 phase_start=0
@@ -37,6 +41,20 @@ build() {
     cmake --build --preset "$preset" -j "$(nproc)"
 }
 
+# Static analysis and formatting; every finding fails. Scope: spec/, ref/, impl/ (not their tests).
+lint() {
+    local files
+    mapfile -t files < <(git ls-files '*.c' '*.h' '*.cpp')
+    clang-format --dry-run --Werror "${files[@]}"
+    cppcheck --project=build/compile_commands.json -q --std=c++20 \
+             --file-filter='spec/*' --file-filter='ref/*' --file-filter='impl/*' \
+             -i spec/tests -i ref/tests -i impl/tests \
+             --enable=warning,performance,portability,style --inline-suppr \
+             --suppressions-list=.cppcheck-suppressions --error-exitcode=1
+    git ls-files 'spec/*.cpp' 'ref/*.cpp' 'impl/*.cpp' | grep -v '/tests/' |
+        xargs -P "$(nproc)" -n 1 clang-tidy -p build --quiet 2>/dev/null
+}
+
 cmd=${1:-}
 case "$cmd" in
     verify)
@@ -48,6 +66,7 @@ case "$cmd" in
         phase "setup"; install_missing; phase_end "setup"
         phase "build (default)"; build default; phase_end "build (default)"
         phase "ctest (default)"; ctest --preset default -j "$(nproc)"; phase_end "ctest (default)"
+        phase "lint"; lint; phase_end "lint"
         phase "build (asan)"; build asan; phase_end "build (asan)"
         phase "ctest (asan)"; ctest --preset asan -j "$(nproc)"; phase_end "ctest (asan)"
         phase "build (tsan)"; build tsan; phase_end "build (tsan)"
@@ -57,6 +76,9 @@ case "$cmd" in
         ;;
     build)
         install_missing; build default
+        ;;
+    lint)
+        install_missing; cmake --preset default >/dev/null; lint
         ;;
     coverage)
         install_missing
@@ -72,7 +94,7 @@ case "$cmd" in
               --print-summary --txt build-coverage/coverage.txt
         ;;
     *)
-        echo "usage: ./run.sh verify | test | build | coverage" >&2
+        echo "usage: ./run.sh verify | test | build | lint | coverage" >&2
         exit 2
         ;;
 esac

@@ -524,7 +524,7 @@ void Hypervisor::destroy(DomId d) {
         (void)ok;
     }
     doms_[d.v].reset();
-    for (auto& other : doms_)
+    for (const auto& other : doms_)
         if (other) other->dm_over.erase(d);  // D8
 }
 

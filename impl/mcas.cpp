@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdlib>
+#include <utility>
 
 namespace impl {
 
@@ -90,7 +91,7 @@ struct ThreadCtx {
         // No deleters run here: they may use other thread_locals (the descriptor pool) that
         // are already destroyed. Everything left goes to the orphans, freed by another thread.
         if (!limbo.empty()) {
-            auto* o = new Orphans{std::move(limbo), nullptr};
+            auto* o = new Orphans{std::exchange(limbo, {}), nullptr};
             Orphans* head = g_orphans.load(std::memory_order_relaxed);
             // release: a collector that takes the stack sees the items.
             do o->next = head;

@@ -56,6 +56,9 @@
  *  bits 10-15 page order   IN: order of the op (R2); query_caps OUT: the
  *                          largest order the IOMMU unit supports
  */
+/* Bit-number macros keep Xen's public-header spelling (_XENMEM_*, _PGC_*), reserved
+   identifiers included. */
+/* NOLINTBEGIN(bugprone-reserved-identifier) */
 #define _IOMMUOP_readable   0
 #define IOMMUOP_readable    (1U << _IOMMUOP_readable)
 #define _IOMMUOP_writeable  1
@@ -66,6 +69,7 @@
 #define IOMMUOP_reserved    (0x7fU << _IOMMUOP_reserved)     /* bits 3-9 */
 #define _IOMMU_page_order   10
 #define IOMMU_page_order    (0x3fU << _IOMMU_page_order)    /* bits 10-15 */
+/* NOLINTEND(bugprone-reserved-identifier) */
 
 /* Page-order field helpers (XS-impl's mask 0xf1 << 10 was a typo for 0x3f). */
 #define IOMMU_get_page_order(flags) \
@@ -75,7 +79,7 @@
                 (((unsigned int)(order) << _IOMMU_page_order) & IOMMU_page_order)))
 
 /* query_caps OUT flag bit 0: the caller may choose BFNs (map_foreign_page). */
-#define _IOMMU_QUERY_map_cap 0
+#define _IOMMU_QUERY_map_cap 0 /* NOLINT(bugprone-reserved-identifier): Xen spelling */
 #define IOMMU_QUERY_map_cap  (1U << _IOMMU_QUERY_map_cap)
 
 /*
