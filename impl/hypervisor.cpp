@@ -682,12 +682,48 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
     }
 }
 
+// The common lookup, a server asking again for a frame it already holds a tuple on, changes
+// nothing, so it needs no MCAS and no copy of the tuple set. Reads, in this order:
+//   t1 the target's P2M leaf (-> mfn m), t2 m's M2B word (a TupleSet* s holding the tuple),
+//   t3 the P2M leaf again, t4 the M2B word again.
+// If t3 and t4 return what t1 and t2 did, the lookup linearizes at t3: the leaf holds m then,
+// and the M2B word held s throughout [t2, t4], which contains t3. "Held throughout" needs the
+// M2B word to be free of ABA while s is non-null: every write of an M2B word installs 0 or a
+// freshly allocated TupleSet, and s cannot be freed (hence not reallocated at the same
+// address) while this thread is pinned (caller's EpochGuard), because s is retired only after
+// the commit that unlinks it. The P2M leaf may suffer ABA (balloon then populate of the same
+// frame), which is why it is the word read at the linearization point, not the one whose
+// constancy is relied on. Anything else (no tuple, a changed word) takes the MCAS path.
+std::optional<Bfn> Hypervisor::lookup_registered(const DomainRec& td, const LookupForeignPage& op) {
+    Word& leaf = td.p2m.get(op.gfn.v);
+    const std::uint64_t p2m = mcas_read(leaf);                         // t1
+    const auto m = unpack_p2m(p2m);
+    if (!m || is_xen(*m)) return std::nullopt;                         // an error row: slow path
+    Word& m2b = m2b_[m->v];
+    const std::uint64_t set = mcas_read(m2b);                          // t2
+    const auto* ts = as_ptr<const TupleSet>(set);
+    if (ts == nullptr) return std::nullopt;
+    const auto it = std::find_if(ts->t.begin(), ts->t.end(), [&](const TupleRec& r) {
+        return r.domid == op.domid && r.ioserver == op.ioserver;      // R4: lowest bfn (sorted)
+    });
+    if (it == ts->t.end()) return std::nullopt;
+    const Bfn out = it->bfn;
+    if (mcas_read(leaf) != p2m || mcas_read(m2b) != set) return std::nullopt;  // t3, t4
+    return out;
+}
+
 Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
     if (auto st = check_flags_and_order(op.flags, host_, {}, true)) return *st;  // R1, R2
     DomainRec& cd = *dom(c);
     if (auto st = check_target(c, op.domid, op.ioserver)) return *st;      // R4(R3): target
     DomainRec* td = dom(op.domid);
     EpochGuard g;
+    if (cd.usable) {
+        if (const auto b = lookup_registered(*td, op)) {
+            op.bfn = *b;
+            return Status::ok;
+        }
+    }
     Work w;
     for (;;) {
         Bfn out{};

@@ -126,6 +126,9 @@ private:
     // entry to its own frame there.
     [[nodiscard]] bool claimed_at_identity(Work& w, spec::DomId c, spec::Bfn b);
     [[nodiscard]] std::vector<TupleRec> tuples(Work& w, spec::Mfn m);
+    // lookup_foreign_page's read-only success path (usable caller, tuple present): no MCAS.
+    [[nodiscard]] std::optional<spec::Bfn> lookup_registered(const DomainRec& td,
+                                                             const spec::LookupForeignPage& op);
     void set_tuples(Work& w, spec::Mfn m, std::vector<TupleRec> next);
     void get_ref(Work& w, spec::Mfn m);
     void put_ref(Work& w, spec::Mfn m, bool allocation = false);
