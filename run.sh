@@ -86,11 +86,13 @@ case "$cmd" in
         build coverage
         find build-coverage -name '*.gcda' -delete
         (cd build-coverage && PVIOMMU_BUDGET=${PVIOMMU_BUDGET:-ci} ./props/props_tests >/dev/null)
-        # Branches the compiler adds for exceptions and unreachable code are not ours to cover;
-        # impl/mutants.cpp is test scaffolding compiled into every build.
+        # Branches the compiler adds for exceptions and unreachable code are not ours to cover,
+        # nor the failing side of an assert (a bug if taken); impl/mutants.cpp and the blocks
+        # marked GCOVR_EXCL are planted-bug scaffolding compiled into every build.
         gcovr -r . --object-directory build-coverage --filter 'ref/' --filter 'impl/' \
               --exclude '.*/tests/.*' --exclude 'impl/mutants.cpp' \
               --exclude-throw-branches --exclude-unreachable-branches \
+              --exclude-branches-by-pattern '.*\bassert\(.*' \
               --print-summary --txt build-coverage/coverage.txt
         ;;
     *)
