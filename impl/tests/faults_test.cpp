@@ -124,7 +124,7 @@ TEST_CASE("fault ring_full: every invalidate goes synchronous, none is dropped (
 // One test per stall point: only that point stalls (every visit draws; one in two stalls).
 // help_other needs two MCASs to meet: phase-1 stalls widen that window.
 #define STALL_TEST(point)                                                                   \
-    TEST_CASE("fault stall." #point ": reached under concurrency; invariants hold, no leak") { \
+    TEST_CASE("fault stall." #point ": reached under concurrency, invariants hold, no leak") { \
         std::vector<std::shared_ptr<FaultPlan>> plans;                                      \
         Setup setup;                                                                        \
         setup.plan = [](std::uint64_t seed) {                                               \
