@@ -207,8 +207,8 @@ TEST_CASE("limits: racing maps for the last unit of a quota: exactly one wins (D
             });
         }
         for (auto& t : ts) t.join();
-        CHECK(ok.load() == 1);
-        CHECK(enomem.load() == 3);
+        CHECK(ok.load(std::memory_order_relaxed) == 1);
+        CHECK(enomem.load(std::memory_order_relaxed) == 3);
         const State s = hv->snapshot();
         CHECK(s.holdings(DomId{0}) == 1);
         CHECK(violations(s).empty());
@@ -241,8 +241,8 @@ TEST_CASE("limits: racing maps for the last reference of a frame: exactly one wi
             });
         }
         for (auto& t : ts) t.join();
-        CHECK(ok.load() == 1);
-        CHECK(eoverflow.load() == 3);
+        CHECK(ok.load(std::memory_order_relaxed) == 1);
+        CHECK(eoverflow.load(std::memory_order_relaxed) == 3);
         const State s = hv->snapshot();
         CHECK(s.frame(Mfn{11}).count == 2);
         CHECK(violations(s).empty());
