@@ -58,6 +58,7 @@
 namespace impl {
 
 using namespace spec;
+using spec::FaultPoint;
 
 namespace {
 
@@ -247,7 +248,10 @@ void Hypervisor::get_ref(Work& w, Mfn m) {
     // Xen's get_page: only on an owned frame whose count is not 0. The Txn also compares the
     // P2M leaf that led here, so the frame is still allocated at the commit. Seeing anything
     // else means this attempt read words from different instants: it cannot commit.
-    if (f.state != FrameState::owned || f.count == 0) {
+    // D19: the caller checked count < max_count (count_full); seeing it full here is an
+    // inconsistent read too. So the count never passes max_count <= 2^32-1: it cannot carry
+    // into the allocated and state bits above it.
+    if (f.state != FrameState::owned || f.count == 0 || f.count >= host_.max_count) {
         w.doomed = true;
         return;
     }
@@ -287,6 +291,7 @@ bool Hypervisor::commit(Work& w) {
             return true;
         }
     }
+    stall(FaultPoint::stall_before_commit);  // the words read may move before the MCAS
     const bool ok = !w.doomed && w.t.commit();
     if (ok) {
         for (const TupleSet* ts : w.replaced) retire(const_cast<TupleSet*>(ts));
@@ -313,6 +318,35 @@ bool Hypervisor::take_fault(Work& w) {
     return true;
 }
 
+std::optional<std::uint64_t> Hypervisor::unit_fault(std::optional<std::optional<std::uint64_t>>& drawn,
+                                                     std::uint64_t units) {
+    if (!drawn) drawn = faults_ != nullptr ? faults_->iommu_map_fails(units) : std::nullopt;
+    return *drawn;
+}
+
+void Hypervisor::abandon(Work& w) {
+    w.t.drop_writes();
+    for (TupleSet* ts : w.created) delete ts;  // never published
+    w.created.clear();
+    w.replaced.clear();
+    w.freed.clear();
+}
+
+bool Hypervisor::count_full(Work& w, Mfn m) {
+    return unpack_frame(w.t.read(frames_[m.v])).count >= host_.max_count;
+}
+
+bool Hypervisor::over_quota(Work& w, const DomainRec& c, std::uint64_t more) {
+    if (!c.quota || more == 0) return false;
+    return dec(w.t.read(c.held)) + more > *c.quota;
+}
+
+void Hypervisor::charge(Work& w, const DomainRec& e, std::int64_t delta) {
+    if (!e.quota || delta == 0) return;
+    const std::uint64_t h = dec(w.t.read(e.held));
+    w.t.write(e.held, enc(h + static_cast<std::uint64_t>(delta)));  // unsigned wrap = minus
+}
+
 std::optional<Mfn> Hypervisor::alloc_frame(DomId d, Gfn g, FrameState state) {
     Word& leaf = dom(d)->p2m.get(g.v);
     Work w;
@@ -325,6 +359,7 @@ std::optional<Mfn> Hypervisor::alloc_frame(DomId d, Gfn g, FrameState state) {
         bool raced = false;
         for (std::uint64_t m = start; m < host_.frames; ++m) {
             if (mcas_read(frames_[m]) != 0) continue;
+            stall(FaultPoint::stall_populate_scan);  // another populate may take it now
             if (w.t.read(frames_[m]) != 0) {  // taken since the scan read it
                 w.reset();
                 raced = true;
@@ -353,11 +388,13 @@ std::optional<Mfn> Hypervisor::alloc_frame(DomId d, Gfn g, FrameState state) {
 bool Hypervisor::deliver(Server& s, Bfn b) {
     SyncNode* node = nullptr;
     Work w;
+    // Fault point ring_full: one draw per invalidate (as ref), whatever the ring's fill.
+    const bool forced_full = faults_ != nullptr && faults_->ring_full();
     for (;;) {
         const auto r = static_cast<std::uint32_t>(dec(w.t.read(s.read_ptr)));
         const auto wp = static_cast<std::uint32_t>(dec(w.t.read(s.write_ptr)));
         const std::uint32_t used = wp - r;
-        if (s.slots >= 2 && s.slots - used >= 2) {  // R7: 2 free slots -> buffered
+        if (!forced_full && s.slots >= 2 && s.slots - used >= 2) {  // R7: 2 free slots -> buffered
             Word& lo = s.ring[wp % s.slots];
             Word& hi = s.ring[(wp + 1) % s.slots];
             (void)w.t.read(lo);
@@ -449,6 +486,11 @@ void Hypervisor::arm_iommu_map_fault(std::uint32_t count) {
     } while (!commit(w));
 }
 
+void Hypervisor::set_quota(DomId d, std::uint32_t quota) {
+    std::lock_guard lock(control_mu_);
+    dom(d)->quota = quota;  // D20: d holds nothing yet, so held stays 0
+}
+
 void Hypervisor::destroy(DomId d) {
     std::lock_guard lock(control_mu_);
     EpochGuard g;
@@ -470,6 +512,7 @@ void Hypervisor::destroy(DomId d) {
                 }
                 const DomId e = emulator_of(r);
                 if (e != d) orphaned.emplace_back(e, r.bfn);
+                charge(w, *dom(e), -1);                  // D20: the emulator's holding goes
                 ++dropped;
             }
             if (dropped == 0) continue;
@@ -553,7 +596,9 @@ Status Hypervisor::map_page(DomId c, MapPage& op) {
     if (!cd.usable) return Status::eperm;                                   // F6: usable(C)
     const std::uint64_t n = frames_of_order(op.flags);
     EpochGuard g;
+    FaultScope fs(faults_.get());
     Work w;
+    std::optional<std::optional<std::uint64_t>> drawn;  // fault iommu_map, once per operation
     for (;;) {
         std::vector<Mfn> mfns;
         const Status st = [&]() -> Status {
@@ -570,11 +615,20 @@ Status Hypervisor::map_page(DomId c, MapPage& op) {
                 const Bfn b{op.bfn.v + i};
                 if (entry(w, cd, b) || claimed_at_identity(w, c, b)) return Status::eexist;
             }
+            for (Mfn m : mfns)
+                if (count_full(w, m)) return Status::eoverflow;             // D19: count
+            if (over_quota(w, cd, n)) return Status::enomem;                // D20: C's quota
             if (take_fault(w)) return Status::eio;                          // R6, F9: unit
+            const auto fail_at = unit_fault(drawn, n);                      // fault iommu_map
             for (std::uint64_t i = 0; i < n; ++i) {
+                if (fail_at == i) {                                         // F10: all or nothing
+                    abandon(w);
+                    return Status::eio;
+                }
                 put_entry(w.t, cd.iommu.get(op.bfn.v + i), pack_entry(kLocal, op.flags.perms(), mfns[i]));
                 get_ref(w, mfns[i]);                                        // R6: one ref each
             }
+            charge(w, cd, static_cast<std::int64_t>(n));                    // D20
             return Status::ok;
         }();
         if (commit(w)) return st;
@@ -587,6 +641,7 @@ Status Hypervisor::unmap_page(DomId c, UnmapPage& op) {
     if (!cd.usable) return Status::eperm;                                   // F6: usable(C)
     const std::uint64_t n = frames_of_order(op.flags);
     EpochGuard g;
+    FaultScope fs(faults_.get());
     Work w;
     for (;;) {
         const Status st = [&]() -> Status {
@@ -605,6 +660,7 @@ Status Hypervisor::unmap_page(DomId c, UnmapPage& op) {
                 } else {
                     put_entry(w.t, leaf, 0);
                     put_ref(w, entries[i].mfn);                             // local: drops one
+                    charge(w, cd, -1);                                      // D20
                 }
             }
             return Status::ok;
@@ -622,7 +678,9 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
     DomainRec* td = dom(op.domid);
     const std::uint64_t n = frames_of_order(op.flags);
     EpochGuard g;
+    FaultScope fs(faults_.get());
     Work w;
+    std::optional<std::optional<std::uint64_t>> drawn;  // fault iommu_map, once per operation
     for (;;) {
         std::vector<Mfn> mfns;
         std::vector<Mfn> late;  // mutant 1 only
@@ -646,8 +704,26 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
                 if (e && !(e->kind == EntryKind::foreign && e->mfn == mfns[i])) return Status::eexist;
                 if (!e && b.v != mfns[i].v && claimed_at_identity(w, c, b)) return Status::eexist;
             }
-            if (take_fault(w)) return Status::eio;                          // R3, F9: unit
+            std::uint64_t fresh = 0;                                        // new tuples
             for (std::uint64_t i = 0; i < n; ++i) {
+                const Bfn b{op.bfn.v + i};
+                const auto set = tuples(w, mfns[i]);
+                if (std::any_of(set.begin(), set.end(), [&](const TupleRec& r) {
+                        return r.bfn == b && r.domid == op.domid && r.ioserver == op.ioserver;
+                    }))
+                    continue;
+                ++fresh;
+                if (count_full(w, mfns[i])) return Status::eoverflow;       // D19: count
+            }
+            if (over_quota(w, cd, fresh)) return Status::enomem;            // D20: C's quota
+            if (take_fault(w)) return Status::eio;                          // R3, F9: unit
+            const auto fail_at = unit_fault(drawn, n);                      // fault iommu_map
+            charge(w, cd, static_cast<std::int64_t>(fresh));                // D20
+            for (std::uint64_t i = 0; i < n; ++i) {
+                if (fail_at == i) {                                         // F10: all or nothing
+                    abandon(w);
+                    return Status::eio;
+                }
                 const Bfn b{op.bfn.v + i};
                 put_entry(w.t, cd.iommu.get(b.v), pack_entry(kForeign, op.flags.perms(), mfns[i]));  // D3
                 auto set = tuples(w, mfns[i]);
@@ -711,6 +787,7 @@ std::optional<Bfn> Hypervisor::lookup_registered(const DomainRec& td, const Look
     });
     if (it == ts->t.end()) return std::nullopt;
     const Bfn out = it->bfn;
+    stall(FaultPoint::stall_txn_between_reads);  // either word may move before the re-reads
     if (mcas_read(leaf) != p2m || mcas_read(m2b) != set) return std::nullopt;  // t3, t4
     return out;
 }
@@ -721,6 +798,7 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
     if (auto st = check_target(c, op.domid, op.ioserver)) return *st;      // R4(R3): target
     DomainRec* td = dom(op.domid);
     EpochGuard g;
+    FaultScope fs(faults_.get());
     if (cd.usable) {
         if (const auto b = lookup_registered(*td, op)) {
             op.bfn = *b;
@@ -743,9 +821,12 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
                     return r.bfn == ident && r.domid == op.domid && r.ioserver == op.ioserver;
                 });
                 if (!have) {
+                    if (count_full(w, *m)) return Status::eoverflow;        // D19: count
+                    if (over_quota(w, cd, 1)) return Status::enomem;        // D20: C's quota
                     set.push_back(TupleRec{ident, op.domid, op.ioserver, false});  // F4
                     set_tuples(w, *m, std::move(set));
                     get_ref(w, *m);
+                    charge(w, cd, 1);
                 }
                 return Status::ok;
             }
@@ -757,10 +838,13 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
             }
             const auto e = entry(w, cd, ident);
             if (e && e->kind == EntryKind::identity) {                      // R4: 1:1 path
+                if (count_full(w, *m)) return Status::eoverflow;            // D19: count
+                if (over_quota(w, cd, 1)) return Status::enomem;            // D20: C's quota
                 out = ident;
                 set.push_back(TupleRec{ident, op.domid, op.ioserver, false});
                 set_tuples(w, *m, std::move(set));
                 get_ref(w, *m);                                             // registers interest
+                charge(w, cd, 1);
                 return Status::ok;
             }
             return Status::enoent;
@@ -778,6 +862,7 @@ Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
     const Server* srv = server(op.domid, op.ioserver);
     const bool own_server = srv != nullptr && srv->emulator == c;
     EpochGuard g;
+    FaultScope fs(faults_.get());
     Work w;
     for (;;) {
         const Status st = [&]() -> Status {
@@ -803,6 +888,7 @@ Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
                         });
                         set_tuples(w, m, std::move(set));
                         put_ref(w, m);
+                        charge(w, cd, -1);                                  // D20
                         if (PVIOMMU_MUTANT(4) && unpack_frame(w.t.read(frames_[m.v])).count >= 2)
                             put_ref(w, m);
                         if (foreign && !still_used)                         // R5: last user
@@ -826,6 +912,7 @@ Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
 
 BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
     EpochGuard guard;
+    FaultScope fs(faults_.get());
     Word& leaf = dom(d)->p2m.get(g.v);
     Work w;
     std::vector<TupleRec> seen;
@@ -865,6 +952,7 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
                 return r.bfn == b && emulator_of(r) == e;
             });
             if (!used) put_entry(w.t, dom(e)->iommu.get(b.v), pack_entry(kScratch, ent.perms, Mfn{}));
+            charge(w, *dom(e), -1);                              // D20: the swapped tuple
         }
         put_ref(w, *m, /*allocation=*/true);                     // R7: allocation ref dropped
         for (std::size_t i = 0; i < swapped.size(); ++i) put_ref(w, *m);
@@ -877,6 +965,7 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
     for (const TupleRec& r : seen) {
         Server& s = *server(r.domid, r.ioserver);
         if (first == nullptr) first = &s;
+        stall(FaultPoint::stall_balloon_deliveries);             // drains see some, not all
         ++out.invalidates;
         if (PVIOMMU_MUTANT(3) && &s != first) continue;
         out.synchronous += deliver(s, r.bfn);
@@ -886,11 +975,13 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
 
 PopulateOutcome Hypervisor::populate(DomId d, Gfn g) {
     EpochGuard guard;
+    FaultScope fs(faults_.get());
     return {alloc_frame(d, g, FrameState::owned)};               // R8: lowest free frame
 }
 
 std::vector<IoReq> Hypervisor::drain(DomId target, IoServId id, std::uint32_t max) {
     EpochGuard guard;
+    FaultScope fs(faults_.get());
     Server& s = *server(target, id);
     Work w;
     for (;;) {
@@ -948,6 +1039,7 @@ State Hypervisor::snapshot() const {
         out.iommu_hw = d->iommu_hw;
         out.rmrr = d->rmrr;
         out.dm_over = d->dm_over;
+        out.quota = d->quota;
         d->p2m.for_each([&](std::uint64_t g, std::uint64_t v) { out.p2m[Gfn{g}] = *unpack_p2m(v); });
         d->iommu.for_each([&](std::uint64_t b, std::uint64_t v) {
             const std::uint64_t code = entry_code(v);

@@ -16,6 +16,7 @@
 #include <map>
 #include <memory>
 #include <mutex>
+#include <optional>
 #include <set>
 #include <vector>
 
@@ -38,6 +39,7 @@ public:
     void add_rmrr(spec::DomId d, spec::Bfn first, std::uint64_t count) override;
     [[nodiscard]] bool add_xen_gfn(spec::DomId d, spec::Gfn g) override;
     void arm_iommu_map_fault(std::uint32_t count) override;
+    void set_quota(spec::DomId d, std::uint32_t quota) override;
     void destroy(spec::DomId d) override;
 
     [[nodiscard]] spec::Status query_caps(spec::DomId c, spec::QueryCaps& op) override;
@@ -89,6 +91,11 @@ private:
         std::set<spec::DomId> dm_over;
         RadixMap p2m;    // leaf: 0 none, else enc(mfn + 1)
         RadixMap iommu;  // leaf: 0 none (the 1:1 rule may apply), else an encoded entry
+        // D20. quota: control plane. held: enc(State::holdings of this domain), kept only
+        // when quota is set (no cost otherwise); MCAS-guarded: read and written inside the
+        // same Txn as the tuples and entries it counts, so no race can overshoot the quota.
+        std::optional<std::uint32_t> quota;
+        mutable Word held{0};
     };
     struct Server {
         spec::DomId target, emulator;
@@ -137,6 +144,19 @@ private:
     [[nodiscard]] bool commit(Work& w);
     // Consumes one armed IOMMU-unit fault in this attempt, if any is pending (F9).
     [[nodiscard]] bool take_fault(Work& w);
+    // Fault point iommu_map: the unit (of `units`) at which the IOMMU fails, drawn once per
+    // operation (`drawn` caches it across the attempts of one operation).
+    [[nodiscard]] std::optional<std::uint64_t> unit_fault(
+        std::optional<std::optional<std::uint64_t>>& drawn, std::uint64_t units);
+    // Turns w back into a read-only attempt: staged writes dropped, staged sets freed. The
+    // commit then only validates what the decision read (an all-or-nothing failure).
+    void abandon(Work& w);
+    // D19: does frame m, read in w, have no room for one more reference?
+    [[nodiscard]] bool count_full(Work& w, spec::Mfn m);
+    // D20: would `more` new holdings take c over its quota? Reads c's holdings word in w.
+    [[nodiscard]] bool over_quota(Work& w, const DomainRec& c, std::uint64_t more);
+    // D20: adds delta to e's holdings word in w (domains with a quota only).
+    void charge(Work& w, const DomainRec& e, std::int64_t delta);
     // Takes the lowest free frame for (d, g) in one MCAS with the P2M leaf (R8).
     [[nodiscard]] std::optional<spec::Mfn> alloc_frame(spec::DomId d, spec::Gfn g,
                                                        spec::FrameState state);

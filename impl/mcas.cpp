@@ -7,6 +7,10 @@
 
 namespace impl {
 
+constinit thread_local spec::FaultPlan* t_faults = nullptr;
+
+using spec::FaultPoint;
+
 // =============================================================================================
 // Epoch-based reclamation
 //
@@ -153,6 +157,7 @@ EpochGuard::~EpochGuard() {
 }
 
 void retire(void* p, void (*deleter)(void*)) {
+    stall(FaultPoint::stall_before_retire);
     ThreadCtx& c = ctx();
     assert(c.depth > 0);
     c.limbo.push_back({g_epoch.load(std::memory_order_seq_cst), p, deleter});  // step 2
@@ -243,6 +248,7 @@ std::uint64_t rdcss(RdcssEntry* r) {
     for (;;) {
         std::uint64_t v = r->old;
         if (r->addr->compare_exchange_strong(v, tag(r, kRdcssTag), std::memory_order_seq_cst)) {
+            stall(FaultPoint::stall_rdcss_phases);  // others meet the entry and complete it
             rdcss_complete(r);
             return r->old;
         }
@@ -264,6 +270,7 @@ void help(Mcas* d) {
                 if ((v & kTagMask) == kMcasTag) {
                     Mcas* other = untag<Mcas>(v);
                     if (other == d) break;
+                    stall(FaultPoint::stall_help_other);
                     help(other);
                     continue;
                 }
@@ -271,7 +278,9 @@ void help(Mcas* d) {
                 next = true;
             }
             if (desired == kFailed) break;
+            stall(FaultPoint::stall_mcas_phase1);
         }
+        stall(FaultPoint::stall_mcas_decide);
         int und = kUndecided;
         d->status.compare_exchange_strong(und, desired, std::memory_order_seq_cst);  // decide
     }
@@ -279,6 +288,7 @@ void help(Mcas* d) {
     for (RdcssEntry& e : d->entries) {  // phase 2
         std::uint64_t expected = tag(d, kMcasTag);
         e.addr->compare_exchange_strong(expected, ok ? e.nw : e.old, std::memory_order_seq_cst);
+        stall(FaultPoint::stall_mcas_phase2);
     }
 }
 
@@ -290,6 +300,7 @@ std::uint64_t mcas_read(Word& w) {
         if ((v & kTagMask) == kRdcssTag) {
             rdcss_complete(untag<RdcssEntry>(v));
         } else if ((v & kTagMask) == kMcasTag) {
+            stall(FaultPoint::stall_help_other);
             help(untag<Mcas>(v));
         } else {
             return v;
@@ -305,6 +316,7 @@ std::uint64_t Txn::read(Word& w) {
         if (e.w == &w) return e.nw;  // what this Txn has read or will write
     const std::uint64_t v = mcas_read(w);
     entries_.push_back({&w, v, v});
+    stall(FaultPoint::stall_txn_between_reads);  // the next read may see a later instant
     return v;
 }
 

@@ -28,7 +28,33 @@
 #include <cstdint>
 #include <vector>
 
+#include "spec/faults.h"
+
 namespace impl {
+
+// ---------------------------------------------------------------------------------------------
+// Stall injection (spec/faults.h, issue 7). The fault plan of the data-path operation this
+// thread is running, or nullptr. Thread-local, so it needs no synchronisation; set for the
+// length of an operation by FaultScope. With no plan, a stall point costs one thread-local load
+// and a never-taken branch.
+extern constinit thread_local spec::FaultPlan* t_faults;
+
+inline void stall(spec::FaultPoint p) {
+    if (t_faults != nullptr) [[unlikely]]
+        t_faults->stall(p);
+}
+
+// Installs plan as this thread's t_faults for its lifetime (nesting restores the outer one).
+class FaultScope {
+public:
+    explicit FaultScope(spec::FaultPlan* plan) : saved_(t_faults) { t_faults = plan; }
+    ~FaultScope() { t_faults = saved_; }
+    FaultScope(const FaultScope&) = delete;
+    FaultScope& operator=(const FaultScope&) = delete;
+
+private:
+    spec::FaultPlan* saved_;
+};
 
 using Word = std::atomic<std::uint64_t>;
 

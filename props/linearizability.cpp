@@ -37,6 +37,7 @@ std::uint64_t state_hash(const State& s) {
     x.add(static_cast<std::uint64_t>(s.host.mode));
     x.add(s.host.max_order);
     x.add(s.host.frames);
+    x.add(s.host.max_count);
     x.add(s.fault_iommu_map);
     x.add(s.frames.size());
     for (const auto& [m, f] : s.frames) {
@@ -48,6 +49,7 @@ std::uint64_t state_hash(const State& s) {
     for (const auto& [d, dom] : s.domains) {
         x.add(d.v);
         x.add(std::uint64_t{dom.hardware} | std::uint64_t{dom.iommu_hw} << 1);
+        x.add(dom.quota ? std::uint64_t{*dom.quota} + 1 : 0);
         x.add(dom.p2m.size());
         for (const auto& [g, m] : dom.p2m) {
             x.add(g.v);

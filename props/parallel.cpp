@@ -188,10 +188,15 @@ trace::Trace stress_world(Rand& r, std::uint64_t seed) {
     t.host.max_order = 2;
     t.host.mode = r.percent(75) ? IommuMode::inclusive : IommuMode::strict;
     auto add = [&t](trace::Stmt s) { t.statements.push_back(trace::Statement{0, std::move(s)}); };
-    add(trace::DomainStmt{DomId{0}, DomainRole::hardware, true, 12});
-    add(trace::DomainStmt{DomId{1}, DomainRole::guest, false, 6});
-    add(trace::DomainStmt{DomId{2}, DomainRole::guest, false, 6});
-    add(trace::DomainStmt{DomId{3}, DomainRole::guest, true, 4});
+    // D19/D20 in a quarter of the cases each, from the seed (r's stream is left as it was):
+    // a count limit a few maps reach, and a stub-domain quota that racing maps compete for.
+    if (seed % 4 == 1) t.host.max_count = 3;
+    const std::optional<std::uint32_t> stub_quota =
+        seed % 4 == 2 ? std::optional<std::uint32_t>(2) : std::nullopt;
+    add(trace::DomainStmt{DomId{0}, DomainRole::hardware, true, 12, std::nullopt});
+    add(trace::DomainStmt{DomId{1}, DomainRole::guest, false, 6, std::nullopt});
+    add(trace::DomainStmt{DomId{2}, DomainRole::guest, false, 6, std::nullopt});
+    add(trace::DomainStmt{DomId{3}, DomainRole::guest, true, 4, stub_quota});
     add(trace::DmStmt{DomId{3}, DomId{1}});
     add(trace::DmStmt{DomId{3}, DomId{2}});
     const std::uint32_t rings[] = {3, 5, 7, 511};

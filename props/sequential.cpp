@@ -47,6 +47,13 @@ rmrr 3 bfn=0x44 count=4
 xen_gfn 1 gfn=0x10
 )";
 
+// kWorldBody with small quotas (D20) on the two emulators, the hardware domain and domain 3.
+std::string quotas(std::string w) {
+    w.replace(w.find("ram=12"), 6, "ram=12 quota=4");
+    w.replace(w.find("iommu_hw ram=4"), 14, "iommu_hw ram=4 quota=2");
+    return w;
+}
+
 const std::vector<std::string>& worlds() {
     static const std::vector<std::string> w = {
         "host iommu=on mode=inclusive max_order=2 frames=96\n" + std::string(kWorldBody),
@@ -54,6 +61,9 @@ const std::vector<std::string>& worlds() {
         "host iommu=on mode=strict max_order=2 frames=96\n" + std::string(kWorldBody),
         "host iommu=on mode=passthrough max_order=1 frames=96\n" + std::string(kWorldBody),
         "host iommu=off mode=inclusive max_order=2 frames=96\n" + std::string(kWorldBody),
+        // D19/D20: a count limit a few maps reach, and small quotas on both emulators.
+        "host iommu=on mode=inclusive max_order=2 frames=96 max_count=3\n" +
+            quotas(std::string(kWorldBody)),
     };
     return w;
 }

@@ -124,6 +124,23 @@ bool Hypervisor::add_xen_gfn(DomId d, Gfn g) {
 
 void Hypervisor::arm_iommu_map_fault(std::uint32_t count) { s_.fault_iommu_map = count; }  // D10
 
+void Hypervisor::set_quota(DomId d, std::uint32_t quota) { s_.domains.at(d).quota = quota; }  // D20
+
+bool Hypervisor::over_quota(DomId c, std::uint64_t more) const {
+    const auto& q = s_.domains.at(c).quota;
+    return q && more != 0 && s_.holdings(c) + more > *q;
+}
+
+bool Hypervisor::iommu_unit_fails(std::uint64_t units) {
+    if (s_.fault_iommu_map > 0) {                                           // D10: armed
+        --s_.fault_iommu_map;
+        return true;
+    }
+    // Fault point iommu_map: ref changes nothing before this point, so the unit that fails
+    // does not matter here (impl must discard the units it staged before it).
+    return faults_ != nullptr && faults_->iommu_map_fails(units).has_value();
+}
+
 void Hypervisor::destroy(DomId d) {
     // R9 step 1 (D12): the ioreq servers d serves or that serve d, with their tuples and
     // references; a foreign entry of a surviving emulator left without tuples -> scratch.
@@ -201,10 +218,10 @@ Status Hypervisor::map_page(DomId c, MapPage& op) {
         const Bfn b{op.bfn.v + i};
         if (s_.entry(c, b) || claimed(c, b)) return Status::eexist;
     }
-    if (s_.fault_iommu_map > 0) {                                           // R6, F9: unit
-        --s_.fault_iommu_map;
-        return Status::eio;
-    }
+    for (Mfn m : mfns)
+        if (s_.frame(m).count >= s_.host.max_count) return Status::eoverflow;  // D19: count
+    if (over_quota(c, n)) return Status::enomem;                            // D20: C's quota
+    if (iommu_unit_fails(n)) return Status::eio;                            // R6, F9: unit
     auto& ctx = s_.domains.at(c).iommu;
     for (std::uint64_t i = 0; i < n; ++i) {
         ctx[Bfn{op.bfn.v + i}] = Entry{mfns[i], op.flags.perms(), EntryKind::local};
@@ -260,10 +277,16 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
         if (e && !(e->kind == EntryKind::foreign && e->mfn == mfns[i])) return Status::eexist;
         if (claimed(c, b, mfns[i])) return Status::eexist;
     }
-    if (s_.fault_iommu_map > 0) {                                           // R3, F9: unit
-        --s_.fault_iommu_map;
-        return Status::eio;
+    std::uint64_t fresh = 0;                                                // new tuples
+    for (std::uint64_t i = 0; i < n; ++i) {
+        const auto it = s_.m2b.find(mfns[i]);
+        if (it != s_.m2b.end() && it->second.contains(Tuple{Bfn{op.bfn.v + i}, op.domid, op.ioserver}))
+            continue;
+        ++fresh;
+        if (s_.frame(mfns[i]).count >= s_.host.max_count) return Status::eoverflow;  // D19
     }
+    if (over_quota(c, fresh)) return Status::enomem;                        // D20: C's quota
+    if (iommu_unit_fails(n)) return Status::eio;                            // R3, F9: unit
     auto& ctx = s_.domains.at(c).iommu;
     for (std::uint64_t i = 0; i < n; ++i) {
         const Bfn b{op.bfn.v + i};
@@ -292,6 +315,13 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
         }
         const Tuple t{Bfn{m->v}, op.domid, op.ioserver};                    // bfn = mfn
         if (!tuples.contains(t)) {
+            const Status st = s_.frame(*m).count >= s_.host.max_count ? Status::eoverflow  // D19
+                              : over_quota(c, 1)                        ? Status::enomem     // D20
+                                                                        : Status::ok;
+            if (st != Status::ok) {
+                if (tuples.empty()) s_.m2b.erase(*m);
+                return st;
+            }
             tuples[t] = TupleInfo{false};                                   // F4: never swap
             get_ref(*m);
         }
@@ -306,6 +336,13 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
     }
     const auto e = s_.entry(c, Bfn{m->v});
     if (e && e->kind == EntryKind::identity) {                              // R4: 1:1 path
+        const Status st = s_.frame(*m).count >= s_.host.max_count ? Status::eoverflow  // D19
+                          : over_quota(c, 1)                        ? Status::enomem     // D20
+                                                                    : Status::ok;
+        if (st != Status::ok) {
+            if (tuples.empty()) s_.m2b.erase(*m);
+            return st;
+        }
         tuples[Tuple{Bfn{m->v}, op.domid, op.ioserver}] = TupleInfo{false};
         get_ref(*m);                                                        // registers interest
         op.bfn = Bfn{m->v};
@@ -354,7 +391,9 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
         tuples.assign(it->second.begin(), it->second.end());  // F8: (bfn, domid, ioserver)
     for (const auto& [t, info] : tuples) {                     // R7: one invalidate per tuple
         IoServer& srv = s_.servers.at({t.domid, t.ioserver});
-        if (srv.ring_has_room()) {
+        // Fault point ring_full: one draw per invalidate, whatever the ring's fill.
+        const bool forced_full = faults_ != nullptr && faults_->ring_full();
+        if (srv.ring_has_room() && !forced_full) {
             srv.buffered.push_back(IoReq{PV_IOMMU_IOREQ_TYPE_INVALIDATE, t.bfn});
         } else {
             srv.sync.push_back(IoReq{PV_IOMMU_IOREQ_TYPE_INVALIDATE, t.bfn});  // ring full

@@ -23,6 +23,7 @@ public:
     void add_rmrr(spec::DomId d, spec::Bfn first, std::uint64_t count) override;
     [[nodiscard]] bool add_xen_gfn(spec::DomId d, spec::Gfn g) override;
     void arm_iommu_map_fault(std::uint32_t count) override;
+    void set_quota(spec::DomId d, std::uint32_t quota) override;
     void destroy(spec::DomId d) override;
 
     [[nodiscard]] spec::Status query_caps(spec::DomId c, spec::QueryCaps& op) override;
@@ -56,6 +57,10 @@ private:
     [[nodiscard]] bool claimed(spec::DomId c, spec::Bfn b,
                                std::optional<spec::Mfn> except = std::nullopt) const;
     [[nodiscard]] spec::DomId emulator_of(const spec::Tuple& t) const;
+    // D20: would `more` new holdings take c above its quota?
+    [[nodiscard]] bool over_quota(spec::DomId c, std::uint64_t more) const;
+    // R3/R6 -EIO: an armed trace fault (D10), else the fault plan's iommu_map point.
+    [[nodiscard]] bool iommu_unit_fails(std::uint64_t units);
     // Removes tuple t of frame m with its reference.
     void drop_tuple(spec::Mfn m, const spec::Tuple& t);
     // R7, R9: re-point emulator e's foreign entry at b to scratch if no tuple of e uses b.

@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "spec/faults.h"
 #include "spec/ops.h"
 #include "spec/state.h"
 
@@ -48,6 +49,14 @@ public:
     // gfn g of d is backed by the lowest free frame, which becomes Xen's. False: none free.
     [[nodiscard]] virtual bool add_xen_gfn(DomId d, Gfn g) = 0;
     virtual void arm_iommu_map_fault(std::uint32_t count) = 0;  // D10
+    // D20: d may hold at most `quota` tuples and local entries (State::holdings). Right after
+    // create_domain, while d holds nothing.
+    virtual void set_quota(DomId d, std::uint32_t quota) = 0;
+    // Injected faults (spec/faults.h); nullptr: none. Both models honour the sequential ones
+    // (iommu_map, ring_full) at the same points, so equal plans keep them in step; impl also
+    // stalls at the named points. The plan must outlive every later data-path operation.
+    void set_fault_plan(std::shared_ptr<FaultPlan> plan) { faults_ = std::move(plan); }
+    [[nodiscard]] FaultPlan* fault_plan() const { return faults_.get(); }
     virtual void destroy(DomId d) = 0;                          // R9
 
     // --- Data path.
@@ -70,6 +79,11 @@ public:
     // --- Observation (quiescent points only).
     [[nodiscard]] virtual State snapshot() const = 0;
     [[nodiscard]] virtual std::string name() const = 0;
+
+protected:
+    // Written at quiescent points only; read by the data path without synchronisation (the
+    // quiescence that the control plane guarantees orders the write before every reader).
+    std::shared_ptr<FaultPlan> faults_;
 };
 
 // Runs one op through the hypercall, returning it with its status and out fields written.

@@ -78,6 +78,10 @@
     ((uint16_t)(((flags) & ~IOMMU_page_order) |                              \
                 (((unsigned int)(order) << _IOMMU_page_order) & IOMMU_page_order)))
 
+/* Xen errno values (xen/include/public/errno.h) of the resource-limit rows. */
+#define PV_IOMMU_ENOMEM    12   /* D20: the caller's quota is used up */
+#define PV_IOMMU_EOVERFLOW 75   /* D19: a frame's reference count is at its limit */
+
 /* query_caps OUT flag bit 0: the caller may choose BFNs (map_foreign_page). */
 #define _IOMMU_QUERY_map_cap 0 /* NOLINT(bugprone-reserved-identifier): Xen spelling */
 #define IOMMU_QUERY_map_cap  (1U << _IOMMU_QUERY_map_cap)
@@ -111,7 +115,12 @@
  *      Removes the caller's tuple and its reference (R5).
  *
  * NOTES
- * 1. Every status is 0 or a negative Xen errno value.
+ * 1. Every status is 0 or a negative Xen errno value. Beyond the draft's
+ *    table: map_page, map_foreign_page and lookup_foreign_page (when it would
+ *    add a tuple) return -EOVERFLOW (75) when a frame's reference count is at
+ *    the host's limit (D19), and -ENOMEM (12) when the caller's quota of
+ *    tuples and local entries is used up (D20); both after -EEXIST, before
+ *    -EIO, and both change nothing.
  * 2. Fields not used by a subop are ignored on input and left untouched.
  * 3. The union is 24 bytes: the 20-byte foreign members are padded to the
  *    8-byte alignment of their u64 fields. The whole op is 32 bytes.

@@ -90,6 +90,16 @@ std::optional<Mfn> State::p2m(DomId d, Gfn g) const {
     return it->second;
 }
 
+std::uint64_t State::holdings(DomId e) const {
+    std::uint64_t n = 0;
+    for (const auto& [m, tuples] : m2b)
+        for (const auto& [t, info] : tuples)
+            if (const IoServer* srv = server(t.domid, t.ioserver); srv && srv->emulator == e) ++n;
+    if (const Domain* d = domain(e))
+        for (const auto& [b, en] : d->iommu) n += en.kind == EntryKind::local;
+    return n;
+}
+
 namespace {
 
 std::string tuple_text(Mfn m, const Tuple& t) {
@@ -132,7 +142,15 @@ std::vector<Violation> check_invariants(const State& s) {
         if (f.state != FrameState::owned && (f.count != 0 || f.allocated))
             fail("INV-FREE-ZERO", where);
         if (f.state == FrameState::owned && f.count == 0) fail("INV-FREE-ZERO", where + " (R8)");
+        if (f.count > s.host.max_count)
+            fail("INV-MAX-COUNT", where + " is above max_count=" + std::to_string(s.host.max_count));
     }
+    // INV-QUOTA (D20): no domain holds more than its quota.
+    for (const auto& [id, d] : s.domains)
+        if (d.quota && s.holdings(id) > *d.quota)
+            fail("INV-QUOTA", "domain " + std::to_string(id.v) + " holds " +
+                                  std::to_string(s.holdings(id)) + " > quota=" +
+                                  std::to_string(*d.quota));
     // INV-COUNT: count(f) = allocated(f) + #tuples(f) + #local entries(f).
     for (const auto& [m, n] : refs) {
         const Frame f = s.frame(m);
@@ -192,10 +210,14 @@ std::vector<Violation> check_invariants(const State& s) {
 std::string dump(const State& s) {
     std::ostringstream os;
     os << "host iommu=" << (s.host.iommu ? "on" : "off") << " mode=" << mode_name(s.host.mode)
-       << " max_order=" << s.host.max_order << " frames=" << s.host.frames << '\n';
+       << " max_order=" << s.host.max_order << " frames=" << s.host.frames;
+    if (s.host.max_count != kMaxCountLimit) os << " max_count=" << s.host.max_count;
+    os << '\n';
     for (const auto& [id, d] : s.domains) {
         os << "domain " << id.v << (d.hardware ? " hardware" : " guest")
-           << (d.iommu_hw ? " iommu_hw" : "") << '\n';
+           << (d.iommu_hw ? " iommu_hw" : "");
+        if (d.quota) os << " quota=" << *d.quota;
+        os << '\n';
         for (DomId t : d.dm_over) os << "dm " << id.v << " over " << t.v << '\n';
         for (const Range& r : d.rmrr)
             os << "rmrr " << id.v << " bfn=" << hex(r.first.v) << " count=" << r.count << '\n';

@@ -26,6 +26,8 @@ struct Host {
     IommuMode mode = IommuMode::inclusive;
     unsigned max_order = 9;
     std::uint64_t frames = 4096;
+    // D19: no reference may take a frame's count above this (1..kMaxCountLimit).
+    std::uint32_t max_count = kMaxCountLimit;
     bool operator==(const Host&) const = default;
 };
 
@@ -68,6 +70,8 @@ struct Domain {
     std::set<DomId> dm_over;           // `dm self over T`: privilege over T
     std::map<Bfn, Entry> iommu;        // explicit entries of this domain's IOMMU context
     std::set<Bfn> removed_identity;    // identity bfns removed by unmap_page (D18)
+    // D20: at most this many holdings (tuples it serves + local entries); nullopt: no limit.
+    std::optional<std::uint32_t> quota;
     bool operator==(const Domain&) const = default;
 };
 
@@ -122,6 +126,9 @@ struct State {
     // C's entry at bfn: explicit, or the computed identity entry (D18), or none.
     [[nodiscard]] std::optional<Entry> entry(DomId c, Bfn b) const;
     [[nodiscard]] std::optional<Mfn> p2m(DomId d, Gfn g) const;
+    // D20: what counts against e's quota: the tuples of the ioreq servers e serves plus the
+    // local entries of e's IOMMU context (one reference each, held on e's behalf).
+    [[nodiscard]] std::uint64_t holdings(DomId e) const;
 };
 
 // A violated invariant: its INV-* name and what offends it (a frame, a tuple, an entry).

@@ -6,17 +6,19 @@
 namespace spec {
 namespace {
 
-constexpr std::array<std::pair<Status, std::string_view>, 11> kStatusNames{{
+constexpr std::array<std::pair<Status, std::string_view>, 13> kStatusNames{{
     {Status::ok, "0"},
     {Status::eperm, "-EPERM"},
     {Status::enoent, "-ENOENT"},
     {Status::eio, "-EIO"},
     {Status::enxio, "-ENXIO"},
+    {Status::enomem, "-ENOMEM"},
     {Status::eacces, "-EACCES"},
     {Status::eexist, "-EEXIST"},
     {Status::enodev, "-ENODEV"},
     {Status::einval, "-EINVAL"},
     {Status::enospc, "-ENOSPC"},
+    {Status::eoverflow, "-EOVERFLOW"},
     {Status::eopnotsupp, "-EOPNOTSUPP"},
 }};
 

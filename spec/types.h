@@ -34,6 +34,10 @@ inline constexpr Bfn kBfnInvalid{PV_IOMMU_BFN_INVALID};
 inline constexpr std::uint32_t kMaxRingSlots = PV_IOMMU_IOREQ_BUFFER_SLOT_NUM;  // D5
 inline constexpr std::uint64_t kMaxFrames = std::uint64_t{1} << 24;            // D6
 inline constexpr unsigned kMaxOrderLimit = 63;                                 // D6
+// D19: the largest reference count of a frame: impl's count field is 32 bits wide (bits 0-31
+// of the frame word), so the default max_count is the field's limit and no count can carry
+// into the allocated/state bits above it.
+inline constexpr std::uint32_t kMaxCountLimit = 0xffffffffU;
 
 // A subop's status: 0 or a negative Xen errno (xen/include/public/errno.h values).
 enum class Status : std::int32_t {
@@ -42,11 +46,13 @@ enum class Status : std::int32_t {
     enoent = -2,
     eio = -5,
     enxio = -6,
+    enomem = -PV_IOMMU_ENOMEM,        // D20: the caller's quota of tuples and local entries is used up
     eacces = -13,
     eexist = -17,
     enodev = -19,
     einval = -22,
     enospc = -28,
+    eoverflow = -PV_IOMMU_EOVERFLOW,  // D19: a frame's reference count is at the host's max_count
     eopnotsupp = -95,
 };
 

@@ -74,7 +74,8 @@ using Key = std::pair<std::uint16_t, std::uint16_t>;  // (target, id)
 
 class Generator {
 public:
-    Generator(std::uint64_t seed, std::size_t steps) : r_(seed), steps_(steps) {
+    Generator(std::uint64_t seed, std::size_t steps)
+        : r_(seed), limits_(seed ^ 0x5155'4f54'4100'0000ULL), steps_(steps) {
         t_.file = "random-" + std::to_string(seed);
     }
 
@@ -94,6 +95,9 @@ private:
         h.mode = static_cast<spec::IommuMode>(r_.weighted({75, 13, 12}));
         h.max_order = static_cast<unsigned>(r_.weighted({35, 30, 20, 8, 7}));
         h.frames = r_.between(64, 512);
+        // D19: a tiny max_count in some worlds (from limits_, so r_'s stream, and with it
+        // every other choice of a seed, is what it was before the limits existed).
+        if (limits_.percent(15)) h.max_count = static_cast<std::uint32_t>(limits_.between(1, 4));
     }
 
     void world() {
@@ -158,8 +162,11 @@ private:
         dead_.erase(d);
         never_.erase(d);
         used_ += ram;
+        // D20: a small quota for some domains (from limits_, see host()).
+        std::optional<std::uint32_t> quota;
+        if (limits_.percent(20)) quota = static_cast<std::uint32_t>(limits_.between(0, 4));
         emit(DomainStmt{DomId{d}, hardware ? spec::DomainRole::hardware : spec::DomainRole::guest,
-                        iommu_hw, static_cast<std::uint32_t>(ram)});
+                        iommu_hw, static_cast<std::uint32_t>(ram), quota});
     }
 
     void add_dm(std::uint16_t e, std::uint16_t t) {
@@ -615,6 +622,7 @@ private:
     void emit(Stmt s) { t_.statements.push_back(Statement{0, std::move(s)}); }
 
     Rand r_;
+    Rand limits_;  // D19/D20 choices only: a stream of its own
     std::size_t steps_;
     Trace t_;
     std::map<std::uint16_t, Dom> live_;

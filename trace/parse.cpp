@@ -223,7 +223,7 @@ private:
 };
 
 spec::Host parse_host(const Line& l) {
-    if (l.words.size() != 1) throw Failure{"usage: host iommu=on|off mode=... max_order=K frames=N"};
+    if (l.words.size() != 1) throw Failure{"usage: host iommu=on|off mode=... max_order=K frames=N [max_count=N]"};
     Args a(l, "host");
     spec::Host h;
     if (const auto v = a.take("iommu")) {
@@ -243,6 +243,8 @@ spec::Host parse_host(const Line& l) {
     a.opt_value("frames", frames);
     if (frames == 0 || frames > spec::kMaxFrames) throw Failure{"frames=: want 1..16777216 (D6)"};
     h.frames = frames;
+    a.opt_value("max_count", h.max_count);  // D19 extension; 32 bits by the count width
+    if (h.max_count == 0) throw Failure{"max_count=: want 1..4294967295 (D19)"};
     a.done();
     return h;
 }
@@ -393,7 +395,7 @@ private:
         const std::string_view kw = l.words[0];
         if (kw == "domain") {
             if (l.words.size() < 3 || l.words.size() > 4)
-                throw Failure{"usage: domain D hardware|guest [iommu_hw] [ram=N]"};
+                throw Failure{"usage: domain D hardware|guest [iommu_hw] [ram=N] [quota=N]"};
             DomainStmt s;
             s.d = word<DomId>(l.words[1], "domain");
             if (l.words[2] == "hardware") s.role = spec::DomainRole::hardware;
@@ -404,6 +406,7 @@ private:
             }
             Args a(l, "domain");
             a.opt_value("ram", s.ram);
+            a.opt("quota", s.quota);  // D20 extension: 0..2^32-1
             a.done();
             w.add_domain(s);
             return s;

@@ -46,6 +46,7 @@ std::string statement_text(const Stmt& stmt) {
                    << (s.role == spec::DomainRole::hardware ? " hardware" : " guest")
                    << (s.iommu_hw ? " iommu_hw" : "");
                 if (s.ram != 0) os << " ram=" << s.ram;
+                if (s.quota) os << " quota=" << *s.quota;
             } else if constexpr (std::is_same_v<T, DmStmt>) {
                 os << "dm " << d(s.emulator) << " over " << d(s.target);
             } else if constexpr (std::is_same_v<T, IoServerStmt>) {
@@ -122,7 +123,9 @@ std::string statement_text(const Stmt& stmt) {
 std::string print(const Trace& t) {
     std::ostringstream os;
     os << "host iommu=" << (t.host.iommu ? "on" : "off") << " mode=" << spec::mode_name(t.host.mode)
-       << " max_order=" << t.host.max_order << " frames=" << t.host.frames << "\n";
+       << " max_order=" << t.host.max_order << " frames=" << t.host.frames;
+    if (t.host.max_count != spec::kMaxCountLimit) os << " max_count=" << t.host.max_count;
+    os << "\n";
     for (const Statement& s : t.statements) os << statement_text(s.stmt) << "\n";
     return os.str();
 }

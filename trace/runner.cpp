@@ -95,6 +95,8 @@ StepRecord Runner::step() {
                                 ": only " + std::to_string(snap.host.frames - used) +
                                 " frames free (D9)");
                     r.fatal = true;
+                } else if (s.quota) {
+                    h_.set_quota(s.d, *s.quota);  // D20
                 }
             } else if constexpr (std::is_same_v<T, DmStmt>) {
                 h_.grant_dm(s.emulator, s.target);

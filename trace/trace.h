@@ -26,6 +26,7 @@ struct DomainStmt {
     spec::DomainRole role = spec::DomainRole::guest;
     bool iommu_hw = false;
     std::uint32_t ram = 0;
+    std::optional<std::uint32_t> quota;  // D20 extension: `quota=N`, holdings at most N
 };
 struct DmStmt { DomId emulator, target; };
 struct IoServerStmt {

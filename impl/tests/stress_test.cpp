@@ -18,8 +18,10 @@
 #include <thread>
 
 #include "impl/hypervisor.h"
+#include "impl/tests/stress.h"
 
 using namespace spec;
+using namespace impl_test;
 
 namespace {
 
@@ -28,21 +30,20 @@ std::uint64_t env_or(const char* name, std::uint64_t dflt) {
     return v != nullptr ? std::strtoull(v, nullptr, 10) : dflt;
 }
 
-struct Counters {
-    std::uint64_t invalidates = 0, drained = 0, ok = 0, errors = 0, sync = 0;
-};
-
 constexpr std::uint16_t kHw = 0, kG1 = 1, kG2 = 2, kStub = 3;
 
-std::unique_ptr<spec::Hypervisor> build_world() {
+std::unique_ptr<spec::Hypervisor> build_world(const Setup& setup = {}) {
     Host h;
     h.frames = 256;
     h.max_order = 2;
+    h.max_count = setup.max_count;
     auto hv = impl::make(h);
     REQUIRE(hv->create_domain(DomId{kHw}, DomainRole::hardware, true, 32));
     REQUIRE(hv->create_domain(DomId{kG1}, DomainRole::guest, false, 32));
     REQUIRE(hv->create_domain(DomId{kG2}, DomainRole::guest, false, 32));
     REQUIRE(hv->create_domain(DomId{kStub}, DomainRole::guest, true, 4));
+    if (setup.hw_quota) hv->set_quota(DomId{kHw}, *setup.hw_quota);
+    if (setup.stub_quota) hv->set_quota(DomId{kStub}, *setup.stub_quota);
     hv->grant_dm(DomId{kStub}, DomId{kG1});
     hv->grant_dm(DomId{kStub}, DomId{kG2});
     hv->create_ioserver(DomId{kG1}, IoServId{0}, DomId{kHw}, 9);
@@ -136,6 +137,9 @@ void worker(spec::Hypervisor& hv, std::uint64_t seed, std::uint64_t ops, Counter
         raw = encode(op);
         (void)hv.iommu_op(caller, std::span<pv_iommu_op>(&raw, 1));
         (raw.status == 0 ? c.ok : c.errors)++;
+        c.eio += raw.status == static_cast<std::int32_t>(Status::eio);
+        c.enomem += raw.status == static_cast<std::int32_t>(Status::enomem);
+        c.eoverflow += raw.status == static_cast<std::int32_t>(Status::eoverflow);
     }
 }
 
@@ -147,15 +151,23 @@ std::string show(const std::vector<Violation>& vs) {
 
 }  // namespace
 
-TEST_CASE("impl stress: concurrent subops and balloons keep every invariant and reconcile") {
-    const std::uint64_t iters = env_or("PVIOMMU_STRESS_ITERS", 20);
-    const std::uint64_t ops = env_or("PVIOMMU_STRESS_OPS", 2000);
+// Runs `iters` stress iterations of `threads` x `ops` and checks, after each, every invariant,
+// the P2M, the invalidate reconciliation and a leak-free teardown. Returns the counters.
+namespace impl_test {
+
+Counters run_stress(std::uint64_t iters, std::uint64_t ops, const Setup& setup,
+                    std::vector<std::shared_ptr<FaultPlan>>* plans) {
     const unsigned threads = 4;  // oversubscribed on 2 cores: more interleavings
     Counters total;
     for (std::uint64_t it = 0; it < iters; ++it) {
         const std::uint64_t seed = 0x5eed0000 + it;
         CAPTURE(seed);
-        auto hv = build_world();
+        auto hv = build_world(setup);
+        if (setup.plan) {
+            auto plan = setup.plan(seed);
+            hv->set_fault_plan(plan);
+            if (plans != nullptr) plans->push_back(plan);
+        }
         std::vector<Counters> cs(threads);
         std::vector<std::thread> ts;
         std::atomic<int> start{static_cast<int>(threads)};
@@ -207,7 +219,22 @@ TEST_CASE("impl stress: concurrent subops and balloons keep every invariant and 
         total.errors += sum.errors;
         total.invalidates += sum.invalidates;
         total.sync += sum.sync;
+        for (const auto& c : cs) {
+            total.eio += c.eio;
+            total.enomem += c.enomem;
+            total.eoverflow += c.eoverflow;
+        }
     }
+    return total;
+}
+
+}  // namespace impl_test
+
+TEST_CASE("impl stress: concurrent subops and balloons keep every invariant and reconcile") {
+    const std::uint64_t iters = env_or("PVIOMMU_STRESS_ITERS", 20);
+    const std::uint64_t ops = env_or("PVIOMMU_STRESS_OPS", 2000);
+    const unsigned threads = 4;
+    const Counters total = run_stress(iters, ops, {});
     MESSAGE("stress: " << iters << " iterations x " << threads << " threads x " << ops
                        << " ops: " << total.ok << " successful calls, " << total.errors
                        << " failed calls, " << total.invalidates << " invalidates ("

@@ -56,6 +56,10 @@ public:
         std::lock_guard g(mu_);
         return ref_->add_xen_gfn(d, gfn);
     }
+    void set_quota(DomId d, std::uint32_t q) override {
+        std::lock_guard g(mu_);
+        ref_->set_quota(d, q);
+    }
     void arm_iommu_map_fault(std::uint32_t n) override {
         std::lock_guard g(mu_);
         ref_->arm_iommu_map_fault(n);
@@ -171,6 +175,7 @@ public:
     void add_rmrr(DomId d, Bfn f, std::uint64_t n) override { in_->add_rmrr(d, f, n); }
     bool add_xen_gfn(DomId d, Gfn g) override { return in_->add_xen_gfn(d, g); }
     void arm_iommu_map_fault(std::uint32_t n) override { in_->arm_iommu_map_fault(n); }
+    void set_quota(DomId d, std::uint32_t q) override { in_->set_quota(d, q); }
     void destroy(DomId d) override { in_->destroy(d); }
     Status query_caps(DomId c, QueryCaps& op) override { return in_->query_caps(c, op); }
     Status map_page(DomId c, MapPage& op) override { return in_->map_page(c, op); }

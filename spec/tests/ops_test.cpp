@@ -76,11 +76,15 @@ TEST_CASE("ops: lookup_foreign_page's bfn defaults to BFN_INVALID") {
 TEST_CASE("types: status names round-trip") {
     for (Status s : {Status::ok, Status::eperm, Status::enoent, Status::eio, Status::enxio,
                      Status::eacces, Status::eexist, Status::enodev, Status::einval,
-                     Status::enospc, Status::eopnotsupp}) {
+                     Status::enospc, Status::eopnotsupp, Status::enomem, Status::eoverflow}) {
         CHECK(status_from_name(status_name(s)) == s);
     }
     CHECK_FALSE(status_from_name("-EWHATEVER").has_value());
     CHECK(static_cast<int>(Status::eopnotsupp) == -95);
+    CHECK(static_cast<int>(Status::enomem) == -12);     // D20, Xen's ENOMEM
+    CHECK(static_cast<int>(Status::eoverflow) == -75);  // D19, Xen's EOVERFLOW
+    CHECK(status_name(Status::enomem) == "-ENOMEM");
+    CHECK(status_name(Status::eoverflow) == "-EOVERFLOW");
 }
 
 TEST_CASE("types: flags notation") {

@@ -64,6 +64,7 @@ public:
     }
     bool add_xen_gfn(spec::DomId d, spec::Gfn g) override { return inner_->add_xen_gfn(d, g); }
     void arm_iommu_map_fault(std::uint32_t count) override { inner_->arm_iommu_map_fault(count); }
+    void set_quota(spec::DomId d, std::uint32_t q) override { inner_->set_quota(d, q); }
     void destroy(spec::DomId d) override { inner_->destroy(d); }
 
     Status query_caps(spec::DomId c, spec::QueryCaps& op) override {

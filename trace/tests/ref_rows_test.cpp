@@ -33,8 +33,9 @@ rmrr 2 bfn=0x100 count=4
 
 // Runs kWorld, then `setup` (which must hold every expectation), then `call`; returns the last
 // op's result.
-spec::OpResult outcome(std::string_view setup, std::string_view call) {
-    const std::string text = std::string(kWorld) + std::string(setup) + "\n" + std::string(call) + "\n";
+spec::OpResult outcome(std::string_view setup, std::string_view call,
+                       std::string_view world = kWorld) {
+    const std::string text = std::string(world) + std::string(setup) + "\n" + std::string(call) + "\n";
     auto parsed = trace::parse("rows", text);
     if (auto* e = std::get_if<trace::ParseError>(&parsed)) FAIL(e->text());
     auto t = std::get<trace::Trace>(std::move(parsed));
@@ -56,12 +57,12 @@ struct Row {
     Status want;
 };
 
-void check_rows(std::initializer_list<Row> rows) {
+void check_rows(std::initializer_list<Row> rows, std::string_view world = kWorld) {
     for (const Row& row : rows) {
         const std::string rule = row.rule, call = row.call;
         CAPTURE(rule);
         CAPTURE(call);
-        CHECK(outcome(row.setup, row.call).status == row.want);
+        CHECK(outcome(row.setup, row.call, world).status == row.want);
     }
 }
 
@@ -246,4 +247,55 @@ TEST_CASE("unmap_page: every error row in F6/F10 order") {
         {"R6 identity order 9 (whole 1:1 block)", "", "call 0 unmap_page bfn=0x0 flags=-+order=5", Status::ok},
         {"R6 local", "call 2 map_page bfn=0x2000 gfn=0\nexpect status=0", "call 2 unmap_page bfn=0x2000", Status::ok},
     });
+}
+
+// D19/D20 rows. mfns: dom0 0x0-0xf, dom1 0x10-0x17, dom2 0x18-0x1b, dom3 0x1c.
+constexpr std::string_view kLimitsWorld = R"(
+host max_count=3
+domain 0 hardware iommu_hw ram=16
+domain 1 guest ram=8
+domain 2 guest iommu_hw ram=4 quota=2
+domain 3 guest ram=1 quota=0
+dm 2 over 1
+dm 3 over 1
+ioserver 1 id=0 emulator=0
+ioserver 1 id=1 emulator=2
+ioserver 1 id=2 emulator=3
+ioserver 1 id=3 emulator=0
+)";
+// mfn 0x10 at count 3 (allocation + two tuples); domain 2 holds 2 (its quota).
+constexpr const char* kFull =
+    "call 0 map_foreign_page bfn=0x10000 gfn=0 domid=1 ioserver=0 flags=rw\n"
+    "call 2 map_foreign_page bfn=0x1000 gfn=0 domid=1 ioserver=1 flags=rw\n"
+    "call 2 map_page bfn=0x50 gfn=0 flags=rw";
+
+TEST_CASE("D19, D20: -EOVERFLOW and -ENOMEM rows in check order") {
+    check_rows({
+        {"D19 map_foreign_page", kFull, "call 0 map_foreign_page bfn=0x10001 gfn=0 domid=1 ioserver=0 flags=rw", Status::eoverflow},
+        {"R3 -EEXIST before D19", kFull, "call 0 map_foreign_page bfn=0x5 gfn=0 domid=1 ioserver=0 flags=rw", Status::eexist},
+        {"D19 idempotent re-map takes nothing", kFull, "call 0 map_foreign_page bfn=0x10000 gfn=0 domid=1 ioserver=0 flags=r", Status::ok},
+        {"D19 before D20", kFull, "call 2 map_foreign_page bfn=0x2000 gfn=0 domid=1 ioserver=1 flags=rw", Status::eoverflow},
+        {"D20 map_foreign_page", kFull, "call 2 map_foreign_page bfn=0x2000 gfn=1 domid=1 ioserver=1 flags=rw", Status::enomem},
+        {"D20 map_page", kFull, "call 2 map_page bfn=0x51 gfn=1 flags=rw", Status::enomem},
+        {"R6 -EEXIST before D20", kFull, "call 2 map_page bfn=0x50 gfn=1 flags=rw", Status::eexist},
+        {"D19 map_page", "call 0 map_page bfn=0x30000 gfn=0 flags=rw\ncall 0 map_page bfn=0x30001 gfn=0 flags=rw",
+         "call 0 map_page bfn=0x30002 gfn=0 flags=rw", Status::eoverflow},
+        {"D19 order-1 map_page, one full unit", "call 0 map_page bfn=0x30000 gfn=0 flags=rw\ncall 0 map_page bfn=0x30001 gfn=0 flags=rw",
+         "call 0 map_page bfn=0x30004 gfn=0 flags=rw+order=1", Status::eoverflow},
+        {"F4 -EINVAL before D20", "", "call 3 lookup_foreign_page gfn=1 bfn=0x5 domid=1 ioserver=2", Status::einval},
+        {"D20 lookup, not usable", "", "call 3 lookup_foreign_page gfn=1 domid=1 ioserver=2", Status::enomem},
+        {"D19 lookup before D20", kFull, "call 3 lookup_foreign_page gfn=0 domid=1 ioserver=2", Status::eoverflow},
+        {"D19 lookup on the 1:1 path", kFull, "call 0 lookup_foreign_page gfn=0 domid=1 ioserver=3", Status::eoverflow},
+        {"lookup finding its tuple takes nothing", kFull, "call 0 lookup_foreign_page gfn=0 domid=1 ioserver=0", Status::ok},
+        {"R4 -ENOENT: no tuple added, no limit", kFull, "call 2 lookup_foreign_page gfn=2 domid=1 ioserver=1", Status::enoent},
+    }, kLimitsWorld);
+}
+
+TEST_CASE("D20 before -EIO; -EIO after both limits") {
+    const std::string full = std::string(kFull) + "\nfault iommu_map";
+    check_rows({
+        {"D20 before the armed fault", full.c_str(), "call 2 map_page bfn=0x51 gfn=1 flags=rw", Status::enomem},
+        {"D19 before the armed fault", full.c_str(), "call 0 map_foreign_page bfn=0x10001 gfn=0 domid=1 ioserver=0 flags=rw", Status::eoverflow},
+        {"-EIO when both pass", full.c_str(), "call 0 map_foreign_page bfn=0x10002 gfn=1 domid=1 ioserver=0 flags=rw", Status::eio},
+    }, kLimitsWorld);
 }
