@@ -141,6 +141,17 @@ def main():
                        raw_op(["unmap_page", "bfn=0x3"])])
         s += bytes([10, 1, 1, 13, 1])
         write(OUT / "fuzz_abi_diff", f"session-w{world}", s)
+        # Order-k maps onto the worlds' RMRRs (0x20-0x23 of domain 0 and 0x8-0x9 of domain 2
+        # in world 1, 0x4 of domain 0 in world 2): the RMRR row must hold for the whole range.
+        s = bytes([world])
+        for caller, bfn in ((0, 0x20), (0, 0x22), (2, 0x8), (0, 0x4)):
+            for order in (1, 2):
+                s += batch(caller, [raw_op(["map_foreign_page", f"bfn={bfn & ~((1 << order) - 1)}",
+                                            "gfn=0", "domid=1", f"ioserver={caller // 2}",
+                                            f"flags=rw+order={order}"]),
+                                    raw_op(["map_page", f"bfn={bfn & ~((1 << order) - 1)}",
+                                            "gfn=0", f"flags=rw+order={order}"])])
+        write(OUT / "fuzz_abi_diff", f"orders-rmrr-w{world}", s)
     n = {t: len(list((OUT / t).iterdir())) for t in ("fuzz_parse", "fuzz_abi_diff")}
     print(f"seeds: {n}")
 
