@@ -3,7 +3,12 @@
 #   ./run.sh verify   install what is missing, build (preset default), run `pviommu verify`
 #   ./run.sh test     the same set-up, then the whole test suite through ctest (default build),
 #                     again under ASan+UBSan, the concurrency tests under TSan (clang), and
-#                     the planted bugs (every mutant must be caught); prints each phase's time
+#                     the planted bugs (every mutant must be caught), and the fuzz targets
+#                     (preset fuzz: corpus replay, then PVIOMMU_FUZZ_SECONDS=30 s each);
+#                     prints each phase's time
+#   ./run.sh fuzz [S] build the fuzz preset, replay the corpus, run each target for S seconds
+#                     (default 600); new inputs go to build-fuzz/corpus/, crashes to
+#                     build-fuzz/artifacts/
 #   ./run.sh coverage line and branch coverage of ref/ and impl/ by the property suites (gcovr)
 #   ./run.sh lint     clang-format check of every C/C++ file; cppcheck and clang-tidy on spec/, ref/,
 #                     impl/ with the checked-in .cppcheck-suppressions and .clang-tidy (needs the
@@ -55,6 +60,31 @@ lint() {
         xargs -P "$(nproc)" -n 1 clang-tidy -p build --quiet 2>/dev/null
 }
 
+# Runs every fuzz target for $1 seconds, one after another (one core each: CPUs are shared),
+# seeded from the checked-in corpus; prints libFuzzer's final figures, or the log's tail and
+# fails on a finding.
+FUZZ_TARGETS=(fuzz_parse fuzz_abi_diff)
+fuzz_run() {
+    local seconds=$1 t
+    mkdir -p build-fuzz/artifacts
+    for t in "${FUZZ_TARGETS[@]}"; do
+        local dict=() work=build-fuzz/corpus/$t log=build-fuzz/$t.log
+        [ "$t" = fuzz_parse ] && dict=(-dict=fuzz/parse.dict)
+        mkdir -p "$work"
+        if ! ASAN_OPTIONS=detect_leaks=1 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+             "build-fuzz/$t" "${dict[@]}" -max_total_time="$seconds" -rss_limit_mb=2048 \
+             -timeout=5 -print_final_stats=1 -artifact_prefix="build-fuzz/artifacts/$t-" \
+             "$work" "fuzz/corpus/$t" >"$log" 2>&1; then
+            tail -n 60 "$log"
+            echo "$t: FOUND A PROBLEM (log: $log, input: build-fuzz/artifacts/)" >&2
+            return 1
+        fi
+        echo "$t: $(grep -E '^stat::number_of_executed_units' "$log" | awk '{print $2}') executions" \
+             "in ${seconds} s, $(grep -E '^stat::average_exec_per_sec' "$log" | awk '{print $2}') exec/s," \
+             "corpus $(ls "$work" | wc -l) new inputs"
+    done
+}
+
 cmd=${1:-}
 case "$cmd" in
     verify)
@@ -73,6 +103,15 @@ case "$cmd" in
         phase "ctest (tsan)"; ctest --preset tsan; phase_end "ctest (tsan)"
         phase "build (mutants)"; build mutants; phase_end "build (mutants)"
         phase "ctest (mutants)"; ctest --preset mutants; phase_end "ctest (mutants)"
+        phase "build (fuzz)"; build fuzz; phase_end "build (fuzz)"
+        phase "fuzz (corpus replay, then ${PVIOMMU_FUZZ_SECONDS:-30} s each)"
+        ctest --preset fuzz; fuzz_run "${PVIOMMU_FUZZ_SECONDS:-30}"
+        phase_end "fuzz"
+        ;;
+    fuzz)
+        install_missing; build fuzz
+        ctest --preset fuzz
+        fuzz_run "${2:-600}"
         ;;
     build)
         install_missing; build default
@@ -96,7 +135,7 @@ case "$cmd" in
               --print-summary --txt build-coverage/coverage.txt
         ;;
     *)
-        echo "usage: ./run.sh verify | test | build | lint | coverage" >&2
+        echo "usage: ./run.sh verify | test | build | lint | coverage | fuzz [SECONDS]" >&2
         exit 2
         ;;
 esac

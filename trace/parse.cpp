@@ -188,7 +188,7 @@ public:
                 if (hw) throw Failure{"domain " + std::to_string(id.v) + " is already the hardware domain (D8)"};
         }
         domains_[s.d] = s.role == spec::DomainRole::hardware;
-        for (std::uint64_t g = 0; g < s.ram; ++g) gfns_[s.d].insert(Gfn{g});
+        ram_[s.d] = s.ram;  // gfns 0..ram-1: a count, not a set (ram= may be up to 2^32-1)
     }
     void add_server(const IoServerStmt& s) {
         domain_exists(s.target);
@@ -202,14 +202,15 @@ public:
     }
     void add_xen_gfn(DomId d, Gfn g) {
         domain_exists(d);
-        if (!gfns_[d].insert(g).second)
+        if (g.v < ram_[d] || !xen_gfns_[d].insert(g).second)
             throw Failure{"gfn " + spec::hex(g.v) + " of domain " + std::to_string(d.v) +
                           " already has a frame (D9)"};
     }
     void destroy(DomId d) {
         domain_exists(d);
         domains_.erase(d);
-        gfns_.erase(d);
+        ram_.erase(d);
+        xen_gfns_.erase(d);
         std::erase_if(servers_, [d](const auto& kv) { return kv.first.first == d || kv.second == d; });
     }
     // rmrr and xen_gfn only before the first call or event.
@@ -219,7 +220,9 @@ private:
     spec::Host host_;
     std::map<DomId, bool> domains_;  // -> is hardware
     std::map<std::pair<DomId, IoServId>, DomId> servers_;
-    std::map<DomId, std::set<Gfn>> gfns_;  // static P2M before the first call (D9)
+    // The static P2M before the first call (D9): gfns 0..ram-1, then the xen_gfn ones.
+    std::map<DomId, std::uint64_t> ram_;
+    std::map<DomId, std::set<Gfn>> xen_gfns_;
 };
 
 spec::Host parse_host(const Line& l) {
