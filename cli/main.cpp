@@ -13,6 +13,7 @@
 #include "bench/bench.h"
 #include "cli/diff_cmd.h"
 #include "cli/props_cmd.h"
+#include "cli/prove_cmd.h"
 #include "props/sequential.h"
 #include "impl/hypervisor.h"
 #include "ref/hypervisor.h"
@@ -190,6 +191,9 @@ int main(int argc, char** argv) {
     cli::PropsArgs props_args;
     auto* props = cli::add_props_command(app, props_args);
 
+    // prove
+    cli::ProveArgs prove_args;
+    auto* prove = cli::add_prove_command(app, prove_args);
 
     auto* help = app.add_subcommand("help", "Show help for pviommu or one subcommand");
     std::string help_on;
@@ -218,6 +222,7 @@ int main(int argc, char** argv) {
 
     if (*props) return cli::run_props(props_args, std::cout);
     if (*bench_cmd) return bench::run_bench(bench_opt, std::cout);
+    if (*prove) return cli::run_prove(prove_args, std::cout);
 
     if (*run) {
         trace::RunOptions opt{verbose, dump};
@@ -294,10 +299,14 @@ int main(int argc, char** argv) {
         std::ostringstream props_log;
         const auto props_result = props::run_sequential(popt, props_log);
         pass = pass && props_result.passed;
+        // The Z3 proof obligations (issue 5).
+        std::string prove_line;
+        pass = cli::prove_summary(prove_line) && pass;
         const double secs =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (verify_json) {
             json j{{"examples", to_json(results)}, {"passed", pass}, {"seconds", secs}};
+            j["proofs"] = prove_line;
             j["props_sequential"] = {{"tests", props_result.tests},
                                      {"passed", props_result.passed},
                                      {"commands", props_result.commands},
@@ -337,6 +346,7 @@ int main(int argc, char** argv) {
                       << (props_result.passed ? " pass" : ": FAILED") << " ("
                       << props_result.commands << " commands, " << props_result.seconds << " s)\n";
             if (!props_result.passed) std::cout << props_log.str();
+            std::cout << "  proofs               " << prove_line << "\n";
             std::cout << (pass ? "verify: PASS" : "verify: FAIL") << " in " << secs << " s\n";
         }
         return pass ? 0 : 1;

@@ -1,0 +1,55 @@
+// proofs/prove.h: the proof obligations of the PV IOMMU model, run by name. No Z3 type leaks
+// out of this header (z3++.h stays inside proofs/*.cpp).
+//
+// Obligations:
+//   TRANSITION/INVARIANT   Inv AND scope(T) AND T => INVARIANT(next), unbounded, at full width
+//                          (every INV-* and AUX-* for every transition; Inv is their conjunction)
+//   INV-INVALIDATE/balloon a balloon of a frame with k tuples emits exactly those k invalidations
+//   non-vacuity/init       Inv AND the initial state, with a live domain owning a frame, is sat
+//   non-vacuity/T          Inv AND scope(T) AND ok(T) is sat (each transition can succeed)
+// The non-vacuity checks run at small widths (Z3 finds models there in milliseconds).
+// A timeout or `unknown` is a failure, never a pass.
+#pragma once
+
+#include <string>
+#include <vector>
+
+namespace proofs {
+
+struct Options {
+    unsigned timeout_ms = 10000;  // per solver query
+    bool stats = false;           // collect solver statistics
+};
+
+struct Result {
+    std::string name;     // "map_page/INV-COUNT", "non-vacuity/balloon", ...
+    std::string result;   // "proved" | "sat" (non-vacuity) | "failed" | "unknown"
+    bool pass = false;
+    double seconds = 0;
+    unsigned queries = 0;
+    std::string stats;    // "key=value ..." when Options::stats
+    std::string detail;   // on failure: the smallest failing clause and the counterexample
+};
+
+[[nodiscard]] std::vector<std::string> obligation_names();
+
+// Obligations that Z3 does not yet discharge within the per-query budget (it answers unknown).
+// They are NOT proved: `pviommu prove` runs and fails them; `pviommu verify` and proofs_tests
+// run the others and name these as open. Every name here is one of obligation_names().
+[[nodiscard]] const std::vector<std::string>& open_obligations();
+[[nodiscard]] Result check_obligation(const std::string& name, const Options& opt);
+
+// Planted bugs: each must give a counterexample (at small widths) to its expected invariant.
+struct MutantResult {
+    std::string mutant;
+    std::string transition;
+    std::string expected;              // the invariant it must break
+    bool caught = false;               // a counterexample to `expected` was found
+    double seconds = 0;
+    std::string detail;                // the failing clause and the counterexample
+};
+
+[[nodiscard]] std::vector<std::string> mutant_names();
+[[nodiscard]] MutantResult check_mutant(const std::string& name, const Options& opt);
+
+}  // namespace proofs
