@@ -62,17 +62,38 @@ expr forall_p(const std::vector<expr>& vars, const std::vector<std::vector<expr>
         return t.is_app() && t.decl().decl_kind() == Z3_OP_SELECT && t.arg(0).is_const() &&
                t.arg(0).decl().decl_kind() == Z3_OP_UNINTERPRETED;
     };
-    for (const auto& pat : pats)
-        for (const expr& t : pat)
-            if (!plain(t)) {
+    // A read of a successor array that is the pre-state array under point stores triggers on
+    // the pre-state read: a negated goal's inner quantifier (an existential goal) then matches
+    // the witnesses that the pre-state hypotheses name (the stores only change single points,
+    // which the body decides).
+    auto base = [&](const expr& t) -> std::optional<expr> {
+        if (plain(t)) return t;
+        if (!t.is_app() || t.decl().decl_kind() != Z3_OP_SELECT) return std::nullopt;
+        expr a = t.arg(0);
+        while (a.is_app() && a.decl().decl_kind() == Z3_OP_STORE) a = a.arg(0);
+        if (!(a.is_const() && a.decl().decl_kind() == Z3_OP_UNINTERPRETED)) return std::nullopt;
+        z3::expr_vector ix(ctx);
+        for (unsigned j = 1; j < t.num_args(); ++j) ix.push_back(t.arg(j));
+        return z3::select(a, ix);
+    };
+    std::vector<std::vector<expr>> pats2;
+    for (const auto& pat : pats) {
+        std::vector<expr> p2;
+        for (const expr& t : pat) {
+            const auto bt = base(t);
+            if (!bt) {
                 z3::expr_vector vs(ctx);
                 for (const expr& v : vars) vs.push_back(v);
                 return z3::forall(vs, body);
             }
+            p2.push_back(*bt);
+        }
+        pats2.push_back(p2);
+    }
     std::vector<Z3_app> bound;
     for (const expr& v : vars) bound.push_back(Z3_to_app(ctx, v));
     std::vector<Z3_pattern> ps;
-    for (const auto& pat : pats) {
+    for (const auto& pat : pats2) {
         std::vector<Z3_ast> terms;
         for (const expr& t : pat) terms.push_back(t);
         Z3_pattern zp = Z3_mk_pattern(ctx, static_cast<unsigned>(terms.size()), terms.data());
@@ -147,9 +168,10 @@ St fresh_state(const Sorts& so, const std::string& p) {
         c.constant((p + "fault").c_str(), so.C),
         arr(so, p + "nT0", so.A, so.C),
         arr(so, p + "nT1", so.A, so.C),
-        arr2(so, p + "slotT0", so.A, so.C, so.BDS),
-        arr2(so, p + "slotT1", so.A, so.C, so.BDS),
+        arr2(so, p + "slotT0", so.A, so.C, so.T),
+        arr2(so, p + "slotT1", so.A, so.C, so.T),
         arr(so, p + "idxT", so.T, so.C),
+        arr(so, p + "tcls", so.T, so.B),
         arr(so, p + "nL", so.A, so.C),
         arr2(so, p + "slotL", so.A, so.C, so.DA),
         arr(so, p + "idxL", so.DA, so.C),
@@ -166,7 +188,7 @@ St ite_state(const expr& c, const St& a, const St& b) {
               I(a.srv, b.srv), I(a.emu, b.emu), I(a.ekind, b.ekind), I(a.emfn, b.emfn),
               I(a.removed, b.removed), I(a.m2b, b.m2b), I(a.swap, b.swap), I(a.fault, b.fault),
               I(a.nT0, b.nT0), I(a.nT1, b.nT1), I(a.slotT0, b.slotT0), I(a.slotT1, b.slotT1),
-              I(a.idxT, b.idxT), I(a.nL, b.nL), I(a.slotL, b.slotL), I(a.idxL, b.idxL),
+              I(a.idxT, b.idxT), I(a.tcls, b.tcls), I(a.nL, b.nL), I(a.slotL, b.slotL), I(a.idxL, b.idxL),
               I(a.p2mg, b.p2mg)};
 }
 
@@ -230,30 +252,29 @@ St get_ref(const Sorts& so, St s, const expr& m) {
     return s;
 }
 
-// Ghost: append tuple t (frame m, parts x=(b,d,s)) to its class's slots.
-St ghost_add_tuple(const Sorts& so, St s, const expr& m, const expr& x, const expr& cls) {
-    // Written without array-level ites (stores of ite values): E-matching sees through stores.
-    const expr t = z3::concat(m, x);
-    const expr n1 = s.nT1[m], n0 = s.nT0[m];
-    s.idxT = z3::store(s.idxT, t, z3::ite(cls, n1, n0));
-    s.slotT1 = st2(s.slotT1, m, n1, z3::ite(cls, x, sel2(s.slotT1, m, n1)));
-    s.slotT0 = st2(s.slotT0, m, n0, z3::ite(cls, sel2(s.slotT0, m, n0), x));
-    s.nT1 = z3::store(s.nT1, m, n1 + z3::ite(cls, one(so), bv(so, 0, so.C)));
-    s.nT0 = z3::store(s.nT0, m, n0 + z3::ite(cls, bv(so, 0, so.C), one(so)));
+// Ghost: append tuple t (of frame m) to the slots of its class `cls`. The class is a C++ bool:
+// a transition that may add a tuple of either class has one case per class, so that no store
+// carries an ite value (E-matching then sees plain stores only).
+St ghost_add_tuple(const Sorts& so, St s, const expr& m, const expr& t, bool cls) {
+    expr& nA = cls ? s.nT1 : s.nT0;
+    expr& slot = cls ? s.slotT1 : s.slotT0;
+    const expr n = nA[m];
+    s.idxT = z3::store(s.idxT, t, n);
+    slot = st2(slot, m, n, t);
+    nA = z3::store(nA, m, n + one(so));
     return s;
 }
-// Ghost: remove tuple t from its class's slots: the last slot moves into its place.
-St ghost_remove_tuple(const Sorts& so, St s, const expr& m, const expr& x, const expr& cls) {
-    const expr t = z3::concat(m, x);
+// Ghost: remove tuple t (of frame m, class `cls`): the last slot moves into its place
+// (Hyperkernel's swap-with-last).
+St ghost_remove_tuple(const Sorts& so, St s, const expr& m, const expr& t, bool cls) {
+    expr& nA = cls ? s.nT1 : s.nT0;
+    expr& slot = cls ? s.slotT1 : s.slotT0;
     const expr i = s.idxT[t];
-    const expr n = z3::ite(cls, s.nT1[m], s.nT0[m]);
-    const expr last = n - one(so);
-    const expr h = z3::ite(cls, sel2(s.slotT1, m, last), sel2(s.slotT0, m, last));
-    s.slotT1 = st2(s.slotT1, m, i, z3::ite(cls, h, sel2(s.slotT1, m, i)));
-    s.slotT0 = st2(s.slotT0, m, i, z3::ite(cls, sel2(s.slotT0, m, i), h));
-    s.idxT = z3::store(s.idxT, z3::concat(m, h), i);
-    s.nT1 = z3::store(s.nT1, m, z3::ite(cls, last, s.nT1[m]));
-    s.nT0 = z3::store(s.nT0, m, z3::ite(cls, s.nT0[m], last));
+    const expr last = nA[m] - one(so);
+    const expr h = sel2(slot, m, last);
+    slot = st2(slot, m, i, h);
+    s.idxT = z3::store(s.idxT, h, i);
+    nA = z3::store(nA, m, last);
     return s;
 }
 St ghost_add_local(const Sorts& so, St s, const expr& m, const expr& cb) {
@@ -273,23 +294,30 @@ St ghost_remove_local(const Sorts& so, St s, const expr& m, const expr& cb) {
     return s;
 }
 
-// Adds tuple (m, x) with swap flag `sw` and its reference (ref: tuples[t] = ...; get_ref).
-St add_tuple(const Sorts& so, St s, const expr& m, const expr& x, const expr& sw, bool take_ref) {
+// Adds tuple (m, x) of class `cls` with swap flag `sw` and its reference (ref: tuples[t] = ...;
+// get_ref). The caller's case guard says that the tuple's class is `cls` (class_of).
+St add_tuple(const Sorts& so, St s, const expr& m, const expr& x, const expr& sw, bool take_ref,
+             bool cls) {
     const expr t = z3::concat(m, x);
     s.m2b = z3::store(s.m2b, t, so.ctx.bool_val(true));
     s.swap = z3::store(s.swap, t, sw);
-    const expr cls = drop_class(so, s, t);
-    s = ghost_add_tuple(so, s, m, x, cls);
+    s.tcls = z3::store(s.tcls, t, so.ctx.bool_val(cls));
+    s = ghost_add_tuple(so, s, m, t, cls);
     if (take_ref) s = get_ref(so, s, m);
     return s;
 }
-// Removes tuple (m, x) with its reference (ref drop_tuple).
-St drop_tuple(const Sorts& so, St s, const expr& m, const expr& x) {
+// Removes tuple (m, x) of class `cls` with its reference (ref drop_tuple).
+St drop_tuple(const Sorts& so, St s, const expr& m, const expr& x, bool cls) {
     const expr t = z3::concat(m, x);
-    const expr cls = drop_class(so, s, t);
     s.m2b = z3::store(s.m2b, t, so.ctx.bool_val(false));
-    s = ghost_remove_tuple(so, s, m, x, cls);
+    s = ghost_remove_tuple(so, s, m, t, cls);
     return put_ref(so, s, m);
+}
+// The class a tuple (m, x) made with swap flag `sw` has in state s.
+expr class_of(const Sorts& so, const St& s, const expr& x, const expr& sw) {
+    const unsigned dw = so.w.dom, sw_ = so.w.sid;
+    const expr key = x.extract(dw + sw_ - 1, 0);
+    return sw && s.srv[key] && usable(so, s, s.emu[key]);
 }
 
 // The Hana field list of an op drives its Z3 arguments: one constant per field, named after it.
@@ -468,14 +496,17 @@ Transition map_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     St n = s;
     n.ekind = z3::store(n.ekind, da(c, b), bv(so, kForeign, so.K2));  // R3: foreign entry
     n.emfn = z3::store(n.emfn, da(c, b), m);
-    St fresh = add_tuple(so, n, m, x, sw, true);  // R3: a new tuple holds one reference
+    // R3: a new tuple holds one reference (one case per ghost class of the new tuple).
+    const expr cls = class_of(so, s, x, sw);
+    const St fresh1 = add_tuple(so, n, m, x, sw, true, true);
+    const St fresh0 = add_tuple(so, n, m, x, sw, true, false);
     const St again = n;                            // R3: same tuple again: nothing new
-    n = ite_state(s.m2b[tn], again, fresh);
+    n = ite_state(s.m2b[tn], again, ite_state(cls, fresh1, fresh0));
     const expr eio = t.status == static_cast<int>(kEio);
     const St f = consume_fault(so, s);
     t.next = ite_state(t.ok, n, ite_state(eio, f, s));
-    t.cases = {{t.ok && s.m2b[tn], again}, {t.ok && !s.m2b[tn], fresh}, {eio, f},
-               {!t.ok && !eio, s}};
+    t.cases = {{t.ok && s.m2b[tn], again}, {t.ok && !s.m2b[tn] && cls, fresh1},
+               {t.ok && !s.m2b[tn] && !cls, fresh0}, {eio, f}, {!t.ok && !eio, s}};
     return t;
 }
 
@@ -516,12 +547,14 @@ Transition lookup_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     finish_checks(so, t);
     const expr tn = z3::concat(m, x);
     // Not usable: the tuple (mfn, domid, ioserver) at bfn = mfn, if new (+1 ref).
-    St nu = ite_state(s.m2b[tn], s, add_tuple(so, s, m, x, so.ctx.bool_val(false), true));
+    // (F4: never swap, so the new tuple is of class 0.)
+    const St nu_new = add_tuple(so, s, m, x, so.ctx.bool_val(false), true, false);
+    St nu = ite_state(s.m2b[tn], s, nu_new);
     // Usable, no tuple, identity entry: the tuple is added (+1 ref: registered interest).
-    St id = add_tuple(so, s, m, x, so.ctx.bool_val(false), mut != Mutant::lookup_identity_no_ref);
+    St id = add_tuple(so, s, m, x, so.ctx.bool_val(false), mut != Mutant::lookup_identity_no_ref,
+                      false);
     St n = ite_state(!u, nu, ite_state(has_tuple, s, id));  // a tuple: its bfn, nothing new
     t.next = ite_state(t.ok, n, s);
-    const St nu_new = add_tuple(so, s, m, x, so.ctx.bool_val(false), true);
     t.cases = {{t.ok && !u && s.m2b[tn], s}, {t.ok && !u && !s.m2b[tn], nu_new},
                {t.ok && u && has_tuple, s}, {t.ok && u && !has_tuple, id}, {!t.ok, s}};
     return t;
@@ -556,17 +589,46 @@ Transition unmap_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     t.checks.push_back({"F5: C's own tuple, or a scratch entry at bfn", own || scratch, kEnoent});
     finish_checks(so, t);
     // R5: the tuple and its reference; the foreign entry goes when no tuple of C uses bfn.
-    St n = drop_tuple(so, s, um, x);
-    if (mut != Mutant::unmap_foreign_keeps_entry) {
-        const expr last = n.ekind[cb] == bv(so, kForeign, so.K2) &&
-                          !claimed(so, n, c, b, {}, "unmap_foreign_page");
-        n.ekind = z3::store(n.ekind, cb, z3::ite(last, bv(so, kNone, so.K2), n.ekind[cb]));
+    // One case per ghost class of the tuple, and per whether the foreign entry goes with it.
+    const expr tum = z3::concat(um, x);
+    const expr cls = s.tcls[tum];  // AUX-CLASS: the ghost class is the tuple's class
+    expr tt2 = so.ctx.constant("unmap_foreign_page.t2", so.T);
+    const TupleParts q = parts(so, tt2);
+    // claimed(c, b) after the removal, stated on the pre-state (a plain trigger m2b[t2]).
+    const expr still = exists_p({tt2}, {{s.m2b[tt2]}}, s.m2b[tt2] && tt2 != tum && q.b == b &&
+                                                          s.srv[ds(q.d, q.s)] &&
+                                                          s.emu[ds(q.d, q.s)] == c);
+    const expr foreign = s.ekind[cb] == bv(so, kForeign, so.K2);
+    const expr last = foreign && !still;
+    // For the proofs, "another tuple of C still claims bfn" names its witness: a free constant
+    // w (a case for an arbitrary w covers the existential), and the case mentions w's read
+    // in the successor so that E-matching has it.
+    const expr w = so.ctx.constant("unmap_foreign_page.other", so.T);
+    const TupleParts wp = parts(so, w);
+    const expr claims_w = s.m2b[w] && w != tum && wp.b == b && s.srv[ds(wp.d, wp.s)] &&
+                          s.emu[ds(wp.d, wp.s)] == c;
+    std::vector<std::pair<expr, St>> own_cases;
+    St n = s;
+    for (bool k : {true, false}) {
+        const St dropped = drop_tuple(so, s, um, x, k);
+        St gone = dropped;
+        if (mut != Mutant::unmap_foreign_keeps_entry)
+            gone.ekind = z3::store(gone.ekind, cb, bv(so, kNone, so.K2));
+        const expr kc = k ? cls : !cls;
+        own_cases.push_back({kc && last, gone});
+        own_cases.push_back({kc && !foreign, dropped});
+        own_cases.push_back({kc && foreign && claims_w && dropped.m2b[w], dropped});
+        const St nk = ite_state(last, gone, dropped);
+        n = k ? nk : ite_state(cls, n, nk);
     }
     // R5, F5: a scratch entry at bfn goes, whatever domid/ioserver say.
     St sc = s;
     sc.ekind = z3::store(sc.ekind, cb, bv(so, kNone, so.K2));
     t.next = ite_state(t.ok, ite_state(own, n, sc), s);
-    t.cases = {{t.ok && own, n}, {t.ok && !own, sc}, {!t.ok, s}};
+    t.cases.clear();
+    for (const auto& [g, st] : own_cases) t.cases.push_back({t.ok && own && g, st});
+    t.cases.push_back({t.ok && !own, sc});
+    t.cases.push_back({!t.ok, s});
     return t;
 }
 
@@ -677,7 +739,8 @@ Transition make_transition(const Sorts& so, const St& s, const std::string& name
 
 std::vector<std::string> invariant_names() {
     return {"INV-NO-FREE-WHILE-MAPPED", "INV-COUNT", "INV-FREE-ZERO", "INV-M2B-SET",
-            "INV-NO-XEN", "INV-PRIV", "AUX-WF", "AUX-P2M", "AUX-SWAP", "AUX-FOREIGN"};
+            "INV-NO-XEN", "INV-PRIV", "AUX-WF", "AUX-P2M", "AUX-SWAP", "AUX-FOREIGN",
+            "AUX-CLASS"};
 }
 
 std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& name) {
@@ -704,7 +767,9 @@ std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& n
                          zext_to(s.nT0[f], w) + zext_to(s.nT1[f], w) + zext_to(s.nL[f], w);
         out.push_back({name + "/sum: count = allocated + #tuples + #local entries",
                        forall_p({f}, {{s.count[f]}, {s.nT0[f]}, {s.nT1[f]}, {s.nL[f]}, {s.alloc[f]}}, zext_to(s.count[f], w) == sum)});
-        const expr cls = drop_class(so, s, t);
+        // The class of a tuple is the ghost tcls (AUX-CLASS ties it to drop_class): the slot
+        // clauses then carry no usable() expansion per instance.
+        const expr cls = s.tcls[t];
         for (int k = 0; k < 2; ++k) {
             const expr& n = k ? s.nT1 : s.nT0;
             const expr& slot = k ? s.slotT1 : s.slotT0;
@@ -713,14 +778,14 @@ std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& n
             out.push_back({name + tag + ": every tuple has its slot",
                            forall_p({t}, {{s.m2b[t]}}, z3::implies(s.m2b[t] && in_cls,
                                                      z3::ult(s.idxT[t], n[p.m]) &&
-                                                         sel2(slot, p.m, s.idxT[t]) == p.bds))});
-            const expr x = sel2(slot, f, i);
-            const expr tx = z3::concat(f, x);
+                                                         sel2(slot, p.m, s.idxT[t]) == t))});
+            // A slot holds the whole tuple (frame included): no index is ever rebuilt by
+            // concatenation, so E-matching instances close by congruence.
+            const expr tx = sel2(slot, f, i);
             out.push_back({name + tag + ": every slot holds a tuple",
                            forall_p({f, i}, {{sel2(slot, f, i)}}, z3::implies(z3::ult(i, n[f]),
-                                                        s.m2b[tx] &&
-                                                            (k ? drop_class(so, s, tx)
-                                                               : !drop_class(so, s, tx)) &&
+                                                        s.m2b[tx] && parts(so, tx).m == f &&
+                                                            (k ? s.tcls[tx] : !s.tcls[tx]) &&
                                                             s.idxT[tx] == i))});
         }
         out.push_back({name + "/locals: every local entry has its slot",
@@ -771,6 +836,42 @@ std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& n
                        forall_p({t}, {{s.m2b[t]}}, z3::implies(s.m2b[t] && drop_class(so, s, t),
                                                  s.ekind[da(E, p.b)] == k2(kForeign) &&
                                                      s.emfn[da(E, p.b)] == p.m))});
+    } else if (name == "LEMMA-HOLDERS") {
+        // Consequences of INV-COUNT and INV-FREE-ZERO (proved once, as "lemma/LEMMA-HOLDERS",
+        // then assumed): a frame with k holders has count >= k, for k = 1, 2. They spare each
+        // freeing step (count - 1 == 0?) the ghost-slot reasoning.
+        const expr t2 = c.constant("q.t3", so.T);
+        const expr cb2 = c.constant("q.cb2", so.DA);
+        const TupleParts p2 = parts(so, t2);
+        const expr loc = s.ekind[cb] == k2(kLocal);
+        const expr loc2 = s.ekind[cb2] == k2(kLocal);
+        const expr two = c.bv_val(2, so.w.cnt);
+        out.push_back({name + "/a tuple's frame has count >= 1 + allocated",
+                       forall_p({t}, {{s.m2b[t]}},
+                                z3::implies(s.m2b[t], s.count[p.m] != 0 &&
+                                                          z3::implies(s.alloc[p.m],
+                                                                      z3::uge(s.count[p.m], two))))});
+        out.push_back({name + "/a local entry's frame has count >= 1 + allocated",
+                       forall_p({cb}, {{s.ekind[cb]}},
+                                z3::implies(loc, s.count[s.emfn[cb]] != 0 &&
+                                                     z3::implies(s.alloc[s.emfn[cb]],
+                                                                 z3::uge(s.count[s.emfn[cb]], two))))});
+        out.push_back({name + "/two tuples of one frame: count >= 2",
+                       forall_p({t, t2}, {{s.m2b[t], s.m2b[t2]}},
+                                z3::implies(s.m2b[t] && s.m2b[t2] && t != t2 && p.m == p2.m,
+                                            z3::uge(s.count[p.m], two)))});
+        out.push_back({name + "/a tuple and a local entry of one frame: count >= 2",
+                       forall_p({t, cb}, {{s.m2b[t], s.ekind[cb]}},
+                                z3::implies(s.m2b[t] && loc && s.emfn[cb] == p.m,
+                                            z3::uge(s.count[p.m], two)))});
+        out.push_back({name + "/two local entries of one frame: count >= 2",
+                       forall_p({cb, cb2}, {{s.ekind[cb], s.ekind[cb2]}},
+                                z3::implies(loc && loc2 && cb != cb2 && s.emfn[cb] == s.emfn[cb2],
+                                            z3::uge(s.count[s.emfn[cb]], two)))});
+    } else if (name == "AUX-CLASS") {
+        out.push_back({name + "/a tuple's ghost class is 1 exactly when a balloon's swap drops it",
+                       forall_p({t}, {{s.m2b[t]}},
+                                z3::implies(s.m2b[t], s.tcls[t] == drop_class(so, s, t)))});
     } else if (name == "AUX-FOREIGN") {
         const expr qt = c.constant("q.t2", so.T);
         const TupleParts q = parts(so, qt);

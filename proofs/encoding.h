@@ -89,6 +89,7 @@ struct St {
     z3::expr nT0, nT1;        // A -> C: tuples that stay at a balloon (0) / that a swap drops (1)
     z3::expr slotT0, slotT1;  // (m, i) -> (b,d,s): two-index arrays
     z3::expr idxT;            // (m,b,d,s) -> C
+    z3::expr tcls;            // (m,b,d,s) -> Bool: the tuple's class (AUX-CLASS)
     z3::expr nL;              // A -> C: local entries
     z3::expr slotL;           // (m, i) -> (c,bfn): a two-index array
     z3::expr idxL;            // (c,bfn) -> C

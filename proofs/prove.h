@@ -11,6 +11,8 @@
 // A timeout or `unknown` is a failure, never a pass.
 #pragma once
 
+#include <cstdint>
+#include <map>
 #include <string>
 #include <vector>
 
@@ -48,6 +50,20 @@ struct MutantResult {
     double seconds = 0;
     std::string detail;                // the failing clause and the counterexample
 };
+
+// The encoding against ref (proofs/encoding_matches_ref.cpp): `samples` random concrete states
+// of small worlds, built by driving ref with random operations from one seed; each evaluates
+// one encoded transition (status and every successor component) and compares with ref.
+struct ConformanceResult {
+    std::uint64_t seed = 0;
+    std::size_t samples = 0;
+    std::size_t divergences = 0;
+    std::map<std::string, std::size_t> per_op;  // samples per transition
+    double seconds = 0;
+    std::string detail;  // each divergence: the op, what differs, both states
+};
+[[nodiscard]] ConformanceResult conformance(std::uint64_t seed, std::size_t samples,
+                                            const Options& opt);
 
 [[nodiscard]] std::vector<std::string> mutant_names();
 [[nodiscard]] MutantResult check_mutant(const std::string& name, const Options& opt);

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <cstdlib>
 #include <string>
 
 #include "proofs/prove.h"
@@ -81,6 +82,22 @@ TEST_CASE("every open obligation is a real obligation name") {
 }
 
 TEST_CASE("every obligation and mutant has a name the CLI can select") {
-    CHECK(proofs::obligation_names().size() == 7 * 10 + 1 + 8);
+    CHECK(proofs::obligation_names().size() == 7 * 11 + 1 + 1 + 8);
     CHECK(proofs::mutant_names().size() == 5);
+}
+
+// PVIOMMU_BUDGET=ci (default) | full, as the props tests: the full run is the >= 5,000-sample
+// campaign of the closing note.
+TEST_CASE("conformance: the encoded transitions agree with ref on random concrete states") {
+    const char* b = std::getenv("PVIOMMU_BUDGET");
+    const bool full = b != nullptr && std::string(b) == "full";
+    proofs::Options o;
+    o.timeout_ms = 20000u;
+    const proofs::ConformanceResult r = proofs::conformance(1, full ? 5000 : 300, o);
+    MESSAGE("conformance: " << r.samples << " samples (seed " << r.seed << ") in " << r.seconds
+                            << " s");
+    for (const auto& [op, n] : r.per_op) MESSAGE("  " << op << ": " << n);
+    INFO(r.detail);
+    CHECK(r.divergences == 0);
+    CHECK(r.per_op.size() == 7);
 }
