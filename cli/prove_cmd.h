@@ -4,6 +4,7 @@
 #pragma once
 
 #include <CLI/CLI.hpp>
+#include <cstdint>
 #include <iosfwd>
 #include <string>
 
@@ -16,6 +17,9 @@ struct ProveArgs {
     bool stats = false;    // print solver statistics
     bool skip_open = false;  // skip proofs::open_obligations() (they are not proved)
     unsigned timeout_ms = 10000;
+    std::size_t conformance = 0;  // > 0: run that many encoding-vs-ref samples instead
+    std::uint64_t seed = 1;       // the conformance samples' seed
+    bool small = false;           // inductive obligations at small width (weaker claim)
 };
 
 // Registers `prove` on app; its flags fill `args`. Returns the subcommand (test `*sub`).
@@ -24,7 +28,8 @@ CLI::App* add_prove_command(CLI::App& app, ProveArgs& args);
 // Runs what args select, prints the table (or JSON) to out; returns the exit status.
 [[nodiscard]] int run_prove(const ProveArgs& args, std::ostream& out);
 
-// For `pviommu verify`: every obligation; `line` gets the one-line summary
+// For `pviommu verify`: every obligation, the inductive ones at small width (verify's time
+// budget); `line` gets the one-line summary
 // ("obligations proved K/N in S s"). Returns true when all are proved.
 [[nodiscard]] bool prove_summary(std::string& line);
 

@@ -153,7 +153,8 @@ Result inductive(const std::string& tname, const std::string& iname, const Optio
     Result res{tname + "/" + iname, "proved", true, 0, 0, "", ""};
     const auto t0 = Clock::now();
     z3::context ctx;
-    Sorts so(ctx, std::getenv("PVIOMMU_PROOF_SMALL") ? Widths::small() : Widths::full());
+    Sorts so(ctx, opt.small || std::getenv("PVIOMMU_PROOF_SMALL") ? Widths::small()
+                                                             : Widths::full());
     St pre = fresh_state(so, "");
     Transition t = make_transition(so, pre, tname, Mutant::none);
     const std::vector<std::string> core = core_for(iname);
@@ -311,7 +312,8 @@ Result lemma(const std::string& lname, const Options& opt) {
     Result res{"lemma/" + lname, "proved", true, 0, 0, "", ""};
     const auto t0 = Clock::now();
     z3::context ctx;
-    Sorts so(ctx, std::getenv("PVIOMMU_PROOF_SMALL") ? Widths::small() : Widths::full());
+    Sorts so(ctx, opt.small || std::getenv("PVIOMMU_PROOF_SMALL") ? Widths::small()
+                                                             : Widths::full());
     St pre = fresh_state(so, "");
     for (const Clause& goal : invariant(so, pre, lname)) {
         Query last{z3::unknown, ""};

@@ -11,9 +11,17 @@
 
 namespace {
 
+// PVIOMMU_BUDGET=ci (default) | full, as the props tests: ci proves the inductive obligations
+// at small width (seconds), full at full width (minutes) and runs 5,000 conformance samples.
+bool full_budget() {
+    const char* b = std::getenv("PVIOMMU_BUDGET");
+    return b != nullptr && std::string(b) == "full";
+}
+
 proofs::Options opts() {
     proofs::Options o;
     o.timeout_ms = 20000u;
+    o.small = !full_budget();
     return o;
 }
 
@@ -86,11 +94,8 @@ TEST_CASE("every obligation and mutant has a name the CLI can select") {
     CHECK(proofs::mutant_names().size() == 5);
 }
 
-// PVIOMMU_BUDGET=ci (default) | full, as the props tests: the full run is the >= 5,000-sample
-// campaign of the closing note.
 TEST_CASE("conformance: the encoded transitions agree with ref on random concrete states") {
-    const char* b = std::getenv("PVIOMMU_BUDGET");
-    const bool full = b != nullptr && std::string(b) == "full";
+    const bool full = full_budget();
     proofs::Options o;
     o.timeout_ms = 20000u;
     const proofs::ConformanceResult r = proofs::conformance(1, full ? 5000 : 300, o);
