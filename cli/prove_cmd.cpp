@@ -118,6 +118,20 @@ int run_conformance(const ProveArgs& args, std::ostream& out) {
     return r.divergences == 0 && r.samples > 0 ? 0 : 1;
 }
 
+int run_bmc(const ProveArgs& args, std::ostream& out) {
+    proofs::Options opt;
+    opt.timeout_ms = std::max(args.timeout_ms, 60000u);
+    const proofs::BmcResult r = proofs::bmc(args.seed, args.bmc_depth, args.bmc_worlds, opt);
+    if (r.violation) out << r.trace;
+    out << r.detail;
+    out << "bmc depth " << r.depth << " from " << r.worlds << " worlds (seed " << r.seed << "): "
+        << (r.violation ? "VIOLATION (trace above; replay with pviommu run)"
+            : r.unknown ? "UNKNOWN (a query was not decided)"
+                        : "no invariant violated")
+        << " in " << fixed(r.seconds, 1) << " s\n";
+    return r.violation || r.unknown ? 1 : 0;
+}
+
 }  // namespace
 
 CLI::App* add_prove_command(CLI::App& app, ProveArgs& args) {
@@ -136,6 +150,10 @@ CLI::App* add_prove_command(CLI::App& app, ProveArgs& args) {
                   "Instead: N random concrete states from ref, each transition's encoding "
                   "compared with ref (status and successor)");
     p->add_option("--seed", args.seed, "Seed of --conformance");
+    p->add_option("--bmc-depth", args.bmc_depth,
+                  "Instead: bounded model checking of every sequence of K encoded transitions "
+                  "from random small worlds; a violation prints a trace for pviommu run");
+    p->add_option("--bmc-worlds", args.bmc_worlds, "Worlds --bmc-depth starts from");
     p->add_flag("--small", args.small,
                 "Prove the inductive obligations at small width (a weaker claim; seconds)");
     return p;
@@ -143,6 +161,7 @@ CLI::App* add_prove_command(CLI::App& app, ProveArgs& args) {
 
 int run_prove(const ProveArgs& args, std::ostream& out) {
     if (args.conformance > 0) return run_conformance(args, out);
+    if (args.bmc_depth > 0) return run_bmc(args, out);
     return args.mutants ? run_mutants(args, out) : run_obligations(args, out);
 }
 
@@ -153,7 +172,6 @@ bool prove_summary(std::string& line) {
     std::string failed;
     for (const auto& name : proofs::obligation_names()) {
         ++total;
-        if (std::find(open.begin(), open.end(), name) != open.end()) continue;
         // verify's budget: the inductive obligations at small width (a weaker claim, seconds);
         // `pviommu prove` is the full-width run (minutes).
         proofs::Options opt;
@@ -167,9 +185,9 @@ bool prove_summary(std::string& line) {
            " (small width; full width: pviommu prove) in " +
            fixed(since(t0), 1) + " s" +
            (open.empty() ? "" : " (" + std::to_string(open.size()) +
-                                    " open, not run: see pviommu prove)") +
+                                    " of them still open at full width: see pviommu prove)") +
            (failed.empty() ? "" : " (FAILED:" + failed + ")");
-    return total > 0 && proved + open.size() == total;
+    return total > 0 && proved == total;
 }
 
 }  // namespace cli

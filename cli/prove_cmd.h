@@ -20,6 +20,8 @@ struct ProveArgs {
     std::size_t conformance = 0;  // > 0: run that many encoding-vs-ref samples instead
     std::uint64_t seed = 1;       // the conformance samples' seed
     bool small = false;           // inductive obligations at small width (weaker claim)
+    unsigned bmc_depth = 0;       // > 0: bounded model checking to that depth instead
+    std::size_t bmc_worlds = 3;   // random small worlds BMC starts from
 };
 
 // Registers `prove` on app; its flags fill `args`. Returns the subcommand (test `*sub`).

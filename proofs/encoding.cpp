@@ -336,7 +336,7 @@ std::vector<std::pair<std::string, expr>> op_args(const Sorts& so, const std::st
             sort = so.D;
         else if constexpr (std::is_same_v<F, spec::IoServId>)
             sort = so.S;
-        out.emplace_back(field, so.ctx.constant((prefix + field).c_str(), sort));
+        out.emplace_back(field, so.ctx.constant((so.tag + prefix + field).c_str(), sort));
     });
     return out;
 }
@@ -393,7 +393,7 @@ expr no_overflow(const Sorts&, const St& s, const expr& m) {
 
 Transition map_page(const Sorts& so, const St& s, Mutant mut) {
     auto a = op_args<spec::MapPage>(so, "map_page.");
-    const expr c = so.ctx.constant("map_page.C", so.D);
+    const expr c = so.ctx.constant((so.tag + "map_page.C").c_str(), so.D);
     const expr flags = arg(a, "flags"), b = arg(a, "bfn"), g = arg(a, "gfn");
     const expr m = s.p2m[da(c, g)];
     const expr k3z = bv(so, kNone, so.ctx.bv_sort(3));
@@ -428,7 +428,7 @@ Transition map_page(const Sorts& so, const St& s, Mutant mut) {
 
 Transition unmap_page(const Sorts& so, const St& s, Mutant) {
     auto a = op_args<spec::UnmapPage>(so, "unmap_page.");
-    const expr c = so.ctx.constant("unmap_page.C", so.D);
+    const expr c = so.ctx.constant((so.tag + "unmap_page.C").c_str(), so.D);
     const expr flags = arg(a, "flags"), b = arg(a, "bfn");
     const expr cb = da(c, b);
     const expr k = eff_kind(so, s, c, b);
@@ -460,7 +460,7 @@ Transition unmap_page(const Sorts& so, const St& s, Mutant) {
 
 Transition map_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     auto a = op_args<spec::MapForeignPage>(so, "map_foreign_page.");
-    const expr c = so.ctx.constant("map_foreign_page.C", so.D);
+    const expr c = so.ctx.constant((so.tag + "map_foreign_page.C").c_str(), so.D);
     const expr flags = arg(a, "flags"), b = arg(a, "bfn"), g = arg(a, "gfn"),
                d = arg(a, "domid"), i = arg(a, "ioserver");
     const expr m = s.p2m[da(d, g)];
@@ -512,9 +512,9 @@ Transition map_foreign_page(const Sorts& so, const St& s, Mutant mut) {
 
 Transition lookup_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     auto a = op_args<spec::LookupForeignPage>(so, "lookup_foreign_page.");
-    const expr c = so.ctx.constant("lookup_foreign_page.C", so.D);
+    const expr c = so.ctx.constant((so.tag + "lookup_foreign_page.C").c_str(), so.D);
     // The input bfn is only compared with BFN_INVALID (R4): a Bool stands for it.
-    const expr bfn_invalid = so.ctx.bool_const("lookup_foreign_page.bfn_is_invalid");
+    const expr bfn_invalid = so.ctx.bool_const((so.tag + "lookup_foreign_page.bfn_is_invalid").c_str());
     const expr flags = arg(a, "flags"), g = arg(a, "gfn"), d = arg(a, "domid"),
                i = arg(a, "ioserver");
     const expr m = s.p2m[da(d, g)];
@@ -529,7 +529,7 @@ Transition lookup_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     t.scope.push_back({"scope: order 0", order_zero(flags)});
     t.scope.push_back({"trusted: no count overflow", no_overflow(so, s, m)});
     const expr u = usable(so, s, c);
-    expr tt = so.ctx.constant("lookup_foreign_page.t", so.T);
+    expr tt = so.ctx.constant((so.tag + "lookup_foreign_page.t").c_str(), so.T);
     const TupleParts tp = parts(so, tt);
     const expr has_tuple = exists_p({tt}, {{s.m2b[tt]}}, s.m2b[tt] && tp.m == m && tp.d == d && tp.s == i);
     const expr ident = eff_kind(so, s, c, m) == bv(so, kIdentity, k3);
@@ -562,11 +562,11 @@ Transition lookup_foreign_page(const Sorts& so, const St& s, Mutant mut) {
 
 Transition unmap_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     auto a = op_args<spec::UnmapForeignPage>(so, "unmap_foreign_page.");
-    const expr c = so.ctx.constant("unmap_foreign_page.C", so.D);
+    const expr c = so.ctx.constant((so.tag + "unmap_foreign_page.C").c_str(), so.D);
     const expr flags = arg(a, "flags"), b = arg(a, "bfn"), d = arg(a, "domid"),
                i = arg(a, "ioserver");
     // ref takes the first frame (lowest mfn) with this tuple: `um`, pinned down by scope.
-    const expr um = so.ctx.constant("unmap_foreign_page.mfn", so.A);
+    const expr um = so.ctx.constant((so.tag + "unmap_foreign_page.mfn").c_str(), so.A);
     const expr x = bds(b, d, i);
     const expr cb = da(c, b);
     Transition t{"unmap_foreign_page", {}, {}, so.ctx.bool_val(true), so.ctx.bool_val(true), s,
@@ -575,7 +575,7 @@ Transition unmap_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     for (auto& [n, e] : a) t.args.push_back(e);
     t.scope.push_back({"scope: order 0", order_zero(flags)});
     t.scope.push_back({"scope: C live (ref's precondition)", s.live[c]});
-    expr tt = so.ctx.constant("unmap_foreign_page.t", so.T);
+    expr tt = so.ctx.constant((so.tag + "unmap_foreign_page.t").c_str(), so.T);
     const TupleParts tp = parts(so, tt);
     const expr any = exists_p({tt}, {{s.m2b[tt]}}, s.m2b[tt] && tp.bds == x);
     t.scope.push_back(
@@ -592,7 +592,7 @@ Transition unmap_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     // One case per ghost class of the tuple, and per whether the foreign entry goes with it.
     const expr tum = z3::concat(um, x);
     const expr cls = s.tcls[tum];  // AUX-CLASS: the ghost class is the tuple's class
-    expr tt2 = so.ctx.constant("unmap_foreign_page.t2", so.T);
+    expr tt2 = so.ctx.constant((so.tag + "unmap_foreign_page.t2").c_str(), so.T);
     const TupleParts q = parts(so, tt2);
     // claimed(c, b) after the removal, stated on the pre-state (a plain trigger m2b[t2]).
     const expr still = exists_p({tt2}, {{s.m2b[tt2]}}, s.m2b[tt2] && tt2 != tum && q.b == b &&
@@ -603,7 +603,7 @@ Transition unmap_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     // For the proofs, "another tuple of C still claims bfn" names its witness: a free constant
     // w (a case for an arbitrary w covers the existential), and the case mentions w's read
     // in the successor so that E-matching has it.
-    const expr w = so.ctx.constant("unmap_foreign_page.other", so.T);
+    const expr w = so.ctx.constant((so.tag + "unmap_foreign_page.other").c_str(), so.T);
     const TupleParts wp = parts(so, w);
     const expr claims_w = s.m2b[w] && w != tum && wp.b == b && s.srv[ds(wp.d, wp.s)] &&
                           s.emu[ds(wp.d, wp.s)] == c;
@@ -633,8 +633,8 @@ Transition unmap_foreign_page(const Sorts& so, const St& s, Mutant mut) {
 }
 
 Transition balloon(const Sorts& so, const St& s, Mutant mut) {
-    const expr d = so.ctx.constant("balloon.D", so.D);
-    const expr g = so.ctx.constant("balloon.gfn", so.A);
+    const expr d = so.ctx.constant((so.tag + "balloon.D").c_str(), so.D);
+    const expr g = so.ctx.constant((so.tag + "balloon.gfn").c_str(), so.A);
     const expr m = s.p2m[da(d, g)];
     Transition t{"balloon", {}, {}, so.ctx.bool_val(true), so.ctx.bool_val(true), s, {}, m,
                  z3::expr_vector(so.ctx), {}};
@@ -648,10 +648,10 @@ Transition balloon(const Sorts& so, const St& s, Mutant mut) {
     St n = s;
     n.p2mv = z3::store(n.p2mv, da(d, g), so.ctx.bool_val(false));  // R7: the P2M entry goes
     // R7, F8: one invalidation per tuple of the frame, to the tuple's server, with its bfn.
-    expr x = so.ctx.constant("balloon.x", so.BDS);
+    expr x = so.ctx.constant((so.tag + "balloon.x").c_str(), so.BDS);
     t.sent = z3::lambda(x, t.ok && s.m2b[z3::concat(m, x)]);
     // R7, D13: swap-flagged tuples of usable holders whose entry is foreign go at once.
-    expr tt = so.ctx.constant("balloon.t", so.T);
+    expr tt = so.ctx.constant((so.tag + "balloon.t").c_str(), so.T);
     const TupleParts p = parts(so, tt);
     const expr e = s.emu[ds(p.d, p.s)];
     const expr dropped = p.m == m && s.m2b[tt] && s.swap[tt] && s.srv[ds(p.d, p.s)] &&
@@ -664,9 +664,9 @@ Transition balloon(const Sorts& so, const St& s, Mutant mut) {
     // scratch. (ref re-points only bfns of dropped tuples; under AUX-FOREIGN every foreign
     // entry is claimed before, so an unclaimed one after lost a dropped tuple; under
     // INV-M2B-SET the claiming tuples are all on m.)
-    expr cb = so.ctx.constant("balloon.cb", so.DA);
+    expr cb = so.ctx.constant((so.tag + "balloon.cb").c_str(), so.DA);
     const auto [ec, eb] = parts_da(so, cb);
-    expr qt = so.ctx.constant("balloon.qt", so.T);
+    expr qt = so.ctx.constant((so.tag + "balloon.qt").c_str(), so.T);
     const TupleParts q = parts(so, qt);
     const expr still = exists_p({qt}, {{n.m2b[qt]}}, n.m2b[qt] && q.m == m && q.b == eb &&
                                           s.srv[ds(q.d, q.s)] && s.emu[ds(q.d, q.s)] == ec);
@@ -687,16 +687,16 @@ Transition balloon(const Sorts& so, const St& s, Mutant mut) {
 }
 
 Transition populate(const Sorts& so, const St& s, Mutant) {
-    const expr d = so.ctx.constant("populate.D", so.D);
-    const expr g = so.ctx.constant("populate.gfn", so.A);
+    const expr d = so.ctx.constant((so.tag + "populate.D").c_str(), so.D);
+    const expr g = so.ctx.constant((so.tag + "populate.gfn").c_str(), so.A);
     // R8: the lowest-numbered free frame, `pick`, pinned down by scope.
-    const expr pick = so.ctx.constant("populate.mfn", so.A);
+    const expr pick = so.ctx.constant((so.tag + "populate.mfn").c_str(), so.A);
     Transition t{"populate", {}, {}, so.ctx.bool_val(true), so.ctx.bool_val(true), s, {}, pick,
                  z3::expr_vector(so.ctx), {}};
     t.args.push_back(d);
     t.args.push_back(g);
     t.scope.push_back({"scope: D live (ref's precondition)", s.live[d]});
-    expr f = so.ctx.constant("populate.f", so.A);
+    expr f = so.ctx.constant((so.tag + "populate.f").c_str(), so.A);
     const expr is_free = [&](const expr& y) {
         return s.fstate[y] == bv(so, kFree, so.K2) && z3::ult(y, s.nframes);
     }(pick);

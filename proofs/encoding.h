@@ -54,6 +54,7 @@ struct Sorts {
     Widths w;
     z3::sort A, D, S, C, K2, B;  // addr, dom, sid, cnt, 2-bit state/kind, bool
     z3::sort DA, DD, DS, AC, BDS, T;  // index sorts: (d,a), (d,d), (d,s), (a,c), (b,d,s), (m,b,d,s)
+    std::string tag;  // prefix of a transition's argument names (BMC: one set per step)
     Sorts(z3::context& c, Widths w);
 };
 

@@ -197,12 +197,16 @@ struct Sample {
     bool bfn_invalid = true;  // lookup_foreign_page
 };
 
-std::unique_ptr<ref::Hypervisor> make_world(Gen& g) {
+// `text` (if given) gets the world as TRACE-FORMAT statements, so that `pviommu run` rebuilds it.
+std::unique_ptr<ref::Hypervisor> make_world(Gen& g, std::string* text = nullptr) {
+    std::ostringstream os;
     Host h;
     h.iommu = g.coin(90);
     h.mode = static_cast<IommuMode>(g.below(3));
     h.max_order = 0;
     h.frames = 6 + g.below(9);  // 6..14: nframes fits the 4-bit sort
+    os << "host iommu=" << (h.iommu ? "on" : "off") << " mode=" << mode_name(h.mode)
+       << " max_order=0 frames=" << h.frames << "\n";
     auto hvp = std::make_unique<ref::Hypervisor>(h);
     ref::Hypervisor& hv = *hvp;
     bool have_hw = false;
@@ -211,26 +215,47 @@ std::unique_ptr<ref::Hypervisor> make_world(Gen& g) {
         if (!g.coin(85)) continue;
         const bool hwd = !have_hw && g.coin(40);
         have_hw = have_hw || hwd;
-        if (hv.create_domain(DomId{d}, hwd ? DomainRole::hardware : DomainRole::guest, g.coin(75),
-                             g.below(4)))
+        const bool io = g.coin(75);
+        const std::uint64_t ram = g.below(4);
+        if (hv.create_domain(DomId{d}, hwd ? DomainRole::hardware : DomainRole::guest, io, ram)) {
             doms.push_back(DomId{d});
+            os << "domain " << d << (hwd ? " hardware" : " guest") << (io ? " iommu_hw" : "")
+               << " ram=" << ram << "\n";
+        }
     }
     for (DomId e : doms)
         for (DomId t : doms)
-            if (e != t && g.coin(40)) hv.grant_dm(e, t);
+            if (e != t && g.coin(40)) {
+                hv.grant_dm(e, t);
+                os << "dm " << e.v << " over " << t.v << "\n";
+            }
     for (DomId t : doms)
         for (std::uint16_t id = 0; id < kSids; ++id)
-            if (g.coin(60))
-                hv.create_ioserver(t, IoServId{id}, doms[g.below(doms.size())],
-                                   static_cast<std::uint32_t>(g.below(5)));
+            if (g.coin(60)) {
+                const DomId e = doms[g.below(doms.size())];
+                const auto ring = static_cast<std::uint32_t>(g.below(5));
+                hv.create_ioserver(t, IoServId{id}, e, ring);
+                os << "ioserver " << t.v << " id=" << id << " emulator=" << e.v << " ring=" << ring
+                   << "\n";
+            }
     for (DomId d : doms) {
-        if (g.coin(20)) hv.add_rmrr(d, Bfn{g.below(kAddrs)}, 1 + g.below(2));
+        if (g.coin(20)) {
+            const Bfn b{g.below(kAddrs)};
+            const std::uint64_t n = 1 + g.below(2);
+            hv.add_rmrr(d, b, n);
+            os << "rmrr " << d.v << " bfn=" << b.v << " count=" << n << "\n";
+        }
         if (g.coin(15)) {
             const Gfn x{4 + g.below(4)};
-            if (!hv.state().p2m(d, x)) (void)hv.add_xen_gfn(d, x);
+            if (!hv.state().p2m(d, x) && hv.add_xen_gfn(d, x))
+                os << "xen_gfn " << d.v << " gfn=" << x.v << "\n";
         }
     }
-    if (g.coin(10)) hv.arm_iommu_map_fault(1);
+    if (g.coin(10)) {
+        hv.arm_iommu_map_fault(1);
+        os << "fault iommu_map count=1\n";
+    }
+    if (text != nullptr) *text = os.str();
     return hvp;
 }
 
@@ -415,7 +440,137 @@ std::string compare(const State& pre, const Sample& smp, unsigned ref_status, co
     return diff.str();
 }
 
+const std::vector<std::string>& bmc_ops() {
+    static const std::vector<std::string> v = {"map_foreign_page", "unmap_foreign_page",
+                                               "lookup_foreign_page", "map_page", "unmap_page",
+                                               "balloon", "populate"};
+    return v;
+}
+
+// One BMC run from the concrete initial state of one world: `depth` steps, each one of the
+// encoded transitions with free arguments; sat when a state invariant (INV-*) fails at some
+// step. On sat, `trace` gets a TRACE-FORMAT file that replays the steps on ref.
+z3::check_result bmc_world(const State& init, const std::string& world, unsigned depth,
+                           const Options& opt, std::string& trace, std::string& detail) {
+    z3::context c;
+    Sorts so(c, conf_widths());
+    std::vector<expr> facts;
+    St s = encode_state(so, init, facts);
+    z3::solver sv = z3::tactic(c, "smt").mk_solver();
+    z3::params p(c);
+    p.set("timeout", opt.timeout_ms);
+    sv.set(p);
+    for (const expr& f : facts) sv.add(f);
+    std::vector<std::string> invs;
+    for (const auto& n : invariant_names())
+        if (n.rfind("INV-", 0) == 0 && n != "INV-COUNT") invs.push_back(n);
+    expr bad = c.bool_val(false);
+    struct Step {
+        expr sel;
+        std::vector<Transition> ts;
+    };
+    std::vector<Step> steps;
+    for (unsigned k = 0; k < depth; ++k) {
+        Sorts sk = so;
+        sk.tag = "s" + std::to_string(k) + ":";
+        const expr sel = c.constant(("bmc.sel" + std::to_string(k)).c_str(), c.bv_sort(3));
+        sv.add(z3::ult(sel, c.bv_val(static_cast<unsigned>(bmc_ops().size()), 3)));
+        Step st{sel, {}};
+        St next = fresh_state(so, "bmc" + std::to_string(k + 1) + ".");
+        for (unsigned j = 0; j < bmc_ops().size(); ++j) {
+            st.ts.push_back(make_transition(sk, s, bmc_ops()[j], Mutant::none));
+            const Transition& t = st.ts.back();
+            const expr on = sel == c.bv_val(j, 3);
+            for (const Clause& cl : t.scope) sv.add(z3::implies(on, cl.e));
+            const St& n = t.next;
+            const std::vector<std::pair<expr, expr>> fields = {
+                {next.fstate, n.fstate}, {next.owner, n.owner}, {next.count, n.count},
+                {next.alloc, n.alloc},   {next.p2mv, n.p2mv},   {next.p2m, n.p2m},
+                {next.ekind, n.ekind},   {next.emfn, n.emfn},   {next.removed, n.removed},
+                {next.m2b, n.m2b},       {next.swap, n.swap},   {next.fault, n.fault},
+                {next.nT0, n.nT0},       {next.nT1, n.nT1},     {next.slotT0, n.slotT0},
+                {next.slotT1, n.slotT1}, {next.idxT, n.idxT},   {next.tcls, n.tcls},
+                {next.nL, n.nL},         {next.slotL, n.slotL}, {next.idxL, n.idxL},
+                {next.p2mg, n.p2mg}};
+            for (const auto& [a, b] : fields) sv.add(z3::implies(on, a == b));
+        }
+        // Static components: the host, domains, privileges, RMRRs and servers.
+        next.host_iommu = s.host_iommu, next.mode = s.mode, next.nframes = s.nframes;
+        next.live = s.live, next.hw = s.hw, next.iommu_hw = s.iommu_hw, next.dm = s.dm;
+        next.rmrr = s.rmrr, next.srv = s.srv, next.emu = s.emu;
+        steps.push_back(st);
+        s = next;
+        for (const auto& n : invs)
+            for (const Clause& cl : invariant(so, s, n)) bad = bad || !cl.e;
+    }
+    sv.add(bad);
+    const z3::check_result r = sv.check();
+    if (r == z3::unknown) detail = "unknown (" + sv.reason_unknown() + ")";
+    if (r != z3::sat) return r;
+    const z3::model m = sv.get_model();
+    std::ostringstream os;
+    os << "# BMC counterexample (proofs/encoding_matches_ref.cpp): an INV-* fails within "
+       << depth << " steps\n"
+       << world;
+    auto num = [&](const expr& e) { return m.eval(e, true).get_numeral_uint64(); };
+    auto dom = [&](const expr& e) {
+        const std::uint64_t v = num(e);
+        return v == 3 ? std::string("0x7ff0") : std::to_string(v);
+    };
+    for (const Step& st : steps) {
+        const unsigned j = static_cast<unsigned>(num(st.sel));
+        const Transition& t = st.ts[j];
+        std::map<std::string, expr> a;
+        for (unsigned i = 0; i < t.args.size(); ++i) {
+            const std::string n = t.args[i].decl().name().str();
+            a.emplace(n.substr(n.find('.') + 1), t.args[i]);
+        }
+        const std::string& op = bmc_ops()[j];
+        if (op == "balloon" || op == "populate") {
+            os << op << " " << num(a.at("D")) << " gfn=" << num(a.at("gfn")) << "\n";
+        } else {
+            os << "call " << num(a.at("C")) << " " << op << " flags=" << num(a.at("flags"));
+            for (const char* f : {"bfn", "gfn", "domid", "ioserver"}) {
+                if (!a.contains(f)) continue;
+                os << " " << f << "=" << (std::string(f) == "domid" ? dom(a.at(f)) : std::to_string(num(a.at(f))));
+            }
+            if (op == "lookup_foreign_page" && !m.eval(a.at("bfn_is_invalid"), true).is_true())
+                os << " bfn=1";
+            os << "\n";
+        }
+        os << "check invariants\n";
+    }
+    trace = os.str();
+    return r;
+}
+
 }  // namespace
+
+BmcResult bmc(std::uint64_t seed, unsigned depth, std::size_t worlds, const Options& opt) {
+    BmcResult res;
+    res.seed = seed;
+    res.depth = depth;
+    const auto t0 = std::chrono::steady_clock::now();
+    Gen g{std::mt19937_64(seed)};
+    for (std::size_t w = 0; w < worlds; ++w) {
+        std::string world;
+        const auto hv = make_world(g, &world);
+        std::string trace, detail;
+        const z3::check_result r = bmc_world(hv->state(), world, depth, opt, trace, detail);
+        ++res.worlds;
+        if (r == z3::sat) {
+            res.violation = true;
+            res.trace = trace;
+            break;
+        }
+        if (r == z3::unknown) {
+            res.unknown = true;
+            res.detail += "world " + std::to_string(w) + ": " + detail + "\n" + world;
+        }
+    }
+    res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return res;
+}
 
 ConformanceResult conformance(std::uint64_t seed, std::size_t samples, const Options& opt) {
     ConformanceResult res;

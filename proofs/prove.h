@@ -38,9 +38,10 @@ struct Result {
 
 [[nodiscard]] std::vector<std::string> obligation_names();
 
-// Obligations that Z3 does not yet discharge within the per-query budget (it answers unknown).
-// They are NOT proved: `pviommu prove` runs and fails them; `pviommu verify` and proofs_tests
-// run the others and name these as open. Every name here is one of obligation_names().
+// Obligations that Z3 does not yet discharge at FULL width within the per-query budget (it
+// answers unknown); all of them are proved at small width (Options::small). At full width they
+// are NOT proved: `pviommu prove` runs and fails them; proofs_tests with PVIOMMU_BUDGET=full
+// skip them and name them as open. Every name here is one of obligation_names().
 [[nodiscard]] const std::vector<std::string>& open_obligations();
 [[nodiscard]] Result check_obligation(const std::string& name, const Options& opt);
 
@@ -67,6 +68,24 @@ struct ConformanceResult {
 };
 [[nodiscard]] ConformanceResult conformance(std::uint64_t seed, std::size_t samples,
                                             const Options& opt);
+
+// Bounded model checking from the initial states of `worlds` random small worlds (the
+// conformance generator's, at its widths): every sequence of `depth` encoded transitions with
+// any arguments; a state where an INV-* fails is a violation, printed as a TRACE-FORMAT file
+// (the world statements, then one call or event per step, each followed by `check invariants`)
+// that `pviommu run` replays on ref.
+struct BmcResult {
+    std::uint64_t seed = 0;
+    unsigned depth = 0;
+    std::size_t worlds = 0;     // worlds checked
+    bool violation = false;
+    bool unknown = false;       // some world's query was not decided (a failure)
+    double seconds = 0;
+    std::string trace;          // the counterexample trace, when violation
+    std::string detail;
+};
+[[nodiscard]] BmcResult bmc(std::uint64_t seed, unsigned depth, std::size_t worlds,
+                            const Options& opt);
 
 [[nodiscard]] std::vector<std::string> mutant_names();
 [[nodiscard]] MutantResult check_mutant(const std::string& name, const Options& opt);
