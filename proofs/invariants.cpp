@@ -296,6 +296,9 @@ const std::vector<std::string>& open_obligations() {
     // c0:20,c1:20,a0:50,a1:50): unknown. All are cases that add or remove a tuple, where the
     // proof needs several pre-state instances chained (AUX-FOREIGN's witness, INV-M2B-SET on
     // two tuples, the holder lemma) and Z3's search runs into tens of thousands of conflicts.
+    // Flaky: map_foreign_page/INV-COUNT (4 s) and unmap_foreign_page/INV-COUNT (24 s) were
+    // proved in the last full run and unknown in the one before; they stay listed until they
+    // are reliable.
     static const std::vector<std::string> v = {
         "map_foreign_page/INV-COUNT",
         "map_foreign_page/INV-M2B-SET",
