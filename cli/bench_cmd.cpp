@@ -1,9 +1,11 @@
 #include "cli/bench_cmd.h"
 
+#include <algorithm>
 #include <iomanip>
 #include <ostream>
 #include <sstream>
 
+#include "proofs/prove.h"
 #include "props/parallel.h"
 #include "props/sequential.h"
 
@@ -61,6 +63,40 @@ int run_bench_command(const bench::BenchOptions& opt, std::ostream& out) {
         out << par_log.str();
         rc = 1;
     }
+
+    // Proof time per obligation (small width, as verify; `pviommu prove` is the full-width
+    // run). Skipped in --smoke: minutes of solver time are not a smoke test.
+    if (opt.smoke) {
+        out << "  proofs: skipped in --smoke\n";
+        return rc;
+    }
+    proofs::Options prove_opt;
+    prove_opt.small = true;
+    prove_opt.timeout_ms = 20000u;
+    std::vector<double> secs;
+    double total = 0;
+    std::size_t proved = 0;
+    std::string slowest;
+    double slowest_s = -1;
+    for (const auto& name : proofs::obligation_names()) {
+        const proofs::Result r = proofs::check_obligation(name, prove_opt);
+        secs.push_back(r.seconds);
+        total += r.seconds;
+        proved += r.pass;
+        if (r.seconds > slowest_s) {
+            slowest_s = r.seconds;
+            slowest = name;
+        }
+        out << "    prove " << std::left << std::setw(46) << name << std::right << std::fixed
+            << std::setprecision(3) << std::setw(9) << r.seconds << " s"
+            << (r.pass ? "" : "  NOT PROVED") << '\n';
+    }
+    std::sort(secs.begin(), secs.end());
+    const double median = secs.empty() ? 0 : secs[secs.size() / 2];
+    out << "  proofs (small width): " << proved << "/" << secs.size() << " proved in "
+        << std::setprecision(1) << total << " s; median " << std::setprecision(3) << median
+        << " s, slowest " << slowest << " " << slowest_s << " s\n";
+    if (proved != secs.size()) rc = 1;
     return rc;
 }
 

@@ -14,6 +14,7 @@
 #include "cli/bench_cmd.h"
 #include "cli/diff_cmd.h"
 #include "cli/props_cmd.h"
+#include "cli/prove_cmd.h"
 #include "props/sequential.h"
 #include "impl/hypervisor.h"
 #include "ref/hypervisor.h"
@@ -144,6 +145,9 @@ int main(int argc, char** argv) {
     bool verify_json = false;
     verify->add_option("--examples", examples, "Folder of example traces")->check(CLI::ExistingDirectory);
     verify->add_flag("--json", verify_json, "Print the results as JSON");
+    bool verify_no_prove = false;
+    verify->add_flag("--no-prove", verify_no_prove,
+                     "Skip the Z3 obligations (ctest runs them as the proofs:* tests)");
 
     // diff
     auto* diff = app.add_subcommand(
@@ -192,6 +196,9 @@ int main(int argc, char** argv) {
     cli::PropsArgs props_args;
     auto* props = cli::add_props_command(app, props_args);
 
+    // prove
+    cli::ProveArgs prove_args;
+    auto* prove = cli::add_prove_command(app, prove_args);
 
     auto* help = app.add_subcommand("help", "Show help for pviommu or one subcommand");
     std::string help_on;
@@ -220,6 +227,7 @@ int main(int argc, char** argv) {
 
     if (*props) return cli::run_props(props_args, std::cout);
     if (*bench_cmd) return cli::run_bench_command(bench_opt, std::cout);
+    if (*prove) return cli::run_prove(prove_args, std::cout);
 
     if (*run) {
         trace::RunOptions opt{verbose, dump};
@@ -296,10 +304,14 @@ int main(int argc, char** argv) {
         std::ostringstream props_log;
         const auto props_result = props::run_sequential(popt, props_log);
         pass = pass && props_result.passed;
+        // The Z3 proof obligations (issue 5).
+        std::string prove_line = "prove: skipped (--no-prove)";
+        if (!verify_no_prove) pass = cli::prove_summary(prove_line) && pass;
         const double secs =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (verify_json) {
             json j{{"examples", to_json(results)}, {"passed", pass}, {"seconds", secs}};
+            j["proofs"] = prove_line;
             j["props_sequential"] = {{"tests", props_result.tests},
                                      {"passed", props_result.passed},
                                      {"commands", props_result.commands},
@@ -339,6 +351,7 @@ int main(int argc, char** argv) {
                       << (props_result.passed ? " pass" : ": FAILED") << " ("
                       << props_result.commands << " commands, " << props_result.seconds << " s)\n";
             if (!props_result.passed) std::cout << props_log.str();
+            std::cout << "  proofs               " << prove_line << "\n";
             std::cout << (pass ? "verify: PASS" : "verify: FAIL") << " in " << secs << " s\n";
         }
         return pass ? 0 : 1;

@@ -1,0 +1,193 @@
+#include "cli/prove_cmd.h"
+
+#include <algorithm>
+#include <chrono>
+#include <iomanip>
+#include <iostream>
+#include <nlohmann/json.hpp>
+#include <sstream>
+
+#include "proofs/prove.h"
+
+namespace cli {
+
+namespace {
+
+using nlohmann::json;
+
+double since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
+std::string fixed(double v, int prec) {
+    std::ostringstream os;
+    os << std::fixed << std::setprecision(prec) << v;
+    return os.str();
+}
+
+int run_obligations(const ProveArgs& args, std::ostream& out) {
+    proofs::Options opt;
+    opt.timeout_ms = args.timeout_ms;
+    opt.stats = args.stats;
+    opt.small = args.small;
+    const auto t0 = std::chrono::steady_clock::now();
+    std::size_t proved = 0, total = 0;
+    json rows = json::array();
+    if (!args.json)
+        out << std::left << std::setw(48) << "obligation" << std::setw(9) << "result"
+            << std::right << std::setw(9) << "seconds" << (args.stats ? "  statistics" : "")
+            << "\n";
+    const auto& open = proofs::open_obligations();
+    for (const auto& name : proofs::obligation_names()) {
+        if (!args.only.empty() && name.find(args.only) == std::string::npos) continue;
+        if (args.skip_open && std::find(open.begin(), open.end(), name) != open.end()) continue;
+        const proofs::Result r = proofs::check_obligation(name, opt);
+        ++total;
+        proved += r.pass;
+        if (args.json) {
+            json row{{"obligation", r.name}, {"result", r.result}, {"pass", r.pass},
+                     {"seconds", r.seconds}, {"queries", r.queries}};
+            if (args.stats) row["statistics"] = r.stats;
+            if (!r.detail.empty()) row["detail"] = r.detail;
+            rows.push_back(row);
+        } else {
+            out << std::left << std::setw(48) << r.name << std::setw(9) << r.result << std::right
+                << std::setw(9) << fixed(r.seconds, 3);
+            if (args.stats) out << "  " << r.stats;
+            out << "\n";
+            if (!r.pass) out << "  " << r.detail << "\n";
+            out.flush();
+        }
+    }
+    const double secs = since(t0);
+    if (args.json) {
+        out << json{{"obligations", rows}, {"proved", proved}, {"total", total}, {"seconds", secs}}
+                   .dump(2)
+            << "\n";
+    } else {
+        out << "obligations proved " << proved << "/" << total << " in " << fixed(secs, 1)
+            << " s\n";
+    }
+    return total > 0 && proved == total ? 0 : 1;
+}
+
+int run_mutants(const ProveArgs& args, std::ostream& out) {
+    proofs::Options opt;
+    opt.timeout_ms = args.timeout_ms;
+    std::size_t caught = 0, total = 0;
+    json rows = json::array();
+    for (const auto& name : proofs::mutant_names()) {
+        if (!args.only.empty() && name.find(args.only) == std::string::npos) continue;
+        const proofs::MutantResult r = proofs::check_mutant(name, opt);
+        ++total;
+        caught += r.caught;
+        if (args.json) {
+            rows.push_back({{"mutant", r.mutant}, {"transition", r.transition},
+                            {"expected", r.expected}, {"caught", r.caught},
+                            {"seconds", r.seconds}, {"detail", r.detail}});
+        } else {
+            out << "mutant " << std::left << std::setw(28) << r.mutant << " "
+                << (r.caught ? "caught  " : "SURVIVED") << " " << r.expected << " ("
+                << r.transition << ", " << fixed(r.seconds, 3) << " s)\n";
+            std::istringstream d(r.detail);
+            for (std::string l; std::getline(d, l);) out << "    " << l << "\n";
+        }
+    }
+    if (args.json)
+        out << json{{"mutants", rows}, {"caught", caught}, {"total", total}}.dump(2) << "\n";
+    else
+        out << "mutants caught " << caught << "/" << total << "\n";
+    return total > 0 && caught == total ? 0 : 1;
+}
+
+int run_conformance(const ProveArgs& args, std::ostream& out) {
+    proofs::Options opt;
+    opt.timeout_ms = std::max(args.timeout_ms, 20000u);
+    const proofs::ConformanceResult r = proofs::conformance(args.seed, args.conformance, opt);
+    if (args.json) {
+        out << json{{"samples", r.samples}, {"divergences", r.divergences}, {"seed", r.seed},
+                    {"per_op", r.per_op}, {"seconds", r.seconds}, {"detail", r.detail}}
+                   .dump(2)
+            << "\n";
+    } else {
+        out << r.detail;
+        for (const auto& [op, n] : r.per_op) out << "  " << op << ": " << n << "\n";
+        out << "conformance " << r.samples << " samples (seed " << r.seed << "), "
+            << r.divergences << " divergences in " << fixed(r.seconds, 1) << " s\n";
+    }
+    return r.divergences == 0 && r.samples > 0 ? 0 : 1;
+}
+
+int run_bmc(const ProveArgs& args, std::ostream& out) {
+    proofs::Options opt;
+    opt.timeout_ms = std::max(args.timeout_ms, 60000u);
+    const proofs::BmcResult r = proofs::bmc(args.seed, args.bmc_depth, args.bmc_worlds, opt);
+    if (r.violation) out << r.trace;
+    out << r.detail;
+    out << "bmc depth " << r.depth << " from " << r.worlds << " worlds (seed " << r.seed << "): "
+        << (r.violation ? "VIOLATION (trace above; replay with pviommu run)"
+            : r.unknown ? "UNKNOWN (a query was not decided)"
+                        : "no invariant violated")
+        << " in " << fixed(r.seconds, 1) << " s\n";
+    return r.violation || r.unknown ? 1 : 0;
+}
+
+}  // namespace
+
+CLI::App* add_prove_command(CLI::App& app, ProveArgs& args) {
+    auto* p = app.add_subcommand(
+        "prove", "Discharge the Z3 proof obligations (every transition x every invariant, "
+                 "unbounded; INV-INVALIDATE; non-vacuity); exit 0 all proved, 1 otherwise");
+    p->add_flag("--json", args.json, "Print the results as JSON");
+    p->add_option("--only", args.only, "Only obligations (or mutants) whose name contains NAME");
+    p->add_flag("--mutants", args.mutants,
+                "Run the planted bugs instead: each must yield a counterexample to its invariant");
+    p->add_flag("--stats", args.stats, "Print solver statistics per obligation");
+    p->add_option("--timeout-ms", args.timeout_ms, "Per-query solver timeout (a timeout fails)");
+    p->add_flag("--skip-open", args.skip_open,
+                "Skip the obligations Z3 does not discharge yet (proofs::open_obligations)");
+    p->add_option("--conformance", args.conformance,
+                  "Instead: N random concrete states from ref, each transition's encoding "
+                  "compared with ref (status and successor)");
+    p->add_option("--seed", args.seed, "Seed of --conformance");
+    p->add_option("--bmc-depth", args.bmc_depth,
+                  "Instead: bounded model checking of every sequence of K encoded transitions "
+                  "from random small worlds; a violation prints a trace for pviommu run");
+    p->add_option("--bmc-worlds", args.bmc_worlds, "Worlds --bmc-depth starts from");
+    p->add_flag("--small", args.small,
+                "Prove the inductive obligations at small width (a weaker claim; seconds)");
+    return p;
+}
+
+int run_prove(const ProveArgs& args, std::ostream& out) {
+    if (args.conformance > 0) return run_conformance(args, out);
+    if (args.bmc_depth > 0) return run_bmc(args, out);
+    return args.mutants ? run_mutants(args, out) : run_obligations(args, out);
+}
+
+bool prove_summary(std::string& line) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const auto& open = proofs::open_obligations();
+    std::size_t proved = 0, total = 0;
+    std::string failed;
+    for (const auto& name : proofs::obligation_names()) {
+        ++total;
+        // verify's budget: the inductive obligations at small width (a weaker claim, seconds);
+        // `pviommu prove` is the full-width run (minutes).
+        proofs::Options opt;
+        opt.timeout_ms = 20000u;
+        opt.small = true;
+        const proofs::Result r = proofs::check_obligation(name, opt);
+        proved += r.pass;
+        if (!r.pass) failed += " " + name;
+    }
+    line = "obligations proved " + std::to_string(proved) + "/" + std::to_string(total) +
+           " (small width; full width: pviommu prove) in " +
+           fixed(since(t0), 1) + " s" +
+           (open.empty() ? "" : " (" + std::to_string(open.size()) +
+                                    " of them still open at full width: see pviommu prove)") +
+           (failed.empty() ? "" : " (FAILED:" + failed + ")");
+    return total > 0 && proved == total;
+}
+
+}  // namespace cli

@@ -1,0 +1,38 @@
+// cli/prove_cmd.h: `pviommu prove` and the proof phase of `pviommu verify`. Runs the Z3 proof
+// obligations of proofs/ (proofs/prove.h) and prints one row per obligation. Exit status: 0
+// every obligation proved (and, with --mutants, every planted bug caught), 1 otherwise.
+#pragma once
+
+#include <CLI/CLI.hpp>
+#include <cstdint>
+#include <iosfwd>
+#include <string>
+
+namespace cli {
+
+struct ProveArgs {
+    bool json = false;
+    std::string only;      // run only obligations whose name contains it ("" = all)
+    bool mutants = false;  // run the planted bugs instead of the obligations
+    bool stats = false;    // print solver statistics
+    bool skip_open = false;  // skip proofs::open_obligations() (they are not proved)
+    unsigned timeout_ms = 10000;
+    std::size_t conformance = 0;  // > 0: run that many encoding-vs-ref samples instead
+    std::uint64_t seed = 1;       // the conformance samples' seed
+    bool small = false;           // inductive obligations at small width (weaker claim)
+    unsigned bmc_depth = 0;       // > 0: bounded model checking to that depth instead
+    std::size_t bmc_worlds = 3;   // random small worlds BMC starts from
+};
+
+// Registers `prove` on app; its flags fill `args`. Returns the subcommand (test `*sub`).
+CLI::App* add_prove_command(CLI::App& app, ProveArgs& args);
+
+// Runs what args select, prints the table (or JSON) to out; returns the exit status.
+[[nodiscard]] int run_prove(const ProveArgs& args, std::ostream& out);
+
+// For `pviommu verify`: every obligation, the inductive ones at small width (verify's time
+// budget); `line` gets the one-line summary
+// ("obligations proved K/N in S s"). Returns true when all are proved.
+[[nodiscard]] bool prove_summary(std::string& line);
+
+}  // namespace cli

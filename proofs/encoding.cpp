@@ -1,0 +1,912 @@
+// proofs/encoding.cpp: spec/ and ref/ as SMT. Each transition follows ref/hypervisor.cpp check
+// by check (same order, same status, same rule names); the edits follow ref's edits. Where the
+// encoding computes a value differently from ref (a ghost count instead of a loop), the comment
+// says which invariant makes the two agree.
+#include "proofs/encoding.h"
+
+#include <stdexcept>
+
+#include <boost/hana.hpp>
+
+#include "spec/ops.h"
+
+namespace proofs {
+
+using z3::expr;
+
+Sorts::Sorts(z3::context& c, Widths w_)
+    : ctx(c), w(w_), A(c.bv_sort(w_.addr)), D(c.bv_sort(w_.dom)), S(c.bv_sort(w_.sid)),
+      C(c.bv_sort(w_.cnt)), K2(c.bv_sort(2)), B(c.bool_sort()),
+      DA(c.bv_sort(w_.dom + w_.addr)), DD(c.bv_sort(2 * w_.dom)), DS(c.bv_sort(w_.dom + w_.sid)),
+      AC(c.bv_sort(w_.addr + w_.cnt)), BDS(c.bv_sort(w_.addr + w_.dom + w_.sid)),
+      T(c.bv_sort(2 * w_.addr + w_.dom + w_.sid)) {}
+
+namespace {
+
+expr arr(const Sorts& so, const std::string& n, const z3::sort& d, const z3::sort& r) {
+    return so.ctx.constant(n.c_str(), so.ctx.array_sort(d, r));
+}
+expr bv(const Sorts& so, unsigned v, const z3::sort& s) { return so.ctx.num_val(v, s); }
+expr ones(const z3::sort& s) { return s.ctx().bv_val(-1, s.bv_size()); }
+
+// Index builders.
+expr da(const expr& d, const expr& a) { return z3::concat(d, a); }
+expr ds(const expr& d, const expr& s) { return z3::concat(d, s); }
+expr bds(const expr& b, const expr& d, const expr& s) { return z3::concat(b, z3::concat(d, s)); }
+
+// Parts of a tuple index t = (m, b, d, s).
+struct TupleParts {
+    expr m, b, d, s, bds;
+};
+TupleParts parts(const Sorts& so, const expr& t) {
+    const unsigned a = so.w.addr, dw = so.w.dom, sw = so.w.sid;
+    const unsigned top = 2 * a + dw + sw - 1;
+    return {t.extract(top, top - a + 1), t.extract(top - a, dw + sw), t.extract(dw + sw - 1, sw),
+            t.extract(sw - 1, 0), t.extract(top - a, 0)};
+}
+// Parts of (c,bfn).
+std::pair<expr, expr> parts_da(const Sorts& so, const expr& x) {
+    const unsigned a = so.w.addr, dw = so.w.dom;
+    return {x.extract(dw + a - 1, a), x.extract(a - 1, 0)};
+}
+
+// forall with patterns (the C++ helpers take none): each inner vector is one multi-pattern.
+// Patterns must be inc_ref'd before Z3_mk_forall_const (it crashes otherwise, 4.8.12).
+expr forall_p(const std::vector<expr>& vars, const std::vector<std::vector<expr>>& pats,
+              const expr& body) {
+    z3::context& ctx = body.ctx();
+    // A pattern is a read of a state array that is a plain constant (a pre-state). Over a
+    // successor (stores, lambdas, ites) the quantifier only occurs in a negated goal, where it
+    // is skolemized and needs no pattern: fall back to Z3's own choice.
+    auto plain = [](const expr& t) {
+        return t.is_app() && t.decl().decl_kind() == Z3_OP_SELECT && t.arg(0).is_const() &&
+               t.arg(0).decl().decl_kind() == Z3_OP_UNINTERPRETED;
+    };
+    // A read of a successor array that is the pre-state array under point stores triggers on
+    // the pre-state read: a negated goal's inner quantifier (an existential goal) then matches
+    // the witnesses that the pre-state hypotheses name (the stores only change single points,
+    // which the body decides).
+    auto base = [&](const expr& t) -> std::optional<expr> {
+        if (plain(t)) return t;
+        if (!t.is_app() || t.decl().decl_kind() != Z3_OP_SELECT) return std::nullopt;
+        expr a = t.arg(0);
+        while (a.is_app() && a.decl().decl_kind() == Z3_OP_STORE) a = a.arg(0);
+        if (!(a.is_const() && a.decl().decl_kind() == Z3_OP_UNINTERPRETED)) return std::nullopt;
+        z3::expr_vector ix(ctx);
+        for (unsigned j = 1; j < t.num_args(); ++j) ix.push_back(t.arg(j));
+        return z3::select(a, ix);
+    };
+    std::vector<std::vector<expr>> pats2;
+    for (const auto& pat : pats) {
+        std::vector<expr> p2;
+        for (const expr& t : pat) {
+            const auto bt = base(t);
+            if (!bt) {
+                z3::expr_vector vs(ctx);
+                for (const expr& v : vars) vs.push_back(v);
+                return z3::forall(vs, body);
+            }
+            p2.push_back(*bt);
+        }
+        pats2.push_back(p2);
+    }
+    std::vector<Z3_app> bound;
+    for (const expr& v : vars) bound.push_back(Z3_to_app(ctx, v));
+    std::vector<Z3_pattern> ps;
+    for (const auto& pat : pats2) {
+        std::vector<Z3_ast> terms;
+        for (const expr& t : pat) terms.push_back(t);
+        Z3_pattern zp = Z3_mk_pattern(ctx, static_cast<unsigned>(terms.size()), terms.data());
+        Z3_inc_ref(ctx, Z3_pattern_to_ast(ctx, zp));
+        ps.push_back(zp);
+    }
+    Z3_ast q = Z3_mk_forall_const(ctx, 0, static_cast<unsigned>(bound.size()), bound.data(),
+                                  static_cast<unsigned>(ps.size()), ps.data(), body);
+    expr out(ctx, q);
+    for (Z3_pattern zp : ps) Z3_dec_ref(ctx, Z3_pattern_to_ast(ctx, zp));
+    ctx.check_error();
+    return out;
+}
+expr exists_p(const std::vector<expr>& vars, const std::vector<std::vector<expr>>& pats,
+              const expr& body) {
+    // NOT forall NOT: the pattern guides instantiation where the exists occurs negatively.
+    return !forall_p(vars, pats, !body);
+}
+
+expr zext_to(const expr& e, unsigned w) {
+    return e.get_sort().bv_size() == w ? e : z3::zext(e, w - e.get_sort().bv_size());
+}
+
+// Two-index arrays (the ghost slot arrays): indexed by (frame, slot) without concatenation,
+// so that E-matching instances collapse by congruence instead of building new index terms.
+expr sel2(const expr& a, const expr& f, const expr& i) {
+    z3::expr_vector ix(a.ctx());
+    ix.push_back(f);
+    ix.push_back(i);
+    return z3::select(a, ix);
+}
+expr st2(const expr& a, const expr& f, const expr& i, const expr& v) {
+    z3::expr_vector ix(a.ctx());
+    ix.push_back(f);
+    ix.push_back(i);
+    return z3::store(a, ix, v);
+}
+expr arr2(const Sorts& so, const std::string& n, const z3::sort& d1, const z3::sort& d2,
+          const z3::sort& r) {
+    z3::sort_vector d(so.ctx);
+    d.push_back(d1);
+    d.push_back(d2);
+    return so.ctx.constant(n.c_str(), so.ctx.array_sort(d, r));
+}
+
+}  // namespace
+
+St fresh_state(const Sorts& so, const std::string& p) {
+    auto& c = so.ctx;
+    return St{
+        c.bool_const((p + "host_iommu").c_str()),
+        c.constant((p + "mode").c_str(), so.K2),
+        c.constant((p + "nframes").c_str(), so.A),
+        arr(so, p + "fstate", so.A, so.K2),
+        arr(so, p + "owner", so.A, so.D),
+        arr(so, p + "count", so.A, so.C),
+        arr(so, p + "alloc", so.A, so.B),
+        arr(so, p + "live", so.D, so.B),
+        arr(so, p + "hw", so.D, so.B),
+        arr(so, p + "iommu_hw", so.D, so.B),
+        arr(so, p + "dm", so.DD, so.B),
+        arr(so, p + "rmrr", so.DA, so.B),
+        arr(so, p + "p2mv", so.DA, so.B),
+        arr(so, p + "p2m", so.DA, so.A),
+        arr(so, p + "srv", so.DS, so.B),
+        arr(so, p + "emu", so.DS, so.D),
+        arr(so, p + "ekind", so.DA, so.K2),
+        arr(so, p + "emfn", so.DA, so.A),
+        arr(so, p + "removed", so.DA, so.B),
+        arr(so, p + "m2b", so.T, so.B),
+        arr(so, p + "swap", so.T, so.B),
+        c.constant((p + "fault").c_str(), so.C),
+        arr(so, p + "nT0", so.A, so.C),
+        arr(so, p + "nT1", so.A, so.C),
+        arr2(so, p + "slotT0", so.A, so.C, so.T),
+        arr2(so, p + "slotT1", so.A, so.C, so.T),
+        arr(so, p + "idxT", so.T, so.C),
+        arr(so, p + "tcls", so.T, so.B),
+        arr(so, p + "nL", so.A, so.C),
+        arr2(so, p + "slotL", so.A, so.C, so.DA),
+        arr(so, p + "idxL", so.DA, so.C),
+        arr(so, p + "p2mg", so.A, so.A),
+    };
+}
+
+St ite_state(const expr& c, const St& a, const St& b) {
+    auto I = [&c](const expr& x, const expr& y) { return z3::ite(c, x, y); };
+    return St{I(a.host_iommu, b.host_iommu), I(a.mode, b.mode), I(a.nframes, b.nframes),
+              I(a.fstate, b.fstate), I(a.owner, b.owner), I(a.count, b.count),
+              I(a.alloc, b.alloc), I(a.live, b.live), I(a.hw, b.hw), I(a.iommu_hw, b.iommu_hw),
+              I(a.dm, b.dm), I(a.rmrr, b.rmrr), I(a.p2mv, b.p2mv), I(a.p2m, b.p2m),
+              I(a.srv, b.srv), I(a.emu, b.emu), I(a.ekind, b.ekind), I(a.emfn, b.emfn),
+              I(a.removed, b.removed), I(a.m2b, b.m2b), I(a.swap, b.swap), I(a.fault, b.fault),
+              I(a.nT0, b.nT0), I(a.nT1, b.nT1), I(a.slotT0, b.slotT0), I(a.slotT1, b.slotT1),
+              I(a.idxT, b.idxT), I(a.tcls, b.tcls), I(a.nL, b.nL), I(a.slotL, b.slotL), I(a.idxL, b.idxL),
+              I(a.p2mg, b.p2mg)};
+}
+
+// ---------------------------------------------------------------------------------------------
+// Derived predicates: one definition of each rule (spec/state.cpp).
+
+expr usable(const Sorts&, const St& s, const expr& c) {
+    // usable(C) := IOMMU present AND C.iommu_hw AND NOT (C hardware AND passthrough).
+    return s.host_iommu && s.live[c] && s.iommu_hw[c] && !(s.hw[c] && s.mode == 2);
+}
+
+expr privileged(const Sorts&, const St& s, const expr& e, const expr& t) {
+    // The hardware domain has privilege over every domain; `dm E over T` gives E over T.
+    return s.live[e] && s.live[t] && (s.hw[e] || s.dm[ds(e, t)]);
+}
+
+namespace {
+
+// D18: C's computed identity entry at b (no explicit entry there).
+expr identity_rule(const Sorts& so, const St& s, const expr& c, const expr& b) {
+    return s.ekind[da(c, b)] == bv(so, kNone, so.K2) && s.hw[c] && usable(so, s, c) &&
+           s.mode == 0 && z3::ult(b, s.nframes) && s.fstate[b] != bv(so, kXen, so.K2) &&
+           !s.removed[da(c, b)];
+}
+
+// A tuple's class: 1 when a balloon's swap drops it (swap flag, usable holder), else 0. The
+// class of a tuple never changes while it exists (swap is fixed at creation; servers, domains
+// and the host are static here).
+expr drop_class(const Sorts& so, const St& s, const expr& t) {
+    const TupleParts p = parts(so, t);
+    const expr key = ds(p.d, p.s);
+    return s.swap[t] && s.srv[key] && usable(so, s, s.emu[key]);
+}
+
+// Does a tuple of emulator c use bfn b (for a frame other than `except`, if given)? (ref claimed)
+expr claimed(const Sorts& so, const St& s, const expr& c, const expr& b,
+             const std::optional<expr>& except, const std::string& tag) {
+    // Quantified over whole tuple indices (the trigger is m2b[tt]), never over their parts.
+    expr tt = so.ctx.constant(("cl_t_" + tag).c_str(), so.T);
+    const TupleParts p = parts(so, tt);
+    expr body = s.m2b[tt] && p.b == b && s.srv[ds(p.d, p.s)] && s.emu[ds(p.d, p.s)] == c;
+    if (except) body = body && p.m != *except;
+    return exists_p({tt}, {{s.m2b[tt]}}, body);
+}
+
+// Reference counting, with the ghost holders kept in step.
+expr one(const Sorts& so) { return bv(so, 1, so.C); }
+
+// R8: drop one reference of m; the frame is freed when its count reaches 0.
+St put_ref(const Sorts& so, St s, const expr& m) {
+    const expr n = s.count[m] - one(so);
+    const expr freed = n == bv(so, 0, so.C);
+    s.count = z3::store(s.count, m, n);
+    s.fstate = z3::store(s.fstate, m, z3::ite(freed, bv(so, kFree, so.K2), s.fstate[m]));
+    s.owner = z3::store(s.owner, m, z3::ite(freed, bv(so, 0, so.D), s.owner[m]));
+    s.alloc = z3::store(s.alloc, m, z3::ite(freed, so.ctx.bool_val(false), s.alloc[m]));
+    return s;
+}
+St get_ref(const Sorts& so, St s, const expr& m) {
+    s.count = z3::store(s.count, m, s.count[m] + one(so));
+    return s;
+}
+
+// Ghost: append tuple t (of frame m) to the slots of its class `cls`. The class is a C++ bool:
+// a transition that may add a tuple of either class has one case per class, so that no store
+// carries an ite value (E-matching then sees plain stores only).
+St ghost_add_tuple(const Sorts& so, St s, const expr& m, const expr& t, bool cls) {
+    expr& nA = cls ? s.nT1 : s.nT0;
+    expr& slot = cls ? s.slotT1 : s.slotT0;
+    const expr n = nA[m];
+    s.idxT = z3::store(s.idxT, t, n);
+    slot = st2(slot, m, n, t);
+    nA = z3::store(nA, m, n + one(so));
+    return s;
+}
+// Ghost: remove tuple t (of frame m, class `cls`): the last slot moves into its place
+// (Hyperkernel's swap-with-last).
+St ghost_remove_tuple(const Sorts& so, St s, const expr& m, const expr& t, bool cls) {
+    expr& nA = cls ? s.nT1 : s.nT0;
+    expr& slot = cls ? s.slotT1 : s.slotT0;
+    const expr i = s.idxT[t];
+    const expr last = nA[m] - one(so);
+    const expr h = sel2(slot, m, last);
+    slot = st2(slot, m, i, h);
+    s.idxT = z3::store(s.idxT, h, i);
+    nA = z3::store(nA, m, last);
+    return s;
+}
+St ghost_add_local(const Sorts& so, St s, const expr& m, const expr& cb) {
+    const expr n = s.nL[m];
+    s.idxL = z3::store(s.idxL, cb, n);
+    s.slotL = st2(s.slotL, m, n, cb);
+    s.nL = z3::store(s.nL, m, n + one(so));
+    return s;
+}
+St ghost_remove_local(const Sorts& so, St s, const expr& m, const expr& cb) {
+    const expr i = s.idxL[cb];
+    const expr last = s.nL[m] - one(so);
+    const expr h = sel2(s.slotL, m, last);
+    s.slotL = st2(s.slotL, m, i, h);
+    s.idxL = z3::store(s.idxL, h, i);
+    s.nL = z3::store(s.nL, m, last);
+    return s;
+}
+
+// Adds tuple (m, x) of class `cls` with swap flag `sw` and its reference (ref: tuples[t] = ...;
+// get_ref). The caller's case guard says that the tuple's class is `cls` (class_of).
+St add_tuple(const Sorts& so, St s, const expr& m, const expr& x, const expr& sw, bool take_ref,
+             bool cls) {
+    const expr t = z3::concat(m, x);
+    s.m2b = z3::store(s.m2b, t, so.ctx.bool_val(true));
+    s.swap = z3::store(s.swap, t, sw);
+    s.tcls = z3::store(s.tcls, t, so.ctx.bool_val(cls));
+    s = ghost_add_tuple(so, s, m, t, cls);
+    if (take_ref) s = get_ref(so, s, m);
+    return s;
+}
+// Removes tuple (m, x) of class `cls` with its reference (ref drop_tuple).
+St drop_tuple(const Sorts& so, St s, const expr& m, const expr& x, bool cls) {
+    const expr t = z3::concat(m, x);
+    s.m2b = z3::store(s.m2b, t, so.ctx.bool_val(false));
+    s = ghost_remove_tuple(so, s, m, t, cls);
+    return put_ref(so, s, m);
+}
+// The class a tuple (m, x) made with swap flag `sw` has in state s.
+expr class_of(const Sorts& so, const St& s, const expr& x, const expr& sw) {
+    const unsigned dw = so.w.dom, sw_ = so.w.sid;
+    const expr key = x.extract(dw + sw_ - 1, 0);
+    return sw && s.srv[key] && usable(so, s, s.emu[key]);
+}
+
+// The Hana field list of an op drives its Z3 arguments: one constant per field, named after it.
+template <class Op>
+std::vector<std::pair<std::string, expr>> op_args(const Sorts& so, const std::string& prefix) {
+    std::vector<std::pair<std::string, expr>> out;
+    Op op{};
+    boost::hana::for_each(boost::hana::accessors<Op>(), [&](auto acc) {
+        const std::string field = boost::hana::to<char const*>(boost::hana::first(acc));
+        using F = std::decay_t<decltype(boost::hana::second(acc)(op))>;
+        z3::sort sort = so.ctx.bv_sort(16);
+        if constexpr (std::is_same_v<F, spec::Bfn> || std::is_same_v<F, spec::Gfn> ||
+                      std::is_same_v<F, spec::Mfn>)
+            sort = so.A;
+        else if constexpr (std::is_same_v<F, spec::DomId>)
+            sort = so.D;
+        else if constexpr (std::is_same_v<F, spec::IoServId>)
+            sort = so.S;
+        out.emplace_back(field, so.ctx.constant((so.tag + prefix + field).c_str(), sort));
+    });
+    return out;
+}
+expr arg(const std::vector<std::pair<std::string, expr>>& a, const std::string& name) {
+    for (const auto& [n, e] : a)
+        if (n == name) return e;
+    throw std::logic_error("no op field " + name);
+}
+
+// R1, R2 for an order-0 call: reserved flag bits -> -EINVAL (checked); the order is 0 (scope:
+// the encoding covers order 0, where R2's order and alignment checks always pass).
+expr reserved_clear(const expr& flags) { return flags.extract(9, 3) == 0; }
+expr order_zero(const expr& flags) { return flags.extract(15, 10) == 0; }
+
+// Builds ok and the first-failing status from checks.
+void finish_checks(const Sorts& so, Transition& t) {
+    expr ok = so.ctx.bool_val(true);
+    for (const Check& c : t.checks) ok = ok && c.holds;
+    t.ok = ok;
+    expr st = bv(so, kOk, so.ctx.bv_sort(8));
+    for (auto it = t.checks.rbegin(); it != t.checks.rend(); ++it)
+        st = z3::ite(it->holds, st, bv(so, it->status, so.ctx.bv_sort(8)));
+    t.status = st;
+}
+
+// On -EIO the armed fault is consumed (D10): the only edit of a failing call.
+St consume_fault(const Sorts& so, St s) {
+    s.fault = s.fault - one(so);
+    return s;
+}
+
+}  // namespace
+
+expr eff_kind(const Sorts& so, const St& s, const expr& c, const expr& b) {
+    const z3::sort k3 = so.ctx.bv_sort(3);
+    return z3::ite(identity_rule(so, s, c, b), bv(so, kIdentity, k3),
+                   z3::zext(s.ekind[da(c, b)], 1));
+}
+
+// ---------------------------------------------------------------------------------------------
+// Transitions
+
+std::vector<std::string> transition_names() {
+    return {"map_foreign_page", "unmap_foreign_page", "lookup_foreign_page", "map_page",
+            "unmap_page",       "balloon",            "populate"};
+}
+
+namespace {
+
+expr no_overflow(const Sorts&, const St& s, const expr& m) {
+    // Trusted (see "Proof encoding"): a count never reaches the top of its sort.
+    return s.count[m] != ones(s.count[m].get_sort());
+}
+
+Transition map_page(const Sorts& so, const St& s, Mutant mut) {
+    auto a = op_args<spec::MapPage>(so, "map_page.");
+    const expr c = so.ctx.constant((so.tag + "map_page.C").c_str(), so.D);
+    const expr flags = arg(a, "flags"), b = arg(a, "bfn"), g = arg(a, "gfn");
+    const expr m = s.p2m[da(c, g)];
+    const expr k3z = bv(so, kNone, so.ctx.bv_sort(3));
+    Transition t{"map_page", {}, {}, so.ctx.bool_val(true), so.ctx.bool_val(true), s, {}, {},
+                 z3::expr_vector(so.ctx), {}};
+    t.args.push_back(c);
+    for (auto& [n, e] : a) t.args.push_back(e);
+    t.scope.push_back({"scope: order 0", order_zero(flags)});
+    t.scope.push_back({"trusted: no count overflow", no_overflow(so, s, m)});
+    t.checks.push_back({"R1: reserved flag bits", reserved_clear(flags), kEinval});
+    t.checks.push_back({"F6: usable(C)", usable(so, s, c), kEperm});
+    t.checks.push_back({"R6: gfn in C's P2M", s.p2mv[da(c, g)], kEnxio});
+    t.checks.push_back({"R6: not a Xen frame", s.fstate[m] != bv(so, kXen, so.K2), kEperm});
+    if (mut != Mutant::map_skips_rmrr)
+        t.checks.push_back({"R6: bfn outside C's RMRR", !s.rmrr[da(c, b)], kEacces});
+    t.checks.push_back({"R6: bfn free and unclaimed",
+                        eff_kind(so, s, c, b) == k3z && !claimed(so, s, c, b, {}, "map_page"),
+                        kEexist});
+    t.checks.push_back({"R6, F9: no injected unit failure", s.fault == 0, kEio});
+    finish_checks(so, t);
+    St n = s;
+    n.ekind = z3::store(n.ekind, da(c, b), bv(so, kLocal, so.K2));  // R6: a local entry
+    n.emfn = z3::store(n.emfn, da(c, b), m);
+    n = ghost_add_local(so, n, m, da(c, b));
+    n = get_ref(so, n, m);  // R6: one reference
+    const expr eio = t.status == static_cast<int>(kEio);
+    const St f = consume_fault(so, s);
+    t.next = ite_state(t.ok, n, ite_state(eio, f, s));
+    t.cases = {{t.ok, n}, {eio, f}, {!t.ok && !eio, s}};
+    return t;
+}
+
+Transition unmap_page(const Sorts& so, const St& s, Mutant) {
+    auto a = op_args<spec::UnmapPage>(so, "unmap_page.");
+    const expr c = so.ctx.constant((so.tag + "unmap_page.C").c_str(), so.D);
+    const expr flags = arg(a, "flags"), b = arg(a, "bfn");
+    const expr cb = da(c, b);
+    const expr k = eff_kind(so, s, c, b);
+    const z3::sort k3 = so.ctx.bv_sort(3);
+    Transition t{"unmap_page", {}, {}, so.ctx.bool_val(true), so.ctx.bool_val(true), s, {}, {},
+                 z3::expr_vector(so.ctx), {}};
+    t.args.push_back(c);
+    for (auto& [n, e] : a) t.args.push_back(e);
+    t.scope.push_back({"scope: order 0", order_zero(flags)});
+    t.checks.push_back({"R1: reserved flag bits", reserved_clear(flags), kEinval});
+    t.checks.push_back({"F6: usable(C)", usable(so, s, c), kEperm});
+    t.checks.push_back({"F10: an entry at bfn", k != bv(so, kNone, k3), kEnoent});
+    t.checks.push_back({"R6, F10: not foreign or scratch",
+                        k != bv(so, kForeign, k3) && k != bv(so, kScratch, k3), kEperm});
+    finish_checks(so, t);
+    // identity: removed, drops nothing; local: the entry goes with its reference.
+    St id = s;
+    id.removed = z3::store(id.removed, cb, so.ctx.bool_val(true));
+    St loc = s;
+    const expr m = s.emfn[cb];
+    loc.ekind = z3::store(loc.ekind, cb, bv(so, kNone, so.K2));
+    loc = ghost_remove_local(so, loc, m, cb);
+    loc = put_ref(so, loc, m);
+    const expr is_id = k == bv(so, kIdentity, k3);
+    t.next = ite_state(t.ok, ite_state(is_id, id, loc), s);
+    t.cases = {{t.ok && is_id, id}, {t.ok && !is_id, loc}, {!t.ok, s}};
+    return t;
+}
+
+Transition map_foreign_page(const Sorts& so, const St& s, Mutant mut) {
+    auto a = op_args<spec::MapForeignPage>(so, "map_foreign_page.");
+    const expr c = so.ctx.constant((so.tag + "map_foreign_page.C").c_str(), so.D);
+    const expr flags = arg(a, "flags"), b = arg(a, "bfn"), g = arg(a, "gfn"),
+               d = arg(a, "domid"), i = arg(a, "ioserver");
+    const expr m = s.p2m[da(d, g)];
+    const expr sw = flags.extract(2, 2) == 1;  // IOMMUOP_swap_mfn
+    const expr x = bds(b, d, i);
+    const expr tn = z3::concat(m, x);
+    const z3::sort k3 = so.ctx.bv_sort(3);
+    const expr k = eff_kind(so, s, c, b);
+    Transition t{"map_foreign_page", {}, {}, so.ctx.bool_val(true), so.ctx.bool_val(true), s,
+                 {}, {}, z3::expr_vector(so.ctx), {}};
+    t.args.push_back(c);
+    for (auto& [n, e] : a) t.args.push_back(e);
+    t.scope.push_back({"scope: order 0", order_zero(flags)});
+    t.scope.push_back({"trusted: no count overflow", no_overflow(so, s, m)});
+    t.checks.push_back({"R1: reserved flag bits", reserved_clear(flags), kEinval});
+    t.checks.push_back({"R3: usable(C)", usable(so, s, c), kEperm});
+    t.checks.push_back({"R3: domid foreign", d != ones(so.D) && d != c, kEperm});
+    t.checks.push_back({"R3: domid live", s.live[d], kEnxio});
+    t.checks.push_back({"R3: privilege over domid", privileged(so, s, c, d), kEperm});
+    t.checks.push_back({"R3: ioserver of domid served by C",
+                        s.srv[ds(d, i)] && s.emu[ds(d, i)] == c, kEnodev});
+    t.checks.push_back({"R3: gfn in domid's P2M", s.p2mv[da(d, g)], kEnxio});
+    t.checks.push_back({"R3: not a Xen frame", s.fstate[m] != bv(so, kXen, so.K2), kEperm});
+    if (mut != Mutant::map_skips_rmrr)
+        t.checks.push_back({"R3: bfn outside C's RMRR", !s.rmrr[da(c, b)], kEacces});
+    t.checks.push_back(
+        {"R3, F3: bfn free or the same foreign frame, unclaimed for another frame",
+         (k == bv(so, kNone, k3) || (k == bv(so, kForeign, k3) && s.emfn[da(c, b)] == m)) &&
+             !claimed(so, s, c, b, m, "map_foreign_page"),
+         kEexist});
+    t.checks.push_back({"R3, F9: no injected unit failure", s.fault == 0, kEio});
+    finish_checks(so, t);
+    St n = s;
+    n.ekind = z3::store(n.ekind, da(c, b), bv(so, kForeign, so.K2));  // R3: foreign entry
+    n.emfn = z3::store(n.emfn, da(c, b), m);
+    // R3: a new tuple holds one reference (one case per ghost class of the new tuple).
+    const expr cls = class_of(so, s, x, sw);
+    const St fresh1 = add_tuple(so, n, m, x, sw, true, true);
+    const St fresh0 = add_tuple(so, n, m, x, sw, true, false);
+    const St again = n;                            // R3: same tuple again: nothing new
+    n = ite_state(s.m2b[tn], again, ite_state(cls, fresh1, fresh0));
+    const expr eio = t.status == static_cast<int>(kEio);
+    const St f = consume_fault(so, s);
+    t.next = ite_state(t.ok, n, ite_state(eio, f, s));
+    t.cases = {{t.ok && s.m2b[tn], again}, {t.ok && !s.m2b[tn] && cls, fresh1},
+               {t.ok && !s.m2b[tn] && !cls, fresh0}, {eio, f}, {!t.ok && !eio, s}};
+    return t;
+}
+
+Transition lookup_foreign_page(const Sorts& so, const St& s, Mutant mut) {
+    auto a = op_args<spec::LookupForeignPage>(so, "lookup_foreign_page.");
+    const expr c = so.ctx.constant((so.tag + "lookup_foreign_page.C").c_str(), so.D);
+    // The input bfn is only compared with BFN_INVALID (R4): a Bool stands for it.
+    const expr bfn_invalid = so.ctx.bool_const((so.tag + "lookup_foreign_page.bfn_is_invalid").c_str());
+    const expr flags = arg(a, "flags"), g = arg(a, "gfn"), d = arg(a, "domid"),
+               i = arg(a, "ioserver");
+    const expr m = s.p2m[da(d, g)];
+    const expr x = bds(m, d, i);  // the tuple lookup registers: bfn = mfn
+    const z3::sort k3 = so.ctx.bv_sort(3);
+    Transition t{"lookup_foreign_page", {}, {}, so.ctx.bool_val(true), so.ctx.bool_val(true), s,
+                 {}, {}, z3::expr_vector(so.ctx), {}};
+    t.args.push_back(c);
+    t.args.push_back(bfn_invalid);
+    for (auto& [n, e] : a)
+        if (n != "bfn") t.args.push_back(e);
+    t.scope.push_back({"scope: order 0", order_zero(flags)});
+    t.scope.push_back({"trusted: no count overflow", no_overflow(so, s, m)});
+    const expr u = usable(so, s, c);
+    expr tt = so.ctx.constant((so.tag + "lookup_foreign_page.t").c_str(), so.T);
+    const TupleParts tp = parts(so, tt);
+    const expr has_tuple = exists_p({tt}, {{s.m2b[tt]}}, s.m2b[tt] && tp.m == m && tp.d == d && tp.s == i);
+    const expr ident = eff_kind(so, s, c, m) == bv(so, kIdentity, k3);
+    t.checks.push_back({"R1: reserved flag bits", reserved_clear(flags), kEinval});
+    t.checks.push_back({"R4(R3): domid foreign", d != ones(so.D) && d != c, kEperm});
+    t.checks.push_back({"R4(R3): domid live", s.live[d], kEnxio});
+    t.checks.push_back({"R4(R3): privilege over domid", privileged(so, s, c, d), kEperm});
+    t.checks.push_back({"R4(R3): ioserver of domid served by C",
+                        s.srv[ds(d, i)] && s.emu[ds(d, i)] == c, kEnodev});
+    t.checks.push_back({"R4(R3): gfn in domid's P2M", s.p2mv[da(d, g)], kEnxio});
+    t.checks.push_back({"R4(R3): not a Xen frame", s.fstate[m] != bv(so, kXen, so.K2), kEperm});
+    t.checks.push_back({"R4, F4: not usable(C) takes only BFN_INVALID", u || bfn_invalid, kEinval});
+    t.checks.push_back({"R4: usable(C) needs a tuple or an identity entry at bfn == mfn",
+                        !u || has_tuple || ident, kEnoent});
+    finish_checks(so, t);
+    const expr tn = z3::concat(m, x);
+    // Not usable: the tuple (mfn, domid, ioserver) at bfn = mfn, if new (+1 ref).
+    // (F4: never swap, so the new tuple is of class 0.)
+    const St nu_new = add_tuple(so, s, m, x, so.ctx.bool_val(false), true, false);
+    St nu = ite_state(s.m2b[tn], s, nu_new);
+    // Usable, no tuple, identity entry: the tuple is added (+1 ref: registered interest).
+    St id = add_tuple(so, s, m, x, so.ctx.bool_val(false), mut != Mutant::lookup_identity_no_ref,
+                      false);
+    St n = ite_state(!u, nu, ite_state(has_tuple, s, id));  // a tuple: its bfn, nothing new
+    t.next = ite_state(t.ok, n, s);
+    t.cases = {{t.ok && !u && s.m2b[tn], s}, {t.ok && !u && !s.m2b[tn], nu_new},
+               {t.ok && u && has_tuple, s}, {t.ok && u && !has_tuple, id}, {!t.ok, s}};
+    return t;
+}
+
+Transition unmap_foreign_page(const Sorts& so, const St& s, Mutant mut) {
+    auto a = op_args<spec::UnmapForeignPage>(so, "unmap_foreign_page.");
+    const expr c = so.ctx.constant((so.tag + "unmap_foreign_page.C").c_str(), so.D);
+    const expr flags = arg(a, "flags"), b = arg(a, "bfn"), d = arg(a, "domid"),
+               i = arg(a, "ioserver");
+    // ref takes the first frame (lowest mfn) with this tuple: `um`, pinned down by scope.
+    const expr um = so.ctx.constant((so.tag + "unmap_foreign_page.mfn").c_str(), so.A);
+    const expr x = bds(b, d, i);
+    const expr cb = da(c, b);
+    Transition t{"unmap_foreign_page", {}, {}, so.ctx.bool_val(true), so.ctx.bool_val(true), s,
+                 {}, {}, z3::expr_vector(so.ctx), {}};
+    t.args.push_back(c);
+    for (auto& [n, e] : a) t.args.push_back(e);
+    t.scope.push_back({"scope: order 0", order_zero(flags)});
+    t.scope.push_back({"scope: C live (ref's precondition)", s.live[c]});
+    expr tt = so.ctx.constant((so.tag + "unmap_foreign_page.t").c_str(), so.T);
+    const TupleParts tp = parts(so, tt);
+    const expr any = exists_p({tt}, {{s.m2b[tt]}}, s.m2b[tt] && tp.bds == x);
+    t.scope.push_back(
+        {"scope: mfn is the lowest frame with the tuple",
+         z3::implies(any, s.m2b[z3::concat(um, x)] &&
+                              forall_p({tt}, {{s.m2b[tt]}}, z3::implies(s.m2b[tt] && tp.bds == x,
+                                                         !z3::ult(tp.m, um))))});
+    const expr own = s.srv[ds(d, i)] && s.emu[ds(d, i)] == c && any;
+    const expr scratch = s.ekind[cb] == bv(so, kScratch, so.K2);
+    t.checks.push_back({"R1: reserved flag bits", reserved_clear(flags), kEinval});
+    t.checks.push_back({"F5: C's own tuple, or a scratch entry at bfn", own || scratch, kEnoent});
+    finish_checks(so, t);
+    // R5: the tuple and its reference; the foreign entry goes when no tuple of C uses bfn.
+    // One case per ghost class of the tuple, and per whether the foreign entry goes with it.
+    const expr tum = z3::concat(um, x);
+    const expr cls = s.tcls[tum];  // AUX-CLASS: the ghost class is the tuple's class
+    expr tt2 = so.ctx.constant((so.tag + "unmap_foreign_page.t2").c_str(), so.T);
+    const TupleParts q = parts(so, tt2);
+    // claimed(c, b) after the removal, stated on the pre-state (a plain trigger m2b[t2]).
+    const expr still = exists_p({tt2}, {{s.m2b[tt2]}}, s.m2b[tt2] && tt2 != tum && q.b == b &&
+                                                          s.srv[ds(q.d, q.s)] &&
+                                                          s.emu[ds(q.d, q.s)] == c);
+    const expr foreign = s.ekind[cb] == bv(so, kForeign, so.K2);
+    const expr last = foreign && !still;
+    // For the proofs, "another tuple of C still claims bfn" names its witness: a free constant
+    // w (a case for an arbitrary w covers the existential), and the case mentions w's read
+    // in the successor so that E-matching has it.
+    const expr w = so.ctx.constant((so.tag + "unmap_foreign_page.other").c_str(), so.T);
+    const TupleParts wp = parts(so, w);
+    const expr claims_w = s.m2b[w] && w != tum && wp.b == b && s.srv[ds(wp.d, wp.s)] &&
+                          s.emu[ds(wp.d, wp.s)] == c;
+    std::vector<std::pair<expr, St>> own_cases;
+    St n = s;
+    for (bool k : {true, false}) {
+        const St dropped = drop_tuple(so, s, um, x, k);
+        St gone = dropped;
+        if (mut != Mutant::unmap_foreign_keeps_entry)
+            gone.ekind = z3::store(gone.ekind, cb, bv(so, kNone, so.K2));
+        const expr kc = k ? cls : !cls;
+        own_cases.push_back({kc && last, gone});
+        own_cases.push_back({kc && !foreign, dropped});
+        own_cases.push_back({kc && foreign && claims_w && dropped.m2b[w], dropped});
+        const St nk = ite_state(last, gone, dropped);
+        n = k ? nk : ite_state(cls, n, nk);
+    }
+    // R5, F5: a scratch entry at bfn goes, whatever domid/ioserver say.
+    St sc = s;
+    sc.ekind = z3::store(sc.ekind, cb, bv(so, kNone, so.K2));
+    t.next = ite_state(t.ok, ite_state(own, n, sc), s);
+    t.cases.clear();
+    for (const auto& [g, st] : own_cases) t.cases.push_back({t.ok && own && g, st});
+    t.cases.push_back({t.ok && !own, sc});
+    t.cases.push_back({!t.ok, s});
+    return t;
+}
+
+Transition balloon(const Sorts& so, const St& s, Mutant mut) {
+    const expr d = so.ctx.constant((so.tag + "balloon.D").c_str(), so.D);
+    const expr g = so.ctx.constant((so.tag + "balloon.gfn").c_str(), so.A);
+    const expr m = s.p2m[da(d, g)];
+    Transition t{"balloon", {}, {}, so.ctx.bool_val(true), so.ctx.bool_val(true), s, {}, m,
+                 z3::expr_vector(so.ctx), {}};
+    t.args.push_back(d);
+    t.args.push_back(g);
+    t.scope.push_back({"scope: D live (ref's precondition)", s.live[d]});
+    // Events have no status: a failing check means "nothing happens" (code 0 either way).
+    t.checks.push_back({"R7: gfn has a RAM frame", s.p2mv[da(d, g)], kOk});
+    t.checks.push_back({"F7: not a Xen frame", s.fstate[m] != bv(so, kXen, so.K2), kOk});
+    finish_checks(so, t);
+    St n = s;
+    n.p2mv = z3::store(n.p2mv, da(d, g), so.ctx.bool_val(false));  // R7: the P2M entry goes
+    // R7, F8: one invalidation per tuple of the frame, to the tuple's server, with its bfn.
+    expr x = so.ctx.constant((so.tag + "balloon.x").c_str(), so.BDS);
+    t.sent = z3::lambda(x, t.ok && s.m2b[z3::concat(m, x)]);
+    // R7, D13: swap-flagged tuples of usable holders whose entry is foreign go at once.
+    expr tt = so.ctx.constant((so.tag + "balloon.t").c_str(), so.T);
+    const TupleParts p = parts(so, tt);
+    const expr e = s.emu[ds(p.d, p.s)];
+    const expr dropped = p.m == m && s.m2b[tt] && s.swap[tt] && s.srv[ds(p.d, p.s)] &&
+                         usable(so, s, e) && s.ekind[da(e, p.b)] == bv(so, kForeign, so.K2);
+    if (mut != Mutant::swap_keeps_tuple_drops_ref)
+        n.m2b = z3::lambda(tt, s.m2b[tt] && !dropped);
+    // Their references: the ghost count nT1[m] is the number of them (INV-COUNT, AUX-SWAP).
+    n.nT1 = z3::store(n.nT1, m, bv(so, 0, so.C));
+    // R7, D13: a foreign entry of the frame that no tuple of its emulator uses any more ->
+    // scratch. (ref re-points only bfns of dropped tuples; under AUX-FOREIGN every foreign
+    // entry is claimed before, so an unclaimed one after lost a dropped tuple; under
+    // INV-M2B-SET the claiming tuples are all on m.)
+    expr cb = so.ctx.constant((so.tag + "balloon.cb").c_str(), so.DA);
+    const auto [ec, eb] = parts_da(so, cb);
+    expr qt = so.ctx.constant((so.tag + "balloon.qt").c_str(), so.T);
+    const TupleParts q = parts(so, qt);
+    const expr still = exists_p({qt}, {{n.m2b[qt]}}, n.m2b[qt] && q.m == m && q.b == eb &&
+                                          s.srv[ds(q.d, q.s)] && s.emu[ds(q.d, q.s)] == ec);
+    n.ekind = z3::lambda(cb, z3::ite(s.ekind[cb] == bv(so, kForeign, so.K2) && s.emfn[cb] == m &&
+                                         !still,
+                                     bv(so, kScratch, so.K2), s.ekind[cb]));
+    // R7: the allocation reference is dropped; R8: freed at 0.
+    const expr left = s.count[m] - one(so) - s.nT1[m];
+    const expr freed = mut == Mutant::balloon_frees_with_tuples ? so.ctx.bool_val(true)
+                                                                 : left == 0;
+    n.count = z3::store(n.count, m, z3::ite(freed, bv(so, 0, so.C), left));
+    n.alloc = z3::store(n.alloc, m, so.ctx.bool_val(false));
+    n.fstate = z3::store(n.fstate, m, z3::ite(freed, bv(so, kFree, so.K2), s.fstate[m]));
+    n.owner = z3::store(n.owner, m, z3::ite(freed, bv(so, 0, so.D), s.owner[m]));
+    t.next = ite_state(t.ok, n, s);
+    t.cases = {{t.ok, n}, {!t.ok, s}};
+    return t;
+}
+
+Transition populate(const Sorts& so, const St& s, Mutant) {
+    const expr d = so.ctx.constant((so.tag + "populate.D").c_str(), so.D);
+    const expr g = so.ctx.constant((so.tag + "populate.gfn").c_str(), so.A);
+    // R8: the lowest-numbered free frame, `pick`, pinned down by scope.
+    const expr pick = so.ctx.constant((so.tag + "populate.mfn").c_str(), so.A);
+    Transition t{"populate", {}, {}, so.ctx.bool_val(true), so.ctx.bool_val(true), s, {}, pick,
+                 z3::expr_vector(so.ctx), {}};
+    t.args.push_back(d);
+    t.args.push_back(g);
+    t.scope.push_back({"scope: D live (ref's precondition)", s.live[d]});
+    expr f = so.ctx.constant((so.tag + "populate.f").c_str(), so.A);
+    const expr is_free = [&](const expr& y) {
+        return s.fstate[y] == bv(so, kFree, so.K2) && z3::ult(y, s.nframes);
+    }(pick);
+    const expr some = exists_p({f}, {{s.fstate[f]}}, s.fstate[f] == bv(so, kFree, so.K2) && z3::ult(f, s.nframes));
+    t.scope.push_back(
+        {"scope: mfn is the lowest free frame",
+         z3::implies(some, is_free && forall_p({f}, {{s.fstate[f]}}, z3::implies(z3::ult(f, pick),
+                                                               s.fstate[f] != bv(so, kFree, so.K2))))});
+    t.checks.push_back({"R8: gfn has no frame yet", !s.p2mv[da(d, g)], kOk});
+    t.checks.push_back({"R8: a free frame exists", some, kOk});
+    finish_checks(so, t);
+    St n = s;
+    n.fstate = z3::store(n.fstate, pick, bv(so, kOwned, so.K2));
+    n.owner = z3::store(n.owner, pick, d);
+    n.count = z3::store(n.count, pick, one(so));
+    n.alloc = z3::store(n.alloc, pick, so.ctx.bool_val(true));
+    n.p2mv = z3::store(n.p2mv, da(d, g), so.ctx.bool_val(true));
+    n.p2m = z3::store(n.p2m, da(d, g), pick);
+    n.p2mg = z3::store(n.p2mg, pick, g);
+    t.next = ite_state(t.ok, n, s);
+    t.cases = {{t.ok, n}, {!t.ok, s}};
+    return t;
+}
+
+}  // namespace
+
+Transition make_transition(const Sorts& so, const St& s, const std::string& name, Mutant mut) {
+    if (name == "map_foreign_page") return map_foreign_page(so, s, mut);
+    if (name == "unmap_foreign_page") return unmap_foreign_page(so, s, mut);
+    if (name == "lookup_foreign_page") return lookup_foreign_page(so, s, mut);
+    if (name == "map_page") return map_page(so, s, mut);
+    if (name == "unmap_page") return unmap_page(so, s, mut);
+    if (name == "balloon") return balloon(so, s, mut);
+    if (name == "populate") return populate(so, s, mut);
+    throw std::invalid_argument("no transition " + name);
+}
+
+// ---------------------------------------------------------------------------------------------
+// Invariants
+
+std::vector<std::string> invariant_names() {
+    return {"INV-NO-FREE-WHILE-MAPPED", "INV-COUNT", "INV-FREE-ZERO", "INV-M2B-SET",
+            "INV-NO-XEN", "INV-PRIV", "AUX-WF", "AUX-P2M", "AUX-SWAP", "AUX-FOREIGN",
+            "AUX-CLASS"};
+}
+
+std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& name) {
+    auto& c = so.ctx;
+    const expr f = c.constant("q.f", so.A);
+    const expr i = c.constant("q.i", so.C);
+    const expr t = c.constant("q.t", so.T);
+    const expr cb = c.constant("q.cb", so.DA);
+    const expr dg = c.constant("q.dg", so.DA);
+    const TupleParts p = parts(so, t);
+    const auto [ec, eb] = parts_da(so, cb);
+    const expr key = ds(p.d, p.s);
+    const expr E = s.emu[key];
+    auto k2 = [&](unsigned k) { return bv(so, k, so.K2); };
+    const expr mapped = s.ekind[cb] == k2(kLocal) || s.ekind[cb] == k2(kForeign);
+    std::vector<Clause> out;
+    if (name == "INV-NO-FREE-WHILE-MAPPED") {
+        out.push_back({name + "/tuple", forall_p({t}, {{s.m2b[t]}}, z3::implies(s.m2b[t], s.fstate[p.m] != k2(kFree)))});
+        out.push_back({name + "/entry",
+                       forall_p({cb}, {{s.ekind[cb]}}, z3::implies(mapped, s.fstate[s.emfn[cb]] != k2(kFree)))});
+    } else if (name == "INV-COUNT") {
+        const unsigned w = so.w.cnt + 2;
+        const expr sum = z3::ite(s.alloc[f], c.bv_val(1, w), c.bv_val(0, w)) +
+                         zext_to(s.nT0[f], w) + zext_to(s.nT1[f], w) + zext_to(s.nL[f], w);
+        out.push_back({name + "/sum: count = allocated + #tuples + #local entries",
+                       forall_p({f}, {{s.count[f]}, {s.nT0[f]}, {s.nT1[f]}, {s.nL[f]}, {s.alloc[f]}}, zext_to(s.count[f], w) == sum)});
+        // The class of a tuple is the ghost tcls (AUX-CLASS ties it to drop_class): the slot
+        // clauses then carry no usable() expansion per instance.
+        const expr cls = s.tcls[t];
+        for (int k = 0; k < 2; ++k) {
+            const expr& n = k ? s.nT1 : s.nT0;
+            const expr& slot = k ? s.slotT1 : s.slotT0;
+            const expr in_cls = k ? cls : !cls;
+            const std::string tag = "/tuples class " + std::to_string(k);
+            out.push_back({name + tag + ": every tuple has its slot",
+                           forall_p({t}, {{s.m2b[t]}}, z3::implies(s.m2b[t] && in_cls,
+                                                     z3::ult(s.idxT[t], n[p.m]) &&
+                                                         sel2(slot, p.m, s.idxT[t]) == t))});
+            // A slot holds the whole tuple (frame included): no index is ever rebuilt by
+            // concatenation, so E-matching instances close by congruence.
+            const expr tx = sel2(slot, f, i);
+            out.push_back({name + tag + ": every slot holds a tuple",
+                           forall_p({f, i}, {{sel2(slot, f, i)}}, z3::implies(z3::ult(i, n[f]),
+                                                        s.m2b[tx] && parts(so, tx).m == f &&
+                                                            (k ? s.tcls[tx] : !s.tcls[tx]) &&
+                                                            s.idxT[tx] == i))});
+        }
+        out.push_back({name + "/locals: every local entry has its slot",
+                       forall_p({cb}, {{s.ekind[cb]}}, z3::implies(s.ekind[cb] == k2(kLocal),
+                                                  z3::ult(s.idxL[cb], s.nL[s.emfn[cb]]) &&
+                                                      sel2(s.slotL, s.emfn[cb], s.idxL[cb]) == cb))});
+        const expr y = sel2(s.slotL, f, i);
+        out.push_back({name + "/locals: every slot holds a local entry",
+                       forall_p({f, i}, {{sel2(s.slotL, f, i)}}, z3::implies(z3::ult(i, s.nL[f]),
+                                                    s.ekind[y] == k2(kLocal) && s.emfn[y] == f &&
+                                                        s.idxL[y] == i))});
+    } else if (name == "INV-FREE-ZERO") {
+        out.push_back({name + "/not owned: count 0, not allocated",
+                       forall_p({f}, {{s.fstate[f]}}, z3::implies(s.fstate[f] != k2(kOwned),
+                                                 s.count[f] == 0 && !s.alloc[f]))});
+        out.push_back({name + "/owned: count not 0 (R8)",
+                       forall_p({f}, {{s.fstate[f]}}, z3::implies(s.fstate[f] == k2(kOwned), s.count[f] != 0))});
+    } else if (name == "INV-M2B-SET") {
+        // No duplicate: the M2B is a set by construction (m2b maps a tuple to a Bool).
+        const expr eK = s.ekind[da(E, p.b)];
+        out.push_back(
+            {name + "/a usable emulator's bfn maps the tuple's frame or nothing",
+             forall_p({t}, {{s.m2b[t]}}, z3::implies(s.m2b[t] && usable(so, s, E),
+                                       (eK == k2(kForeign) && s.emfn[da(E, p.b)] == p.m) ||
+                                           (eK == k2(kNone) &&
+                                            z3::implies(identity_rule(so, s, E, p.b), p.b == p.m))))});
+    } else if (name == "INV-NO-XEN") {
+        out.push_back({name + "/tuple", forall_p({t}, {{s.m2b[t]}}, z3::implies(s.m2b[t], s.fstate[p.m] != k2(kXen)))});
+        out.push_back({name + "/entry",
+                       forall_p({cb}, {{s.ekind[cb]}}, z3::implies(mapped, s.fstate[s.emfn[cb]] != k2(kXen)))});
+        out.push_back({name + "/rmrr", forall_p({cb}, {{s.ekind[cb]}}, z3::implies(mapped, !s.rmrr[cb]))});
+    } else if (name == "INV-PRIV") {
+        out.push_back({name + "/tuple: its server exists, its emulator has privilege",
+                       forall_p({t}, {{s.m2b[t]}}, z3::implies(s.m2b[t], s.srv[key] && privileged(so, s, E, p.d)))});
+    } else if (name == "AUX-WF") {
+        out.push_back({name + "/frame state is free, xen or owned",
+                       forall_p({f}, {{s.fstate[f]}}, s.fstate[f] != 3)});
+        out.push_back({name + "/DOMID_SELF is no domain", !s.live[ones(so.D)]});
+    } else if (name == "AUX-P2M") {
+        const expr m = s.p2m[dg];
+        const auto [pd, pg] = parts_da(so, dg);
+        out.push_back({name + "/a RAM gfn's frame is owned by it, allocated, and knows its gfn",
+                       forall_p({dg}, {{s.p2mv[dg]}}, z3::implies(s.p2mv[dg] && s.fstate[m] != k2(kXen),
+                                                  s.fstate[m] == k2(kOwned) && s.alloc[m] &&
+                                                      s.owner[m] == pd && s.p2mg[m] == pg))});
+    } else if (name == "AUX-SWAP") {
+        out.push_back({name + "/a swap tuple of a usable emulator has its foreign entry",
+                       forall_p({t}, {{s.m2b[t]}}, z3::implies(s.m2b[t] && drop_class(so, s, t),
+                                                 s.ekind[da(E, p.b)] == k2(kForeign) &&
+                                                     s.emfn[da(E, p.b)] == p.m))});
+    } else if (name == "LEMMA-HOLDERS") {
+        // Consequences of INV-COUNT and INV-FREE-ZERO (proved once, as "lemma/LEMMA-HOLDERS",
+        // then assumed): a frame with k holders has count >= k, for k = 1, 2. They spare each
+        // freeing step (count - 1 == 0?) the ghost-slot reasoning.
+        const expr t2 = c.constant("q.t3", so.T);
+        const expr cb2 = c.constant("q.cb2", so.DA);
+        const TupleParts p2 = parts(so, t2);
+        const expr loc = s.ekind[cb] == k2(kLocal);
+        const expr loc2 = s.ekind[cb2] == k2(kLocal);
+        const expr two = c.bv_val(2, so.w.cnt);
+        out.push_back({name + "/a tuple's frame has count >= 1 + allocated",
+                       forall_p({t}, {{s.m2b[t]}},
+                                z3::implies(s.m2b[t], s.count[p.m] != 0 &&
+                                                          z3::implies(s.alloc[p.m],
+                                                                      z3::uge(s.count[p.m], two))))});
+        out.push_back({name + "/a local entry's frame has count >= 1 + allocated",
+                       forall_p({cb}, {{s.ekind[cb]}},
+                                z3::implies(loc, s.count[s.emfn[cb]] != 0 &&
+                                                     z3::implies(s.alloc[s.emfn[cb]],
+                                                                 z3::uge(s.count[s.emfn[cb]], two))))});
+        out.push_back({name + "/two tuples of one frame: count >= 2",
+                       forall_p({t, t2}, {{s.m2b[t], s.m2b[t2]}},
+                                z3::implies(s.m2b[t] && s.m2b[t2] && t != t2 && p.m == p2.m,
+                                            z3::uge(s.count[p.m], two)))});
+        out.push_back({name + "/a tuple and a local entry of one frame: count >= 2",
+                       forall_p({t, cb}, {{s.m2b[t], s.ekind[cb]}},
+                                z3::implies(s.m2b[t] && loc && s.emfn[cb] == p.m,
+                                            z3::uge(s.count[p.m], two)))});
+        out.push_back({name + "/two local entries of one frame: count >= 2",
+                       forall_p({cb, cb2}, {{s.ekind[cb], s.ekind[cb2]}},
+                                z3::implies(loc && loc2 && cb != cb2 && s.emfn[cb] == s.emfn[cb2],
+                                            z3::uge(s.count[s.emfn[cb]], two)))});
+    } else if (name == "AUX-CLASS") {
+        out.push_back({name + "/a tuple's ghost class is 1 exactly when a balloon's swap drops it",
+                       forall_p({t}, {{s.m2b[t]}},
+                                z3::implies(s.m2b[t], s.tcls[t] == drop_class(so, s, t)))});
+    } else if (name == "AUX-FOREIGN") {
+        const expr qt = c.constant("q.t2", so.T);
+        const TupleParts q = parts(so, qt);
+        out.push_back({name + "/a foreign entry is held by a tuple of its emulator",
+                       forall_p({cb}, {{s.ekind[cb]}}, z3::implies(s.ekind[cb] == k2(kForeign),
+                                                  usable(so, s, ec) &&
+                                                      exists_p({qt}, {{s.m2b[qt]}}, s.m2b[qt] && q.m == s.emfn[cb] &&
+                                                                         q.b == eb && s.srv[ds(q.d, q.s)] &&
+                                                                         s.emu[ds(q.d, q.s)] == ec)))});
+    } else {
+        throw std::invalid_argument("no invariant " + name);
+    }
+    return out;
+}
+
+std::vector<Clause> all_invariants(const Sorts& so, const St& s) {
+    std::vector<Clause> out;
+    for (const auto& n : invariant_names())
+        for (auto& cl : invariant(so, s, n)) out.push_back(cl);
+    return out;
+}
+
+std::vector<Clause> initial(const Sorts& so, const St& s) {
+    auto& c = so.ctx;
+    const expr f = c.constant("i.f", so.A);
+    const expr t = c.constant("i.t", so.T);
+    const expr cb = c.constant("i.cb", so.DA);
+    return {
+        {"init: no tuples", forall_p({t}, {{s.m2b[t]}}, !s.m2b[t])},
+        {"init: no explicit entries, none removed",
+         z3::forall(cb, s.ekind[cb] == 0 && !s.removed[cb])},
+        {"init: no ghost holders but allocation",
+         z3::forall(f, s.nT0[f] == 0 && s.nT1[f] == 0 && s.nL[f] == 0)},
+        {"init: no fault armed", s.fault == 0},
+    };
+}
+
+}  // namespace proofs

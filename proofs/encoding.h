@@ -1,0 +1,154 @@
+// proofs/encoding.h: the PV IOMMU state and transitions as SMT terms (Z3), for the proof files
+// of this folder only. It includes z3++.h: never include it from a header that code outside
+// proofs/ includes (proofs/prove.h is the public face).
+//
+// The encoding is described in spec/pv-iommu.md, section "Proof encoding". In short:
+//  - one bit-vector sort per kind of number: Addr (mfn, gfn and bfn share it, so that the 1:1
+//    rule "bfn m maps frame m" is an equality), Dom, Sid (ioserver id), Cnt (counts);
+//  - every map of spec::State is a Z3 array over (concatenations of) those sorts, with no bound
+//    on how many frames, domains, servers or tuples exist;
+//  - the reference counts are tied to the sets that hold them by ghost permutations
+//    (Hyperkernel): per frame, the slots [0, n) list exactly the holders of one class.
+#pragma once
+
+#include <z3++.h>
+
+#include <optional>
+#include <string>
+#include <vector>
+
+namespace proofs {
+
+// Bit widths. Proofs run at full(); counterexample search and non-vacuity at small().
+struct Widths {
+    unsigned addr = 8;   // mfn, gfn, bfn
+    unsigned dom = 8;    // domid; the all-ones value stands for DOMID_SELF
+    unsigned sid = 8;    // ioserver id
+    unsigned cnt = 16;   // reference counts, ghost counts and slot indices
+    static Widths full() { return {}; }
+    static Widths small() { return {3, 2, 1, 4}; }
+};
+
+// Frame states (2 bits) and explicit IOMMU entry kinds (2 bits); identity entries are a rule
+// (D18), never stored, so the effective kind (3 bits) adds kIdentity.
+enum : unsigned { kFree = 0, kXen = 1, kOwned = 2 };
+enum : unsigned { kNone = 0, kLocal = 1, kForeign = 2, kScratch = 3, kIdentity = 4 };
+// Status codes are -spec::Status (8 bits): 0 ok, 1 -EPERM, 2 -ENOENT, 5 -EIO, ...
+enum : unsigned {
+    kOk = 0, kEperm = 1, kEnoent = 2, kEio = 5, kEnxio = 6, kEacces = 13, kEexist = 17,
+    kEnodev = 19, kEinval = 22
+};
+
+// Planted bugs in the transitions (STYLE: a suite that catches none is broken).
+enum class Mutant {
+    none,
+    balloon_frees_with_tuples,     // balloon frees the frame whatever holds references
+    swap_keeps_tuple_drops_ref,    // balloon's swap drops the reference, keeps the tuple
+    lookup_identity_no_ref,        // lookup on an identity entry adds a tuple, no reference
+    unmap_foreign_keeps_entry,     // unmap_foreign_page leaves the foreign entry behind
+    map_skips_rmrr,                // map_page / map_foreign_page skip the RMRR check
+};
+
+struct Sorts {
+    z3::context& ctx;
+    Widths w;
+    z3::sort A, D, S, C, K2, B;  // addr, dom, sid, cnt, 2-bit state/kind, bool
+    z3::sort DA, DD, DS, AC, BDS, T;  // index sorts: (d,a), (d,d), (d,s), (a,c), (b,d,s), (m,b,d,s)
+    std::string tag;  // prefix of a transition's argument names (BMC: one set per step)
+    Sorts(z3::context& c, Widths w);
+};
+
+// The state. Arrays map a (concatenated) index to a value; comments give index -> value.
+struct St {
+    // Host (static: no transition below changes it).
+    z3::expr host_iommu;  // Bool
+    z3::expr mode;        // K2: 0 inclusive, 1 strict, 2 passthrough
+    z3::expr nframes;     // A: frames 0 .. nframes-1 exist (the 1:1 rule reads it)
+    // Frames.
+    z3::expr fstate;  // A -> K2
+    z3::expr owner;   // A -> D
+    z3::expr count;   // A -> C
+    z3::expr alloc;   // A -> Bool (PGC_allocated)
+    // Domains (static here: create/destroy are not encoded).
+    z3::expr live, hw, iommu_hw;  // D -> Bool
+    z3::expr dm;                  // (e,t) -> Bool: `dm e over t`
+    z3::expr rmrr;                // (d,bfn) -> Bool: bfn lies in an RMRR of d
+    z3::expr p2mv;                // (d,gfn) -> Bool: gfn has a frame
+    z3::expr p2m;                 // (d,gfn) -> A
+    // IOREQ servers (static).
+    z3::expr srv;  // (d,s) -> Bool
+    z3::expr emu;  // (d,s) -> D
+    // IOMMU contexts: explicit entries.
+    z3::expr ekind;    // (c,bfn) -> K2 (kNone .. kScratch)
+    z3::expr emfn;     // (c,bfn) -> A
+    z3::expr removed;  // (c,bfn) -> Bool: identity removed by unmap_page
+    // M2B.
+    z3::expr m2b;   // (m,b,d,s) -> Bool
+    z3::expr swap;  // (m,b,d,s) -> Bool
+    z3::expr fault;  // C: pending injected -EIO (D10)
+    // Ghosts: the reference holders of each frame, by class (see "Proof encoding").
+    z3::expr nT0, nT1;        // A -> C: tuples that stay at a balloon (0) / that a swap drops (1)
+    z3::expr slotT0, slotT1;  // (m, i) -> (b,d,s): two-index arrays
+    z3::expr idxT;            // (m,b,d,s) -> C
+    z3::expr tcls;            // (m,b,d,s) -> Bool: the tuple's class (AUX-CLASS)
+    z3::expr nL;              // A -> C: local entries
+    z3::expr slotL;           // (m, i) -> (c,bfn): a two-index array
+    z3::expr idxL;            // (c,bfn) -> C
+    z3::expr p2mg;            // A -> A: the gfn of an allocated frame in its owner's P2M
+};
+
+St fresh_state(const Sorts& so, const std::string& prefix);
+St ite_state(const z3::expr& c, const St& a, const St& b);
+
+// A named boolean fact: a rule's check, an invariant clause, an assumption.
+struct Clause {
+    std::string name;  // "R3: privilege", "INV-COUNT/sum", ...
+    z3::expr e;
+};
+
+// A check of the ruled order: `ok` when it holds, else `status` (the first failing one wins).
+struct Check {
+    std::string rule;
+    z3::expr holds;
+    unsigned status;
+};
+
+// One subop or event from a pre-state: (ok, next). `scope` are the assumptions under which
+// the encoding applies (order 0, a live caller, the arguments' picks, no count overflow);
+// `ok` is the conjunction of `checks`; `status` the first failing check's code (kOk if none);
+// `next` the successor (the pre-state with edits when ok; on -EIO, the consumed fault).
+struct Transition {
+    std::string name;
+    std::vector<Clause> scope;
+    std::vector<Check> checks;
+    z3::expr ok;
+    z3::expr status;
+    St next;
+    std::optional<z3::expr> sent;  // balloon: (b,d,s) -> Bool, the invalidations it emitted
+    std::optional<z3::expr> frame; // balloon: the frame that left the P2M
+    z3::expr_vector args;          // the operation's arguments (for printing counterexamples)
+    // The same successor as guarded cases (disjoint, covering): next == the St of the case whose
+    // guard holds. The obligations are proved case by case (smaller queries).
+    std::vector<std::pair<z3::expr, St>> cases;
+};
+
+// Transitions by name: map_foreign_page, unmap_foreign_page, lookup_foreign_page, map_page,
+// unmap_page, balloon, populate.
+std::vector<std::string> transition_names();
+Transition make_transition(const Sorts& so, const St& s, const std::string& name, Mutant mut);
+
+// The invariants: INV-* of BRIEF and the auxiliary AUX-* the induction needs. Each returns
+// named clauses (quantified over every frame, domain, server, tuple).
+std::vector<std::string> invariant_names();
+std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& name);
+std::vector<Clause> all_invariants(const Sorts& so, const St& s);
+
+// A fresh host, as create/populate leave it before any subop: no tuples, entries or faults.
+std::vector<Clause> initial(const Sorts& so, const St& s);
+
+// Derived predicates (shared with the tests).
+z3::expr usable(const Sorts& so, const St& s, const z3::expr& c);
+z3::expr privileged(const Sorts& so, const St& s, const z3::expr& e, const z3::expr& t);
+z3::expr eff_kind(const Sorts& so, const St& s, const z3::expr& c, const z3::expr& b);  // 3 bits
+
+}  // namespace proofs
