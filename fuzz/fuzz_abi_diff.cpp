@@ -293,7 +293,10 @@ private:
         if (st().domains.contains(d)) return;
         const bool hw = (attr & 1) != 0;
         const std::uint32_t ram = (attr >> 1) & 7;
-        push(trace::DomainStmt{d, spec::DomainRole::guest, hw, ram});
+        // Bit 4: a D20 quota of (attr >> 5) holdings.
+        const std::optional<std::uint32_t> quota =
+            (attr & 0x10) != 0 ? std::optional<std::uint32_t>{attr >> 5u} : std::nullopt;
+        push(trace::DomainStmt{d, spec::DomainRole::guest, hw, ram, quota});
         const bool a = ref_.create_domain(d, spec::DomainRole::guest, hw, ram);
         const bool b = impl_->create_domain(d, spec::DomainRole::guest, hw, ram);
         if (a != b) fail("create_domain results differ", "");
@@ -302,6 +305,10 @@ private:
             // state; nothing was created).
             repro_.statements.pop_back();
             return;
+        }
+        if (quota) {
+            ref_.set_quota(d, *quota);
+            impl_->set_quota(d, *quota);
         }
         compare("domain");
     }

@@ -9,7 +9,7 @@
 
 namespace fuzz {
 
-inline constexpr std::array<const char*, 6> kWorlds = {
+inline constexpr std::array<const char*, 7> kWorlds = {
     // 0: the props world: hardware domain 0 and stub domain 3 both emulate for guest 1.
     props::test::kWorld,
     // 1: inclusive, every kind of server ring (tiny, odd, full size), RMRRs in both emulators,
@@ -70,6 +70,16 @@ dm 1 over 2
 ioserver 2 id=0 emulator=1 ring=2
 ioserver 2 id=7 emulator=0
 xen_gfn 2 gfn=4
+)",
+    // 6: resource limits (D19, D20): counts saturate at 3, emulators have small quotas, two
+    //    servers of two emulators on one guest so that one frame meets both limits.
+    R"(host frames=40 max_order=1 max_count=3
+domain 0 hardware iommu_hw ram=6 quota=3
+domain 1 guest ram=6
+domain 2 guest iommu_hw ram=4 quota=2
+dm 2 over 1
+ioserver 1 id=0 emulator=0 ring=4
+ioserver 1 id=1 emulator=2 ring=2
 )",
 };
 
