@@ -111,12 +111,18 @@ double floor_chase(std::uint64_t bytes, std::uint64_t steps, std::mt19937_64& rn
 enum class Wl { w1u, w1z, w2, w3, w4h1, w4h64 };
 const char* wl_name(Wl w) {
     switch (w) {
-        case Wl::w1u: return "W1-uniform";
-        case Wl::w1z: return "W1-zipf0.99";
-        case Wl::w2: return "W2-churn";
-        case Wl::w3: return "W3-balloon";
-        case Wl::w4h1: return "W4-hot1";
-        case Wl::w4h64: return "W4-hot64";
+        case Wl::w1u:
+            return "W1-uniform";
+        case Wl::w1z:
+            return "W1-zipf0.99";
+        case Wl::w2:
+            return "W2-churn";
+        case Wl::w3:
+            return "W3-balloon";
+        case Wl::w4h1:
+            return "W4-hot1";
+        case Wl::w4h64:
+            return "W4-hot64";
     }
     return "?";
 }
@@ -135,7 +141,8 @@ struct Op {
 class Zipf {
 public:
     Zipf(std::uint64_t n, double theta) : n_(n), theta_(theta) {
-        for (std::uint64_t i = 1; i <= n; ++i) zetan_ += 1.0 / std::pow(static_cast<double>(i), theta);
+        for (std::uint64_t i = 1; i <= n; ++i)
+            zetan_ += 1.0 / std::pow(static_cast<double>(i), theta);
         const double zeta2 = 1.0 + 1.0 / std::pow(2.0, theta);
         alpha_ = 1.0 / (1.0 - theta);
         eta_ = (1.0 - std::pow(2.0 / static_cast<double>(n), 1.0 - theta)) / (1.0 - zeta2 / zetan_);
@@ -144,9 +151,13 @@ public:
         const double u = std::uniform_real_distribution<double>(0, 1)(rng);
         const double uz = u * zetan_;
         std::uint64_t r;
-        if (uz < 1.0) r = 0;
-        else if (uz < 1.0 + std::pow(0.5, theta_)) r = 1;
-        else r = static_cast<std::uint64_t>(static_cast<double>(n_) * std::pow(eta_ * u - eta_ + 1, alpha_));
+        if (uz < 1.0)
+            r = 0;
+        else if (uz < 1.0 + std::pow(0.5, theta_))
+            r = 1;
+        else
+            r = static_cast<std::uint64_t>(static_cast<double>(n_) *
+                                           std::pow(eta_ * u - eta_ + 1, alpha_));
         r = std::min(r, n_ - 1);
         return (r * 0x9E3779B97F4A7C15ULL >> 7) % n_;  // scramble: hot ranks spread over the table
     }
@@ -182,8 +193,10 @@ Plan make_plan(Wl w, std::uint64_t size, unsigned threads, std::uint64_t k, std:
             case Wl::w1z:
                 for (std::uint64_t i = 0; i < k; ++i) {
                     const auto g = static_cast<std::uint32_t>(zipf ? (*zipf)(rng) : uni(n));
-                    if (rng() % 100 < 95) v.push_back({g, kLookup, 0, 0});
-                    else v.push_back({g, kToggle, 1, 1});
+                    if (rng() % 100 < 95)
+                        v.push_back({g, kLookup, 0, 0});
+                    else
+                        v.push_back({g, kToggle, 1, 1});
                 }
                 break;
             case Wl::w2:
@@ -216,8 +229,10 @@ Plan make_plan(Wl w, std::uint64_t size, unsigned threads, std::uint64_t k, std:
                 const std::uint64_t hot = w == Wl::w4h1 ? 1 : 64;
                 for (std::uint64_t i = 0; i < k; ++i) {
                     const std::uint32_t g = uni(hot);
-                    if (rng() % 2) v.push_back({g, kLookup, 0, 0});
-                    else v.push_back({g, kToggle, static_cast<std::uint8_t>(1 + t), 0});
+                    if (rng() % 2)
+                        v.push_back({g, kLookup, 0, 0});
+                    else
+                        v.push_back({g, kToggle, static_cast<std::uint8_t>(1 + t), 0});
                 }
                 break;
             }
@@ -237,7 +252,8 @@ struct RepResult {
 };
 
 // Runs one repetition of a plan on a fresh adapter.
-RepResult run_rep(const Contender& c, Wl w, const Plan& plan, bool measure_rss, double deadline_ns) {
+RepResult run_rep(const Contender& c, Wl w, const Plan& plan, bool measure_rss,
+                  double deadline_ns) {
     RepResult r;
     auto a = c.make();
     const unsigned threads = static_cast<unsigned>(plan.ops.size());
@@ -245,7 +261,8 @@ RepResult run_rep(const Contender& c, Wl w, const Plan& plan, bool measure_rss, 
     a->thread_begin();
     a->setup(world);
     // Prefill; toggle state per thread: bit (g * 8 + server) set when the tuple exists.
-    std::vector<std::vector<std::uint8_t>> have(threads, std::vector<std::uint8_t>(world.frames * 8, 0));
+    std::vector<std::vector<std::uint8_t>> have(threads,
+                                                std::vector<std::uint8_t>(world.frames * 8, 0));
     malloc_trim(0);
     const long rss0 = rss_bytes();
     std::uint64_t mappings = 0;
@@ -257,21 +274,23 @@ RepResult run_rep(const Contender& c, Wl w, const Plan& plan, bool measure_rss, 
             if (w == Wl::w2) {
                 for (std::uint64_t j = 0; j < 1 + g % 4; ++j)
                     if ((g + j) % 2 == 0) {
-                        if (a->map_foreign(e, t, IoServId{static_cast<std::uint16_t>(j)}, Bfn{kBase + g},
-                                           Gfn{g}, false, out) != Status::ok)
+                        if (a->map_foreign(e, t, IoServId{static_cast<std::uint16_t>(j)},
+                                           Bfn{kBase + g}, Gfn{g}, false, out) != Status::ok)
                             ++r.unexpected;
                         have[p][g * 8 + j] = 1;
                         ++mappings;
                     }
             } else {
-                if (a->map_foreign(e, t, IoServId{0}, Bfn{kBase + g}, Gfn{g}, false, out) != Status::ok)
+                if (a->map_foreign(e, t, IoServId{0}, Bfn{kBase + g}, Gfn{g}, false, out) !=
+                    Status::ok)
                     ++r.unexpected;
                 ++mappings;
             }
         }
     }
     if (measure_rss && mappings > 0)
-        r.bytes_per_mapping = static_cast<double>(rss_bytes() - rss0) / static_cast<double>(mappings);
+        r.bytes_per_mapping =
+            static_cast<double>(rss_bytes() - rss0) / static_cast<double>(mappings);
     a->thread_end();
 
     std::atomic<unsigned> ready{0};
@@ -309,10 +328,13 @@ RepResult run_rep(const Contender& c, Wl w, const Plan& plan, bool measure_rss, 
                 Bfn out;
                 Status st = Status::ok;
                 switch (o.kind) {
-                    case kLookup: st = a->lookup_foreign(e, t, s, g, out); break;
+                    case kLookup:
+                        st = a->lookup_foreign(e, t, s, g, out);
+                        break;
                     case kToggle: {
                         auto& bit = bits[std::size_t{o.g} * 8 + o.server];
-                        st = bit ? a->unmap_foreign(e, t, s, b) : a->map_foreign(e, t, s, b, g, false, out);
+                        st = bit ? a->unmap_foreign(e, t, s, b)
+                                 : a->map_foreign(e, t, s, b, g, false, out);
                         bit ^= 1;
                         break;
                     }
@@ -320,7 +342,9 @@ RepResult run_rep(const Contender& c, Wl w, const Plan& plan, bool measure_rss, 
                         st = a->map_foreign(e, t, s, b, g, true, out);
                         if (st == Status::enxio) st = Status::ok;  // the balloon won the race
                         break;
-                    case kBalloon: (void)a->balloon(t, g); break;
+                    case kBalloon:
+                        (void)a->balloon(t, g);
+                        break;
                 }
                 nbad += st != Status::ok;
                 if ((i + 1) % kBatch == 0) {
@@ -328,7 +352,8 @@ RepResult run_rep(const Contender& c, Wl w, const Plan& plan, bool measure_rss, 
                     bt.push_back((tn - tb) / kBatch);
                     tb = tn;
                     a->quiescent();
-                    if (w != Wl::w3 && (stop.load(std::memory_order_relaxed) || tn - t0 > deadline_ns)) {
+                    if (w != Wl::w3 &&
+                        (stop.load(std::memory_order_relaxed) || tn - t0 > deadline_ns)) {
                         stop.store(true, std::memory_order_relaxed);
                         ++i;
                         break;
@@ -364,7 +389,8 @@ RepResult run_rep(const Contender& c, Wl w, const Plan& plan, bool measure_rss, 
                                 std::to_string(obs.at(m.v).count) + ", tuples " +
                                 std::to_string(obs.at(m.v).tuples) + ")";
             else if (auto f = a->times_freed(m); f && *f != 1)
-                r.check_error = "frame " + std::to_string(m.v) + " freed " + std::to_string(*f) + " times";
+                r.check_error =
+                    "frame " + std::to_string(m.v) + " freed " + std::to_string(*f) + " times";
         }
     }
     return r;
@@ -397,12 +423,14 @@ void write_svg(const std::string& path, const std::vector<Cell>& cells, const st
     const char* colors[] = {"#d62728", "#1f77b4", "#2ca02c", "#9467bd", "#ff7f0e", "#8c564b"};
     std::ofstream f(path);
     f << "<svg xmlns=\"http://www.w3.org/2000/svg\" width=\"" << W << "\" height=\"" << H
-      << "\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" fill=\"white\"/>\n";
-    f << "<text x=\"10\" y=\"20\" font-size=\"14\">pviommu bench: median ns/op vs table size (frames), log-log. "
+      << "\" font-family=\"sans-serif\" font-size=\"11\">\n<rect width=\"100%\" height=\"100%\" "
+         "fill=\"white\"/>\n";
+    f << "<text x=\"10\" y=\"20\" font-size=\"14\">pviommu bench: median ns/op vs table size "
+         "(frames), log-log. "
       << caption << "</text>\n";
     for (std::size_t i = 0; i < names.size(); ++i)
-        f << "<text x=\"" << cols * pw + 20 << "\" y=\"" << 60 + 18 * i << "\" fill=\"" << colors[i % 6]
-          << "\">&#9632; " << names[i] << "</text>\n";
+        f << "<text x=\"" << cols * pw + 20 << "\" y=\"" << 60 + 18 * i << "\" fill=\""
+          << colors[i % 6] << "\">&#9632; " << names[i] << "</text>\n";
     for (int r = 0; r < rows; ++r)
         for (int c = 0; c < cols; ++c) {
             const int x0 = c * pw + 60, y0 = r * ph + 50, w = pw - 80, h = ph - 60;
@@ -416,16 +444,17 @@ void write_svg(const std::string& path, const std::vector<Cell>& cells, const st
                 ymin = std::min(ymin, x->ns_med), ymax = std::max(ymax, x->ns_med);
             }
             const double lx0 = std::log10(xmin), lx1 = std::max(std::log10(xmax), lx0 + 1);
-            const double ly0 = std::floor(std::log10(ymin)), ly1 = std::max(std::ceil(std::log10(ymax)), ly0 + 1);
+            const double ly0 = std::floor(std::log10(ymin)),
+                         ly1 = std::max(std::ceil(std::log10(ymax)), ly0 + 1);
             auto X = [&](double v) { return x0 + (std::log10(v) - lx0) / (lx1 - lx0) * w; };
             auto Y = [&](double v) { return y0 + h - (std::log10(v) - ly0) / (ly1 - ly0) * h; };
             f << "<rect x=\"" << x0 << "\" y=\"" << y0 << "\" width=\"" << w << "\" height=\"" << h
               << "\" fill=\"none\" stroke=\"#888\"/>\n";
-            f << "<text x=\"" << x0 << "\" y=\"" << y0 - 6 << "\">" << wl_name(wls[r]) << ", " << threads[c]
-              << " thread(s)</text>\n";
+            f << "<text x=\"" << x0 << "\" y=\"" << y0 - 6 << "\">" << wl_name(wls[r]) << ", "
+              << threads[c] << " thread(s)</text>\n";
             for (double d = ly0; d <= ly1; d += 1)
-                f << "<text x=\"" << x0 - 4 << "\" y=\"" << Y(std::pow(10, d)) + 4 << "\" text-anchor=\"end\">"
-                  << fmt(std::pow(10, d)) << "</text>\n";
+                f << "<text x=\"" << x0 - 4 << "\" y=\"" << Y(std::pow(10, d)) + 4
+                  << "\" text-anchor=\"end\">" << fmt(std::pow(10, d)) << "</text>\n";
             for (double d = std::ceil(lx0); d <= lx1; d += 1)
                 f << "<text x=\"" << X(std::pow(10, d)) << "\" y=\"" << y0 + h + 14
                   << "\" text-anchor=\"middle\">1e" << d << "</text>\n";
@@ -433,9 +462,11 @@ void write_svg(const std::string& path, const std::vector<Cell>& cells, const st
                 std::vector<const Cell*> line;
                 for (const Cell* x : mine)
                     if (x->contender == names[i]) line.push_back(x);
-                std::sort(line.begin(), line.end(), [](auto a, auto b) { return a->size < b->size; });
+                std::sort(line.begin(), line.end(),
+                          [](auto a, auto b) { return a->size < b->size; });
                 if (line.empty()) continue;
-                f << "<polyline fill=\"none\" stroke-width=\"2\" stroke=\"" << colors[i % 6] << "\" points=\"";
+                f << "<polyline fill=\"none\" stroke-width=\"2\" stroke=\"" << colors[i % 6]
+                  << "\" points=\"";
                 for (const Cell* x : line) f << X(double(x->size)) << "," << Y(x->ns_med) << " ";
                 f << "\"/>\n";
             }
@@ -469,15 +500,20 @@ int run_bench(const BenchOptions& opt, std::ostream& out) {
         if (opt.max_size >= 10000000 && !opt.quick && !opt.smoke) sizes.push_back(10000000);
     }
     const double deadline_ns = opt.smoke ? 2e8 : 1e9;  // per repetition (W1, W2, W4)
-    const std::vector<unsigned> threads = opt.smoke ? std::vector<unsigned>{1, 2} : std::vector<unsigned>{1, 2, 4};
+    const std::vector<unsigned> threads =
+        opt.smoke ? std::vector<unsigned>{1, 2} : std::vector<unsigned>{1, 2, 4};
     const std::vector<Wl> wls = {Wl::w1u, Wl::w1z, Wl::w2, Wl::w3, Wl::w4h1, Wl::w4h64};
     const auto cs = contenders();
     std::vector<std::string> names;
     for (const auto& c : cs) names.push_back(c.name);
 
-    out << "pviommu bench (issue 6): seed " << opt.seed << ", " << (opt.smoke ? "smoke" : opt.quick ? "quick" : "full")
+    out << "pviommu bench (issue 6): seed " << opt.seed << ", "
+        << (opt.smoke   ? "smoke"
+            : opt.quick ? "quick"
+                        : "full")
         << ", " << std::thread::hardware_concurrency() << " hardware threads, " << reps
-        << " repetition(s), " << k << " ops/thread (W1, W2, W4; a repetition stops after " << deadline_ns / 1e9
+        << " repetition(s), " << k << " ops/thread (W1, W2, W4; a repetition stops after "
+        << deadline_ns / 1e9
         << " s), W3: one op per frame per thread; ref+mutex only up to 1e4 frames\n";
 
     // Floors.
@@ -486,9 +522,10 @@ int run_bench(const BenchOptions& opt, std::ostream& out) {
     const double f_l1 = floor_chase(16 << 10, fsteps, rng);
     const double f_dram = floor_chase(opt.smoke ? (64ULL << 20) : (512ULL << 20), fsteps / 4, rng);
     std::map<std::uint64_t, double> f_size;  // dependent load at the working set of a size
-    for (std::uint64_t s : sizes) f_size[s] = floor_chase(std::max<std::uint64_t>(s * 192, 16 << 10), fsteps / 4, rng);
-    out << "floors: atomic RMW " << fmt(f_rmw, 1) << " ns, L1 hit " << fmt(f_l1, 1) << " ns, DRAM dependent load "
-        << fmt(f_dram, 1) << " ns\n";
+    for (std::uint64_t s : sizes)
+        f_size[s] = floor_chase(std::max<std::uint64_t>(s * 192, 16 << 10), fsteps / 4, rng);
+    out << "floors: atomic RMW " << fmt(f_rmw, 1) << " ns, L1 hit " << fmt(f_l1, 1)
+        << " ns, DRAM dependent load " << fmt(f_dram, 1) << " ns\n";
     out << "dependent load at a table's working set (size x 192 B):";
     for (auto [s, v] : f_size) out << " " << s << ": " << fmt(v, 1) << " ns;";
     out << "\n";
@@ -499,7 +536,8 @@ int run_bench(const BenchOptions& opt, std::ostream& out) {
         for (std::uint64_t size : sizes)
             for (unsigned th : threads) {
                 std::vector<Plan> plans;
-                for (int rep = 0; rep < reps; ++rep) plans.push_back(make_plan(w, size, th, k, rng));
+                for (int rep = 0; rep < reps; ++rep)
+                    plans.push_back(make_plan(w, size, th, k, rng));
                 for (const auto& c : cs) {
                     // ref's claimed() scans every M2B set (it is written to be obviously right,
                     // not fast): its prefill is quadratic, so it runs only on small tables.
@@ -507,11 +545,13 @@ int run_bench(const BenchOptions& opt, std::ostream& out) {
                     std::vector<double> ns, opss, batches, cpus;
                     Cell cell{w, size, th, c.name};
                     for (int rep = 0; rep < reps; ++rep) {
-                        RepResult r = run_rep(c, w, plans[rep], rep == 0 && (w == Wl::w1u) && th == 1, deadline_ns);
+                        RepResult r = run_rep(c, w, plans[rep],
+                                              rep == 0 && (w == Wl::w1u) && th == 1, deadline_ns);
                         if (r.unexpected > 0 || !r.check_error.empty()) {
                             ++failures;
-                            out << "CHECK FAILED: " << wl_name(w) << " size " << size << " threads " << th << " "
-                                << c.name << ": " << r.unexpected << " unexpected statuses " << r.check_error << "\n";
+                            out << "CHECK FAILED: " << wl_name(w) << " size " << size << " threads "
+                                << th << " " << c.name << ": " << r.unexpected
+                                << " unexpected statuses " << r.check_error << "\n";
                         }
                         ns.push_back(r.wall_ns * th / static_cast<double>(r.ops));
                         cpus.push_back(r.cpu_ns / static_cast<double>(r.ops));
@@ -538,10 +578,12 @@ int run_bench(const BenchOptions& opt, std::ostream& out) {
         std::string who;
         for (const auto& n : names)
             if (n != "impl")
-                if (const Cell* c = find(w, s, t, n); c && c->ns_med < best) best = c->ns_med, who = n;
+                if (const Cell* c = find(w, s, t, n); c && c->ns_med < best)
+                    best = c->ns_med, who = n;
         return std::pair{best, who};
     };
-    out << "\nmedian wall ns/op (p99 of 256-op batches) median CPU ns/op; speedup = best peer ns/op / impl ns/op (>1: impl faster)\n";
+    out << "\nmedian wall ns/op (p99 of 256-op batches) median CPU ns/op; speedup = best peer "
+           "ns/op / impl ns/op (>1: impl faster)\n";
     char line[512];
     std::snprintf(line, sizeof line, "%-12s %8s %2s", "workload", "frames", "th");
     out << line;
@@ -553,7 +595,8 @@ int run_bench(const BenchOptions& opt, std::ostream& out) {
     for (Wl w : wls)
         for (std::uint64_t s : sizes)
             for (unsigned t : threads) {
-                std::snprintf(line, sizeof line, "%-12s %8llu %2u", wl_name(w), static_cast<unsigned long long>(s), t);
+                std::snprintf(line, sizeof line, "%-12s %8llu %2u", wl_name(w),
+                              static_cast<unsigned long long>(s), t);
                 out << line;
                 for (const auto& n : names) {
                     const Cell* c = find(w, s, t, n);
@@ -566,9 +609,11 @@ int run_bench(const BenchOptions& opt, std::ostream& out) {
                 const Cell* im = find(w, s, t, "impl");
                 double best_cpu = 1e300;
                 for (const auto& n : names)
-                    if (const Cell* c = find(w, s, t, n); c && n != "impl") best_cpu = std::min(best_cpu, c->cpu_med);
-                std::snprintf(line, sizeof line, "  %6.2fx  %-10s %9.2fx %8.2f\n", best / im->ns_med, who.c_str(),
-                              best_cpu / im->cpu_med, im->ops_s / 1e6);
+                    if (const Cell* c = find(w, s, t, n); c && n != "impl")
+                        best_cpu = std::min(best_cpu, c->cpu_med);
+                std::snprintf(line, sizeof line, "  %6.2fx  %-10s %9.2fx %8.2f\n",
+                              best / im->ns_med, who.c_str(), best_cpu / im->cpu_med,
+                              im->ops_s / 1e6);
                 out << line;
             }
 
@@ -576,7 +621,8 @@ int run_bench(const BenchOptions& opt, std::ostream& out) {
     for (std::uint64_t s : sizes) {
         out << "  " << s << " frames:";
         for (const auto& n : names)
-            if (const Cell* c = find(Wl::w1u, s, 1, n)) out << " " << n << " " << fmt(c->bytes_map, 0);
+            if (const Cell* c = find(Wl::w1u, s, 1, n))
+                out << " " << n << " " << fmt(c->bytes_map, 0);
         out << "\n";
     }
 
@@ -585,36 +631,47 @@ int run_bench(const BenchOptions& opt, std::ostream& out) {
     auto min_speedup = [&](Wl w) {
         double m = 1e300;
         for (std::uint64_t s : sizes)
-            for (unsigned t : threads) m = std::min(m, best_peer(w, s, t).first / find(w, s, t, "impl")->ns_med);
+            for (unsigned t : threads)
+                m = std::min(m, best_peer(w, s, t).first / find(w, s, t, "impl")->ns_med);
         return m;
     };
     const double s_w1 = std::min(min_speedup(Wl::w1u), min_speedup(Wl::w1z));
     const double s_w2 = min_speedup(Wl::w2), s_w3 = min_speedup(Wl::w3);
-    out << "  W1 speedup >= 1.2x at every size/threads: min " << fmt(s_w1, 2) << "x -> " << (s_w1 >= 1.2 ? "met" : "MISSED") << "\n";
-    out << "  W2 speedup >= 2x: min " << fmt(s_w2, 2) << "x -> " << (s_w2 >= 2 ? "met" : "MISSED") << "\n";
-    out << "  W3 speedup >= 2x: min " << fmt(s_w3, 2) << "x -> " << (s_w3 >= 2 ? "met" : "MISSED") << "\n";
+    out << "  W1 speedup >= 1.2x at every size/threads: min " << fmt(s_w1, 2) << "x -> "
+        << (s_w1 >= 1.2 ? "met" : "MISSED") << "\n";
+    out << "  W2 speedup >= 2x: min " << fmt(s_w2, 2) << "x -> " << (s_w2 >= 2 ? "met" : "MISSED")
+        << "\n";
+    out << "  W3 speedup >= 2x: min " << fmt(s_w3, 2) << "x -> " << (s_w3 >= 2 ? "met" : "MISSED")
+        << "\n";
     // Single-thread lookup vs the floor of its unavoidable misses: 3 dependent loads (P2M leaf,
     // then frame/M2B word, then the tuple set) at the table's working set.
     const std::uint64_t smax = sizes.back(), smin = sizes.front();
-    out << "  single-thread W1-uniform impl ns/op as a multiple of its floor (3 dependent loads at the working set):";
-    for (std::uint64_t s : sizes) out << " " << s << ": " << fmt(find(Wl::w1u, s, 1, "impl")->ns_med / (3 * f_size[s]), 2) << "x;";
+    out << "  single-thread W1-uniform impl ns/op as a multiple of its floor (3 dependent loads at "
+           "the working set):";
+    for (std::uint64_t s : sizes)
+        out << " " << s << ": " << fmt(find(Wl::w1u, s, 1, "impl")->ns_med / (3 * f_size[s]), 2)
+            << "x;";
     const double lk = find(Wl::w1u, smax, 1, "impl")->ns_med / (3 * f_size[smax]);
     out << " (target <= 2x at the largest size: " << (lk <= 2 ? "met" : "MISSED") << ")\n";
-    out << "  impl ns/op as a multiple of the floors at " << smax << " frames, W1-uniform 1 thread: "
+    out << "  impl ns/op as a multiple of the floors at " << smax
+        << " frames, W1-uniform 1 thread: "
         << fmt(find(Wl::w1u, smax, 1, "impl")->ns_med / f_rmw, 1) << "x atomic RMW, "
         << fmt(find(Wl::w1u, smax, 1, "impl")->ns_med / f_dram, 2) << "x DRAM load\n";
     if (std::find(threads.begin(), threads.end(), 2u) != threads.end()) {
         for (Wl w : {Wl::w1u, Wl::w2}) {
             const double sc = find(w, smax, 2, "impl")->ops_s / find(w, smax, 1, "impl")->ops_s;
-            out << "  " << wl_name(w) << " 2-thread / 1-thread throughput (disjoint domains, " << smax
-                << " frames): " << fmt(sc, 2) << "x -> " << (sc >= 1.7 ? "met" : "MISSED") << "\n";
+            out << "  " << wl_name(w) << " 2-thread / 1-thread throughput (disjoint domains, "
+                << smax << " frames): " << fmt(sc, 2) << "x -> " << (sc >= 1.7 ? "met" : "MISSED")
+                << "\n";
         }
     }
     if (smax > smin) {
-        const double g = find(Wl::w1u, smax, 1, "impl")->ns_med / find(Wl::w1u, smin, 1, "impl")->ns_med;
+        const double g =
+            find(Wl::w1u, smax, 1, "impl")->ns_med / find(Wl::w1u, smin, 1, "impl")->ns_med;
         const double gf = f_size[smax] / f_size[smin];
-        out << "  W1-uniform impl growth " << smin << " -> " << smax << " frames: " << fmt(g, 2) << "x, floor growth "
-            << fmt(gf, 2) << "x, beyond the floor " << fmt(g / gf, 2) << "x -> " << (g / gf <= 1.5 ? "met" : "MISSED") << "\n";
+        out << "  W1-uniform impl growth " << smin << " -> " << smax << " frames: " << fmt(g, 2)
+            << "x, floor growth " << fmt(gf, 2) << "x, beyond the floor " << fmt(g / gf, 2)
+            << "x -> " << (g / gf <= 1.5 ? "met" : "MISSED") << "\n";
     }
     if (smax >= 10000) {
         double worst = 0;
@@ -630,17 +687,20 @@ int run_bench(const BenchOptions& opt, std::ostream& out) {
              "impl_speedup_vs_best_peer,floor_ns_working_set,ns_over_floor,cpu_ns_op_median\n";
         for (const Cell& c : cells) {
             const auto [best, who] = best_peer(c.w, c.size, c.threads);
-            f << wl_name(c.w) << "," << c.size << "," << c.threads << "," << c.contender << "," << fmt(c.ns_med, 1)
-              << "," << fmt(c.ns_p99, 1) << "," << fmt(c.ops_s, 0) << "," << fmt(c.bytes_map, 1) << ","
-              << (c.contender == "impl" ? fmt(best / c.ns_med, 3) : "") << "," << fmt(f_size[c.size], 2) << ","
-              << fmt(c.ns_med / f_size[c.size], 2) << "," << fmt(c.cpu_med, 1) << "\n";
+            f << wl_name(c.w) << "," << c.size << "," << c.threads << "," << c.contender << ","
+              << fmt(c.ns_med, 1) << "," << fmt(c.ns_p99, 1) << "," << fmt(c.ops_s, 0) << ","
+              << fmt(c.bytes_map, 1) << ","
+              << (c.contender == "impl" ? fmt(best / c.ns_med, 3) : "") << ","
+              << fmt(f_size[c.size], 2) << "," << fmt(c.ns_med / f_size[c.size], 2) << ","
+              << fmt(c.cpu_med, 1) << "\n";
         }
-        f << "# floors: atomic_rmw_ns=" << fmt(f_rmw, 2) << " l1_ns=" << fmt(f_l1, 2) << " dram_ns=" << fmt(f_dram, 2)
-          << "\n";
+        f << "# floors: atomic_rmw_ns=" << fmt(f_rmw, 2) << " l1_ns=" << fmt(f_l1, 2)
+          << " dram_ns=" << fmt(f_dram, 2) << "\n";
     }
     if (!opt.svg.empty())
         write_svg(opt.svg, cells, wls, threads, names,
-                  "floors: RMW " + fmt(f_rmw, 1) + " ns, L1 " + fmt(f_l1, 1) + " ns, DRAM " + fmt(f_dram, 1) + " ns");
+                  "floors: RMW " + fmt(f_rmw, 1) + " ns, L1 " + fmt(f_l1, 1) + " ns, DRAM " +
+                      fmt(f_dram, 1) + " ns");
     if (failures > 0) out << failures << " check(s) FAILED\n";
     return failures > 0 ? 1 : 0;
 }

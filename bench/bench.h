@@ -14,8 +14,9 @@ struct BenchOptions {
     std::string csv;         // write one row per cell here ("" = none)
     std::string svg;         // write the ns/op-vs-size plot here ("" = none)
     std::uint64_t seed = 1;  // all randomness comes from it; printed
-    std::uint64_t max_size = 0;  // largest table size to run (0: by mode; >= 1e7 adds 1e7 in full mode)
-    int reps = 0;                // repetitions per cell (0: by mode)
+    std::uint64_t max_size =
+        0;         // largest table size to run (0: by mode; >= 1e7 adds 1e7 in full mode)
+    int reps = 0;  // repetitions per cell (0: by mode)
 };
 
 // Runs every workload on every contender in one process, prints the table and the floors to

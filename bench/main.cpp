@@ -12,15 +12,23 @@ int main(int argc, char** argv) {
     for (int i = 1; i < argc; ++i) {
         const std::string a = argv[i];
         auto val = [&](const char* p) { return a.substr(std::strlen(p)); };
-        if (a == "--quick") o.quick = true;
-        else if (a == "--smoke") o.smoke = true;
-        else if (a.rfind("--csv=", 0) == 0) o.csv = val("--csv=");
-        else if (a.rfind("--svg=", 0) == 0) o.svg = val("--svg=");
-        else if (a.rfind("--seed=", 0) == 0) o.seed = std::strtoull(val("--seed=").c_str(), nullptr, 10);
-        else if (a.rfind("--max-size=", 0) == 0) o.max_size = std::strtoull(val("--max-size=").c_str(), nullptr, 10);
-        else if (a.rfind("--reps=", 0) == 0) o.reps = std::atoi(val("--reps=").c_str());
+        if (a == "--quick")
+            o.quick = true;
+        else if (a == "--smoke")
+            o.smoke = true;
+        else if (a.rfind("--csv=", 0) == 0)
+            o.csv = val("--csv=");
+        else if (a.rfind("--svg=", 0) == 0)
+            o.svg = val("--svg=");
+        else if (a.rfind("--seed=", 0) == 0)
+            o.seed = std::strtoull(val("--seed=").c_str(), nullptr, 10);
+        else if (a.rfind("--max-size=", 0) == 0)
+            o.max_size = std::strtoull(val("--max-size=").c_str(), nullptr, 10);
+        else if (a.rfind("--reps=", 0) == 0)
+            o.reps = std::atoi(val("--reps=").c_str());
         else {
-            std::cerr << "usage: pviommu_bench [--quick] [--smoke] [--csv=FILE] [--svg=FILE] [--seed=N] [--max-size=N] [--reps=N]\n";
+            std::cerr << "usage: pviommu_bench [--quick] [--smoke] [--csv=FILE] [--svg=FILE] "
+                         "[--seed=N] [--max-size=N] [--reps=N]\n";
             return 2;
         }
     }

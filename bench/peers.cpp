@@ -26,11 +26,14 @@
 #include <mutex>
 #include <unordered_map>
 
+// liburcu needs its flavour header before rculfhash.h: no reordering here.
+// clang-format off
 #include <libcuckoo/cuckoohash_map.hh>
 #include <tbb/concurrent_hash_map.h>
 #define URCU_API_MAP  // rcu_*, call_rcu, cds_lfht_new name the QSBR flavour
 #include <urcu/urcu-qsbr.h>
 #include <urcu/rculfhash.h>
+// clang-format on
 
 #include "impl/hypervisor.h"
 #include "ref/hypervisor.h"
@@ -170,8 +173,8 @@ protected:
     [[nodiscard]] DomId emulator_of(DomId t, IoServId s) const { return server(t, s)->emulator; }
     // R3's control-plane checks of a foreign op in ruled order; nullopt: they pass.
     [[nodiscard]] std::optional<Status> check_foreign(DomId c, DomId t, IoServId s) const {
-        if (t == kDomIdSelf || t == c) return Status::eperm;               // foreign only
-        if (!live(t)) return Status::enxio;                                // live domid
+        if (t == kDomIdSelf || t == c) return Status::eperm;  // foreign only
+        if (!live(t)) return Status::enxio;                   // live domid
         if (!(is_target(t) && emulator_of_pair(pair_of(t)) == c)) return Status::eperm;  // dm
         const Srv* srv = server(t, s);
         if (srv == nullptr || srv->emulator != c) return Status::enodev;  // C's server
@@ -241,31 +244,32 @@ public:
     }
 
     Status map_foreign(DomId c, DomId t, IoServId s, Bfn b, Gfn g, bool swap, Bfn& out) override {
-        if (!usable(c)) return Status::eperm;                              // R3: usable(C)
-        if (auto st = check_foreign(c, t, s)) return *st;                  // R3: control
+        if (!usable(c)) return Status::eperm;              // R3: usable(C)
+        if (auto st = check_foreign(c, t, s)) return *st;  // R3: control
         std::uint64_t m = 0;
-        if (!b_->p2m_find(key(t, g.v), m)) return Status::enxio;           // R3: gfn
+        if (!b_->p2m_find(key(t, g.v), m)) return Status::enxio;  // R3: gfn
         const std::uint8_t perms = kRw;
         Status st = Status::enxio;  // the frame went (freed) after the P2M read: ballooned
         b_->frame_fn(m, [&](FrameRec& f) {
-            if (!f.allocated) return false;                                // ballooned: -ENXIO
-            bool mine = false;                                             // F3: -EEXIST?
-            const bool inserted = b_->entry_upsert(key(c, b.v), Ent{kForeign, perms, m},
-                                                   [&](Ent& e) {
-                                                       if (e.kind == kForeign && e.mfn == m) {
-                                                           e.perms = perms;  // D3: last perms
-                                                           mine = true;
-                                                       }
-                                                       return false;
-                                                   });
+            if (!f.allocated) return false;  // ballooned: -ENXIO
+            bool mine = false;               // F3: -EEXIST?
+            const bool inserted =
+                b_->entry_upsert(key(c, b.v), Ent{kForeign, perms, m}, [&](Ent& e) {
+                    if (e.kind == kForeign && e.mfn == m) {
+                        e.perms = perms;  // D3: last perms
+                        mine = true;
+                    }
+                    return false;
+                });
             if (!inserted && !mine) {
                 st = Status::eexist;
                 return false;
             }
             const TupleRec r{b.v, t.v, s.v, swap};
-            auto it = std::lower_bound(f.t.begin(), f.t.end(), r,
-                                       [](const TupleRec& x, const TupleRec& y) { return x.k() < y.k(); });
-            if (it == f.t.end() || it->k() != r.k()) {                     // new tuple: one ref
+            auto it = std::lower_bound(
+                f.t.begin(), f.t.end(), r,
+                [](const TupleRec& x, const TupleRec& y) { return x.k() < y.k(); });
+            if (it == f.t.end() || it->k() != r.k()) {  // new tuple: one ref
                 f.t.insert(it, r);
                 ++f.count;
             }
@@ -277,14 +281,14 @@ public:
     }
 
     Status lookup_foreign(DomId c, DomId t, IoServId s, Gfn g, Bfn& out) override {
-        if (auto st = check_foreign(c, t, s)) return *st;                  // R4(R3)
+        if (auto st = check_foreign(c, t, s)) return *st;  // R4(R3)
         std::uint64_t m = 0;
         if (!b_->p2m_find(key(t, g.v), m)) return Status::enxio;
         Status st = Status::enxio;
         b_->frame_fn(m, [&](FrameRec& f) {
             if (!f.allocated) return false;
             st = Status::enoent;
-            for (const TupleRec& r : f.t)                                  // R4: lowest bfn
+            for (const TupleRec& r : f.t)  // R4: lowest bfn
                 if (r.domid == t.v && r.ioserver == s.v) {
                     out = Bfn{r.bfn};
                     st = Status::ok;
@@ -297,12 +301,12 @@ public:
 
     Status unmap_foreign(DomId c, DomId t, IoServId s, Bfn b) override {
         const Srv* srv = server(t, s);
-        const bool own = srv != nullptr && srv->emulator == c;             // F5: C's own tuple
+        const bool own = srv != nullptr && srv->emulator == c;  // F5: C's own tuple
         const std::uint64_t ek = key(c, b.v);
         for (;;) {
             const std::optional<Ent> e = b_->entry_find(ek);
             if (!e) return Status::enoent;
-            if (e->kind == kScratch) {                                     // R5, F5: scratch
+            if (e->kind == kScratch) {  // R5, F5: scratch
                 bool gone = false;
                 b_->entry_fn(ek, [&](Ent& x) { return gone = x.kind == kScratch; });
                 if (gone) return Status::ok;
@@ -311,7 +315,7 @@ public:
             if (!own) return Status::enoent;
             enum { kRetry, kOk, kNoTuple } res = kNoTuple;
             const bool found = b_->frame_fn(e->mfn, [&](FrameRec& f) {
-                const std::optional<Ent> now = b_->entry_find(ek);         // protocol step 3
+                const std::optional<Ent> now = b_->entry_find(ek);  // protocol step 3
                 if (!now || now->kind != kForeign || now->mfn != e->mfn) {
                     res = kRetry;
                     return false;
@@ -319,14 +323,14 @@ public:
                 auto it = std::find_if(f.t.begin(), f.t.end(), [&](const TupleRec& r) {
                     return r.bfn == b.v && r.domid == t.v && r.ioserver == s.v;
                 });
-                if (it == f.t.end()) return false;                         // F5: -ENOENT
-                f.t.erase(it);                                             // R5: tuple and ref
+                if (it == f.t.end()) return false;  // F5: -ENOENT
+                f.t.erase(it);                      // R5: tuple and ref
                 res = kOk;
                 const bool last = std::none_of(f.t.begin(), f.t.end(), [&](const TupleRec& r) {
                     return r.bfn == b.v && emulator_of(DomId{r.domid}, IoServId{r.ioserver}) == c;
                 });
-                if (last) b_->entry_fn(ek, [](Ent&) { return true; });      // R5: last user
-                if (--f.count == 0) {                                      // R8: freed at 0
+                if (last) b_->entry_fn(ek, [](Ent&) { return true; });  // R5: last user
+                if (--f.count == 0) {                                   // R8: freed at 0
                     freed(e->mfn);
                     return true;
                 }
@@ -339,17 +343,17 @@ public:
 
     BalloonOutcome balloon(DomId t, Gfn g) override {
         std::uint64_t m = 0;
-        if (!b_->p2m_find(key(t, g.v), m)) return {};                      // R7: nothing
+        if (!b_->p2m_find(key(t, g.v), m)) return {};  // R7: nothing
         BalloonOutcome out;
         b_->frame_fn(m, [&](FrameRec& f) {
-            if (!f.allocated) return false;                                // lost the race
-            b_->p2m_erase(key(t, g.v));                                    // R7: P2M entry goes
+            if (!f.allocated) return false;  // lost the race
+            b_->p2m_erase(key(t, g.v));      // R7: P2M entry goes
             out.mfn = Mfn{m};
-            for (const TupleRec& r : f.t) {                                // R7: F8 order
+            for (const TupleRec& r : f.t) {  // R7: F8 order
                 if (deliver(DomId{r.domid}, IoServId{r.ioserver}, Bfn{r.bfn})) ++out.synchronous;
                 ++out.invalidates;
             }
-            std::vector<std::pair<DomId, std::uint64_t>> swapped;          // R7, D13
+            std::vector<std::pair<DomId, std::uint64_t>> swapped;  // R7, D13
             std::erase_if(f.t, [&](const TupleRec& r) {
                 const DomId e = emulator_of(DomId{r.domid}, IoServId{r.ioserver});
                 if (!r.swap || !usable(e)) return false;
@@ -359,7 +363,7 @@ public:
                 --f.count;
                 return true;
             });
-            for (const auto& [e, bfn] : swapped) {                         // scratch if unused
+            for (const auto& [e, bfn] : swapped) {  // scratch if unused
                 const bool used = std::any_of(f.t.begin(), f.t.end(), [&](const TupleRec& r) {
                     return r.bfn == bfn && emulator_of(DomId{r.domid}, IoServId{r.ioserver}) == e;
                 });
@@ -369,7 +373,7 @@ public:
                         return false;
                     });
             }
-            f.allocated = false;                                           // allocation ref
+            f.allocated = false;  // allocation ref
             if (--f.count == 0) {
                 freed(m);
                 return true;
@@ -477,7 +481,8 @@ struct CuckooBackend {
     }
     template <class F>
     bool entry_upsert(std::uint64_t k, const Ent& desired, F&& fn) {
-        return iommu.uprase_fn(k, [&](Ent& e) { return fn(e); }, desired);
+        return iommu.uprase_fn(
+            k, [&](Ent& e) { return fn(e); }, desired);
     }
     template <class F>
     bool entry_fn(std::uint64_t k, F&& fn) {
@@ -571,7 +576,8 @@ private:
             rcu_read_lock();
             cds_lfht_lookup(ht_, mix(k), match, &k, &it);
             cds_lfht_node* n = cds_lfht_iter_get_node(&it);
-            rcu_read_unlock();  // QSBR: a no-op; the node stays valid until our next quiescent state
+            rcu_read_unlock();  // QSBR: a no-op; the node stays valid until our next quiescent
+                                // state
             if (n == nullptr) return nullptr;
             Node* x = caa_container_of(n, Node, n);
             x->mu.lock();
@@ -732,7 +738,8 @@ public:
         auto [lo, hi] = T.m2b.equal_range(m);
         std::vector<TupleRec> ts;
         for (auto it = lo; it != hi; ++it) ts.push_back(it->second);
-        std::sort(ts.begin(), ts.end(), [](const TupleRec& x, const TupleRec& y) { return x.k() < y.k(); });
+        std::sort(ts.begin(), ts.end(),
+                  [](const TupleRec& x, const TupleRec& y) { return x.k() < y.k(); });
         for (const TupleRec& r : ts) {
             if (deliver(DomId{r.domid}, IoServId{r.ioserver}, Bfn{r.bfn})) ++out.synchronous;
             ++out.invalidates;
@@ -751,7 +758,8 @@ public:
         }
         for (std::uint64_t bfn : swapped) {
             auto [l, h] = T.m2b.equal_range(m);
-            const bool used = std::any_of(l, h, [&](const auto& kv) { return kv.second.bfn == bfn; });
+            const bool used =
+                std::any_of(l, h, [&](const auto& kv) { return kv.second.bfn == bfn; });
             auto ent = E.iommu.find(bfn);
             if (!used && ent != E.iommu.end() && ent->second.kind == kForeign)
                 ent->second = Ent{kScratch, ent->second.perms, 0};
@@ -776,7 +784,7 @@ private:
     };
     struct Dom {
         std::mutex mu;
-        std::vector<std::uint64_t> p2m;                       // target: gfn -> mfn + 1, 0 none
+        std::vector<std::uint64_t> p2m;                        // target: gfn -> mfn + 1, 0 none
         std::unordered_multimap<std::uint64_t, TupleRec> m2b;  // target: its frames' tuples
         std::map<std::uint64_t, Ent> iommu;                    // emulator: bfn -> entry
     };

@@ -72,14 +72,14 @@ public:
     // Creates the world (quiescent).
     virtual void setup(const WorldSpec& w) = 0;
 
-    [[nodiscard]] virtual spec::Status map_foreign(spec::DomId c, spec::DomId t,
-                                                   spec::IoServId s, spec::Bfn b, spec::Gfn g,
-                                                   bool swap, spec::Bfn& out) = 0;
+    [[nodiscard]] virtual spec::Status map_foreign(spec::DomId c, spec::DomId t, spec::IoServId s,
+                                                   spec::Bfn b, spec::Gfn g, bool swap,
+                                                   spec::Bfn& out) = 0;
     [[nodiscard]] virtual spec::Status lookup_foreign(spec::DomId c, spec::DomId t,
                                                       spec::IoServId s, spec::Gfn g,
                                                       spec::Bfn& out) = 0;
-    [[nodiscard]] virtual spec::Status unmap_foreign(spec::DomId c, spec::DomId t,
-                                                     spec::IoServId s, spec::Bfn b) = 0;
+    [[nodiscard]] virtual spec::Status unmap_foreign(spec::DomId c, spec::DomId t, spec::IoServId s,
+                                                     spec::Bfn b) = 0;
     virtual spec::BalloonOutcome balloon(spec::DomId t, spec::Gfn g) = 0;
 
     // Every thread that calls the data path brackets its calls with these (liburcu QSBR
@@ -88,7 +88,8 @@ public:
     virtual void thread_end() {}
     virtual void quiescent() {}
 
-    // Quiescent, from a thread between thread_begin and thread_end: the frames that are not free, with their counts and tuples.
+    // Quiescent, from a thread between thread_begin and thread_end: the frames that are not free,
+    // with their counts and tuples.
     [[nodiscard]] virtual std::map<std::uint64_t, FrameObs> observe() = 0;
     // Quiescent: how many times frame m was freed, where the contender counts it.
     [[nodiscard]] virtual std::optional<std::uint32_t> times_freed(spec::Mfn) const {

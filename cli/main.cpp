@@ -15,8 +15,8 @@
 #include "cli/diff_cmd.h"
 #include "cli/props_cmd.h"
 #include "cli/prove_cmd.h"
-#include "props/sequential.h"
 #include "impl/hypervisor.h"
+#include "props/sequential.h"
 #include "ref/hypervisor.h"
 #include "trace/runner.h"
 
@@ -121,17 +121,20 @@ std::vector<std::string> example_files(const std::string& dir) {
 }  // namespace
 
 int main(int argc, char** argv) {
-    CLI::App app{"pviommu: an executable, checked model of the Xen PV IOMMU interface (M2B and "
-                 "frame reference counting)"};
+    CLI::App app{
+        "pviommu: an executable, checked model of the Xen PV IOMMU interface (M2B and "
+        "frame reference counting)"};
     app.require_subcommand(0, 1);
 
     // run
-    auto* run = app.add_subcommand("run", "Run trace files; exit 0 all expectations hold, 1 one failed, 2 malformed input");
+    auto* run = app.add_subcommand(
+        "run", "Run trace files; exit 0 all expectations hold, 1 one failed, 2 malformed input");
     std::vector<std::string> files;
     std::string model = "ref";
     bool verbose = false, dump = false, run_json = false;
     run->add_option("FILE", files, "Trace files (TRACE-FORMAT)")->required();
-    run->add_option("--model", model, "Model to run on: ref (the reference model) or impl (lock-free)")
+    run->add_option("--model", model,
+                    "Model to run on: ref (the reference model) or impl (lock-free)")
         ->check(CLI::IsMember({"ref", "impl"}));
     run->add_flag("-v,--verbose", verbose, "Print one line per statement with its outcome");
     run->add_flag("--dump", dump, "Print the canonical state dump after each trace");
@@ -139,11 +142,13 @@ int main(int argc, char** argv) {
 
     // verify
     auto* verify = app.add_subcommand(
-        "verify", "Everything the project checks, in one command: every example on ref; with impl "
-                  "built, every example and a random campaign diffed ref against impl");
+        "verify",
+        "Everything the project checks, in one command: every example on ref; with impl "
+        "built, every example and a random campaign diffed ref against impl");
     std::string examples = PVIOMMU_EXAMPLES_DIR;
     bool verify_json = false;
-    verify->add_option("--examples", examples, "Folder of example traces")->check(CLI::ExistingDirectory);
+    verify->add_option("--examples", examples, "Folder of example traces")
+        ->check(CLI::ExistingDirectory);
     verify->add_flag("--json", verify_json, "Print the results as JSON");
     bool verify_no_prove = false;
     verify->add_flag("--no-prove", verify_no_prove,
@@ -151,21 +156,23 @@ int main(int argc, char** argv) {
 
     // diff
     auto* diff = app.add_subcommand(
-        "diff", "Run traces on ref and impl in lockstep and report the first statement after which "
-                "their outcomes or dumps differ; exit 0 same, 1 a divergence, 2 malformed input");
+        "diff",
+        "Run traces on ref and impl in lockstep and report the first statement after which "
+        "their outcomes or dumps differ; exit 0 same, 1 a divergence, 2 malformed input");
     std::vector<std::string> diff_files;
     std::size_t random_traces = 0, steps = 100;
     std::uint64_t seed = 0;
     std::string out_dir = ".", against = "impl";
     bool diff_json = false;
     auto* diff_files_opt = diff->add_option("FILE", diff_files, "Trace files (TRACE-FORMAT)");
-    auto* random_opt = diff->add_option(
-        "--random", random_traces, "Diff N random traces (seeds S, S+1, ...); shrink the first "
-                                   "divergence and write it to DIR/diverge-<seed>.trace");
+    auto* random_opt =
+        diff->add_option("--random", random_traces,
+                         "Diff N random traces (seeds S, S+1, ...); shrink the first "
+                         "divergence and write it to DIR/diverge-<seed>.trace");
     auto* seed_opt =
         diff->add_option("--seed", seed, "First seed (default: drawn at random, printed)");
-    auto* steps_opt = diff->add_option(
-        "--steps", steps, "Statements per random trace after its world (default 100)");
+    auto* steps_opt = diff->add_option("--steps", steps,
+                                       "Statements per random trace after its world (default 100)");
     auto* out_opt =
         diff->add_option("--out", out_dir, "Folder for diverge-<seed>.trace (default: .)");
     diff->add_flag("--json", diff_json, "Print the results as JSON");
@@ -181,15 +188,17 @@ int main(int argc, char** argv) {
     // bench
     bench::BenchOptions bench_opt;
     auto* bench_cmd = app.add_subcommand(
-        "bench", "Benchmark impl against its peers (ref+mutex, Xen-style, oneTBB, liburcu, "
-                 "libcuckoo) on workloads W1-W4, then the property suites' throughput; see "
-                 "bench/RESULTS.md");
+        "bench",
+        "Benchmark impl against its peers (ref+mutex, Xen-style, oneTBB, liburcu, "
+        "libcuckoo) on workloads W1-W4, then the property suites' throughput; see "
+        "bench/RESULTS.md");
     bench_cmd->add_flag("--quick", bench_opt.quick, "Sizes 1e3-1e5, fewer repetitions");
     bench_cmd->add_flag("--smoke", bench_opt.smoke, "A few seconds: checks it runs, not timings");
     bench_cmd->add_option("--csv", bench_opt.csv, "Write one row per cell to FILE");
     bench_cmd->add_option("--svg", bench_opt.svg, "Write the ns/op-vs-size plot to FILE");
     bench_cmd->add_option("--seed", bench_opt.seed, "Seed of all randomness (default 1)");
-    bench_cmd->add_option("--max-size", bench_opt.max_size, "Largest table size (10000000 adds 1e7)");
+    bench_cmd->add_option("--max-size", bench_opt.max_size,
+                          "Largest table size (10000000 adds 1e7)");
     bench_cmd->add_option("--reps", bench_opt.reps, "Repetitions per cell");
 
     // props
@@ -254,8 +263,10 @@ int main(int argc, char** argv) {
                 c.seed = (std::uint64_t{rd()} << 32) | rd();
             }
             const auto r = cli::run_campaign(c, *models);
-            if (diff_json) std::cout << cli::to_json(c, r, *models).dump(2) << "\n";
-            else cli::print_campaign(c, r, *models, std::cout);
+            if (diff_json)
+                std::cout << cli::to_json(c, r, *models).dump(2) << "\n";
+            else
+                cli::print_campaign(c, r, *models, std::cout);
             return r.exit_code();
         }
         if (diff_files.empty()) {
@@ -268,7 +279,8 @@ int main(int argc, char** argv) {
             rc = std::max(rc, r.exit_code);
             if (!r.error.empty()) std::cerr << r.error << "\n";
         }
-        if (diff_json) std::cout << cli::to_json(results, *models).dump(2) << "\n";
+        if (diff_json)
+            std::cout << cli::to_json(results, *models).dump(2) << "\n";
         else
             for (const auto& r : results)
                 if (r.result) cli::print_diff(*r.result, *models, std::cout);

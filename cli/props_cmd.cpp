@@ -47,8 +47,12 @@ Row parallel_row(const PropsArgs& a, std::uint64_t cases, bool shrink, std::ostr
     d << r.histories << " histories, " << r.overlaps << " overlapping pairs, " << std::fixed
       << std::setprecision(1) << (r.seconds > 0 ? static_cast<double>(r.cases) / r.seconds : 0)
       << " cases/s";
-    return Row{"parallel: histories linearizable", static_cast<int>(r.cases), 0, r.failed == 0,
-               r.seconds, d.str()};
+    return Row{"parallel: histories linearizable",
+               static_cast<int>(r.cases),
+               0,
+               r.failed == 0,
+               r.seconds,
+               d.str()};
 }
 
 void print_table(const std::vector<Row>& rows, std::ostream& out) {
@@ -58,30 +62,37 @@ void print_table(const std::vector<Row>& rows, std::ostream& out) {
     for (const Row& r : rows)
         out << std::left << std::setw(34) << r.property << std::right << std::setw(8) << r.tests
             << std::setw(11) << r.discarded << std::setw(8) << (r.passed ? "pass" : "FAIL")
-            << std::setw(10) << std::fixed << std::setprecision(2) << r.seconds << "  "
-            << r.detail << "\n";
+            << std::setw(10) << std::fixed << std::setprecision(2) << r.seconds << "  " << r.detail
+            << "\n";
 }
 
 }  // namespace
 
 CLI::App* add_props_command(CLI::App& app, PropsArgs& a) {
     auto* c = app.add_subcommand(
-        "props", "Property tests: impl against ref as a RapidCheck state machine; --mutants runs "
-                 "them against every planted bug (a -DPVIOMMU_MUTANTS=ON build)");
+        "props",
+        "Property tests: impl against ref as a RapidCheck state machine; --mutants runs "
+        "them against every planted bug (a -DPVIOMMU_MUTANTS=ON build)");
     c->add_option("--seed", a.seed, "RapidCheck seed (default 20151117)");
     c->add_option("--tests", a.tests, "Sequential command sequences (default 300)");
-    c->add_flag("--parallel", a.parallel, "Also run the concurrent suite: random cases on impl in threads, histories checked for linearizability against ref");
-    c->add_option("--cases", a.parallel_cases, "Concurrent cases (default: PVIOMMU_BUDGET's, ci 60, full 2000)");
+    c->add_flag("--parallel", a.parallel,
+                "Also run the concurrent suite: random cases on impl in threads, histories checked "
+                "for linearizability against ref");
+    c->add_option("--cases", a.parallel_cases,
+                  "Concurrent cases (default: PVIOMMU_BUDGET's, ci 60, full 2000)");
     c->add_option("--mutant", a.mutant, "Run against planted bug K (see impl/mutants.h)");
-    c->add_flag("--mutants", a.mutants, "Run against every planted bug; last line: mutants caught K/N");
-    c->add_option("--failure-trace", a.failure_trace, "Where a shrunk failure is written as a trace");
+    c->add_flag("--mutants", a.mutants,
+                "Run against every planted bug; last line: mutants caught K/N");
+    c->add_option("--failure-trace", a.failure_trace,
+                  "Where a shrunk failure is written as a trace");
     c->add_flag("--json", a.json, "Print the results as JSON");
     return c;
 }
 
 int run_props(const PropsArgs& a, std::ostream& out) {
     if ((a.mutants || a.mutant != 0) && !impl::mutants_compiled()) {
-        out << "pviommu props: this build carries no mutants (configure with -DPVIOMMU_MUTANTS=ON)\n";
+        out << "pviommu props: this build carries no mutants (configure with "
+               "-DPVIOMMU_MUTANTS=ON)\n";
         return 2;
     }
     if (a.mutants) {
@@ -93,15 +104,16 @@ int run_props(const PropsArgs& a, std::ostream& out) {
             // Sequentially observable bugs: the state machine, at a larger budget than the
             // default run. Concurrency-only bugs: the parallel suite (no shrinking: a verdict
             // is all this needs).
-            const Row r = m.needs_concurrency
-                              ? parallel_row(a, a.parallel_cases != 0 ? a.parallel_cases : 60, false, nullptr)
-                              : sequential_row(a, std::max(a.tests, 1000), nullptr);
+            const Row r =
+                m.needs_concurrency
+                    ? parallel_row(a, a.parallel_cases != 0 ? a.parallel_cases : 60, false, nullptr)
+                    : sequential_row(a, std::max(a.tests, 1000), nullptr);
             const bool hit = !r.passed;
             caught += hit;
             out << std::setw(2) << m.id << " " << std::left << std::setw(22) << m.name << std::right
                 << (hit ? " caught" : " NOT CAUGHT") << " by "
-                << (m.needs_concurrency ? "parallel" : "sequential") << " ("
-                << r.tests << (m.needs_concurrency ? " cases" : " passing sequences first") << ", "
+                << (m.needs_concurrency ? "parallel" : "sequential") << " (" << r.tests
+                << (m.needs_concurrency ? " cases" : " passing sequences first") << ", "
                 << std::fixed << std::setprecision(1) << r.seconds << " s)\n";
             js.push_back({{"id", m.id}, {"name", m.name}, {"caught", hit}});
         }
@@ -121,8 +133,12 @@ int run_props(const PropsArgs& a, std::ostream& out) {
     if (a.json) {
         nlohmann::json js = nlohmann::json::array();
         for (const Row& r : rows)
-            js.push_back({{"property", r.property}, {"tests", r.tests}, {"discarded", r.discarded},
-                          {"passed", r.passed}, {"seconds", r.seconds}, {"detail", r.detail}});
+            js.push_back({{"property", r.property},
+                          {"tests", r.tests},
+                          {"discarded", r.discarded},
+                          {"passed", r.passed},
+                          {"seconds", r.seconds},
+                          {"detail", r.detail}});
         out << js.dump(2) << "\n";
     } else {
         print_table(rows, out);

@@ -34,9 +34,8 @@ int run_obligations(const ProveArgs& args, std::ostream& out) {
     std::size_t proved = 0, total = 0;
     json rows = json::array();
     if (!args.json)
-        out << std::left << std::setw(48) << "obligation" << std::setw(9) << "result"
-            << std::right << std::setw(9) << "seconds" << (args.stats ? "  statistics" : "")
-            << "\n";
+        out << std::left << std::setw(48) << "obligation" << std::setw(9) << "result" << std::right
+            << std::setw(9) << "seconds" << (args.stats ? "  statistics" : "") << "\n";
     const auto& open = proofs::open_obligations();
     for (const auto& name : proofs::obligation_names()) {
         if (!args.only.empty() && name.find(args.only) == std::string::npos) continue;
@@ -45,8 +44,11 @@ int run_obligations(const ProveArgs& args, std::ostream& out) {
         ++total;
         proved += r.pass;
         if (args.json) {
-            json row{{"obligation", r.name}, {"result", r.result}, {"pass", r.pass},
-                     {"seconds", r.seconds}, {"queries", r.queries}};
+            json row{{"obligation", r.name},
+                     {"result", r.result},
+                     {"pass", r.pass},
+                     {"seconds", r.seconds},
+                     {"queries", r.queries}};
             if (args.stats) row["statistics"] = r.stats;
             if (!r.detail.empty()) row["detail"] = r.detail;
             rows.push_back(row);
@@ -82,13 +84,16 @@ int run_mutants(const ProveArgs& args, std::ostream& out) {
         ++total;
         caught += r.caught;
         if (args.json) {
-            rows.push_back({{"mutant", r.mutant}, {"transition", r.transition},
-                            {"expected", r.expected}, {"caught", r.caught},
-                            {"seconds", r.seconds}, {"detail", r.detail}});
+            rows.push_back({{"mutant", r.mutant},
+                            {"transition", r.transition},
+                            {"expected", r.expected},
+                            {"caught", r.caught},
+                            {"seconds", r.seconds},
+                            {"detail", r.detail}});
         } else {
             out << "mutant " << std::left << std::setw(28) << r.mutant << " "
-                << (r.caught ? "caught  " : "SURVIVED") << " " << r.expected << " ("
-                << r.transition << ", " << fixed(r.seconds, 3) << " s)\n";
+                << (r.caught ? "caught  " : "SURVIVED") << " " << r.expected << " (" << r.transition
+                << ", " << fixed(r.seconds, 3) << " s)\n";
             std::istringstream d(r.detail);
             for (std::string l; std::getline(d, l);) out << "    " << l << "\n";
         }
@@ -106,14 +111,14 @@ int run_conformance(const ProveArgs& args, std::ostream& out) {
     const proofs::ConformanceResult r = proofs::conformance(args.seed, args.conformance, opt);
     if (args.json) {
         out << json{{"samples", r.samples}, {"divergences", r.divergences}, {"seed", r.seed},
-                    {"per_op", r.per_op}, {"seconds", r.seconds}, {"detail", r.detail}}
+                    {"per_op", r.per_op},   {"seconds", r.seconds},         {"detail", r.detail}}
                    .dump(2)
             << "\n";
     } else {
         out << r.detail;
         for (const auto& [op, n] : r.per_op) out << "  " << op << ": " << n << "\n";
-        out << "conformance " << r.samples << " samples (seed " << r.seed << "), "
-            << r.divergences << " divergences in " << fixed(r.seconds, 1) << " s\n";
+        out << "conformance " << r.samples << " samples (seed " << r.seed << "), " << r.divergences
+            << " divergences in " << fixed(r.seconds, 1) << " s\n";
     }
     return r.divergences == 0 && r.samples > 0 ? 0 : 1;
 }
@@ -136,8 +141,9 @@ int run_bmc(const ProveArgs& args, std::ostream& out) {
 
 CLI::App* add_prove_command(CLI::App& app, ProveArgs& args) {
     auto* p = app.add_subcommand(
-        "prove", "Discharge the Z3 proof obligations (every transition x every invariant, "
-                 "unbounded; INV-INVALIDATE; non-vacuity); exit 0 all proved, 1 otherwise");
+        "prove",
+        "Discharge the Z3 proof obligations (every transition x every invariant, "
+        "unbounded; INV-INVALIDATE; non-vacuity); exit 0 all proved, 1 otherwise");
     p->add_flag("--json", args.json, "Print the results as JSON");
     p->add_option("--only", args.only, "Only obligations (or mutants) whose name contains NAME");
     p->add_flag("--mutants", args.mutants,
@@ -182,10 +188,10 @@ bool prove_summary(std::string& line) {
         if (!r.pass) failed += " " + name;
     }
     line = "obligations proved " + std::to_string(proved) + "/" + std::to_string(total) +
-           " (small width; full width: pviommu prove) in " +
-           fixed(since(t0), 1) + " s" +
-           (open.empty() ? "" : " (" + std::to_string(open.size()) +
-                                    " of them still open at full width: see pviommu prove)") +
+           " (small width; full width: pviommu prove) in " + fixed(since(t0), 1) + " s" +
+           (open.empty() ? ""
+                         : " (" + std::to_string(open.size()) +
+                               " of them still open at full width: see pviommu prove)") +
            (failed.empty() ? "" : " (FAILED:" + failed + ")");
     return total > 0 && proved == total;
 }

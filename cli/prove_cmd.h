@@ -12,9 +12,9 @@ namespace cli {
 
 struct ProveArgs {
     bool json = false;
-    std::string only;      // run only obligations whose name contains it ("" = all)
-    bool mutants = false;  // run the planted bugs instead of the obligations
-    bool stats = false;    // print solver statistics
+    std::string only;        // run only obligations whose name contains it ("" = all)
+    bool mutants = false;    // run the planted bugs instead of the obligations
+    bool stats = false;      // print solver statistics
     bool skip_open = false;  // skip proofs::open_obligations() (they are not proved)
     unsigned timeout_ms = 10000;
     std::size_t conformance = 0;  // > 0: run that many encoding-vs-ref samples instead

@@ -95,13 +95,20 @@ public:
     void run(Bytes& in) {
         for (std::size_t step = 0; step < kMaxSteps && !in.empty(); ++step) {
             const std::uint8_t tag = in.u8() % 16;
-            if (tag < 8) batch(in);
-            else if (tag < 10) balloon(in);
-            else if (tag < 12) populate(in);
-            else if (tag == 12) drain(in);
-            else if (tag == 13) destroy(in);
-            else if (tag == 14) fault(in);
-            else create(in);
+            if (tag < 8)
+                batch(in);
+            else if (tag < 10)
+                balloon(in);
+            else if (tag < 12)
+                populate(in);
+            else if (tag == 12)
+                drain(in);
+            else if (tag == 13)
+                destroy(in);
+            else if (tag == 14)
+                fault(in);
+            else
+                create(in);
         }
     }
 
@@ -225,8 +232,8 @@ private:
         if (a.mfn != b.mfn || a.invalidates != b.invalidates || a.synchronous != b.synchronous ||
             a.invalidates != k)
             fail("balloon outcomes differ (or INV-INVALIDATE)",
-                 "  ref: " + text(a) + "\n  impl: " + text(b) + "\n  tuples before: " +
-                     std::to_string(k) + "\n");
+                 "  ref: " + text(a) + "\n  impl: " + text(b) +
+                     "\n  tuples before: " + std::to_string(k) + "\n");
         compare("balloon");
     }
     static std::string text(const spec::BalloonOutcome& o) {
@@ -242,9 +249,9 @@ private:
         push(trace::PopulateStmt{*d, g});
         const auto a = ref_.populate(*d, g), b = impl_->populate(*d, g);
         if (a.mfn != b.mfn)
-            fail("populate outcomes differ", "  ref: " + (a.mfn ? spec::hex(a.mfn->v) : "nothing") +
-                                                 "\n  impl: " +
-                                                 (b.mfn ? spec::hex(b.mfn->v) : "nothing") + "\n");
+            fail("populate outcomes differ",
+                 "  ref: " + (a.mfn ? spec::hex(a.mfn->v) : "nothing") +
+                     "\n  impl: " + (b.mfn ? spec::hex(b.mfn->v) : "nothing") + "\n");
         compare("populate");
     }
 
@@ -265,8 +272,8 @@ private:
         const auto b = impl_->drain(key.first, key.second, max);
         if (a != b)
             fail("drained requests differ", "  ref: " + std::to_string(a.size()) +
-                                                " requests\n  impl: " +
-                                                std::to_string(b.size()) + " requests\n");
+                                                " requests\n  impl: " + std::to_string(b.size()) +
+                                                " requests\n");
         compare("drain");
     }
 
@@ -327,8 +334,8 @@ private:
         for (const auto* s : {&a, &b}) {
             const auto v = spec::check_invariants(*s);
             if (!v.empty())
-                fail(std::string("invariant broken on ") + (s == &a ? "ref" : "impl") +
-                         " after " + what,
+                fail(std::string("invariant broken on ") + (s == &a ? "ref" : "impl") + " after " +
+                         what,
                      "  " + v.front().invariant + ": " + v.front().detail + "\n");
         }
     }

@@ -62,8 +62,8 @@ extern "C" int LLVMFuzzerTestOneInput(const std::uint8_t* data, std::size_t size
         [](const spec::Host& h) { return impl::make(h); });
     if (res.divergence) {
         const auto& d = *res.divergence;
-        std::string detail = "line " + std::to_string(d.line) + ": " + d.statement + "\n  ref:  " +
-                             d.outcome_a + "\n  impl: " + d.outcome_b + "\n";
+        std::string detail = "line " + std::to_string(d.line) + ": " + d.statement +
+                             "\n  ref:  " + d.outcome_a + "\n  impl: " + d.outcome_b + "\n";
         for (const auto& l : d.dump_diff) detail += "  " + l + "\n";
         fail("ref and impl diverge", detail + "--- trace:\n" + printed);
     }

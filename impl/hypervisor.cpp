@@ -80,7 +80,8 @@ std::uint64_t pack(const FrameVal& f) {
 FrameVal unpack_frame(std::uint64_t v) {
     const std::uint64_t p = dec(v);
     return FrameVal{static_cast<std::uint32_t>(p), ((p >> 32) & 1) != 0,
-                    static_cast<FrameState>((p >> 33) & 3), static_cast<std::uint16_t>((p >> 35) & 0x7fff)};
+                    static_cast<FrameState>((p >> 33) & 3),
+                    static_cast<std::uint16_t>((p >> 35) & 0x7fff)};
 }
 
 // IOMMU leaf payload: code bits 0-2 (0: no explicit entry), perms bits 3-4, mfn bits 5-39, and
@@ -105,9 +106,12 @@ void put_entry(Txn& t, Word& leaf, std::uint64_t payload, bool gone = false) {
 }
 EntryKind code_kind(std::uint64_t code) {
     switch (code) {
-        case kLocal: return EntryKind::local;
-        case kForeign: return EntryKind::foreign;
-        default: return EntryKind::scratch;
+        case kLocal:
+            return EntryKind::local;
+        case kForeign:
+            return EntryKind::foreign;
+        default:
+            return EntryKind::scratch;
     }
 }
 
@@ -318,8 +322,8 @@ bool Hypervisor::take_fault(Work& w) {
     return true;
 }
 
-std::optional<std::uint64_t> Hypervisor::unit_fault(std::optional<std::optional<std::uint64_t>>& drawn,
-                                                     std::uint64_t units) {
+std::optional<std::uint64_t> Hypervisor::unit_fault(
+    std::optional<std::optional<std::uint64_t>>& drawn, std::uint64_t units) {
     if (!drawn) drawn = faults_ != nullptr ? faults_->iommu_map_fails(units) : std::nullopt;
     return *drawn;
 }
@@ -360,12 +364,13 @@ std::optional<Mfn> Hypervisor::alloc_frame(DomId d, Gfn g, FrameState state) {
         for (std::uint64_t m = start; m < host_.frames; ++m) {
             if (mcas_read(frames_[m]) != 0) continue;
             stall(FaultPoint::stall_populate_scan);  // another populate may take it now
-            if (w.t.read(frames_[m]) != 0) {  // taken since the scan read it
+            if (w.t.read(frames_[m]) != 0) {         // taken since the scan read it
                 w.reset();
                 raced = true;
                 break;
             }
-            FrameVal f{state == FrameState::owned ? 1u : 0u, state == FrameState::owned, state, d.v};
+            FrameVal f{state == FrameState::owned ? 1u : 0u, state == FrameState::owned, state,
+                       d.v};
             if (state != FrameState::owned) f.owner = 0;
             w.t.write(frames_[m], pack(f));
             w.t.write(leaf, pack_p2m(Mfn{m}));
@@ -434,12 +439,14 @@ bool Hypervisor::create_domain(DomId d, DomainRole role, bool iommu_hw, std::uin
     std::lock_guard lock(control_mu_);
     EpochGuard g;
     std::uint64_t free = 0;
-    for (std::uint64_t m = 0; m < host_.frames && free < ram; ++m) free += mcas_read(frames_[m]) == 0;
+    for (std::uint64_t m = 0; m < host_.frames && free < ram; ++m)
+        free += mcas_read(frames_[m]) == 0;
     if (free < ram) return false;  // D9
     auto rec = std::make_unique<DomainRec>();
     rec->hardware = role == DomainRole::hardware;
     rec->iommu_hw = iommu_hw;
-    rec->usable = host_.iommu && iommu_hw && !(rec->hardware && host_.mode == IommuMode::passthrough);
+    rec->usable =
+        host_.iommu && iommu_hw && !(rec->hardware && host_.mode == IommuMode::passthrough);
     doms_[d.v] = std::move(rec);
     for (std::uint64_t gfn = 0; gfn < ram; ++gfn) (void)alloc_frame(d, Gfn{gfn}, FrameState::owned);
     return true;
@@ -512,7 +519,7 @@ void Hypervisor::destroy(DomId d) {
                 }
                 const DomId e = emulator_of(r);
                 if (e != d) orphaned.emplace_back(e, r.bfn);
-                charge(w, *dom(e), -1);                  // D20: the emulator's holding goes
+                charge(w, *dom(e), -1);  // D20: the emulator's holding goes
                 ++dropped;
             }
             if (dropped == 0) continue;
@@ -541,8 +548,7 @@ void Hypervisor::destroy(DomId d) {
         const std::uint64_t v = w.t.read(leaf);
         if (entry_code(v) != kForeign) continue;
         bool used = false;
-        for (const TupleRec& r : tuples(w, entry_mfn(v)))
-            used |= r.bfn == b && emulator_of(r) == e;
+        for (const TupleRec& r : tuples(w, entry_mfn(v))) used |= r.bfn == b && emulator_of(r) == e;
         if (used) continue;
         put_entry(w.t, leaf, pack_entry(kScratch, entry_perms(v), Mfn{}));  // D7
         const bool ok = commit(w);
@@ -575,11 +581,11 @@ void Hypervisor::destroy(DomId d) {
 // Subops
 
 std::optional<Status> Hypervisor::check_target(DomId c, DomId domid, IoServId ioserver) const {
-    if (domid == kDomIdSelf || domid == c) return Status::eperm;           // R3: foreign only
-    if (dom(domid) == nullptr) return Status::enxio;                        // R3: live domid
-    if (!privileged(c, domid)) return Status::eperm;                        // R3: privilege
+    if (domid == kDomIdSelf || domid == c) return Status::eperm;  // R3: foreign only
+    if (dom(domid) == nullptr) return Status::enxio;              // R3: live domid
+    if (!privileged(c, domid)) return Status::eperm;              // R3: privilege
     const Server* srv = server(domid, ioserver);
-    if (srv == nullptr || srv->emulator != c) return Status::enodev;        // R3: C's server
+    if (srv == nullptr || srv->emulator != c) return Status::enodev;  // R3: C's server
     return std::nullopt;
 }
 
@@ -591,9 +597,9 @@ Status Hypervisor::query_caps(DomId c, QueryCaps& op) {
 
 Status Hypervisor::map_page(DomId c, MapPage& op) {
     if (auto st = check_flags_and_order(op.flags, host_, {op.bfn.v, op.gfn.v}, false))
-        return *st;                                                         // R1, R2
+        return *st;  // R1, R2
     DomainRec& cd = *dom(c);
-    if (!cd.usable) return Status::eperm;                                   // F6: usable(C)
+    if (!cd.usable) return Status::eperm;  // F6: usable(C)
     const std::uint64_t n = frames_of_order(op.flags);
     EpochGuard g;
     FaultScope fs(faults_.get());
@@ -602,33 +608,34 @@ Status Hypervisor::map_page(DomId c, MapPage& op) {
     for (;;) {
         std::vector<Mfn> mfns;
         const Status st = [&]() -> Status {
-            for (std::uint64_t i = 0; i < n; ++i) {                         // R6, F2: own P2M
+            for (std::uint64_t i = 0; i < n; ++i) {  // R6, F2: own P2M
                 const auto m = unpack_p2m(w.t.read(cd.p2m.get(op.gfn.v + i)));
                 if (!m) return Status::enxio;
                 mfns.push_back(*m);
             }
             for (Mfn m : mfns)
-                if (is_xen(m)) return Status::eperm;                        // R6: Xen frame
+                if (is_xen(m)) return Status::eperm;  // R6: Xen frame
             for (const Range& r : cd.rmrr)
-                if (r.meets(op.bfn, n)) return Status::eacces;              // R6: RMRR
-            for (std::uint64_t i = 0; i < n; ++i) {                         // R6: occupied
+                if (r.meets(op.bfn, n)) return Status::eacces;  // R6: RMRR
+            for (std::uint64_t i = 0; i < n; ++i) {             // R6: occupied
                 const Bfn b{op.bfn.v + i};
                 if (entry(w, cd, b) || claimed_at_identity(w, c, b)) return Status::eexist;
             }
             for (Mfn m : mfns)
-                if (count_full(w, m)) return Status::eoverflow;             // D19: count
-            if (over_quota(w, cd, n)) return Status::enomem;                // D20: C's quota
-            if (take_fault(w)) return Status::eio;                          // R6, F9: unit
-            const auto fail_at = unit_fault(drawn, n);                      // fault iommu_map
+                if (count_full(w, m)) return Status::eoverflow;  // D19: count
+            if (over_quota(w, cd, n)) return Status::enomem;     // D20: C's quota
+            if (take_fault(w)) return Status::eio;               // R6, F9: unit
+            const auto fail_at = unit_fault(drawn, n);           // fault iommu_map
             for (std::uint64_t i = 0; i < n; ++i) {
-                if (fail_at == i) {                                         // F10: all or nothing
+                if (fail_at == i) {  // F10: all or nothing
                     abandon(w);
                     return Status::eio;
                 }
-                put_entry(w.t, cd.iommu.get(op.bfn.v + i), pack_entry(kLocal, op.flags.perms(), mfns[i]));
-                get_ref(w, mfns[i]);                                        // R6: one ref each
+                put_entry(w.t, cd.iommu.get(op.bfn.v + i),
+                          pack_entry(kLocal, op.flags.perms(), mfns[i]));
+                get_ref(w, mfns[i]);  // R6: one ref each
             }
-            charge(w, cd, static_cast<std::int64_t>(n));                    // D20
+            charge(w, cd, static_cast<std::int64_t>(n));  // D20
             return Status::ok;
         }();
         if (commit(w)) return st;
@@ -638,7 +645,7 @@ Status Hypervisor::map_page(DomId c, MapPage& op) {
 Status Hypervisor::unmap_page(DomId c, UnmapPage& op) {
     if (auto st = check_flags_and_order(op.flags, host_, {op.bfn.v}, false)) return *st;
     DomainRec& cd = *dom(c);
-    if (!cd.usable) return Status::eperm;                                   // F6: usable(C)
+    if (!cd.usable) return Status::eperm;  // F6: usable(C)
     const std::uint64_t n = frames_of_order(op.flags);
     EpochGuard g;
     FaultScope fs(faults_.get());
@@ -646,21 +653,22 @@ Status Hypervisor::unmap_page(DomId c, UnmapPage& op) {
     for (;;) {
         const Status st = [&]() -> Status {
             std::vector<Entry> entries;
-            for (std::uint64_t i = 0; i < n; ++i) {                         // F10: all present
+            for (std::uint64_t i = 0; i < n; ++i) {  // F10: all present
                 const auto e = entry(w, cd, Bfn{op.bfn.v + i});
                 if (!e) return Status::enoent;
                 entries.push_back(*e);
             }
-            for (const Entry& e : entries)                                  // R6, F10
-                if (e.kind == EntryKind::foreign || e.kind == EntryKind::scratch) return Status::eperm;
+            for (const Entry& e : entries)  // R6, F10
+                if (e.kind == EntryKind::foreign || e.kind == EntryKind::scratch)
+                    return Status::eperm;
             for (std::uint64_t i = 0; i < n; ++i) {
                 Word& leaf = cd.iommu.get(op.bfn.v + i);
                 if (entries[i].kind == EntryKind::identity) {
-                    put_entry(w.t, leaf, 0, /*gone=*/true);                 // drops nothing
+                    put_entry(w.t, leaf, 0, /*gone=*/true);  // drops nothing
                 } else {
                     put_entry(w.t, leaf, 0);
-                    put_ref(w, entries[i].mfn);                             // local: drops one
-                    charge(w, cd, -1);                                      // D20
+                    put_ref(w, entries[i].mfn);  // local: drops one
+                    charge(w, cd, -1);           // D20
                 }
             }
             return Status::ok;
@@ -671,10 +679,10 @@ Status Hypervisor::unmap_page(DomId c, UnmapPage& op) {
 
 Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
     if (auto st = check_flags_and_order(op.flags, host_, {op.bfn.v, op.gfn.v}, false))
-        return *st;                                                         // R1, R2
+        return *st;  // R1, R2
     DomainRec& cd = *dom(c);
-    if (!cd.usable) return Status::eperm;                                   // R3: usable(C)
-    if (auto st = check_target(c, op.domid, op.ioserver)) return *st;      // R3: target
+    if (!cd.usable) return Status::eperm;                              // R3: usable(C)
+    if (auto st = check_target(c, op.domid, op.ioserver)) return *st;  // R3: target
     DomainRec* td = dom(op.domid);
     const std::uint64_t n = frames_of_order(op.flags);
     EpochGuard g;
@@ -685,7 +693,7 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
         std::vector<Mfn> mfns;
         std::vector<Mfn> late;  // mutant 1 only
         const Status st = [&]() -> Status {
-            for (std::uint64_t i = 0; i < n; ++i) {                         // R3, F2: gfns
+            for (std::uint64_t i = 0; i < n; ++i) {  // R3, F2: gfns
                 Word& leaf = td->p2m.get(op.gfn.v + i);
                 const auto m = unpack_p2m(PVIOMMU_MUTANT(6) ? mcas_read(leaf) : w.t.read(leaf));
                 if (PVIOMMU_MUTANT(6))  // the window between P2M read and get_page, widened
@@ -694,17 +702,18 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
                 mfns.push_back(*m);
             }
             for (Mfn m : mfns)
-                if (is_xen(m)) return Status::eperm;                        // R3: Xen frame
+                if (is_xen(m)) return Status::eperm;  // R3: Xen frame
             if (!(PVIOMMU_MUTANT(8) && n > 1))
                 for (const Range& r : cd.rmrr)
-                    if (r.meets(op.bfn, n)) return Status::eacces;          // R3: RMRR of C
-            for (std::uint64_t i = 0; i < n; ++i) {                         // R3, F3: -EEXIST
+                    if (r.meets(op.bfn, n)) return Status::eacces;  // R3: RMRR of C
+            for (std::uint64_t i = 0; i < n; ++i) {                 // R3, F3: -EEXIST
                 const Bfn b{op.bfn.v + i};
                 const auto e = entry(w, cd, b);
-                if (e && !(e->kind == EntryKind::foreign && e->mfn == mfns[i])) return Status::eexist;
+                if (e && !(e->kind == EntryKind::foreign && e->mfn == mfns[i]))
+                    return Status::eexist;
                 if (!e && b.v != mfns[i].v && claimed_at_identity(w, c, b)) return Status::eexist;
             }
-            std::uint64_t fresh = 0;                                        // new tuples
+            std::uint64_t fresh = 0;  // new tuples
             for (std::uint64_t i = 0; i < n; ++i) {
                 const Bfn b{op.bfn.v + i};
                 const auto set = tuples(w, mfns[i]);
@@ -713,33 +722,36 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
                     }))
                     continue;
                 ++fresh;
-                if (count_full(w, mfns[i])) return Status::eoverflow;       // D19: count
+                if (count_full(w, mfns[i])) return Status::eoverflow;  // D19: count
             }
-            if (over_quota(w, cd, fresh)) return Status::enomem;            // D20: C's quota
-            if (take_fault(w)) return Status::eio;                          // R3, F9: unit
-            const auto fail_at = unit_fault(drawn, n);                      // fault iommu_map
-            charge(w, cd, static_cast<std::int64_t>(fresh));                // D20
+            if (over_quota(w, cd, fresh)) return Status::enomem;  // D20: C's quota
+            if (take_fault(w)) return Status::eio;                // R3, F9: unit
+            const auto fail_at = unit_fault(drawn, n);            // fault iommu_map
+            charge(w, cd, static_cast<std::int64_t>(fresh));      // D20
             for (std::uint64_t i = 0; i < n; ++i) {
-                if (fail_at == i) {                                         // F10: all or nothing
+                if (fail_at == i) {  // F10: all or nothing
                     abandon(w);
                     return Status::eio;
                 }
                 const Bfn b{op.bfn.v + i};
-                put_entry(w.t, cd.iommu.get(b.v), pack_entry(kForeign, op.flags.perms(), mfns[i]));  // D3
+                put_entry(w.t, cd.iommu.get(b.v),
+                          pack_entry(kForeign, op.flags.perms(), mfns[i]));  // D3
                 auto set = tuples(w, mfns[i]);
                 const bool have = std::any_of(set.begin(), set.end(), [&](const TupleRec& r) {
                     return r.bfn == b && r.domid == op.domid && r.ioserver == op.ioserver;
                 });
-                if (!have) {                                                // R3: new tuple
+                if (!have) {  // R3: new tuple
                     set.push_back(TupleRec{b, op.domid, op.ioserver, op.flags.swap_mfn()});
                     set_tuples(w, mfns[i], std::move(set));
-                    if (PVIOMMU_MUTANT(1)) late.push_back(mfns[i]);
-                    else get_ref(w, mfns[i]);                               // one ref each
+                    if (PVIOMMU_MUTANT(1))
+                        late.push_back(mfns[i]);
+                    else
+                        get_ref(w, mfns[i]);  // one ref each
                 } else if (PVIOMMU_MUTANT(9)) {
                     get_ref(w, mfns[i]);
                 }
             }
-            return Status::ok;                                              // F3: OUT bfn = bfn
+            return Status::ok;  // F3: OUT bfn = bfn
         }();
         if (commit(w)) {
             // Mutant 1's window, widened (as FoundationDB's BUGGIFY) so that two cores find it.
@@ -775,15 +787,15 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
 // constancy is relied on. Anything else (no tuple, a changed word) takes the MCAS path.
 std::optional<Bfn> Hypervisor::lookup_registered(const DomainRec& td, const LookupForeignPage& op) {
     Word& leaf = td.p2m.get(op.gfn.v);
-    const std::uint64_t p2m = mcas_read(leaf);                         // t1
+    const std::uint64_t p2m = mcas_read(leaf);  // t1
     const auto m = unpack_p2m(p2m);
-    if (!m || is_xen(*m)) return std::nullopt;                         // an error row: slow path
+    if (!m || is_xen(*m)) return std::nullopt;  // an error row: slow path
     Word& m2b = m2b_[m->v];
-    const std::uint64_t set = mcas_read(m2b);                          // t2
+    const std::uint64_t set = mcas_read(m2b);  // t2
     const auto* ts = as_ptr<const TupleSet>(set);
     if (ts == nullptr) return std::nullopt;
     const auto it = std::find_if(ts->t.begin(), ts->t.end(), [&](const TupleRec& r) {
-        return r.domid == op.domid && r.ioserver == op.ioserver;      // R4: lowest bfn (sorted)
+        return r.domid == op.domid && r.ioserver == op.ioserver;  // R4: lowest bfn (sorted)
     });
     if (it == ts->t.end()) return std::nullopt;
     const Bfn out = it->bfn;
@@ -795,7 +807,7 @@ std::optional<Bfn> Hypervisor::lookup_registered(const DomainRec& td, const Look
 Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
     if (auto st = check_flags_and_order(op.flags, host_, {}, true)) return *st;  // R1, R2
     DomainRec& cd = *dom(c);
-    if (auto st = check_target(c, op.domid, op.ioserver)) return *st;      // R4(R3): target
+    if (auto st = check_target(c, op.domid, op.ioserver)) return *st;  // R4(R3): target
     DomainRec* td = dom(op.domid);
     EpochGuard g;
     FaultScope fs(faults_.get());
@@ -810,19 +822,19 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
         Bfn out{};
         const Status st = [&]() -> Status {
             const auto m = unpack_p2m(w.t.read(td->p2m.get(op.gfn.v)));
-            if (!m) return Status::enxio;                                   // R4(R3): gfn
-            if (is_xen(*m)) return Status::eperm;                           // R4(R3): Xen frame
+            if (!m) return Status::enxio;          // R4(R3): gfn
+            if (is_xen(*m)) return Status::eperm;  // R4(R3): Xen frame
             auto set = tuples(w, *m);
             const Bfn ident{m->v};
             if (!cd.usable) {
-                if (op.bfn != kBfnInvalid) return Status::einval;           // R4, F4: last
-                out = ident;                                                // bfn = mfn
+                if (op.bfn != kBfnInvalid) return Status::einval;  // R4, F4: last
+                out = ident;                                       // bfn = mfn
                 const bool have = std::any_of(set.begin(), set.end(), [&](const TupleRec& r) {
                     return r.bfn == ident && r.domid == op.domid && r.ioserver == op.ioserver;
                 });
                 if (!have) {
-                    if (count_full(w, *m)) return Status::eoverflow;        // D19: count
-                    if (over_quota(w, cd, 1)) return Status::enomem;        // D20: C's quota
+                    if (count_full(w, *m)) return Status::eoverflow;               // D19: count
+                    if (over_quota(w, cd, 1)) return Status::enomem;               // D20: C's quota
                     set.push_back(TupleRec{ident, op.domid, op.ioserver, false});  // F4
                     set_tuples(w, *m, std::move(set));
                     get_ref(w, *m);
@@ -830,20 +842,20 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
                 }
                 return Status::ok;
             }
-            for (const TupleRec& r : set) {                                 // R4: lowest bfn
+            for (const TupleRec& r : set) {  // R4: lowest bfn
                 if (r.domid == op.domid && r.ioserver == op.ioserver) {
                     out = r.bfn;
                     return Status::ok;
                 }
             }
             const auto e = entry(w, cd, ident);
-            if (e && e->kind == EntryKind::identity) {                      // R4: 1:1 path
-                if (count_full(w, *m)) return Status::eoverflow;            // D19: count
-                if (over_quota(w, cd, 1)) return Status::enomem;            // D20: C's quota
+            if (e && e->kind == EntryKind::identity) {            // R4: 1:1 path
+                if (count_full(w, *m)) return Status::eoverflow;  // D19: count
+                if (over_quota(w, cd, 1)) return Status::enomem;  // D20: C's quota
                 out = ident;
                 set.push_back(TupleRec{ident, op.domid, op.ioserver, false});
                 set_tuples(w, *m, std::move(set));
-                get_ref(w, *m);                                             // registers interest
+                get_ref(w, *m);  // registers interest
                 charge(w, cd, 1);
                 return Status::ok;
             }
@@ -872,7 +884,7 @@ Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
             const Entry ent = found.value_or(Entry{});
             const bool foreign = found.has_value() && ent.kind == EntryKind::foreign;
             const bool scratch = found.has_value() && ent.kind == EntryKind::scratch;
-            if (own_server) {                                               // F5: C's own tuple
+            if (own_server) {  // F5: C's own tuple
                 // The tuple's frame: the foreign entry's, else bfn itself (a lookup's bfn = mfn;
                 // by INV-M2B-SET no other frame can hold it).
                 const Mfn m = foreign ? ent.mfn : Mfn{op.bfn.v};
@@ -882,26 +894,27 @@ Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
                         return r.bfn == op.bfn && r.domid == op.domid && r.ioserver == op.ioserver;
                     });
                     if (it != set.end()) {
-                        set.erase(it);                                      // R5: tuple and ref
-                        const bool still_used = std::any_of(set.begin(), set.end(), [&](const TupleRec& r) {
-                            return r.bfn == op.bfn && emulator_of(r) == c;
-                        });
+                        set.erase(it);  // R5: tuple and ref
+                        const bool still_used =
+                            std::any_of(set.begin(), set.end(), [&](const TupleRec& r) {
+                                return r.bfn == op.bfn && emulator_of(r) == c;
+                            });
                         set_tuples(w, m, std::move(set));
                         put_ref(w, m);
-                        charge(w, cd, -1);                                  // D20
+                        charge(w, cd, -1);  // D20
                         if (PVIOMMU_MUTANT(4) && unpack_frame(w.t.read(frames_[m.v])).count >= 2)
                             put_ref(w, m);
-                        if (foreign && !still_used)                         // R5: last user
+                        if (foreign && !still_used)  // R5: last user
                             put_entry(w.t, cd.iommu.get(op.bfn.v), 0);
                         return Status::ok;
                     }
                 }
             }
-            if (scratch) {                                                  // R5, F5: scratch
+            if (scratch) {  // R5, F5: scratch
                 put_entry(w.t, cd.iommu.get(op.bfn.v), 0);
                 return Status::ok;
             }
-            return Status::enoent;                                          // F5: anything else
+            return Status::enoent;  // F5: anything else
         }();
         if (commit(w)) return st;
     }
@@ -919,13 +932,13 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
     Mfn mfn{};
     for (;;) {
         const auto m = unpack_p2m(w.t.read(leaf));
-        if (!m || is_xen(*m)) {                                  // R7 / F7: nothing happens
+        if (!m || is_xen(*m)) {  // R7 / F7: nothing happens
             if (commit(w)) return {};
             continue;
         }
         mfn = *m;
-        seen = tuples(w, *m);                                    // F8 order (sorted)
-        w.t.write(leaf, 0);                                      // R7: the P2M entry goes
+        seen = tuples(w, *m);  // F8 order (sorted)
+        w.t.write(leaf, 0);    // R7: the P2M entry goes
         // R7, D13: swap-flagged tuples of usable holders with a foreign entry go at once.
         std::vector<TupleRec> keep;
         std::vector<std::pair<DomId, Entry>> swapped;
@@ -948,13 +961,15 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
             const DomId e = swapped[i].first;
             const Entry ent = swapped[i].second;
             const Bfn b = swapped_bfn[i];
-            const bool used = !PVIOMMU_MUTANT(7) && std::any_of(keep.begin(), keep.end(), [&](const TupleRec& r) {
-                return r.bfn == b && emulator_of(r) == e;
-            });
-            if (!used) put_entry(w.t, dom(e)->iommu.get(b.v), pack_entry(kScratch, ent.perms, Mfn{}));
-            charge(w, *dom(e), -1);                              // D20: the swapped tuple
+            const bool used =
+                !PVIOMMU_MUTANT(7) && std::any_of(keep.begin(), keep.end(), [&](const TupleRec& r) {
+                    return r.bfn == b && emulator_of(r) == e;
+                });
+            if (!used)
+                put_entry(w.t, dom(e)->iommu.get(b.v), pack_entry(kScratch, ent.perms, Mfn{}));
+            charge(w, *dom(e), -1);  // D20: the swapped tuple
         }
-        put_ref(w, *m, /*allocation=*/true);                     // R7: allocation ref dropped
+        put_ref(w, *m, /*allocation=*/true);  // R7: allocation ref dropped
         for (std::size_t i = 0; i < swapped.size(); ++i) put_ref(w, *m);
         if (!swapped.empty()) set_tuples(w, *m, std::move(keep));
         if (commit(w)) break;
@@ -965,7 +980,7 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
     for (const TupleRec& r : seen) {
         Server& s = *server(r.domid, r.ioserver);
         if (first == nullptr) first = &s;
-        stall(FaultPoint::stall_balloon_deliveries);             // drains see some, not all
+        stall(FaultPoint::stall_balloon_deliveries);  // drains see some, not all
         ++out.invalidates;
         if (PVIOMMU_MUTANT(3) && &s != first) continue;
         out.synchronous += deliver(s, r.bfn);
@@ -976,7 +991,7 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
 PopulateOutcome Hypervisor::populate(DomId d, Gfn g) {
     EpochGuard guard;
     FaultScope fs(faults_.get());
-    return {alloc_frame(d, g, FrameState::owned)};               // R8: lowest free frame
+    return {alloc_frame(d, g, FrameState::owned)};  // R8: lowest free frame
 }
 
 std::vector<IoReq> Hypervisor::drain(DomId target, IoServId id, std::uint32_t max) {
@@ -988,7 +1003,7 @@ std::vector<IoReq> Hypervisor::drain(DomId target, IoServId id, std::uint32_t ma
         std::vector<IoReq> out;
         const auto r = static_cast<std::uint32_t>(dec(w.t.read(s.read_ptr)));
         const auto wp = static_cast<std::uint32_t>(dec(w.t.read(s.write_ptr)));
-        const std::uint32_t k = std::min(max, (wp - r) / 2);     // D11: buffered first
+        const std::uint32_t k = std::min(max, (wp - r) / 2);  // D11: buffered first
         for (std::uint32_t i = 0; i < k; ++i) {
             const std::uint64_t lo = slot_data(w.t.read(s.ring[(r + 2 * i) % s.slots]));
             const std::uint64_t hi = slot_data(w.t.read(s.ring[(r + 2 * i + 1) % s.slots]));
@@ -998,14 +1013,14 @@ std::vector<IoReq> Hypervisor::drain(DomId target, IoServId id, std::uint32_t ma
         auto* head = as_ptr<SyncNode>(w.t.read(s.sync_head));
         auto* cur = head;
         std::vector<SyncNode*> gone;
-        while (out.size() < max) {                               // then synchronous
+        while (out.size() < max) {  // then synchronous
             auto* next = as_ptr<SyncNode>(w.t.read(cur->next));
             if (next == nullptr) break;
             out.push_back(IoReq{PV_IOMMU_IOREQ_TYPE_INVALIDATE, next->bfn});
             gone.push_back(cur);
             cur = next;
         }
-        if (cur != head) w.t.write(s.sync_head, as_word(cur));   // cur becomes the dummy
+        if (cur != head) w.t.write(s.sync_head, as_word(cur));  // cur becomes the dummy
         if (commit(w)) {
             for (SyncNode* n : gone) retire(n);
             return out;
@@ -1028,7 +1043,8 @@ State Hypervisor::snapshot() const {
         }
         if (const auto* ts = as_ptr<const TupleSet>(mcas_read(m2b_[m]))) {
             auto& out = s.m2b[Mfn{m}];
-            for (const TupleRec& r : ts->t) out[Tuple{r.bfn, r.domid, r.ioserver}] = TupleInfo{r.swap};
+            for (const TupleRec& r : ts->t)
+                out[Tuple{r.bfn, r.domid, r.ioserver}] = TupleInfo{r.swap};
         }
     }
     for (std::size_t id = 0; id < doms_.size(); ++id) {
@@ -1040,13 +1056,16 @@ State Hypervisor::snapshot() const {
         out.rmrr = d->rmrr;
         out.dm_over = d->dm_over;
         out.quota = d->quota;
-        d->p2m.for_each([&](std::uint64_t g, std::uint64_t v) { out.p2m[Gfn{g}] = *unpack_p2m(v); });
+        d->p2m.for_each(
+            [&](std::uint64_t g, std::uint64_t v) { out.p2m[Gfn{g}] = *unpack_p2m(v); });
         d->iommu.for_each([&](std::uint64_t b, std::uint64_t v) {
             const std::uint64_t code = entry_code(v);
             if (identity_gone(v)) out.removed_identity.insert(Bfn{b});
             if (code == 0) return;
-            if (code == kScratch) out.iommu[Bfn{b}] = Entry{Mfn{}, entry_perms(v), EntryKind::scratch};
-            else out.iommu[Bfn{b}] = Entry{entry_mfn(v), entry_perms(v), code_kind(code)};
+            if (code == kScratch)
+                out.iommu[Bfn{b}] = Entry{Mfn{}, entry_perms(v), EntryKind::scratch};
+            else
+                out.iommu[Bfn{b}] = Entry{entry_mfn(v), entry_perms(v), code_kind(code)};
         });
     }
     for (const auto& [key, srv] : servers_) {

@@ -77,8 +77,8 @@ public:
     };
     // A request on a server's synchronous channel (a Michael-Scott queue node, linked by MCAS).
     struct alignas(8) SyncNode {
-        Word next{0};       // SyncNode* or 0; set once, by the enqueue MCAS
-        spec::Bfn bfn{};    // immutable once published
+        Word next{0};     // SyncNode* or 0; set once, by the enqueue MCAS
+        spec::Bfn bfn{};  // immutable once published
     };
 
 private:
@@ -101,17 +101,17 @@ private:
         spec::DomId target, emulator;
         spec::IoServId id;
         std::uint32_t slots = 0;
-        std::unique_ptr<Word[]> ring;  // buf_ioreq slots; an invalidate takes two (R7)
-        Word read_ptr{0}, write_ptr{0};  // enc(free-running counters), as buffered_iopage
+        std::unique_ptr<Word[]> ring;     // buf_ioreq slots; an invalidate takes two (R7)
+        Word read_ptr{0}, write_ptr{0};   // enc(free-running counters), as buffered_iopage
         Word sync_head{0}, sync_tail{0};  // SyncNode*: dummy head, last node
     };
 
     // One attempt of one data-path operation: its transaction and what to do after it.
     struct Work {
         Txn t;
-        std::vector<TupleSet*> created;        // unpublished until commit; deleted on abort
+        std::vector<TupleSet*> created;         // unpublished until commit; deleted on abort
         std::vector<const TupleSet*> replaced;  // retired (EBR) after a successful commit
-        std::vector<spec::Mfn> freed;          // frames this attempt frees (count -> 0)
+        std::vector<spec::Mfn> freed;           // frames this attempt frees (count -> 0)
         // Set when the attempt read words that were never true together (the reads of one
         // attempt are taken at different instants until commit checks them): it must retry.
         bool doomed = false;

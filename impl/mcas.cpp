@@ -121,8 +121,10 @@ struct ThreadCtx {
         const std::uint64_t g = g_epoch.load(std::memory_order_seq_cst);
         std::size_t keep = 0;
         for (std::size_t i = 0; i < limbo.size(); ++i) {
-            if (limbo[i].epoch + 2 <= g) limbo[i].deleter(limbo[i].p);  // step 4
-            else limbo[keep++] = limbo[i];
+            if (limbo[i].epoch + 2 <= g)
+                limbo[i].deleter(limbo[i].p);  // step 4
+            else
+                limbo[keep++] = limbo[i];
         }
         limbo.resize(keep);
     }

@@ -1,20 +1,26 @@
 #include "impl/mutants.h"
 
-#include <atomic>
 #include <array>
+#include <atomic>
 
 namespace impl {
 
 namespace {
 
 constexpr std::array<MutantInfo, 9> kMutants{{
-    {1, "ref-after-publish", "map_foreign_page publishes the tuple, then takes the reference in a second step", true},
+    {1, "ref-after-publish",
+     "map_foreign_page publishes the tuple, then takes the reference in a second step", true},
     {2, "no-sync-fallback", "a balloon drops the invalidate when the ring is full", false},
-    {3, "skip-second-server", "a balloon skips the invalidates of the second server of a frame", false},
-    {4, "unmap-releases-twice", "unmap_foreign_page drops two references when the frame has more than two", false},
-    {5, "balloon-unmaps-bfn", "a balloon removes the emulator's foreign entry instead of leaving it (non-swap)", false},
-    {6, "p2m-getpage-window", "map_foreign_page does not re-check the P2M entry when it takes the reference", true},
-    {7, "swap-keeps-tuple", "a balloon swaps the bfn to scratch and drops the reference but keeps the tuple", false},
+    {3, "skip-second-server", "a balloon skips the invalidates of the second server of a frame",
+     false},
+    {4, "unmap-releases-twice",
+     "unmap_foreign_page drops two references when the frame has more than two", false},
+    {5, "balloon-unmaps-bfn",
+     "a balloon removes the emulator's foreign entry instead of leaving it (non-swap)", false},
+    {6, "p2m-getpage-window",
+     "map_foreign_page does not re-check the P2M entry when it takes the reference", true},
+    {7, "swap-keeps-tuple",
+     "a balloon swaps the bfn to scratch and drops the reference but keeps the tuple", false},
     {8, "no-rmrr-order", "map_foreign_page skips the RMRR check for order > 0", false},
     {9, "idempotent-takes-ref", "an identical re-map of a tuple takes another reference", false},
 }};

@@ -58,15 +58,18 @@ private:
     }
 
     static void* install(std::atomic<void*>& slot, int level) {
-        void* fresh = level == kLevels - 1 ? static_cast<void*>(new Leaf) : static_cast<void*>(new Interior);
+        void* fresh =
+            level == kLevels - 1 ? static_cast<void*>(new Leaf) : static_cast<void*>(new Interior);
         void* expected = nullptr;
         // release: the node's zero-initialised contents happen before any reader that finds it.
         // acquire on failure: we use the winner's node.
         if (slot.compare_exchange_strong(expected, fresh, std::memory_order_acq_rel,
                                          std::memory_order_acquire))
             return fresh;
-        if (level == kLevels - 1) delete static_cast<Leaf*>(fresh);
-        else delete static_cast<Interior*>(fresh);
+        if (level == kLevels - 1)
+            delete static_cast<Leaf*>(fresh);
+        else
+            delete static_cast<Interior*>(fresh);
         return expected;
     }
 

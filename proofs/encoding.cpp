@@ -4,9 +4,8 @@
 // says which invariant makes the two agree.
 #include "proofs/encoding.h"
 
-#include <stdexcept>
-
 #include <boost/hana.hpp>
+#include <stdexcept>
 
 #include "spec/ops.h"
 
@@ -15,10 +14,19 @@ namespace proofs {
 using z3::expr;
 
 Sorts::Sorts(z3::context& c, Widths w_)
-    : ctx(c), w(w_), A(c.bv_sort(w_.addr)), D(c.bv_sort(w_.dom)), S(c.bv_sort(w_.sid)),
-      C(c.bv_sort(w_.cnt)), K2(c.bv_sort(2)), B(c.bool_sort()),
-      DA(c.bv_sort(w_.dom + w_.addr)), DD(c.bv_sort(2 * w_.dom)), DS(c.bv_sort(w_.dom + w_.sid)),
-      AC(c.bv_sort(w_.addr + w_.cnt)), BDS(c.bv_sort(w_.addr + w_.dom + w_.sid)),
+    : ctx(c),
+      w(w_),
+      A(c.bv_sort(w_.addr)),
+      D(c.bv_sort(w_.dom)),
+      S(c.bv_sort(w_.sid)),
+      C(c.bv_sort(w_.cnt)),
+      K2(c.bv_sort(2)),
+      B(c.bool_sort()),
+      DA(c.bv_sort(w_.dom + w_.addr)),
+      DD(c.bv_sort(2 * w_.dom)),
+      DS(c.bv_sort(w_.dom + w_.sid)),
+      AC(c.bv_sort(w_.addr + w_.cnt)),
+      BDS(c.bv_sort(w_.addr + w_.dom + w_.sid)),
       T(c.bv_sort(2 * w_.addr + w_.dom + w_.sid)) {}
 
 namespace {
@@ -181,14 +189,37 @@ St fresh_state(const Sorts& so, const std::string& p) {
 
 St ite_state(const expr& c, const St& a, const St& b) {
     auto I = [&c](const expr& x, const expr& y) { return z3::ite(c, x, y); };
-    return St{I(a.host_iommu, b.host_iommu), I(a.mode, b.mode), I(a.nframes, b.nframes),
-              I(a.fstate, b.fstate), I(a.owner, b.owner), I(a.count, b.count),
-              I(a.alloc, b.alloc), I(a.live, b.live), I(a.hw, b.hw), I(a.iommu_hw, b.iommu_hw),
-              I(a.dm, b.dm), I(a.rmrr, b.rmrr), I(a.p2mv, b.p2mv), I(a.p2m, b.p2m),
-              I(a.srv, b.srv), I(a.emu, b.emu), I(a.ekind, b.ekind), I(a.emfn, b.emfn),
-              I(a.removed, b.removed), I(a.m2b, b.m2b), I(a.swap, b.swap), I(a.fault, b.fault),
-              I(a.nT0, b.nT0), I(a.nT1, b.nT1), I(a.slotT0, b.slotT0), I(a.slotT1, b.slotT1),
-              I(a.idxT, b.idxT), I(a.tcls, b.tcls), I(a.nL, b.nL), I(a.slotL, b.slotL), I(a.idxL, b.idxL),
+    return St{I(a.host_iommu, b.host_iommu),
+              I(a.mode, b.mode),
+              I(a.nframes, b.nframes),
+              I(a.fstate, b.fstate),
+              I(a.owner, b.owner),
+              I(a.count, b.count),
+              I(a.alloc, b.alloc),
+              I(a.live, b.live),
+              I(a.hw, b.hw),
+              I(a.iommu_hw, b.iommu_hw),
+              I(a.dm, b.dm),
+              I(a.rmrr, b.rmrr),
+              I(a.p2mv, b.p2mv),
+              I(a.p2m, b.p2m),
+              I(a.srv, b.srv),
+              I(a.emu, b.emu),
+              I(a.ekind, b.ekind),
+              I(a.emfn, b.emfn),
+              I(a.removed, b.removed),
+              I(a.m2b, b.m2b),
+              I(a.swap, b.swap),
+              I(a.fault, b.fault),
+              I(a.nT0, b.nT0),
+              I(a.nT1, b.nT1),
+              I(a.slotT0, b.slotT0),
+              I(a.slotT1, b.slotT1),
+              I(a.idxT, b.idxT),
+              I(a.tcls, b.tcls),
+              I(a.nL, b.nL),
+              I(a.slotL, b.slotL),
+              I(a.idxL, b.idxL),
               I(a.p2mg, b.p2mg)};
 }
 
@@ -380,8 +411,9 @@ expr eff_kind(const Sorts& so, const St& s, const expr& c, const expr& b) {
 // Transitions
 
 std::vector<std::string> transition_names() {
-    return {"map_foreign_page", "unmap_foreign_page", "lookup_foreign_page", "map_page",
-            "unmap_page",       "balloon",            "populate"};
+    return {"map_foreign_page", "unmap_foreign_page", "lookup_foreign_page",
+            "map_page",         "unmap_page",         "balloon",
+            "populate"};
 }
 
 namespace {
@@ -397,8 +429,8 @@ Transition map_page(const Sorts& so, const St& s, Mutant mut) {
     const expr flags = arg(a, "flags"), b = arg(a, "bfn"), g = arg(a, "gfn");
     const expr m = s.p2m[da(c, g)];
     const expr k3z = bv(so, kNone, so.ctx.bv_sort(3));
-    Transition t{"map_page", {}, {}, so.ctx.bool_val(true), so.ctx.bool_val(true), s, {}, {},
-                 z3::expr_vector(so.ctx), {}};
+    Transition t{"map_page", {}, {}, so.ctx.bool_val(true),   so.ctx.bool_val(true),
+                 s,          {}, {}, z3::expr_vector(so.ctx), {}};
     t.args.push_back(c);
     for (auto& [n, e] : a) t.args.push_back(e);
     t.scope.push_back({"scope: order 0", order_zero(flags)});
@@ -433,8 +465,16 @@ Transition unmap_page(const Sorts& so, const St& s, Mutant) {
     const expr cb = da(c, b);
     const expr k = eff_kind(so, s, c, b);
     const z3::sort k3 = so.ctx.bv_sort(3);
-    Transition t{"unmap_page", {}, {}, so.ctx.bool_val(true), so.ctx.bool_val(true), s, {}, {},
-                 z3::expr_vector(so.ctx), {}};
+    Transition t{"unmap_page",
+                 {},
+                 {},
+                 so.ctx.bool_val(true),
+                 so.ctx.bool_val(true),
+                 s,
+                 {},
+                 {},
+                 z3::expr_vector(so.ctx),
+                 {}};
     t.args.push_back(c);
     for (auto& [n, e] : a) t.args.push_back(e);
     t.scope.push_back({"scope: order 0", order_zero(flags)});
@@ -461,16 +501,17 @@ Transition unmap_page(const Sorts& so, const St& s, Mutant) {
 Transition map_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     auto a = op_args<spec::MapForeignPage>(so, "map_foreign_page.");
     const expr c = so.ctx.constant((so.tag + "map_foreign_page.C").c_str(), so.D);
-    const expr flags = arg(a, "flags"), b = arg(a, "bfn"), g = arg(a, "gfn"),
-               d = arg(a, "domid"), i = arg(a, "ioserver");
+    const expr flags = arg(a, "flags"), b = arg(a, "bfn"), g = arg(a, "gfn"), d = arg(a, "domid"),
+               i = arg(a, "ioserver");
     const expr m = s.p2m[da(d, g)];
     const expr sw = flags.extract(2, 2) == 1;  // IOMMUOP_swap_mfn
     const expr x = bds(b, d, i);
     const expr tn = z3::concat(m, x);
     const z3::sort k3 = so.ctx.bv_sort(3);
     const expr k = eff_kind(so, s, c, b);
-    Transition t{"map_foreign_page", {}, {}, so.ctx.bool_val(true), so.ctx.bool_val(true), s,
-                 {}, {}, z3::expr_vector(so.ctx), {}};
+    Transition t{"map_foreign_page",      {}, {}, so.ctx.bool_val(true),
+                 so.ctx.bool_val(true),   s,  {}, {},
+                 z3::expr_vector(so.ctx), {}};
     t.args.push_back(c);
     for (auto& [n, e] : a) t.args.push_back(e);
     t.scope.push_back({"scope: order 0", order_zero(flags)});
@@ -480,8 +521,8 @@ Transition map_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     t.checks.push_back({"R3: domid foreign", d != ones(so.D) && d != c, kEperm});
     t.checks.push_back({"R3: domid live", s.live[d], kEnxio});
     t.checks.push_back({"R3: privilege over domid", privileged(so, s, c, d), kEperm});
-    t.checks.push_back({"R3: ioserver of domid served by C",
-                        s.srv[ds(d, i)] && s.emu[ds(d, i)] == c, kEnodev});
+    t.checks.push_back(
+        {"R3: ioserver of domid served by C", s.srv[ds(d, i)] && s.emu[ds(d, i)] == c, kEnodev});
     t.checks.push_back({"R3: gfn in domid's P2M", s.p2mv[da(d, g)], kEnxio});
     t.checks.push_back({"R3: not a Xen frame", s.fstate[m] != bv(so, kXen, so.K2), kEperm});
     if (mut != Mutant::map_skips_rmrr)
@@ -500,13 +541,16 @@ Transition map_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     const expr cls = class_of(so, s, x, sw);
     const St fresh1 = add_tuple(so, n, m, x, sw, true, true);
     const St fresh0 = add_tuple(so, n, m, x, sw, true, false);
-    const St again = n;                            // R3: same tuple again: nothing new
+    const St again = n;  // R3: same tuple again: nothing new
     n = ite_state(s.m2b[tn], again, ite_state(cls, fresh1, fresh0));
     const expr eio = t.status == static_cast<int>(kEio);
     const St f = consume_fault(so, s);
     t.next = ite_state(t.ok, n, ite_state(eio, f, s));
-    t.cases = {{t.ok && s.m2b[tn], again}, {t.ok && !s.m2b[tn] && cls, fresh1},
-               {t.ok && !s.m2b[tn] && !cls, fresh0}, {eio, f}, {!t.ok && !eio, s}};
+    t.cases = {{t.ok && s.m2b[tn], again},
+               {t.ok && !s.m2b[tn] && cls, fresh1},
+               {t.ok && !s.m2b[tn] && !cls, fresh0},
+               {eio, f},
+               {!t.ok && !eio, s}};
     return t;
 }
 
@@ -514,14 +558,16 @@ Transition lookup_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     auto a = op_args<spec::LookupForeignPage>(so, "lookup_foreign_page.");
     const expr c = so.ctx.constant((so.tag + "lookup_foreign_page.C").c_str(), so.D);
     // The input bfn is only compared with BFN_INVALID (R4): a Bool stands for it.
-    const expr bfn_invalid = so.ctx.bool_const((so.tag + "lookup_foreign_page.bfn_is_invalid").c_str());
+    const expr bfn_invalid =
+        so.ctx.bool_const((so.tag + "lookup_foreign_page.bfn_is_invalid").c_str());
     const expr flags = arg(a, "flags"), g = arg(a, "gfn"), d = arg(a, "domid"),
                i = arg(a, "ioserver");
     const expr m = s.p2m[da(d, g)];
     const expr x = bds(m, d, i);  // the tuple lookup registers: bfn = mfn
     const z3::sort k3 = so.ctx.bv_sort(3);
-    Transition t{"lookup_foreign_page", {}, {}, so.ctx.bool_val(true), so.ctx.bool_val(true), s,
-                 {}, {}, z3::expr_vector(so.ctx), {}};
+    Transition t{"lookup_foreign_page",   {}, {}, so.ctx.bool_val(true),
+                 so.ctx.bool_val(true),   s,  {}, {},
+                 z3::expr_vector(so.ctx), {}};
     t.args.push_back(c);
     t.args.push_back(bfn_invalid);
     for (auto& [n, e] : a)
@@ -531,7 +577,8 @@ Transition lookup_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     const expr u = usable(so, s, c);
     expr tt = so.ctx.constant((so.tag + "lookup_foreign_page.t").c_str(), so.T);
     const TupleParts tp = parts(so, tt);
-    const expr has_tuple = exists_p({tt}, {{s.m2b[tt]}}, s.m2b[tt] && tp.m == m && tp.d == d && tp.s == i);
+    const expr has_tuple =
+        exists_p({tt}, {{s.m2b[tt]}}, s.m2b[tt] && tp.m == m && tp.d == d && tp.s == i);
     const expr ident = eff_kind(so, s, c, m) == bv(so, kIdentity, k3);
     t.checks.push_back({"R1: reserved flag bits", reserved_clear(flags), kEinval});
     t.checks.push_back({"R4(R3): domid foreign", d != ones(so.D) && d != c, kEperm});
@@ -555,8 +602,11 @@ Transition lookup_foreign_page(const Sorts& so, const St& s, Mutant mut) {
                       false);
     St n = ite_state(!u, nu, ite_state(has_tuple, s, id));  // a tuple: its bfn, nothing new
     t.next = ite_state(t.ok, n, s);
-    t.cases = {{t.ok && !u && s.m2b[tn], s}, {t.ok && !u && !s.m2b[tn], nu_new},
-               {t.ok && u && has_tuple, s}, {t.ok && u && !has_tuple, id}, {!t.ok, s}};
+    t.cases = {{t.ok && !u && s.m2b[tn], s},
+               {t.ok && !u && !s.m2b[tn], nu_new},
+               {t.ok && u && has_tuple, s},
+               {t.ok && u && !has_tuple, id},
+               {!t.ok, s}};
     return t;
 }
 
@@ -569,8 +619,9 @@ Transition unmap_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     const expr um = so.ctx.constant((so.tag + "unmap_foreign_page.mfn").c_str(), so.A);
     const expr x = bds(b, d, i);
     const expr cb = da(c, b);
-    Transition t{"unmap_foreign_page", {}, {}, so.ctx.bool_val(true), so.ctx.bool_val(true), s,
-                 {}, {}, z3::expr_vector(so.ctx), {}};
+    Transition t{"unmap_foreign_page",    {}, {}, so.ctx.bool_val(true),
+                 so.ctx.bool_val(true),   s,  {}, {},
+                 z3::expr_vector(so.ctx), {}};
     t.args.push_back(c);
     for (auto& [n, e] : a) t.args.push_back(e);
     t.scope.push_back({"scope: order 0", order_zero(flags)});
@@ -580,9 +631,9 @@ Transition unmap_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     const expr any = exists_p({tt}, {{s.m2b[tt]}}, s.m2b[tt] && tp.bds == x);
     t.scope.push_back(
         {"scope: mfn is the lowest frame with the tuple",
-         z3::implies(any, s.m2b[z3::concat(um, x)] &&
-                              forall_p({tt}, {{s.m2b[tt]}}, z3::implies(s.m2b[tt] && tp.bds == x,
-                                                         !z3::ult(tp.m, um))))});
+         z3::implies(any, s.m2b[z3::concat(um, x)] && forall_p({tt}, {{s.m2b[tt]}},
+                                                               z3::implies(s.m2b[tt] && tp.bds == x,
+                                                                           !z3::ult(tp.m, um))))});
     const expr own = s.srv[ds(d, i)] && s.emu[ds(d, i)] == c && any;
     const expr scratch = s.ekind[cb] == bv(so, kScratch, so.K2);
     t.checks.push_back({"R1: reserved flag bits", reserved_clear(flags), kEinval});
@@ -595,9 +646,9 @@ Transition unmap_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     expr tt2 = so.ctx.constant((so.tag + "unmap_foreign_page.t2").c_str(), so.T);
     const TupleParts q = parts(so, tt2);
     // claimed(c, b) after the removal, stated on the pre-state (a plain trigger m2b[t2]).
-    const expr still = exists_p({tt2}, {{s.m2b[tt2]}}, s.m2b[tt2] && tt2 != tum && q.b == b &&
-                                                          s.srv[ds(q.d, q.s)] &&
-                                                          s.emu[ds(q.d, q.s)] == c);
+    const expr still = exists_p(
+        {tt2}, {{s.m2b[tt2]}},
+        s.m2b[tt2] && tt2 != tum && q.b == b && s.srv[ds(q.d, q.s)] && s.emu[ds(q.d, q.s)] == c);
     const expr foreign = s.ekind[cb] == bv(so, kForeign, so.K2);
     const expr last = foreign && !still;
     // For the proofs, "another tuple of C still claims bfn" names its witness: a free constant
@@ -605,8 +656,8 @@ Transition unmap_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     // in the successor so that E-matching has it.
     const expr w = so.ctx.constant((so.tag + "unmap_foreign_page.other").c_str(), so.T);
     const TupleParts wp = parts(so, w);
-    const expr claims_w = s.m2b[w] && w != tum && wp.b == b && s.srv[ds(wp.d, wp.s)] &&
-                          s.emu[ds(wp.d, wp.s)] == c;
+    const expr claims_w =
+        s.m2b[w] && w != tum && wp.b == b && s.srv[ds(wp.d, wp.s)] && s.emu[ds(wp.d, wp.s)] == c;
     std::vector<std::pair<expr, St>> own_cases;
     St n = s;
     for (bool k : {true, false}) {
@@ -636,8 +687,8 @@ Transition balloon(const Sorts& so, const St& s, Mutant mut) {
     const expr d = so.ctx.constant((so.tag + "balloon.D").c_str(), so.D);
     const expr g = so.ctx.constant((so.tag + "balloon.gfn").c_str(), so.A);
     const expr m = s.p2m[da(d, g)];
-    Transition t{"balloon", {}, {}, so.ctx.bool_val(true), so.ctx.bool_val(true), s, {}, m,
-                 z3::expr_vector(so.ctx), {}};
+    Transition t{"balloon", {}, {}, so.ctx.bool_val(true),   so.ctx.bool_val(true),
+                 s,         {}, m,  z3::expr_vector(so.ctx), {}};
     t.args.push_back(d);
     t.args.push_back(g);
     t.scope.push_back({"scope: D live (ref's precondition)", s.live[d]});
@@ -656,8 +707,7 @@ Transition balloon(const Sorts& so, const St& s, Mutant mut) {
     const expr e = s.emu[ds(p.d, p.s)];
     const expr dropped = p.m == m && s.m2b[tt] && s.swap[tt] && s.srv[ds(p.d, p.s)] &&
                          usable(so, s, e) && s.ekind[da(e, p.b)] == bv(so, kForeign, so.K2);
-    if (mut != Mutant::swap_keeps_tuple_drops_ref)
-        n.m2b = z3::lambda(tt, s.m2b[tt] && !dropped);
+    if (mut != Mutant::swap_keeps_tuple_drops_ref) n.m2b = z3::lambda(tt, s.m2b[tt] && !dropped);
     // Their references: the ghost count nT1[m] is the number of them (INV-COUNT, AUX-SWAP).
     n.nT1 = z3::store(n.nT1, m, bv(so, 0, so.C));
     // R7, D13: a foreign entry of the frame that no tuple of its emulator uses any more ->
@@ -668,15 +718,15 @@ Transition balloon(const Sorts& so, const St& s, Mutant mut) {
     const auto [ec, eb] = parts_da(so, cb);
     expr qt = so.ctx.constant((so.tag + "balloon.qt").c_str(), so.T);
     const TupleParts q = parts(so, qt);
-    const expr still = exists_p({qt}, {{n.m2b[qt]}}, n.m2b[qt] && q.m == m && q.b == eb &&
-                                          s.srv[ds(q.d, q.s)] && s.emu[ds(q.d, q.s)] == ec);
-    n.ekind = z3::lambda(cb, z3::ite(s.ekind[cb] == bv(so, kForeign, so.K2) && s.emfn[cb] == m &&
-                                         !still,
-                                     bv(so, kScratch, so.K2), s.ekind[cb]));
+    const expr still = exists_p(
+        {qt}, {{n.m2b[qt]}},
+        n.m2b[qt] && q.m == m && q.b == eb && s.srv[ds(q.d, q.s)] && s.emu[ds(q.d, q.s)] == ec);
+    n.ekind =
+        z3::lambda(cb, z3::ite(s.ekind[cb] == bv(so, kForeign, so.K2) && s.emfn[cb] == m && !still,
+                               bv(so, kScratch, so.K2), s.ekind[cb]));
     // R7: the allocation reference is dropped; R8: freed at 0.
     const expr left = s.count[m] - one(so) - s.nT1[m];
-    const expr freed = mut == Mutant::balloon_frees_with_tuples ? so.ctx.bool_val(true)
-                                                                 : left == 0;
+    const expr freed = mut == Mutant::balloon_frees_with_tuples ? so.ctx.bool_val(true) : left == 0;
     n.count = z3::store(n.count, m, z3::ite(freed, bv(so, 0, so.C), left));
     n.alloc = z3::store(n.alloc, m, so.ctx.bool_val(false));
     n.fstate = z3::store(n.fstate, m, z3::ite(freed, bv(so, kFree, so.K2), s.fstate[m]));
@@ -691,8 +741,8 @@ Transition populate(const Sorts& so, const St& s, Mutant) {
     const expr g = so.ctx.constant((so.tag + "populate.gfn").c_str(), so.A);
     // R8: the lowest-numbered free frame, `pick`, pinned down by scope.
     const expr pick = so.ctx.constant((so.tag + "populate.mfn").c_str(), so.A);
-    Transition t{"populate", {}, {}, so.ctx.bool_val(true), so.ctx.bool_val(true), s, {}, pick,
-                 z3::expr_vector(so.ctx), {}};
+    Transition t{"populate", {}, {},   so.ctx.bool_val(true),   so.ctx.bool_val(true),
+                 s,          {}, pick, z3::expr_vector(so.ctx), {}};
     t.args.push_back(d);
     t.args.push_back(g);
     t.scope.push_back({"scope: D live (ref's precondition)", s.live[d]});
@@ -700,11 +750,13 @@ Transition populate(const Sorts& so, const St& s, Mutant) {
     const expr is_free = [&](const expr& y) {
         return s.fstate[y] == bv(so, kFree, so.K2) && z3::ult(y, s.nframes);
     }(pick);
-    const expr some = exists_p({f}, {{s.fstate[f]}}, s.fstate[f] == bv(so, kFree, so.K2) && z3::ult(f, s.nframes));
+    const expr some = exists_p({f}, {{s.fstate[f]}},
+                               s.fstate[f] == bv(so, kFree, so.K2) && z3::ult(f, s.nframes));
     t.scope.push_back(
         {"scope: mfn is the lowest free frame",
-         z3::implies(some, is_free && forall_p({f}, {{s.fstate[f]}}, z3::implies(z3::ult(f, pick),
-                                                               s.fstate[f] != bv(so, kFree, so.K2))))});
+         z3::implies(some, is_free && forall_p({f}, {{s.fstate[f]}},
+                                               z3::implies(z3::ult(f, pick),
+                                                           s.fstate[f] != bv(so, kFree, so.K2))))});
     t.checks.push_back({"R8: gfn has no frame yet", !s.p2mv[da(d, g)], kOk});
     t.checks.push_back({"R8: a free frame exists", some, kOk});
     finish_checks(so, t);
@@ -738,8 +790,16 @@ Transition make_transition(const Sorts& so, const St& s, const std::string& name
 // Invariants
 
 std::vector<std::string> invariant_names() {
-    return {"INV-NO-FREE-WHILE-MAPPED", "INV-COUNT", "INV-FREE-ZERO", "INV-M2B-SET",
-            "INV-NO-XEN", "INV-PRIV", "AUX-WF", "AUX-P2M", "AUX-SWAP", "AUX-FOREIGN",
+    return {"INV-NO-FREE-WHILE-MAPPED",
+            "INV-COUNT",
+            "INV-FREE-ZERO",
+            "INV-M2B-SET",
+            "INV-NO-XEN",
+            "INV-PRIV",
+            "AUX-WF",
+            "AUX-P2M",
+            "AUX-SWAP",
+            "AUX-FOREIGN",
             "AUX-CLASS"};
 }
 
@@ -758,15 +818,20 @@ std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& n
     const expr mapped = s.ekind[cb] == k2(kLocal) || s.ekind[cb] == k2(kForeign);
     std::vector<Clause> out;
     if (name == "INV-NO-FREE-WHILE-MAPPED") {
-        out.push_back({name + "/tuple", forall_p({t}, {{s.m2b[t]}}, z3::implies(s.m2b[t], s.fstate[p.m] != k2(kFree)))});
-        out.push_back({name + "/entry",
-                       forall_p({cb}, {{s.ekind[cb]}}, z3::implies(mapped, s.fstate[s.emfn[cb]] != k2(kFree)))});
+        out.push_back(
+            {name + "/tuple",
+             forall_p({t}, {{s.m2b[t]}}, z3::implies(s.m2b[t], s.fstate[p.m] != k2(kFree)))});
+        out.push_back(
+            {name + "/entry", forall_p({cb}, {{s.ekind[cb]}},
+                                       z3::implies(mapped, s.fstate[s.emfn[cb]] != k2(kFree)))});
     } else if (name == "INV-COUNT") {
         const unsigned w = so.w.cnt + 2;
         const expr sum = z3::ite(s.alloc[f], c.bv_val(1, w), c.bv_val(0, w)) +
                          zext_to(s.nT0[f], w) + zext_to(s.nT1[f], w) + zext_to(s.nL[f], w);
-        out.push_back({name + "/sum: count = allocated + #tuples + #local entries",
-                       forall_p({f}, {{s.count[f]}, {s.nT0[f]}, {s.nT1[f]}, {s.nL[f]}, {s.alloc[f]}}, zext_to(s.count[f], w) == sum)});
+        out.push_back(
+            {name + "/sum: count = allocated + #tuples + #local entries",
+             forall_p({f}, {{s.count[f]}, {s.nT0[f]}, {s.nT1[f]}, {s.nL[f]}, {s.alloc[f]}},
+                      zext_to(s.count[f], w) == sum)});
         // The class of a tuple is the ghost tcls (AUX-CLASS ties it to drop_class): the slot
         // clauses then carry no usable() expansion per instance.
         const expr cls = s.tcls[t];
@@ -775,51 +840,63 @@ std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& n
             const expr& slot = k ? s.slotT1 : s.slotT0;
             const expr in_cls = k ? cls : !cls;
             const std::string tag = "/tuples class " + std::to_string(k);
-            out.push_back({name + tag + ": every tuple has its slot",
-                           forall_p({t}, {{s.m2b[t]}}, z3::implies(s.m2b[t] && in_cls,
-                                                     z3::ult(s.idxT[t], n[p.m]) &&
-                                                         sel2(slot, p.m, s.idxT[t]) == t))});
+            out.push_back(
+                {name + tag + ": every tuple has its slot",
+                 forall_p({t}, {{s.m2b[t]}},
+                          z3::implies(s.m2b[t] && in_cls, z3::ult(s.idxT[t], n[p.m]) &&
+                                                              sel2(slot, p.m, s.idxT[t]) == t))});
             // A slot holds the whole tuple (frame included): no index is ever rebuilt by
             // concatenation, so E-matching instances close by congruence.
             const expr tx = sel2(slot, f, i);
-            out.push_back({name + tag + ": every slot holds a tuple",
-                           forall_p({f, i}, {{sel2(slot, f, i)}}, z3::implies(z3::ult(i, n[f]),
-                                                        s.m2b[tx] && parts(so, tx).m == f &&
+            out.push_back(
+                {name + tag + ": every slot holds a tuple",
+                 forall_p({f, i}, {{sel2(slot, f, i)}},
+                          z3::implies(z3::ult(i, n[f]), s.m2b[tx] && parts(so, tx).m == f &&
                                                             (k ? s.tcls[tx] : !s.tcls[tx]) &&
                                                             s.idxT[tx] == i))});
         }
         out.push_back({name + "/locals: every local entry has its slot",
-                       forall_p({cb}, {{s.ekind[cb]}}, z3::implies(s.ekind[cb] == k2(kLocal),
-                                                  z3::ult(s.idxL[cb], s.nL[s.emfn[cb]]) &&
-                                                      sel2(s.slotL, s.emfn[cb], s.idxL[cb]) == cb))});
+                       forall_p({cb}, {{s.ekind[cb]}},
+                                z3::implies(s.ekind[cb] == k2(kLocal),
+                                            z3::ult(s.idxL[cb], s.nL[s.emfn[cb]]) &&
+                                                sel2(s.slotL, s.emfn[cb], s.idxL[cb]) == cb))});
         const expr y = sel2(s.slotL, f, i);
-        out.push_back({name + "/locals: every slot holds a local entry",
-                       forall_p({f, i}, {{sel2(s.slotL, f, i)}}, z3::implies(z3::ult(i, s.nL[f]),
-                                                    s.ekind[y] == k2(kLocal) && s.emfn[y] == f &&
-                                                        s.idxL[y] == i))});
+        out.push_back(
+            {name + "/locals: every slot holds a local entry",
+             forall_p({f, i}, {{sel2(s.slotL, f, i)}},
+                      z3::implies(z3::ult(i, s.nL[f]),
+                                  s.ekind[y] == k2(kLocal) && s.emfn[y] == f && s.idxL[y] == i))});
     } else if (name == "INV-FREE-ZERO") {
-        out.push_back({name + "/not owned: count 0, not allocated",
-                       forall_p({f}, {{s.fstate[f]}}, z3::implies(s.fstate[f] != k2(kOwned),
-                                                 s.count[f] == 0 && !s.alloc[f]))});
+        out.push_back(
+            {name + "/not owned: count 0, not allocated",
+             forall_p({f}, {{s.fstate[f]}},
+                      z3::implies(s.fstate[f] != k2(kOwned), s.count[f] == 0 && !s.alloc[f]))});
         out.push_back({name + "/owned: count not 0 (R8)",
-                       forall_p({f}, {{s.fstate[f]}}, z3::implies(s.fstate[f] == k2(kOwned), s.count[f] != 0))});
+                       forall_p({f}, {{s.fstate[f]}},
+                                z3::implies(s.fstate[f] == k2(kOwned), s.count[f] != 0))});
     } else if (name == "INV-M2B-SET") {
         // No duplicate: the M2B is a set by construction (m2b maps a tuple to a Bool).
         const expr eK = s.ekind[da(E, p.b)];
         out.push_back(
             {name + "/a usable emulator's bfn maps the tuple's frame or nothing",
-             forall_p({t}, {{s.m2b[t]}}, z3::implies(s.m2b[t] && usable(so, s, E),
-                                       (eK == k2(kForeign) && s.emfn[da(E, p.b)] == p.m) ||
-                                           (eK == k2(kNone) &&
-                                            z3::implies(identity_rule(so, s, E, p.b), p.b == p.m))))});
+             forall_p({t}, {{s.m2b[t]}},
+                      z3::implies(s.m2b[t] && usable(so, s, E),
+                                  (eK == k2(kForeign) && s.emfn[da(E, p.b)] == p.m) ||
+                                      (eK == k2(kNone) &&
+                                       z3::implies(identity_rule(so, s, E, p.b), p.b == p.m))))});
     } else if (name == "INV-NO-XEN") {
-        out.push_back({name + "/tuple", forall_p({t}, {{s.m2b[t]}}, z3::implies(s.m2b[t], s.fstate[p.m] != k2(kXen)))});
-        out.push_back({name + "/entry",
-                       forall_p({cb}, {{s.ekind[cb]}}, z3::implies(mapped, s.fstate[s.emfn[cb]] != k2(kXen)))});
-        out.push_back({name + "/rmrr", forall_p({cb}, {{s.ekind[cb]}}, z3::implies(mapped, !s.rmrr[cb]))});
+        out.push_back(
+            {name + "/tuple",
+             forall_p({t}, {{s.m2b[t]}}, z3::implies(s.m2b[t], s.fstate[p.m] != k2(kXen)))});
+        out.push_back(
+            {name + "/entry", forall_p({cb}, {{s.ekind[cb]}},
+                                       z3::implies(mapped, s.fstate[s.emfn[cb]] != k2(kXen)))});
+        out.push_back(
+            {name + "/rmrr", forall_p({cb}, {{s.ekind[cb]}}, z3::implies(mapped, !s.rmrr[cb]))});
     } else if (name == "INV-PRIV") {
         out.push_back({name + "/tuple: its server exists, its emulator has privilege",
-                       forall_p({t}, {{s.m2b[t]}}, z3::implies(s.m2b[t], s.srv[key] && privileged(so, s, E, p.d)))});
+                       forall_p({t}, {{s.m2b[t]}},
+                                z3::implies(s.m2b[t], s.srv[key] && privileged(so, s, E, p.d)))});
     } else if (name == "AUX-WF") {
         out.push_back({name + "/frame state is free, xen or owned",
                        forall_p({f}, {{s.fstate[f]}}, s.fstate[f] != 3)});
@@ -828,14 +905,16 @@ std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& n
         const expr m = s.p2m[dg];
         const auto [pd, pg] = parts_da(so, dg);
         out.push_back({name + "/a RAM gfn's frame is owned by it, allocated, and knows its gfn",
-                       forall_p({dg}, {{s.p2mv[dg]}}, z3::implies(s.p2mv[dg] && s.fstate[m] != k2(kXen),
-                                                  s.fstate[m] == k2(kOwned) && s.alloc[m] &&
-                                                      s.owner[m] == pd && s.p2mg[m] == pg))});
+                       forall_p({dg}, {{s.p2mv[dg]}},
+                                z3::implies(s.p2mv[dg] && s.fstate[m] != k2(kXen),
+                                            s.fstate[m] == k2(kOwned) && s.alloc[m] &&
+                                                s.owner[m] == pd && s.p2mg[m] == pg))});
     } else if (name == "AUX-SWAP") {
         out.push_back({name + "/a swap tuple of a usable emulator has its foreign entry",
-                       forall_p({t}, {{s.m2b[t]}}, z3::implies(s.m2b[t] && drop_class(so, s, t),
-                                                 s.ekind[da(E, p.b)] == k2(kForeign) &&
-                                                     s.emfn[da(E, p.b)] == p.m))});
+                       forall_p({t}, {{s.m2b[t]}},
+                                z3::implies(s.m2b[t] && drop_class(so, s, t),
+                                            s.ekind[da(E, p.b)] == k2(kForeign) &&
+                                                s.emfn[da(E, p.b)] == p.m))});
     } else if (name == "LEMMA-HOLDERS") {
         // Consequences of INV-COUNT and INV-FREE-ZERO (proved once, as "lemma/LEMMA-HOLDERS",
         // then assumed): a frame with k holders has count >= k, for k = 1, 2. They spare each
@@ -846,16 +925,18 @@ std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& n
         const expr loc = s.ekind[cb] == k2(kLocal);
         const expr loc2 = s.ekind[cb2] == k2(kLocal);
         const expr two = c.bv_val(2, so.w.cnt);
-        out.push_back({name + "/a tuple's frame has count >= 1 + allocated",
-                       forall_p({t}, {{s.m2b[t]}},
-                                z3::implies(s.m2b[t], s.count[p.m] != 0 &&
-                                                          z3::implies(s.alloc[p.m],
-                                                                      z3::uge(s.count[p.m], two))))});
-        out.push_back({name + "/a local entry's frame has count >= 1 + allocated",
-                       forall_p({cb}, {{s.ekind[cb]}},
-                                z3::implies(loc, s.count[s.emfn[cb]] != 0 &&
-                                                     z3::implies(s.alloc[s.emfn[cb]],
-                                                                 z3::uge(s.count[s.emfn[cb]], two))))});
+        out.push_back(
+            {name + "/a tuple's frame has count >= 1 + allocated",
+             forall_p({t}, {{s.m2b[t]}},
+                      z3::implies(s.m2b[t],
+                                  s.count[p.m] != 0 &&
+                                      z3::implies(s.alloc[p.m], z3::uge(s.count[p.m], two))))});
+        out.push_back(
+            {name + "/a local entry's frame has count >= 1 + allocated",
+             forall_p({cb}, {{s.ekind[cb]}},
+                      z3::implies(loc, s.count[s.emfn[cb]] != 0 &&
+                                           z3::implies(s.alloc[s.emfn[cb]],
+                                                       z3::uge(s.count[s.emfn[cb]], two))))});
         out.push_back({name + "/two tuples of one frame: count >= 2",
                        forall_p({t, t2}, {{s.m2b[t], s.m2b[t2]}},
                                 z3::implies(s.m2b[t] && s.m2b[t2] && t != t2 && p.m == p2.m,
@@ -876,11 +957,13 @@ std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& n
         const expr qt = c.constant("q.t2", so.T);
         const TupleParts q = parts(so, qt);
         out.push_back({name + "/a foreign entry is held by a tuple of its emulator",
-                       forall_p({cb}, {{s.ekind[cb]}}, z3::implies(s.ekind[cb] == k2(kForeign),
-                                                  usable(so, s, ec) &&
-                                                      exists_p({qt}, {{s.m2b[qt]}}, s.m2b[qt] && q.m == s.emfn[cb] &&
-                                                                         q.b == eb && s.srv[ds(q.d, q.s)] &&
-                                                                         s.emu[ds(q.d, q.s)] == ec)))});
+                       forall_p({cb}, {{s.ekind[cb]}},
+                                z3::implies(s.ekind[cb] == k2(kForeign),
+                                            usable(so, s, ec) &&
+                                                exists_p({qt}, {{s.m2b[qt]}},
+                                                         s.m2b[qt] && q.m == s.emfn[cb] &&
+                                                             q.b == eb && s.srv[ds(q.d, q.s)] &&
+                                                             s.emu[ds(q.d, q.s)] == ec)))});
     } else {
         throw std::invalid_argument("no invariant " + name);
     }

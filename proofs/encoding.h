@@ -21,10 +21,10 @@ namespace proofs {
 
 // Bit widths. Proofs run at full(); counterexample search and non-vacuity at small().
 struct Widths {
-    unsigned addr = 8;   // mfn, gfn, bfn
-    unsigned dom = 8;    // domid; the all-ones value stands for DOMID_SELF
-    unsigned sid = 8;    // ioserver id
-    unsigned cnt = 16;   // reference counts, ghost counts and slot indices
+    unsigned addr = 8;  // mfn, gfn, bfn
+    unsigned dom = 8;   // domid; the all-ones value stands for DOMID_SELF
+    unsigned sid = 8;   // ioserver id
+    unsigned cnt = 16;  // reference counts, ghost counts and slot indices
     static Widths full() { return {}; }
     static Widths small() { return {3, 2, 1, 4}; }
 };
@@ -35,24 +35,31 @@ enum : unsigned { kFree = 0, kXen = 1, kOwned = 2 };
 enum : unsigned { kNone = 0, kLocal = 1, kForeign = 2, kScratch = 3, kIdentity = 4 };
 // Status codes are -spec::Status (8 bits): 0 ok, 1 -EPERM, 2 -ENOENT, 5 -EIO, ...
 enum : unsigned {
-    kOk = 0, kEperm = 1, kEnoent = 2, kEio = 5, kEnxio = 6, kEacces = 13, kEexist = 17,
-    kEnodev = 19, kEinval = 22
+    kOk = 0,
+    kEperm = 1,
+    kEnoent = 2,
+    kEio = 5,
+    kEnxio = 6,
+    kEacces = 13,
+    kEexist = 17,
+    kEnodev = 19,
+    kEinval = 22
 };
 
 // Planted bugs in the transitions (STYLE: a suite that catches none is broken).
 enum class Mutant {
     none,
-    balloon_frees_with_tuples,     // balloon frees the frame whatever holds references
-    swap_keeps_tuple_drops_ref,    // balloon's swap drops the reference, keeps the tuple
-    lookup_identity_no_ref,        // lookup on an identity entry adds a tuple, no reference
-    unmap_foreign_keeps_entry,     // unmap_foreign_page leaves the foreign entry behind
-    map_skips_rmrr,                // map_page / map_foreign_page skip the RMRR check
+    balloon_frees_with_tuples,   // balloon frees the frame whatever holds references
+    swap_keeps_tuple_drops_ref,  // balloon's swap drops the reference, keeps the tuple
+    lookup_identity_no_ref,      // lookup on an identity entry adds a tuple, no reference
+    unmap_foreign_keeps_entry,   // unmap_foreign_page leaves the foreign entry behind
+    map_skips_rmrr,              // map_page / map_foreign_page skip the RMRR check
 };
 
 struct Sorts {
     z3::context& ctx;
     Widths w;
-    z3::sort A, D, S, C, K2, B;  // addr, dom, sid, cnt, 2-bit state/kind, bool
+    z3::sort A, D, S, C, K2, B;       // addr, dom, sid, cnt, 2-bit state/kind, bool
     z3::sort DA, DD, DS, AC, BDS, T;  // index sorts: (d,a), (d,d), (d,s), (a,c), (b,d,s), (m,b,d,s)
     std::string tag;  // prefix of a transition's argument names (BMC: one set per step)
     Sorts(z3::context& c, Widths w);
@@ -83,8 +90,8 @@ struct St {
     z3::expr emfn;     // (c,bfn) -> A
     z3::expr removed;  // (c,bfn) -> Bool: identity removed by unmap_page
     // M2B.
-    z3::expr m2b;   // (m,b,d,s) -> Bool
-    z3::expr swap;  // (m,b,d,s) -> Bool
+    z3::expr m2b;    // (m,b,d,s) -> Bool
+    z3::expr swap;   // (m,b,d,s) -> Bool
     z3::expr fault;  // C: pending injected -EIO (D10)
     // Ghosts: the reference holders of each frame, by class (see "Proof encoding").
     z3::expr nT0, nT1;        // A -> C: tuples that stay at a balloon (0) / that a swap drops (1)
@@ -124,9 +131,9 @@ struct Transition {
     z3::expr ok;
     z3::expr status;
     St next;
-    std::optional<z3::expr> sent;  // balloon: (b,d,s) -> Bool, the invalidations it emitted
-    std::optional<z3::expr> frame; // balloon: the frame that left the P2M
-    z3::expr_vector args;          // the operation's arguments (for printing counterexamples)
+    std::optional<z3::expr> sent;   // balloon: (b,d,s) -> Bool, the invalidations it emitted
+    std::optional<z3::expr> frame;  // balloon: the frame that left the P2M
+    z3::expr_vector args;           // the operation's arguments (for printing counterexamples)
     // The same successor as guarded cases (disjoint, covering): next == the St of the case whose
     // guard holds. The obligations are proved case by case (smaller queries).
     std::vector<std::pair<z3::expr, St>> cases;

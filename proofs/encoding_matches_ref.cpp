@@ -90,9 +90,10 @@ St encode_state(const Sorts& so, const State& st, std::vector<expr>& facts) {
         dm, rmrr, p2mv, p2m, srv, emu, ekind, emfn, removed, m2b, swap, nT0, nT1, slotT0, slotT1,
         idxT, tcls, nL, slotL, idxL, p2mg;
     for (const auto& [m, f] : st.frames) {
-        fstate.push_back({{e.a(m.v)}, e.k2(f.state == FrameState::free ? kFree
-                                          : f.state == FrameState::xen ? kXen
-                                                                       : kOwned)});
+        fstate.push_back({{e.a(m.v)},
+                          e.k2(f.state == FrameState::free  ? kFree
+                               : f.state == FrameState::xen ? kXen
+                                                            : kOwned)});
         owner.push_back({{e.a(m.v)}, e.d(f.owner)});
         count.push_back({{e.a(m.v)}, e.cnt(f.count)});
         alloc.push_back({{e.a(m.v)}, c.bool_val(f.allocated)});
@@ -353,13 +354,20 @@ std::string compare(const State& pre, const Sample& smp, unsigned ref_status, co
         const expr a = t.args[i];
         const std::string n = a.decl().name().str();
         const std::string f = n.substr(n.find('.') + 1);
-        if (f == "C" || f == "D") sv.add(a == e.d(smp.c));
-        else if (f == "flags") sv.add(a == c.bv_val(smp.flags.raw, 16));
-        else if (f == "bfn") sv.add(a == e.a(smp.bfn.v));
-        else if (f == "gfn") sv.add(a == e.a(smp.gfn.v));
-        else if (f == "domid") sv.add(a == e.d(smp.domid));
-        else if (f == "ioserver") sv.add(a == e.s(smp.ioserver));
-        else if (f == "bfn_is_invalid") sv.add(a == c.bool_val(smp.bfn_invalid));
+        if (f == "C" || f == "D")
+            sv.add(a == e.d(smp.c));
+        else if (f == "flags")
+            sv.add(a == c.bv_val(smp.flags.raw, 16));
+        else if (f == "bfn")
+            sv.add(a == e.a(smp.bfn.v));
+        else if (f == "gfn")
+            sv.add(a == e.a(smp.gfn.v));
+        else if (f == "domid")
+            sv.add(a == e.d(smp.domid));
+        else if (f == "ioserver")
+            sv.add(a == e.s(smp.ioserver));
+        else if (f == "bfn_is_invalid")
+            sv.add(a == c.bool_val(smp.bfn_invalid));
     }
     for (const Clause& cl : t.scope) sv.add(cl.e);
     // Successor reads become named constants, so that the solver decides their quantifiers.
@@ -373,7 +381,8 @@ std::string compare(const State& pre, const Sample& smp, unsigned ref_status, co
     };
     std::vector<Read> reads;
     auto read = [&](const std::string& what, const expr& term, const expr& want) {
-        const expr v = c.constant(("conf.r" + std::to_string(reads.size())).c_str(), term.get_sort());
+        const expr v =
+            c.constant(("conf.r" + std::to_string(reads.size())).c_str(), term.get_sort());
         sv.add(v == term);
         reads.push_back({what, v, want});
     };
@@ -382,7 +391,9 @@ std::string compare(const State& pre, const Sample& smp, unsigned ref_status, co
         const Frame f = post.frame(Mfn{m});
         const std::string w = "frame " + std::to_string(m);
         read(w + " state", n.fstate[e.a(m)],
-             e.k2(f.state == FrameState::free ? kFree : f.state == FrameState::xen ? kXen : kOwned));
+             e.k2(f.state == FrameState::free  ? kFree
+                  : f.state == FrameState::xen ? kXen
+                                               : kOwned));
         if (f.state == FrameState::owned) read(w + " owner", n.owner[e.a(m)], e.d(f.owner));
         read(w + " count", n.count[e.a(m)], e.cnt(f.count));
         read(w + " allocated", n.alloc[e.a(m)], c.bool_val(f.allocated));
@@ -396,7 +407,7 @@ std::string compare(const State& pre, const Sample& smp, unsigned ref_status, co
             read(w + " p2m valid", n.p2mv[e.da(DomId{d}, x)], c.bool_val(pm != dom->p2m.end()));
             if (pm != dom->p2m.end()) read(w + " p2m", n.p2m[e.da(DomId{d}, x)], e.a(pm->second.v));
             const auto en = dom->iommu.find(Bfn{x});
-            const unsigned k = en == dom->iommu.end()                    ? kNone
+            const unsigned k = en == dom->iommu.end()                  ? kNone
                                : en->second.kind == EntryKind::local   ? kLocal
                                : en->second.kind == EntryKind::foreign ? kForeign
                                                                        : kScratch;
@@ -427,7 +438,7 @@ std::string compare(const State& pre, const Sample& smp, unsigned ref_status, co
     const z3::check_result r = sv.check();
     if (r != z3::sat)
         return std::string("solver: ") + (r == z3::unsat ? "unsat (scope excludes the sample)"
-                                                          : "unknown (" + sv.reason_unknown() + ")");
+                                                         : "unknown (" + sv.reason_unknown() + ")");
     const z3::model mdl = sv.get_model();
     std::ostringstream diff;
     const unsigned zst = static_cast<unsigned>(mdl.eval(stv, true).get_numeral_uint64());
@@ -441,9 +452,10 @@ std::string compare(const State& pre, const Sample& smp, unsigned ref_status, co
 }
 
 const std::vector<std::string>& bmc_ops() {
-    static const std::vector<std::string> v = {"map_foreign_page", "unmap_foreign_page",
-                                               "lookup_foreign_page", "map_page", "unmap_page",
-                                               "balloon", "populate"};
+    static const std::vector<std::string> v = {
+        "map_foreign_page", "unmap_foreign_page", "lookup_foreign_page",
+        "map_page",         "unmap_page",         "balloon",
+        "populate"};
     return v;
 }
 
@@ -509,8 +521,8 @@ z3::check_result bmc_world(const State& init, const std::string& world, unsigned
     if (r != z3::sat) return r;
     const z3::model m = sv.get_model();
     std::ostringstream os;
-    os << "# BMC counterexample (proofs/encoding_matches_ref.cpp): an INV-* fails within "
-       << depth << " steps\n"
+    os << "# BMC counterexample (proofs/encoding_matches_ref.cpp): an INV-* fails within " << depth
+       << " steps\n"
        << world;
     auto num = [&](const expr& e) { return m.eval(e, true).get_numeral_uint64(); };
     auto dom = [&](const expr& e) {
@@ -532,7 +544,8 @@ z3::check_result bmc_world(const State& init, const std::string& world, unsigned
             os << "call " << num(a.at("C")) << " " << op << " flags=" << num(a.at("flags"));
             for (const char* f : {"bfn", "gfn", "domid", "ioserver"}) {
                 if (!a.contains(f)) continue;
-                os << " " << f << "=" << (std::string(f) == "domid" ? dom(a.at(f)) : std::to_string(num(a.at(f))));
+                os << " " << f << "="
+                   << (std::string(f) == "domid" ? dom(a.at(f)) : std::to_string(num(a.at(f))));
             }
             if (op == "lookup_foreign_page" && !m.eval(a.at("bfn_is_invalid"), true).is_true())
                 os << " bfn=1";

@@ -41,8 +41,8 @@ std::string stats_text(const z3::solver& s) {
     const z3::stats st = s.statistics();
     for (unsigned i = 0; i < st.size(); ++i) {
         const std::string k = st.key(i);
-        if (k != "quant instantiations" && k != "conflicts" && k != "decisions" &&
-            k != "memory" && k != "mk clause")
+        if (k != "quant instantiations" && k != "conflicts" && k != "decisions" && k != "memory" &&
+            k != "mk clause")
             continue;
         os << (os.tellp() > 0 ? " " : "") << k << "=";
         if (st.is_uint(i))
@@ -126,8 +126,8 @@ std::vector<std::string> core_for(const std::string& iname) {
 // INV-COUNT's new-tuple case, 92k conflicts and a timeout with it, 0.45 s without, on the core);
 // with it off, some all-of-Inv queries slow down badly, hence tries rather than one setting.
 struct Attempt {
-    bool core;           // only core_for(I), else all of Inv
-    bool no_relevancy;   // smt.relevancy=0
+    bool core;             // only core_for(I), else all of Inv
+    bool no_relevancy;     // smt.relevancy=0
     unsigned timeout_pct;  // share of Options::timeout_ms
 };
 const std::vector<Attempt>& attempts() {
@@ -153,8 +153,8 @@ Result inductive(const std::string& tname, const std::string& iname, const Optio
     Result res{tname + "/" + iname, "proved", true, 0, 0, "", ""};
     const auto t0 = Clock::now();
     z3::context ctx;
-    Sorts so(ctx, opt.small || std::getenv("PVIOMMU_PROOF_SMALL") ? Widths::small()
-                                                             : Widths::full());
+    Sorts so(ctx,
+             opt.small || std::getenv("PVIOMMU_PROOF_SMALL") ? Widths::small() : Widths::full());
     St pre = fresh_state(so, "");
     Transition t = make_transition(so, pre, tname, Mutant::none);
     const std::vector<std::string> core = core_for(iname);
@@ -267,8 +267,7 @@ const std::vector<MutantSpec>& mutants() {
     static const std::vector<MutantSpec> v = {
         {"balloon_frees_with_tuples", Mutant::balloon_frees_with_tuples, "balloon",
          "INV-NO-FREE-WHILE-MAPPED"},
-        {"swap_keeps_tuple_drops_ref", Mutant::swap_keeps_tuple_drops_ref, "balloon",
-         "INV-COUNT"},
+        {"swap_keeps_tuple_drops_ref", Mutant::swap_keeps_tuple_drops_ref, "balloon", "INV-COUNT"},
         {"lookup_identity_no_ref", Mutant::lookup_identity_no_ref, "lookup_foreign_page",
          "INV-COUNT"},
         {"unmap_foreign_keeps_entry", Mutant::unmap_foreign_keeps_entry, "unmap_foreign_page",
@@ -315,8 +314,8 @@ Result lemma(const std::string& lname, const Options& opt) {
     Result res{"lemma/" + lname, "proved", true, 0, 0, "", ""};
     const auto t0 = Clock::now();
     z3::context ctx;
-    Sorts so(ctx, opt.small || std::getenv("PVIOMMU_PROOF_SMALL") ? Widths::small()
-                                                             : Widths::full());
+    Sorts so(ctx,
+             opt.small || std::getenv("PVIOMMU_PROOF_SMALL") ? Widths::small() : Widths::full());
     St pre = fresh_state(so, "");
     for (const Clause& goal : invariant(so, pre, lname)) {
         Query last{z3::unknown, ""};

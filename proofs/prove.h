@@ -27,13 +27,13 @@ struct Options {
 };
 
 struct Result {
-    std::string name;     // "map_page/INV-COUNT", "non-vacuity/balloon", ...
-    std::string result;   // "proved" | "sat" (non-vacuity) | "failed" | "unknown"
+    std::string name;    // "map_page/INV-COUNT", "non-vacuity/balloon", ...
+    std::string result;  // "proved" | "sat" (non-vacuity) | "failed" | "unknown"
     bool pass = false;
     double seconds = 0;
     unsigned queries = 0;
-    std::string stats;    // "key=value ..." when Options::stats
-    std::string detail;   // on failure: the smallest failing clause and the counterexample
+    std::string stats;   // "key=value ..." when Options::stats
+    std::string detail;  // on failure: the smallest failing clause and the counterexample
 };
 
 [[nodiscard]] std::vector<std::string> obligation_names();
@@ -49,10 +49,10 @@ struct Result {
 struct MutantResult {
     std::string mutant;
     std::string transition;
-    std::string expected;              // the invariant it must break
-    bool caught = false;               // a counterexample to `expected` was found
+    std::string expected;  // the invariant it must break
+    bool caught = false;   // a counterexample to `expected` was found
     double seconds = 0;
-    std::string detail;                // the failing clause and the counterexample
+    std::string detail;  // the failing clause and the counterexample
 };
 
 // The encoding against ref (proofs/encoding_matches_ref.cpp): `samples` random concrete states
@@ -77,11 +77,11 @@ struct ConformanceResult {
 struct BmcResult {
     std::uint64_t seed = 0;
     unsigned depth = 0;
-    std::size_t worlds = 0;     // worlds checked
+    std::size_t worlds = 0;  // worlds checked
     bool violation = false;
-    bool unknown = false;       // some world's query was not decided (a failure)
+    bool unknown = false;  // some world's query was not decided (a failure)
     double seconds = 0;
-    std::string trace;          // the counterexample trace, when violation
+    std::string trace;  // the counterexample trace, when violation
     std::string detail;
 };
 [[nodiscard]] BmcResult bmc(std::uint64_t seed, unsigned depth, std::size_t worlds,

@@ -6,8 +6,8 @@
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
-#include <set>
 #include <ostream>
+#include <set>
 #include <sstream>
 #include <unordered_map>
 
@@ -92,8 +92,10 @@ struct Sut {
 // overload per vocabulary type; op structs are filled field by field from their Hana list.
 
 std::vector<std::uint64_t> interesting_bfns(const State& s) {
-    std::vector<std::uint64_t> v = {0x0, 0x1, 0x5, 0x3f, 0x40, 0x41, 0x42, 0x43, 0x44, 0x47,
-                                    0x48, 0x1000, 0x1001, 0x1004, s.host.frames - 1, s.host.frames};
+    std::vector<std::uint64_t> v = {0x0,          0x1,    0x5,    0x3f,   0x40,
+                                    0x41,         0x42,   0x43,   0x44,   0x47,
+                                    0x48,         0x1000, 0x1001, 0x1004, s.host.frames - 1,
+                                    s.host.frames};
     for (const auto& [d, dom] : s.domains)
         for (const auto& [b, e] : dom.iommu) v.push_back(b.v);
     for (const auto& [m, ts] : s.m2b) {
@@ -143,22 +145,25 @@ std::uint16_t draw_flags(const State& s) {
     if (*gen::weightedElement<int>({{24, 0}, {1, 1}}) == 1)
         f |= static_cast<std::uint16_t>(1u << *gen::inRange(3, 10));
     const unsigned max = s.host.max_order;
-    const unsigned order = *gen::weightedElement<unsigned>(
-        {{14, 0u}, {3, std::min(1u, max)}, {2, max}, {1, max + 1}});
+    const unsigned order =
+        *gen::weightedElement<unsigned>({{14, 0u}, {3, std::min(1u, max)}, {2, max}, {1, max + 1}});
     return static_cast<std::uint16_t>(IOMMU_set_page_order(f, order));
 }
 
 void fill(const State& s, Bfn& v) { v = Bfn{*gen_bfn(s)}; }
 void fill(const State&, Gfn& v) { v = Gfn{*gen_gfn()}; }
 void fill(const State& s, DomId& v) { v = DomId{*gen_domid(s)}; }
-void fill(const State&, IoServId& v) { v = IoServId{*gen::weightedOneOf<std::uint16_t>({{9, gen::inRange<std::uint16_t>(0, 2)}, {1, gen::just<std::uint16_t>(7)}})}; }
+void fill(const State&, IoServId& v) {
+    v = IoServId{*gen::weightedOneOf<std::uint16_t>(
+        {{9, gen::inRange<std::uint16_t>(0, 2)}, {1, gen::just<std::uint16_t>(7)}})};
+}
 void fill(const State& s, Flags& v) { v = Flags{draw_flags(s)}; }
 
 // Targeting: most calls should reach the deep rows (success, -EEXIST, swap), not stop at the
 // first check. Picks, from the model, a caller and the fields that make a call plausible.
 struct Aim {
     DomId caller;
-    std::optional<ServerKey> server;        // a server the caller serves
+    std::optional<ServerKey> server;             // a server the caller serves
     std::optional<std::pair<Mfn, Tuple>> tuple;  // an existing tuple of the caller
 };
 
@@ -193,13 +198,19 @@ template <class T>
 T gen_op(const State& s, const Aim& a) {
     T op;
     trace::fields::for_each_field(op, [&](std::string_view, auto& member) { fill(s, member); });
-    if constexpr (requires { op.domid; op.ioserver; }) {
+    if constexpr (requires {
+                      op.domid;
+                      op.ioserver;
+                  }) {
         if (a.server) {
             op.domid = a.server->first;
             op.ioserver = a.server->second;
         }
     }
-    if constexpr (requires { op.gfn; op.domid; }) {
+    if constexpr (requires {
+                      op.gfn;
+                      op.domid;
+                  }) {
         // The same frame from several servers: a gfn of the target whose frame already has
         // tuples, half the time; else one of its RAM gfns, mostly.
         if (const Domain* t = s.domain(op.domid)) {
@@ -209,15 +220,18 @@ T gen_op(const State& s, const Aim& a) {
                 if (s.m2b.contains(m)) shared.push_back(g.v);
             }
             const int roll = *gen::inRange(0, 10);
-            if (!shared.empty() && roll < 5) op.gfn = Gfn{*gen::elementOf(shared)};
-            else if (!ram.empty() && roll < 9) op.gfn = Gfn{*gen::elementOf(ram)};
+            if (!shared.empty() && roll < 5)
+                op.gfn = Gfn{*gen::elementOf(shared)};
+            else if (!ram.empty() && roll < 9)
+                op.gfn = Gfn{*gen::elementOf(ram)};
         }
     }
     if constexpr (std::is_same_v<T, UnmapForeignPage> || std::is_same_v<T, MapForeignPage>) {
         if (a.tuple && *gen::inRange(0, 10) < 7) op.bfn = a.tuple->second.bfn;
     }
     if constexpr (std::is_same_v<T, UnmapForeignPage> || std::is_same_v<T, LookupForeignPage>) {
-        if (*gen::inRange(0, 10) < 8) op.flags = Flags{static_cast<std::uint16_t>(op.flags.raw & 0x3ff)};
+        if (*gen::inRange(0, 10) < 8)
+            op.flags = Flags{static_cast<std::uint16_t>(op.flags.raw & 0x3ff)};
     }
     const std::uint64_t mask = (std::uint64_t{1} << op.flags.order()) - 1;
     if (*gen::inRange(0, 10) < 8) {
@@ -234,14 +248,21 @@ T gen_op(const State& s, const Aim& a) {
 
 Op gen_any_op(const State& s, const Aim& a) {
     switch (*gen::inRange(0, 8)) {
-        case 0: return gen_op<QueryCaps>(s, a);
-        case 1: return gen_op<MapPage>(s, a);
-        case 2: return gen_op<UnmapPage>(s, a);
+        case 0:
+            return gen_op<QueryCaps>(s, a);
+        case 1:
+            return gen_op<MapPage>(s, a);
+        case 2:
+            return gen_op<UnmapPage>(s, a);
         case 3:
-        case 4: return gen_op<MapForeignPage>(s, a);
-        case 5: return gen_op<LookupForeignPage>(s, a);
-        case 6: return gen_op<UnmapForeignPage>(s, a);
-        default: return UnknownOp{*gen::inRange<std::uint16_t>(7, 12), Flags{}};
+        case 4:
+            return gen_op<MapForeignPage>(s, a);
+        case 5:
+            return gen_op<LookupForeignPage>(s, a);
+        case 6:
+            return gen_op<UnmapForeignPage>(s, a);
+        default:
+            return UnknownOp{*gen::inRange<std::uint16_t>(7, 12), Flags{}};
     }
 }
 
@@ -311,7 +332,8 @@ struct Call : Stmt {
     }
     std::string exec(spec::Hypervisor& h, const State&) const override {
         const auto r = run_op(h, caller, op);
-        if (h.name() == "impl") count(std::string(T::name) + " " + std::string(status_name(r.status)));
+        if (h.name() == "impl")
+            count(std::string(T::name) + " " + std::string(status_name(r.status)));
         return trace::op_outcome(r);
     }
 };
@@ -336,7 +358,8 @@ struct Batch : Stmt {
         for (const Op& op : ops) raw.push_back(encode(op));
         if (h.iommu_op(caller, raw) != 0) return "hypercall returned non-zero (R10)";
         std::string out;
-        for (const auto& r : raw) out += trace::op_outcome({static_cast<Status>(r.status), decode(r)}) + "; ";
+        for (const auto& r : raw)
+            out += trace::op_outcome({static_cast<Status>(r.status), decode(r)}) + "; ";
         if (h.name() == "impl") count("batch");
         return out;
     }
@@ -384,8 +407,9 @@ struct Balloon : Stmt {
         if (m && before.frame(*m).state != FrameState::xen)
             if (auto it = before.m2b.find(*m); it != before.m2b.end()) k = it->second.size();
         const BalloonOutcome out = h.balloon(d, g);
-        if (out.invalidates != k) return "INV-INVALIDATE: " + std::to_string(k) + " tuples, " +
-                                          std::to_string(out.invalidates) + " invalidates";
+        if (out.invalidates != k)
+            return "INV-INVALIDATE: " + std::to_string(k) + " tuples, " +
+                   std::to_string(out.invalidates) + " invalidates";
         if (h.name() == "impl") {
             count(k == 0 ? "balloon without tuples" : "balloon with tuples");
             if (out.synchronous != 0) count("balloon ring full -> synchronous");
@@ -439,7 +463,9 @@ struct Drain : Stmt {
 struct Destroy : Stmt {
     DomId d;
     explicit Destroy(const Model& m) : d(DomId{*gen::elementOf(live(m.s))}) {}
-    bool pre(const State& s) const override { return s.domain(d) != nullptr && s.domains.size() > 1; }
+    bool pre(const State& s) const override {
+        return s.domain(d) != nullptr && s.domains.size() > 1;
+    }
     std::string line() const override { return "destroy " + std::to_string(d.v); }
     std::string exec(spec::Hypervisor& h, const State& before) const override {
         const bool mapped = !before.m2b.empty();
@@ -476,13 +502,13 @@ SequentialResult run_sequential(const SequentialOptions& opt, std::ostream& out)
         Sut sut{impl::make(t.host)};
         build(world, *sut.impl);
         Model m0{r.snapshot(), world, {}};
-        rc::state::check(m0, sut,
-                         rc::state::gen::execOneOfWithArgs<
-                             Call<MapForeignPage>, Call<MapForeignPage>, Call<MapForeignPage>,
-                             Call<LookupForeignPage>, Call<LookupForeignPage>,
-                             Call<UnmapForeignPage>, Call<UnmapForeignPage>, Call<MapPage>,
-                             Call<UnmapPage>, Call<QueryCaps>, Batch, Balloon, Balloon, Populate,
-                             Drain, Drain, Destroy>());
+        rc::state::check(
+            m0, sut,
+            rc::state::gen::execOneOfWithArgs<
+                Call<MapForeignPage>, Call<MapForeignPage>, Call<MapForeignPage>,
+                Call<LookupForeignPage>, Call<LookupForeignPage>, Call<UnmapForeignPage>,
+                Call<UnmapForeignPage>, Call<MapPage>, Call<UnmapPage>, Call<QueryCaps>, Batch,
+                Balloon, Balloon, Populate, Drain, Drain, Destroy>());
     };
 
     rc::detail::TestMetadata meta;

@@ -13,22 +13,22 @@
 namespace props {
 
 struct SequentialOptions {
-    std::uint64_t seed = 0;       // 0: RapidCheck's default (random, printed)
-    int tests = 200;              // RapidCheck max_success
-    int max_size = 60;            // longest command sequence, roughly
+    std::uint64_t seed = 0;                             // 0: RapidCheck's default (random, printed)
+    int tests = 200;                                    // RapidCheck max_success
+    int max_size = 60;                                  // longest command sequence, roughly
     std::string failure_trace = "props-failure.trace";  // where a shrunk failure is written
 };
 
 struct SequentialResult {
     bool passed = false;
     int tests = 0;
-    int discarded = 0;           // not exposed by this RapidCheck snapshot: always 0
+    int discarded = 0;  // not exposed by this RapidCheck snapshot: always 0
     double seconds = 0;
     std::uint64_t commands = 0;  // commands run on impl (including shrinking)
     // The generated mix: "map_foreign_page 0", "map_foreign_page -EEXIST", "balloon tuples=2",
     // "balloon synchronous", ... -> count.
     std::map<std::string, std::uint64_t> mix;
-    std::string reproduce;       // RC_PARAMS value that replays a failure
+    std::string reproduce;  // RC_PARAMS value that replays a failure
 };
 
 // Runs the state machine; progress and any failure go to out.

@@ -132,7 +132,7 @@ bool Hypervisor::over_quota(DomId c, std::uint64_t more) const {
 }
 
 bool Hypervisor::iommu_unit_fails(std::uint64_t units) {
-    if (s_.fault_iommu_map > 0) {                                           // D10: armed
+    if (s_.fault_iommu_map > 0) {  // D10: armed
         --s_.fault_iommu_map;
         return true;
     }
@@ -185,11 +185,11 @@ void Hypervisor::destroy(DomId d) {
 // Subops
 
 std::optional<Status> Hypervisor::check_target(DomId c, DomId domid, IoServId ioserver) const {
-    if (domid == kDomIdSelf || domid == c) return Status::eperm;           // R3: foreign only
-    if (s_.domain(domid) == nullptr) return Status::enxio;                  // R3: live domid
-    if (!s_.privileged(c, domid)) return Status::eperm;                     // R3: privilege
+    if (domid == kDomIdSelf || domid == c) return Status::eperm;  // R3: foreign only
+    if (s_.domain(domid) == nullptr) return Status::enxio;        // R3: live domid
+    if (!s_.privileged(c, domid)) return Status::eperm;           // R3: privilege
     const IoServer* srv = s_.server(domid, ioserver);
-    if (srv == nullptr || srv->emulator != c) return Status::enodev;        // R3: C's server
+    if (srv == nullptr || srv->emulator != c) return Status::enodev;  // R3: C's server
     return std::nullopt;
 }
 
@@ -201,55 +201,55 @@ Status Hypervisor::query_caps(DomId c, QueryCaps& op) {
 
 Status Hypervisor::map_page(DomId c, MapPage& op) {
     if (auto st = check_flags_and_order(op.flags, s_.host, {op.bfn.v, op.gfn.v}, false))
-        return *st;                                                         // R1, R2
-    if (!s_.usable(c)) return Status::eperm;                                // F6: usable(C)
+        return *st;                           // R1, R2
+    if (!s_.usable(c)) return Status::eperm;  // F6: usable(C)
     const std::uint64_t n = frames_of_order(op.flags);
     std::vector<Mfn> mfns;
-    for (std::uint64_t i = 0; i < n; ++i) {                                 // R6, F2: own P2M
+    for (std::uint64_t i = 0; i < n; ++i) {  // R6, F2: own P2M
         const auto m = s_.p2m(c, Gfn{op.gfn.v + i});
         if (!m) return Status::enxio;
         mfns.push_back(*m);
     }
     for (Mfn m : mfns)
-        if (s_.frame(m).state == FrameState::xen) return Status::eperm;    // R6: Xen frame
+        if (s_.frame(m).state == FrameState::xen) return Status::eperm;  // R6: Xen frame
     for (const Range& r : s_.domain(c)->rmrr)
-        if (r.meets(op.bfn, n)) return Status::eacces;                      // R6: RMRR
-    for (std::uint64_t i = 0; i < n; ++i) {                                 // R6: occupied
+        if (r.meets(op.bfn, n)) return Status::eacces;  // R6: RMRR
+    for (std::uint64_t i = 0; i < n; ++i) {             // R6: occupied
         const Bfn b{op.bfn.v + i};
         if (s_.entry(c, b) || claimed(c, b)) return Status::eexist;
     }
     for (Mfn m : mfns)
         if (s_.frame(m).count >= s_.host.max_count) return Status::eoverflow;  // D19: count
-    if (over_quota(c, n)) return Status::enomem;                            // D20: C's quota
-    if (iommu_unit_fails(n)) return Status::eio;                            // R6, F9: unit
+    if (over_quota(c, n)) return Status::enomem;                               // D20: C's quota
+    if (iommu_unit_fails(n)) return Status::eio;                               // R6, F9: unit
     auto& ctx = s_.domains.at(c).iommu;
     for (std::uint64_t i = 0; i < n; ++i) {
         ctx[Bfn{op.bfn.v + i}] = Entry{mfns[i], op.flags.perms(), EntryKind::local};
-        get_ref(mfns[i]);                                                   // R6: one ref each
+        get_ref(mfns[i]);  // R6: one ref each
     }
     return Status::ok;
 }
 
 Status Hypervisor::unmap_page(DomId c, UnmapPage& op) {
     if (auto st = check_flags_and_order(op.flags, s_.host, {op.bfn.v}, false)) return *st;
-    if (!s_.usable(c)) return Status::eperm;                                // F6: usable(C)
+    if (!s_.usable(c)) return Status::eperm;  // F6: usable(C)
     const std::uint64_t n = frames_of_order(op.flags);
     std::vector<Entry> entries;
-    for (std::uint64_t i = 0; i < n; ++i) {                                 // F10: all present
+    for (std::uint64_t i = 0; i < n; ++i) {  // F10: all present
         const auto e = s_.entry(c, Bfn{op.bfn.v + i});
         if (!e) return Status::enoent;
         entries.push_back(*e);
     }
-    for (const Entry& e : entries)                                          // R6, F10
+    for (const Entry& e : entries)  // R6, F10
         if (e.kind == EntryKind::foreign || e.kind == EntryKind::scratch) return Status::eperm;
     Domain& dom = s_.domains.at(c);
     for (std::uint64_t i = 0; i < n; ++i) {
         const Bfn b{op.bfn.v + i};
         if (entries[i].kind == EntryKind::identity) {
-            dom.removed_identity.insert(b);                                 // drops nothing
+            dom.removed_identity.insert(b);  // drops nothing
         } else {
             dom.iommu.erase(b);
-            put_ref(entries[i].mfn);                                        // local: drops one
+            put_ref(entries[i].mfn);  // local: drops one
         }
     }
     return Status::ok;
@@ -257,94 +257,95 @@ Status Hypervisor::unmap_page(DomId c, UnmapPage& op) {
 
 Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
     if (auto st = check_flags_and_order(op.flags, s_.host, {op.bfn.v, op.gfn.v}, false))
-        return *st;                                                         // R1, R2
-    if (!s_.usable(c)) return Status::eperm;                                // R3: usable(C)
-    if (auto st = check_target(c, op.domid, op.ioserver)) return *st;      // R3: target
+        return *st;                                                    // R1, R2
+    if (!s_.usable(c)) return Status::eperm;                           // R3: usable(C)
+    if (auto st = check_target(c, op.domid, op.ioserver)) return *st;  // R3: target
     const std::uint64_t n = frames_of_order(op.flags);
     std::vector<Mfn> mfns;
-    for (std::uint64_t i = 0; i < n; ++i) {                                 // R3, F2: gfns
+    for (std::uint64_t i = 0; i < n; ++i) {  // R3, F2: gfns
         const auto m = s_.p2m(op.domid, Gfn{op.gfn.v + i});
         if (!m) return Status::enxio;
         mfns.push_back(*m);
     }
     for (Mfn m : mfns)
-        if (s_.frame(m).state == FrameState::xen) return Status::eperm;    // R3: Xen frame
+        if (s_.frame(m).state == FrameState::xen) return Status::eperm;  // R3: Xen frame
     for (const Range& r : s_.domain(c)->rmrr)
-        if (r.meets(op.bfn, n)) return Status::eacces;                      // R3: RMRR of C
-    for (std::uint64_t i = 0; i < n; ++i) {                                 // R3, F3: -EEXIST
+        if (r.meets(op.bfn, n)) return Status::eacces;  // R3: RMRR of C
+    for (std::uint64_t i = 0; i < n; ++i) {             // R3, F3: -EEXIST
         const Bfn b{op.bfn.v + i};
         const auto e = s_.entry(c, b);
         if (e && !(e->kind == EntryKind::foreign && e->mfn == mfns[i])) return Status::eexist;
         if (claimed(c, b, mfns[i])) return Status::eexist;
     }
-    std::uint64_t fresh = 0;                                                // new tuples
+    std::uint64_t fresh = 0;  // new tuples
     for (std::uint64_t i = 0; i < n; ++i) {
         const auto it = s_.m2b.find(mfns[i]);
-        if (it != s_.m2b.end() && it->second.contains(Tuple{Bfn{op.bfn.v + i}, op.domid, op.ioserver}))
+        if (it != s_.m2b.end() &&
+            it->second.contains(Tuple{Bfn{op.bfn.v + i}, op.domid, op.ioserver}))
             continue;
         ++fresh;
         if (s_.frame(mfns[i]).count >= s_.host.max_count) return Status::eoverflow;  // D19
     }
-    if (over_quota(c, fresh)) return Status::enomem;                        // D20: C's quota
-    if (iommu_unit_fails(n)) return Status::eio;                            // R3, F9: unit
+    if (over_quota(c, fresh)) return Status::enomem;  // D20: C's quota
+    if (iommu_unit_fails(n)) return Status::eio;      // R3, F9: unit
     auto& ctx = s_.domains.at(c).iommu;
     for (std::uint64_t i = 0; i < n; ++i) {
         const Bfn b{op.bfn.v + i};
-        ctx[b] = Entry{mfns[i], op.flags.perms(), EntryKind::foreign};     // D3: last perms
+        ctx[b] = Entry{mfns[i], op.flags.perms(), EntryKind::foreign};  // D3: last perms
         auto& tuples = s_.m2b[mfns[i]];
         const Tuple t{b, op.domid, op.ioserver};
-        if (!tuples.contains(t)) {                                          // R3: new tuple
+        if (!tuples.contains(t)) {  // R3: new tuple
             tuples[t] = TupleInfo{op.flags.swap_mfn()};
-            get_ref(mfns[i]);                                               // one ref each
+            get_ref(mfns[i]);  // one ref each
         }
     }
-    return Status::ok;                                                      // F3: OUT bfn = bfn
+    return Status::ok;  // F3: OUT bfn = bfn
 }
 
 Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
     if (auto st = check_flags_and_order(op.flags, s_.host, {}, true)) return *st;  // R1, R2
-    if (auto st = check_target(c, op.domid, op.ioserver)) return *st;      // R4(R3): target
+    if (auto st = check_target(c, op.domid, op.ioserver)) return *st;              // R4(R3): target
     const auto m = s_.p2m(op.domid, op.gfn);
-    if (!m) return Status::enxio;                                           // R4(R3): gfn
-    if (s_.frame(*m).state == FrameState::xen) return Status::eperm;       // R4(R3): Xen frame
+    if (!m) return Status::enxio;                                     // R4(R3): gfn
+    if (s_.frame(*m).state == FrameState::xen) return Status::eperm;  // R4(R3): Xen frame
     auto& tuples = s_.m2b[*m];
     if (!s_.usable(c)) {
-        if (op.bfn != kBfnInvalid) {                                        // R4, F4: last
+        if (op.bfn != kBfnInvalid) {  // R4, F4: last
             if (tuples.empty()) s_.m2b.erase(*m);
             return Status::einval;
         }
-        const Tuple t{Bfn{m->v}, op.domid, op.ioserver};                    // bfn = mfn
+        const Tuple t{Bfn{m->v}, op.domid, op.ioserver};  // bfn = mfn
         if (!tuples.contains(t)) {
             const Status st = s_.frame(*m).count >= s_.host.max_count ? Status::eoverflow  // D19
-                              : over_quota(c, 1)                        ? Status::enomem     // D20
-                                                                        : Status::ok;
+                              : over_quota(c, 1)                      ? Status::enomem     // D20
+                                                                      : Status::ok;
             if (st != Status::ok) {
                 if (tuples.empty()) s_.m2b.erase(*m);
                 return st;
             }
-            tuples[t] = TupleInfo{false};                                   // F4: never swap
+            tuples[t] = TupleInfo{false};  // F4: never swap
             get_ref(*m);
         }
         op.bfn = t.bfn;
         return Status::ok;
     }
-    for (const auto& [t, info] : tuples) {                                  // R4: lowest bfn
+    for (const auto& [t, info] : tuples) {  // R4: lowest bfn
         if (t.domid == op.domid && t.ioserver == op.ioserver) {
             op.bfn = t.bfn;
             return Status::ok;
         }
     }
     const auto e = s_.entry(c, Bfn{m->v});
-    if (e && e->kind == EntryKind::identity) {                              // R4: 1:1 path
+    if (e && e->kind == EntryKind::identity) {  // R4: 1:1 path
         const Status st = s_.frame(*m).count >= s_.host.max_count ? Status::eoverflow  // D19
-                          : over_quota(c, 1)                        ? Status::enomem     // D20
-                                                                    : Status::ok;
+                          : over_quota(c, 1)                      ? Status::enomem     // D20
+                                                                  : Status::ok;
         if (st != Status::ok) {
             if (tuples.empty()) s_.m2b.erase(*m);
             return st;
         }
         tuples[Tuple{Bfn{m->v}, op.domid, op.ioserver}] = TupleInfo{false};
-        get_ref(*m);                                                        // registers interest
+        get_ref(*m);  // registers interest
         op.bfn = Bfn{m->v};
         return Status::ok;
     }
@@ -356,12 +357,12 @@ Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
     if (auto st = check_flags_and_order(op.flags, s_.host, {}, true)) return *st;  // R1, R2
     const Tuple t{op.bfn, op.domid, op.ioserver};
     const IoServer* srv = s_.server(op.domid, op.ioserver);
-    if (srv != nullptr && srv->emulator == c) {                             // F5: C's own tuple
+    if (srv != nullptr && srv->emulator == c) {  // F5: C's own tuple
         for (const auto& [m, tuples] : s_.m2b) {
             if (!tuples.contains(t)) continue;
-            drop_tuple(m, t);                                               // R5: tuple and ref
+            drop_tuple(m, t);  // R5: tuple and ref
             auto& ctx = s_.domains.at(c).iommu;
-            auto it = ctx.find(op.bfn);                                     // R5: last user?
+            auto it = ctx.find(op.bfn);  // R5: last user?
             if (it != ctx.end() && it->second.kind == EntryKind::foreign && !claimed(c, op.bfn))
                 ctx.erase(it);
             return Status::ok;
@@ -369,11 +370,11 @@ Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
     }
     auto& ctx = s_.domains.at(c).iommu;
     auto it = ctx.find(op.bfn);
-    if (it != ctx.end() && it->second.kind == EntryKind::scratch) {         // R5, F5: scratch
+    if (it != ctx.end() && it->second.kind == EntryKind::scratch) {  // R5, F5: scratch
         ctx.erase(it);
         return Status::ok;
     }
-    return Status::enoent;                                                  // F5: anything else
+    return Status::enoent;  // F5: anything else
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -381,15 +382,15 @@ Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
 
 BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
     const auto m = s_.p2m(d, g);
-    if (!m) return {};                                         // R7: no RAM frame, nothing
-    if (s_.frame(*m).state == FrameState::xen) return {};      // F7: Xen frame, entry stays
-    s_.domains.at(d).p2m.erase(g);                             // R7: the P2M entry goes
+    if (!m) return {};                                     // R7: no RAM frame, nothing
+    if (s_.frame(*m).state == FrameState::xen) return {};  // F7: Xen frame, entry stays
+    s_.domains.at(d).p2m.erase(g);                         // R7: the P2M entry goes
     BalloonOutcome out{*m, 0, 0};
 
     std::vector<std::pair<Tuple, TupleInfo>> tuples;
     if (auto it = s_.m2b.find(*m); it != s_.m2b.end())
         tuples.assign(it->second.begin(), it->second.end());  // F8: (bfn, domid, ioserver)
-    for (const auto& [t, info] : tuples) {                     // R7: one invalidate per tuple
+    for (const auto& [t, info] : tuples) {                    // R7: one invalidate per tuple
         IoServer& srv = s_.servers.at({t.domid, t.ioserver});
         // Fault point ring_full: one draw per invalidate, whatever the ring's fill.
         const bool forced_full = faults_ != nullptr && faults_->ring_full();
@@ -412,15 +413,15 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
         }
     }
     for (const auto& [e, b] : swapped) scratch_if_unused(e, b);
-    Frame& f = s_.frames.at(*m);                               // R7: allocation ref dropped
+    Frame& f = s_.frames.at(*m);  // R7: allocation ref dropped
     f.allocated = false;
     put_ref(*m);
     return out;
 }
 
 PopulateOutcome Hypervisor::populate(DomId d, Gfn g) {
-    if (s_.p2m(d, g)) return {};                               // gfn has a frame: nothing
-    const auto m = alloc_frame();                              // R8: lowest free frame
+    if (s_.p2m(d, g)) return {};   // gfn has a frame: nothing
+    const auto m = alloc_frame();  // R8: lowest free frame
     if (!m) return {};
     s_.frames[*m] = Frame{FrameState::owned, d, 1, true};
     s_.domains.at(d).p2m[g] = *m;
@@ -430,7 +431,7 @@ PopulateOutcome Hypervisor::populate(DomId d, Gfn g) {
 std::vector<IoReq> Hypervisor::drain(DomId target, IoServId id, std::uint32_t max) {
     IoServer& srv = s_.servers.at({target, id});
     std::vector<IoReq> out;
-    for (auto* q : {&srv.buffered, &srv.sync}) {               // D11: buffered first
+    for (auto* q : {&srv.buffered, &srv.sync}) {  // D11: buffered first
         while (out.size() < max && !q->empty()) {
             out.push_back(q->front());
             q->pop_front();

@@ -49,10 +49,10 @@ private:
     // ioserver one of its servers served by c. nullopt: all pass.
     [[nodiscard]] std::optional<spec::Status> check_target(spec::DomId c, spec::DomId domid,
                                                            spec::IoServId ioserver) const;
-    [[nodiscard]] std::optional<spec::Mfn> alloc_frame();    // R8: lowest free frame
+    [[nodiscard]] std::optional<spec::Mfn> alloc_frame();  // R8: lowest free frame
     [[nodiscard]] std::uint64_t free_frames() const;
     void get_ref(spec::Mfn m);
-    void put_ref(spec::Mfn m);                                 // R8: frees at 0
+    void put_ref(spec::Mfn m);  // R8: frees at 0
     // Does a tuple of emulator c use bfn b (for another frame than `except`, if given)?
     [[nodiscard]] bool claimed(spec::DomId c, spec::Bfn b,
                                std::optional<spec::Mfn> except = std::nullopt) const;

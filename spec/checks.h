@@ -14,13 +14,13 @@ namespace spec {
 // unmap_foreign_page) take order 0 only. nullopt: the op passes R1 and R2.
 [[nodiscard]] inline std::optional<Status> check_flags_and_order(
     Flags f, const Host& h, std::initializer_list<std::uint64_t> aligned, bool single_frame) {
-    if (f.reserved()) return Status::einval;                        // R1
+    if (f.reserved()) return Status::einval;  // R1
     const unsigned order = f.order();
-    if (order > h.max_order) return Status::enospc;                 // R2, F1
-    if (single_frame && order != 0) return Status::enospc;          // R2: one frame only
-    const std::uint64_t mask = (std::uint64_t{1} << order) - 1;     // order <= 63
+    if (order > h.max_order) return Status::enospc;              // R2, F1
+    if (single_frame && order != 0) return Status::enospc;       // R2: one frame only
+    const std::uint64_t mask = (std::uint64_t{1} << order) - 1;  // order <= 63
     for (std::uint64_t v : aligned)
-        if ((v & mask) != 0) return Status::enospc;                 // R2: aligned to 2^order
+        if ((v & mask) != 0) return Status::enospc;  // R2: aligned to 2^order
     return std::nullopt;
 }
 

@@ -8,18 +8,9 @@ namespace spec {
 namespace {
 
 constexpr std::array<std::string_view, kFaultPoints> kNames{
-    "iommu_map",
-    "ring_full",
-    "stall.txn_between_reads",
-    "stall.before_commit",
-    "stall.rdcss_phases",
-    "stall.mcas_phase1",
-    "stall.mcas_decide",
-    "stall.mcas_phase2",
-    "stall.help_other",
-    "stall.before_retire",
-    "stall.balloon_deliveries",
-    "stall.populate_scan",
+    "iommu_map",          "ring_full",           "stall.txn_between_reads",  "stall.before_commit",
+    "stall.rdcss_phases", "stall.mcas_phase1",   "stall.mcas_decide",        "stall.mcas_phase2",
+    "stall.help_other",   "stall.before_retire", "stall.balloon_deliveries", "stall.populate_scan",
 };
 
 constexpr auto kAll = [] {
@@ -79,7 +70,9 @@ void FaultPlan::stall(FaultPoint p) {
     if (!fires(p, r)) return;
     hit(p);
     switch ((r >> 32) % 3) {
-        case 0: std::this_thread::yield(); break;
+        case 0:
+            std::this_thread::yield();
+            break;
         case 1: {
             const std::uint64_t spins = (r >> 40) % 4096;
             for (std::uint64_t i = 0; i < spins; ++i) {

@@ -30,14 +30,14 @@ enum class FaultPoint : std::uint8_t {
     iommu_map,
     ring_full,
     // stalls (impl): MCAS core
-    stall_txn_between_reads,   // Txn::read, after reading a word, before the next one
-    stall_before_commit,       // an operation has read its words, before its MCAS
-    stall_rdcss_phases,        // RDCSS: entry installed, before it is completed
-    stall_mcas_phase1,         // between two words of MCAS phase 1 (installing)
-    stall_mcas_decide,         // phase 1 done, before the status CAS
-    stall_mcas_phase2,         // between two words of MCAS phase 2 (releasing)
-    stall_help_other,          // met another MCAS's descriptor, before helping it
-    stall_before_retire,       // EBR: before an unreachable object is retired
+    stall_txn_between_reads,  // Txn::read, after reading a word, before the next one
+    stall_before_commit,      // an operation has read its words, before its MCAS
+    stall_rdcss_phases,       // RDCSS: entry installed, before it is completed
+    stall_mcas_phase1,        // between two words of MCAS phase 1 (installing)
+    stall_mcas_decide,        // phase 1 done, before the status CAS
+    stall_mcas_phase2,        // between two words of MCAS phase 2 (releasing)
+    stall_help_other,         // met another MCAS's descriptor, before helping it
+    stall_before_retire,      // EBR: before an unreachable object is retired
     // stalls (impl): operations
     stall_balloon_deliveries,  // a balloon, after its commit / between per-server deliveries
     stall_populate_scan,       // populate saw a free frame, before reading it in its Txn

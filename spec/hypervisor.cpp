@@ -12,9 +12,12 @@ long Hypervisor::iommu_op(DomId caller, std::span<pv_iommu_op> ops) {
         const Status st = std::visit(
             [&](auto& o) -> Status {
                 using T = std::decay_t<decltype(o)>;
-                if constexpr (std::is_same_v<T, QueryCaps>) return query_caps(caller, o);
-                else if constexpr (std::is_same_v<T, MapPage>) return map_page(caller, o);
-                else if constexpr (std::is_same_v<T, UnmapPage>) return unmap_page(caller, o);
+                if constexpr (std::is_same_v<T, QueryCaps>)
+                    return query_caps(caller, o);
+                else if constexpr (std::is_same_v<T, MapPage>)
+                    return map_page(caller, o);
+                else if constexpr (std::is_same_v<T, UnmapPage>)
+                    return unmap_page(caller, o);
                 else if constexpr (std::is_same_v<T, MapForeignPage>)
                     return map_foreign_page(caller, o);
                 else if constexpr (std::is_same_v<T, LookupForeignPage>)

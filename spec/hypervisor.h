@@ -20,9 +20,9 @@ enum class DomainRole : std::uint8_t { hardware, guest };
 // What a balloon did: the frame it released (if any) and the invalidates it delivered, so that
 // INV-INVALIDATE (k tuples -> k invalidates) can be checked by the caller.
 struct BalloonOutcome {
-    std::optional<Mfn> mfn;          // the RAM frame that left the P2M; nullopt: nothing happened
-    std::uint32_t invalidates = 0;   // delivered, buffered or synchronous
-    std::uint32_t synchronous = 0;   // of which on the synchronous channel (ring full)
+    std::optional<Mfn> mfn;         // the RAM frame that left the P2M; nullopt: nothing happened
+    std::uint32_t invalidates = 0;  // delivered, buffered or synchronous
+    std::uint32_t synchronous = 0;  // of which on the synchronous channel (ring full)
 };
 
 struct PopulateOutcome {
@@ -57,7 +57,7 @@ public:
     // stalls at the named points. The plan must outlive every later data-path operation.
     void set_fault_plan(std::shared_ptr<FaultPlan> plan) { faults_ = std::move(plan); }
     [[nodiscard]] FaultPlan* fault_plan() const { return faults_.get(); }
-    virtual void destroy(DomId d) = 0;                          // R9
+    virtual void destroy(DomId d) = 0;  // R9
 
     // --- Data path.
     // The hypercall (R10): runs ops in order, each with its own status; returns 0.
@@ -71,8 +71,8 @@ public:
     [[nodiscard]] virtual Status lookup_foreign_page(DomId c, LookupForeignPage& op) = 0;
     [[nodiscard]] virtual Status unmap_foreign_page(DomId c, UnmapForeignPage& op) = 0;
 
-    virtual BalloonOutcome balloon(DomId d, Gfn g) = 0;           // R7
-    virtual PopulateOutcome populate(DomId d, Gfn g) = 0;         // R8
+    virtual BalloonOutcome balloon(DomId d, Gfn g) = 0;    // R7
+    virtual PopulateOutcome populate(DomId d, Gfn g) = 0;  // R8
     // Consumes up to max requests of server (target, id), buffered first (D11).
     virtual std::vector<IoReq> drain(DomId target, IoServId id, std::uint32_t max) = 0;
 

@@ -40,8 +40,8 @@ struct MapForeignPage {
     static constexpr std::uint16_t id = IOMMUOP_map_foreign_page;
     static constexpr std::string_view name = "map_foreign_page";
     // OUT: bfn (F3: the bfn mapped).
-    BOOST_HANA_DEFINE_STRUCT(MapForeignPage, (Flags, flags), (Bfn, bfn), (Gfn, gfn),
-                             (DomId, domid), (IoServId, ioserver));
+    BOOST_HANA_DEFINE_STRUCT(MapForeignPage, (Flags, flags), (Bfn, bfn), (Gfn, gfn), (DomId, domid),
+                             (IoServId, ioserver));
     bool operator==(const MapForeignPage&) const = default;
 };
 

@@ -59,28 +59,28 @@
 /* Bit-number macros keep Xen's public-header spelling (_XENMEM_*, _PGC_*), reserved
    identifiers included. */
 /* NOLINTBEGIN(bugprone-reserved-identifier) */
-#define _IOMMUOP_readable   0
-#define IOMMUOP_readable    (1U << _IOMMUOP_readable)
-#define _IOMMUOP_writeable  1
-#define IOMMUOP_writeable   (1U << _IOMMUOP_writeable)
-#define _IOMMUOP_swap_mfn   2
-#define IOMMUOP_swap_mfn    (1U << _IOMMUOP_swap_mfn)
-#define _IOMMUOP_reserved   3
-#define IOMMUOP_reserved    (0x7fU << _IOMMUOP_reserved)     /* bits 3-9 */
-#define _IOMMU_page_order   10
-#define IOMMU_page_order    (0x3fU << _IOMMU_page_order)    /* bits 10-15 */
+#define _IOMMUOP_readable  0
+#define IOMMUOP_readable   (1U << _IOMMUOP_readable)
+#define _IOMMUOP_writeable 1
+#define IOMMUOP_writeable  (1U << _IOMMUOP_writeable)
+#define _IOMMUOP_swap_mfn  2
+#define IOMMUOP_swap_mfn   (1U << _IOMMUOP_swap_mfn)
+#define _IOMMUOP_reserved  3
+#define IOMMUOP_reserved   (0x7fU << _IOMMUOP_reserved) /* bits 3-9 */
+#define _IOMMU_page_order  10
+#define IOMMU_page_order   (0x3fU << _IOMMU_page_order) /* bits 10-15 */
 /* NOLINTEND(bugprone-reserved-identifier) */
 
 /* Page-order field helpers (XS-impl's mask 0xf1 << 10 was a typo for 0x3f). */
 #define IOMMU_get_page_order(flags) \
-    ((unsigned int)(((flags) & IOMMU_page_order) >> _IOMMU_page_order))
-#define IOMMU_set_page_order(flags, order)                                   \
-    ((uint16_t)(((flags) & ~IOMMU_page_order) |                              \
+    ((unsigned int)(((flags)&IOMMU_page_order) >> _IOMMU_page_order))
+#define IOMMU_set_page_order(flags, order)      \
+    ((uint16_t)(((flags) & ~IOMMU_page_order) | \
                 (((unsigned int)(order) << _IOMMU_page_order) & IOMMU_page_order)))
 
 /* Xen errno values (xen/include/public/errno.h) of the resource-limit rows. */
-#define PV_IOMMU_ENOMEM    12   /* D20: the caller's quota is used up */
-#define PV_IOMMU_EOVERFLOW 75   /* D19: a frame's reference count is at its limit */
+#define PV_IOMMU_ENOMEM    12 /* D20: the caller's quota is used up */
+#define PV_IOMMU_EOVERFLOW 75 /* D19: a frame's reference count is at its limit */
 
 /* query_caps OUT flag bit 0: the caller may choose BFNs (map_foreign_page). */
 #define _IOMMU_QUERY_map_cap 0 /* NOLINT(bugprone-reserved-identifier): Xen spelling */

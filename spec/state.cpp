@@ -1,6 +1,6 @@
-#include <sstream>
-
 #include "spec/state.h"
+
+#include <sstream>
 
 namespace spec {
 
@@ -12,28 +12,38 @@ std::string hex(std::uint64_t v) {
 
 std::string_view mode_name(IommuMode m) {
     switch (m) {
-        case IommuMode::inclusive: return "inclusive";
-        case IommuMode::strict: return "strict";
-        case IommuMode::passthrough: return "passthrough";
+        case IommuMode::inclusive:
+            return "inclusive";
+        case IommuMode::strict:
+            return "strict";
+        case IommuMode::passthrough:
+            return "passthrough";
     }
     return "?";
 }
 
 std::string_view kind_name(EntryKind k) {
     switch (k) {
-        case EntryKind::identity: return "identity";
-        case EntryKind::local: return "local";
-        case EntryKind::foreign: return "foreign";
-        case EntryKind::scratch: return "scratch";
+        case EntryKind::identity:
+            return "identity";
+        case EntryKind::local:
+            return "local";
+        case EntryKind::foreign:
+            return "foreign";
+        case EntryKind::scratch:
+            return "scratch";
     }
     return "?";
 }
 
 std::string_view state_name(FrameState s) {
     switch (s) {
-        case FrameState::free: return "free";
-        case FrameState::xen: return "xen";
-        case FrameState::owned: return "owned";
+        case FrameState::free:
+            return "free";
+        case FrameState::xen:
+            return "xen";
+        case FrameState::owned:
+            return "owned";
     }
     return "?";
 }
@@ -143,14 +153,15 @@ std::vector<Violation> check_invariants(const State& s) {
             fail("INV-FREE-ZERO", where);
         if (f.state == FrameState::owned && f.count == 0) fail("INV-FREE-ZERO", where + " (R8)");
         if (f.count > s.host.max_count)
-            fail("INV-MAX-COUNT", where + " is above max_count=" + std::to_string(s.host.max_count));
+            fail("INV-MAX-COUNT",
+                 where + " is above max_count=" + std::to_string(s.host.max_count));
     }
     // INV-QUOTA (D20): no domain holds more than its quota.
     for (const auto& [id, d] : s.domains)
         if (d.quota && s.holdings(id) > *d.quota)
             fail("INV-QUOTA", "domain " + std::to_string(id.v) + " holds " +
-                                  std::to_string(s.holdings(id)) + " > quota=" +
-                                  std::to_string(*d.quota));
+                                  std::to_string(s.holdings(id)) +
+                                  " > quota=" + std::to_string(*d.quota));
     // INV-COUNT: count(f) = allocated(f) + #tuples(f) + #local entries(f).
     for (const auto& [m, n] : refs) {
         const Frame f = s.frame(m);
@@ -160,8 +171,8 @@ std::vector<Violation> check_invariants(const State& s) {
     }
     for (const auto& [m, f] : s.frames)
         if (!refs.contains(m) && f.count != 0)
-            fail("INV-COUNT", "mfn=" + hex(m.v) + " count=" + std::to_string(f.count) +
-                                  " but references=0");
+            fail("INV-COUNT",
+                 "mfn=" + hex(m.v) + " count=" + std::to_string(f.count) + " but references=0");
 
     // Tuples: INV-NO-FREE-WHILE-MAPPED, INV-NO-XEN, INV-PRIV, INV-M2B-SET.
     for (const auto& [m, tuples] : s.m2b) {
@@ -183,12 +194,12 @@ std::vector<Violation> check_invariants(const State& s) {
                 // Nothing, or the tuple's own frame (foreign, or identity for a lookup);
                 // never another frame, a local entry or scratch (R7 and R9 re-point only
                 // bfns that no tuple uses any more).
-                const bool ok = !e || ((e->kind == EntryKind::foreign ||
-                                        e->kind == EntryKind::identity) &&
-                                       e->mfn == m);
+                const bool ok =
+                    !e || ((e->kind == EntryKind::foreign || e->kind == EntryKind::identity) &&
+                           e->mfn == m);
                 if (!ok)
-                    fail("INV-M2B-SET", "tuple " + where + " but " +
-                                            entry_text(srv->emulator, t.bfn, *e));
+                    fail("INV-M2B-SET",
+                         "tuple " + where + " but " + entry_text(srv->emulator, t.bfn, *e));
             }
         }
     }
@@ -197,8 +208,7 @@ std::vector<Violation> check_invariants(const State& s) {
         for (const auto& [b, e] : d.iommu) {
             if (e.kind != EntryKind::local && e.kind != EntryKind::foreign) continue;
             const Frame f = s.frame(e.mfn);
-            if (f.state == FrameState::free)
-                fail("INV-NO-FREE-WHILE-MAPPED", entry_text(id, b, e));
+            if (f.state == FrameState::free) fail("INV-NO-FREE-WHILE-MAPPED", entry_text(id, b, e));
             if (f.state == FrameState::xen) fail("INV-NO-XEN", entry_text(id, b, e));
             for (const Range& r : d.rmrr)
                 if (r.meets(b, 1)) fail("INV-NO-XEN", entry_text(id, b, e) + " lies in an RMRR");
@@ -251,7 +261,8 @@ std::string dump(const State& s) {
         for (const auto& [t, info] : tuples)
             os << "m2b " << tuple_text(m, t) << " swap=" << (info.swap ? 1 : 0) << '\n';
     for (const auto& [key, srv] : s.servers) {
-        const std::string name = std::to_string(key.first.v) + " id=" + std::to_string(key.second.v);
+        const std::string name =
+            std::to_string(key.first.v) + " id=" + std::to_string(key.second.v);
         os << "ioserver " << name << " emulator=" << srv.emulator.v << " ring=" << srv.ring_slots
            << '\n';
         std::size_t i = 0;
@@ -260,8 +271,7 @@ std::string dump(const State& s) {
                << '\n';
         i = 0;
         for (const IoReq& q : srv.sync)
-            os << "ioreq " << name << " sync#" << i++ << " invalidate bfn=" << hex(q.bfn.v)
-               << '\n';
+            os << "ioreq " << name << " sync#" << i++ << " invalidate bfn=" << hex(q.bfn.v) << '\n';
     }
     if (s.fault_iommu_map != 0) os << "fault iommu_map pending=" << s.fault_iommu_map << '\n';
     return os.str();

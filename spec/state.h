@@ -35,9 +35,9 @@ enum class FrameState : std::uint8_t { free, xen, owned };
 
 struct Frame {
     FrameState state = FrameState::free;
-    DomId owner{};              // meaningful when state == owned
-    std::uint32_t count = 0;    // references: allocated + tuples + local entries (INV-COUNT)
-    bool allocated = false;     // the owner's allocation reference (PGC_allocated)
+    DomId owner{};            // meaningful when state == owned
+    std::uint32_t count = 0;  // references: allocated + tuples + local entries (INV-COUNT)
+    bool allocated = false;   // the owner's allocation reference (PGC_allocated)
     bool operator==(const Frame&) const = default;
     [[nodiscard]] bool fresh() const { return *this == Frame{}; }
 };
@@ -67,9 +67,9 @@ struct Domain {
     bool iommu_hw = false;
     std::map<Gfn, Mfn> p2m;
     std::vector<Range> rmrr;
-    std::set<DomId> dm_over;           // `dm self over T`: privilege over T
-    std::map<Bfn, Entry> iommu;        // explicit entries of this domain's IOMMU context
-    std::set<Bfn> removed_identity;    // identity bfns removed by unmap_page (D18)
+    std::set<DomId> dm_over;         // `dm self over T`: privilege over T
+    std::map<Bfn, Entry> iommu;      // explicit entries of this domain's IOMMU context
+    std::set<Bfn> removed_identity;  // identity bfns removed by unmap_page (D18)
     // D20: at most this many holdings (tuples it serves + local entries); nullopt: no limit.
     std::optional<std::uint32_t> quota;
     bool operator==(const Domain&) const = default;

@@ -38,10 +38,14 @@ std::optional<Status> status_from_name(std::string_view name) {
 
 std::string_view perms_text(std::uint8_t perms) {
     switch (perms & (IOMMUOP_readable | IOMMUOP_writeable)) {
-        case IOMMUOP_readable: return "r";
-        case IOMMUOP_writeable: return "w";
-        case IOMMUOP_readable | IOMMUOP_writeable: return "rw";
-        default: return "-";
+        case IOMMUOP_readable:
+            return "r";
+        case IOMMUOP_writeable:
+            return "w";
+        case IOMMUOP_readable | IOMMUOP_writeable:
+            return "rw";
+        default:
+            return "-";
     }
 }
 

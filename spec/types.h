@@ -22,18 +22,18 @@ struct Strong {
     constexpr auto operator<=>(const Strong&) const = default;
 };
 
-using Mfn = Strong<struct MfnTag, std::uint64_t>;        // machine frame number
-using Gfn = Strong<struct GfnTag, std::uint64_t>;        // guest frame number (a domain's P2M)
-using Bfn = Strong<struct BfnTag, std::uint64_t>;        // bus frame number (an IOMMU context)
-using DomId = Strong<struct DomIdTag, std::uint16_t>;    // domain id
+using Mfn = Strong<struct MfnTag, std::uint64_t>;            // machine frame number
+using Gfn = Strong<struct GfnTag, std::uint64_t>;            // guest frame number (a domain's P2M)
+using Bfn = Strong<struct BfnTag, std::uint64_t>;            // bus frame number (an IOMMU context)
+using DomId = Strong<struct DomIdTag, std::uint16_t>;        // domain id
 using IoServId = Strong<struct IoServIdTag, std::uint16_t>;  // ioreq server id (per target)
 
 inline constexpr DomId kDomIdSelf{PV_IOMMU_DOMID_SELF};
 inline constexpr std::uint16_t kDomIdMax = PV_IOMMU_DOMID_FIRST_RESERVED - 1;  // 0x7fef
 inline constexpr Bfn kBfnInvalid{PV_IOMMU_BFN_INVALID};
 inline constexpr std::uint32_t kMaxRingSlots = PV_IOMMU_IOREQ_BUFFER_SLOT_NUM;  // D5
-inline constexpr std::uint64_t kMaxFrames = std::uint64_t{1} << 24;            // D6
-inline constexpr unsigned kMaxOrderLimit = 63;                                 // D6
+inline constexpr std::uint64_t kMaxFrames = std::uint64_t{1} << 24;             // D6
+inline constexpr unsigned kMaxOrderLimit = 63;                                  // D6
 // D19: the largest reference count of a frame: impl's count field is 32 bits wide (bits 0-31
 // of the frame word), so the default max_count is the field's limit and no count can carry
 // into the allocated/state bits above it.
@@ -46,7 +46,7 @@ enum class Status : std::int32_t {
     enoent = -2,
     eio = -5,
     enxio = -6,
-    enomem = -PV_IOMMU_ENOMEM,        // D20: the caller's quota of tuples and local entries is used up
+    enomem = -PV_IOMMU_ENOMEM,  // D20: the caller's quota of tuples and local entries is used up
     eacces = -13,
     eexist = -17,
     enodev = -19,

@@ -15,10 +15,14 @@ std::optional<std::string> parse_u64(std::string_view s, std::uint64_t& out) {
     std::uint64_t v = 0;
     for (char ch : digits) {
         unsigned d;
-        if (ch >= '0' && ch <= '9') d = static_cast<unsigned>(ch - '0');
-        else if (base == 16 && ch >= 'a' && ch <= 'f') d = static_cast<unsigned>(ch - 'a' + 10);
-        else if (base == 16 && ch >= 'A' && ch <= 'F') d = static_cast<unsigned>(ch - 'A' + 10);
-        else return "'" + std::string(s) + "' is not a number";
+        if (ch >= '0' && ch <= '9')
+            d = static_cast<unsigned>(ch - '0');
+        else if (base == 16 && ch >= 'a' && ch <= 'f')
+            d = static_cast<unsigned>(ch - 'a' + 10);
+        else if (base == 16 && ch >= 'A' && ch <= 'F')
+            d = static_cast<unsigned>(ch - 'A' + 10);
+        else
+            return "'" + std::string(s) + "' is not a number";
         if (v > (std::numeric_limits<std::uint64_t>::max() - d) / base)
             return "number '" + std::string(s) + "' does not fit 64 bits";
         v = v * base + d;
@@ -44,10 +48,18 @@ std::optional<std::string> parse_strong(std::string_view s, T& v) {
 }
 }  // namespace
 
-std::optional<std::string> parse_value(std::string_view s, spec::Bfn& v) { return parse_strong(s, v); }
-std::optional<std::string> parse_value(std::string_view s, spec::Gfn& v) { return parse_strong(s, v); }
-std::optional<std::string> parse_value(std::string_view s, spec::Mfn& v) { return parse_strong(s, v); }
-std::optional<std::string> parse_value(std::string_view s, spec::DomId& v) { return parse_strong(s, v); }
+std::optional<std::string> parse_value(std::string_view s, spec::Bfn& v) {
+    return parse_strong(s, v);
+}
+std::optional<std::string> parse_value(std::string_view s, spec::Gfn& v) {
+    return parse_strong(s, v);
+}
+std::optional<std::string> parse_value(std::string_view s, spec::Mfn& v) {
+    return parse_strong(s, v);
+}
+std::optional<std::string> parse_value(std::string_view s, spec::DomId& v) {
+    return parse_strong(s, v);
+}
 std::optional<std::string> parse_value(std::string_view s, spec::IoServId& v) {
     return parse_strong(s, v);
 }
@@ -66,10 +78,14 @@ std::optional<std::string> parse_value(std::string_view s, spec::Flags& v) {
     std::string_view rest = s;
     const auto plus = rest.find('+');
     const std::string_view perms = rest.substr(0, plus);
-    if (perms == "r") raw = IOMMUOP_readable;
-    else if (perms == "w") raw = IOMMUOP_writeable;
-    else if (perms == "rw") raw = IOMMUOP_readable | IOMMUOP_writeable;
-    else if (perms != "-") return bad;
+    if (perms == "r")
+        raw = IOMMUOP_readable;
+    else if (perms == "w")
+        raw = IOMMUOP_writeable;
+    else if (perms == "rw")
+        raw = IOMMUOP_readable | IOMMUOP_writeable;
+    else if (perms != "-")
+        return bad;
     rest = plus == std::string_view::npos ? std::string_view{} : rest.substr(plus + 1);
     bool swap_seen = false, order_seen = false;
     while (!rest.empty()) {
@@ -82,7 +98,8 @@ std::optional<std::string> parse_value(std::string_view s, spec::Flags& v) {
         } else if (part.substr(0, 6) == "order=" && !order_seen) {
             std::uint64_t k = 0;
             if (auto err = parse_u64(part.substr(6), k)) return bad;
-            if (k > spec::kMaxOrderLimit) return "page order " + std::to_string(k) + " does not fit 6 bits";
+            if (k > spec::kMaxOrderLimit)
+                return "page order " + std::to_string(k) + " does not fit 6 bits";
             raw = IOMMU_set_page_order(raw, k);
             order_seen = true;
         } else {

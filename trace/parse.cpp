@@ -8,9 +8,7 @@
 
 namespace trace {
 
-std::string ParseError::text() const {
-    return file + ":" + std::to_string(line) + ": " + message;
-}
+std::string ParseError::text() const { return file + ":" + std::to_string(line) + ": " + message; }
 
 namespace {
 
@@ -23,7 +21,7 @@ struct Failure {
 
 // One line split into words, with its key=value arguments (in order, keys unique).
 struct Line {
-    std::vector<std::string_view> words;                      // positional words
+    std::vector<std::string_view> words;  // positional words
     std::vector<std::pair<std::string_view, std::string_view>> args;
 };
 
@@ -41,10 +39,17 @@ std::optional<std::string> check_text(std::string_view s) {
         }
         std::size_t n;
         std::uint32_t cp;
-        if (c >= 0xc2 && c <= 0xdf) { n = 1; cp = c & 0x1f; }
-        else if (c >= 0xe0 && c <= 0xef) { n = 2; cp = c & 0x0f; }
-        else if (c >= 0xf0 && c <= 0xf4) { n = 3; cp = c & 0x07; }
-        else return "invalid UTF-8";
+        if (c >= 0xc2 && c <= 0xdf) {
+            n = 1;
+            cp = c & 0x1f;
+        } else if (c >= 0xe0 && c <= 0xef) {
+            n = 2;
+            cp = c & 0x0f;
+        } else if (c >= 0xf0 && c <= 0xf4) {
+            n = 3;
+            cp = c & 0x07;
+        } else
+            return "invalid UTF-8";
         for (std::size_t k = 1; k <= n; ++k) {
             if (i + k >= s.size()) return "invalid UTF-8";
             const auto cc = static_cast<unsigned char>(s[i + k]);
@@ -134,9 +139,12 @@ public:
             err = parse_width(v, std::is_same_v<T, std::uint64_t> ? 64 : 32, x);
             out = static_cast<T>(x);
         } else if constexpr (std::is_same_v<T, bool>) {
-            if (v == "0") out = false;
-            else if (v == "1") out = true;
-            else err = "'" + std::string(v) + "' is not 0 or 1";
+            if (v == "0")
+                out = false;
+            else if (v == "1")
+                out = true;
+            else
+                err = "'" + std::string(v) + "' is not 0 or 1";
         } else {
             err = parse_value(v, out);
         }
@@ -167,7 +175,8 @@ public:
     explicit World(const spec::Host& h) : host_(h) {}
 
     void domain_exists(DomId d) const {
-        if (!domains_.contains(d)) throw Failure{"domain " + std::to_string(d.v) + " does not exist"};
+        if (!domains_.contains(d))
+            throw Failure{"domain " + std::to_string(d.v) + " does not exist"};
     }
     void server_exists(DomId t, IoServId id) const {
         if (!servers_.contains({t, id}))
@@ -176,16 +185,19 @@ public:
     }
     void frame_exists(Mfn m) const {
         if (m.v >= host_.frames)
-            throw Failure{"frame " + spec::hex(m.v) + " does not exist (frames=" +
-                          std::to_string(host_.frames) + ")"};
+            throw Failure{"frame " + spec::hex(m.v) +
+                          " does not exist (frames=" + std::to_string(host_.frames) + ")"};
     }
     void add_domain(const DomainStmt& s) {
         if (s.d.v > spec::kDomIdMax)
             throw Failure{"domid " + std::to_string(s.d.v) + " is above 0x7fef"};
-        if (domains_.contains(s.d)) throw Failure{"domain " + std::to_string(s.d.v) + " already exists"};
+        if (domains_.contains(s.d))
+            throw Failure{"domain " + std::to_string(s.d.v) + " already exists"};
         if (s.role == spec::DomainRole::hardware) {
             for (const auto& [id, hw] : domains_)
-                if (hw) throw Failure{"domain " + std::to_string(id.v) + " is already the hardware domain (D8)"};
+                if (hw)
+                    throw Failure{"domain " + std::to_string(id.v) +
+                                  " is already the hardware domain (D8)"};
         }
         domains_[s.d] = s.role == spec::DomainRole::hardware;
         ram_[s.d] = s.ram;  // gfns 0..ram-1: a count, not a set (ram= may be up to 2^32-1)
@@ -194,8 +206,8 @@ public:
         domain_exists(s.target);
         domain_exists(s.emulator);
         if (servers_.contains({s.target, s.id}))
-            throw Failure{"ioreq server " + std::to_string(s.target.v) + " id=" +
-                          std::to_string(s.id.v) + " already exists"};
+            throw Failure{"ioreq server " + std::to_string(s.target.v) +
+                          " id=" + std::to_string(s.id.v) + " already exists"};
         if (s.ring > spec::kMaxRingSlots)
             throw Failure{"ring=" + std::to_string(s.ring) + " is above 511 slots (D5)"};
         servers_[{s.target, s.id}] = s.emulator;
@@ -211,7 +223,8 @@ public:
         domains_.erase(d);
         ram_.erase(d);
         xen_gfns_.erase(d);
-        std::erase_if(servers_, [d](const auto& kv) { return kv.first.first == d || kv.second == d; });
+        std::erase_if(servers_,
+                      [d](const auto& kv) { return kv.first.first == d || kv.second == d; });
     }
     // rmrr and xen_gfn only before the first call or event.
     bool started = false;
@@ -226,19 +239,28 @@ private:
 };
 
 spec::Host parse_host(const Line& l) {
-    if (l.words.size() != 1) throw Failure{"usage: host iommu=on|off mode=... max_order=K frames=N [max_count=N]"};
+    if (l.words.size() != 1)
+        throw Failure{"usage: host iommu=on|off mode=... max_order=K frames=N [max_count=N]"};
     Args a(l, "host");
     spec::Host h;
     if (const auto v = a.take("iommu")) {
-        if (*v == "on") h.iommu = true;
-        else if (*v == "off") h.iommu = false;
-        else throw Failure{"iommu=: want on or off, got '" + std::string(*v) + "'"};
+        if (*v == "on")
+            h.iommu = true;
+        else if (*v == "off")
+            h.iommu = false;
+        else
+            throw Failure{"iommu=: want on or off, got '" + std::string(*v) + "'"};
     }
     if (const auto v = a.take("mode")) {
-        if (*v == "inclusive") h.mode = spec::IommuMode::inclusive;
-        else if (*v == "strict") h.mode = spec::IommuMode::strict;
-        else if (*v == "passthrough") h.mode = spec::IommuMode::passthrough;
-        else throw Failure{"mode=: want inclusive, strict or passthrough, got '" + std::string(*v) + "'"};
+        if (*v == "inclusive")
+            h.mode = spec::IommuMode::inclusive;
+        else if (*v == "strict")
+            h.mode = spec::IommuMode::strict;
+        else if (*v == "passthrough")
+            h.mode = spec::IommuMode::passthrough;
+        else
+            throw Failure{"mode=: want inclusive, strict or passthrough, got '" + std::string(*v) +
+                          "'"};
     }
     a.opt_value("max_order", h.max_order);
     if (h.max_order > spec::kMaxOrderLimit) throw Failure{"max_order=: above 63 (D6)"};
@@ -255,11 +277,12 @@ spec::Host parse_host(const Line& l) {
 template <class T>
 spec::Op parse_op_fields(const Line& l, std::size_t first_arg_word, std::string_view name) {
     if (l.words.size() != first_arg_word)
-        throw Failure{"unexpected word '" + std::string(l.words[first_arg_word]) + "' after " + std::string(name)};
+        throw Failure{"unexpected word '" + std::string(l.words[first_arg_word]) + "' after " +
+                      std::string(name)};
     T op;
     for (const auto& arg : l.args) {
         const std::string_view key = arg.first, value = arg.second;  // clang 14: no lambda
-        bool found = false;                                           // capture of bindings
+        bool found = false;                                          // capture of bindings
         fields::for_each_field(op, [&](std::string_view fname, auto& member) {
             if (fname != key) return;
             found = true;
@@ -277,12 +300,18 @@ spec::Op parse_op(const Line& l, std::size_t at) {
     if (l.words.size() <= at) throw Failure{"missing subop"};
     const std::string_view s = l.words[at];
     std::uint16_t id = 0;
-    if (s == spec::QueryCaps::name) id = IOMMUOP_query_caps;
-    else if (s == spec::MapPage::name) id = IOMMUOP_map_page;
-    else if (s == spec::UnmapPage::name) id = IOMMUOP_unmap_page;
-    else if (s == spec::MapForeignPage::name) id = IOMMUOP_map_foreign_page;
-    else if (s == spec::LookupForeignPage::name) id = IOMMUOP_lookup_foreign_page;
-    else if (s == spec::UnmapForeignPage::name) id = IOMMUOP_unmap_foreign_page;
+    if (s == spec::QueryCaps::name)
+        id = IOMMUOP_query_caps;
+    else if (s == spec::MapPage::name)
+        id = IOMMUOP_map_page;
+    else if (s == spec::UnmapPage::name)
+        id = IOMMUOP_unmap_page;
+    else if (s == spec::MapForeignPage::name)
+        id = IOMMUOP_map_foreign_page;
+    else if (s == spec::LookupForeignPage::name)
+        id = IOMMUOP_lookup_foreign_page;
+    else if (s == spec::UnmapForeignPage::name)
+        id = IOMMUOP_unmap_foreign_page;
     else if (!s.empty() && s[0] >= '0' && s[0] <= '9') {
         std::uint64_t x = 0;
         if (auto err = parse_width(s, 16, x)) throw Failure{"subop: " + *err};
@@ -292,12 +321,18 @@ spec::Op parse_op(const Line& l, std::size_t at) {
     }
     const std::size_t next = at + 1;
     switch (id) {
-        case IOMMUOP_query_caps: return parse_op_fields<spec::QueryCaps>(l, next, s);
-        case IOMMUOP_map_page: return parse_op_fields<spec::MapPage>(l, next, s);
-        case IOMMUOP_unmap_page: return parse_op_fields<spec::UnmapPage>(l, next, s);
-        case IOMMUOP_map_foreign_page: return parse_op_fields<spec::MapForeignPage>(l, next, s);
-        case IOMMUOP_lookup_foreign_page: return parse_op_fields<spec::LookupForeignPage>(l, next, s);
-        case IOMMUOP_unmap_foreign_page: return parse_op_fields<spec::UnmapForeignPage>(l, next, s);
+        case IOMMUOP_query_caps:
+            return parse_op_fields<spec::QueryCaps>(l, next, s);
+        case IOMMUOP_map_page:
+            return parse_op_fields<spec::MapPage>(l, next, s);
+        case IOMMUOP_unmap_page:
+            return parse_op_fields<spec::UnmapPage>(l, next, s);
+        case IOMMUOP_map_foreign_page:
+            return parse_op_fields<spec::MapForeignPage>(l, next, s);
+        case IOMMUOP_lookup_foreign_page:
+            return parse_op_fields<spec::LookupForeignPage>(l, next, s);
+        case IOMMUOP_unmap_foreign_page:
+            return parse_op_fields<spec::UnmapForeignPage>(l, next, s);
         default: {
             // D4: an unknown subop takes flags= only.
             if (l.words.size() != next) throw Failure{"unexpected word after subop"};
@@ -335,7 +370,8 @@ public:
         try {
             while (pos <= text.size()) {
                 const auto nl = text.find('\n', pos);
-                std::string_view raw = text.substr(pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
+                std::string_view raw = text.substr(
+                    pos, nl == std::string_view::npos ? std::string_view::npos : nl - pos);
                 pos = nl == std::string_view::npos ? text.size() + 1 : nl + 1;
                 ++lineno;
                 line_ = lineno;
@@ -370,7 +406,8 @@ public:
                         open_batch = nullptr;
                         continue;
                     }
-                    throw Failure{"'" + std::string(kw) + "' inside batch (only op and end until end)"};
+                    throw Failure{"'" + std::string(kw) +
+                                  "' inside batch (only op and end until end)"};
                 }
                 if (kw == "op") throw Failure{"op outside batch ... end"};
                 if (kw == "end") throw Failure{"end without batch"};
@@ -393,18 +430,21 @@ public:
     }
 
 private:
-    Stmt parse_statement(const Line& l, World& w, std::optional<std::size_t> last_call,
-                         Trace& t) {
+    Stmt parse_statement(const Line& l, World& w, std::optional<std::size_t> last_call, Trace& t) {
         const std::string_view kw = l.words[0];
         if (kw == "domain") {
             if (l.words.size() < 3 || l.words.size() > 4)
                 throw Failure{"usage: domain D hardware|guest [iommu_hw] [ram=N] [quota=N]"};
             DomainStmt s;
             s.d = word<DomId>(l.words[1], "domain");
-            if (l.words[2] == "hardware") s.role = spec::DomainRole::hardware;
-            else if (l.words[2] != "guest") throw Failure{"domain: want hardware or guest, got '" + std::string(l.words[2]) + "'"};
+            if (l.words[2] == "hardware")
+                s.role = spec::DomainRole::hardware;
+            else if (l.words[2] != "guest")
+                throw Failure{"domain: want hardware or guest, got '" + std::string(l.words[2]) +
+                              "'"};
             if (l.words.size() == 4) {
-                if (l.words[3] != "iommu_hw") throw Failure{"domain: unknown word '" + std::string(l.words[3]) + "'"};
+                if (l.words[3] != "iommu_hw")
+                    throw Failure{"domain: unknown word '" + std::string(l.words[3]) + "'"};
                 s.iommu_hw = true;
             }
             Args a(l, "domain");
@@ -460,7 +500,8 @@ private:
             return s;
         }
         if (kw == "fault") {
-            if (l.words.size() != 2 || l.words[1] != "iommu_map") throw Failure{"usage: fault iommu_map [count=N]"};
+            if (l.words.size() != 2 || l.words[1] != "iommu_map")
+                throw Failure{"usage: fault iommu_map [count=N]"};
             FaultStmt s;
             Args a(l, "fault");
             a.opt_value("count", s.count);
@@ -561,7 +602,8 @@ private:
     }
 
     Stmt parse_check(const Line& l, World& w) {
-        if (l.words.size() < 2) throw Failure{"usage: check frame|p2m|m2b|iommu|ioreq|invariants ..."};
+        if (l.words.size() < 2)
+            throw Failure{"usage: check frame|p2m|m2b|iommu|ioreq|invariants ..."};
         const std::string_view what = l.words[1];
         if (what == "invariants") {
             expect_words(l, 2, "check invariants");
@@ -574,10 +616,14 @@ private:
             Args a(l, "check frame");
             a.req("mfn", s.mfn);
             if (const auto v = a.take("state")) {
-                if (*v == "free") s.state = spec::FrameState::free;
-                else if (*v == "xen") s.state = spec::FrameState::xen;
-                else if (*v == "owned") s.state = spec::FrameState::owned;
-                else throw Failure{"state=: want free, xen or owned"};
+                if (*v == "free")
+                    s.state = spec::FrameState::free;
+                else if (*v == "xen")
+                    s.state = spec::FrameState::xen;
+                else if (*v == "owned")
+                    s.state = spec::FrameState::owned;
+                else
+                    throw Failure{"state=: want free, xen or owned"};
             }
             a.opt("owner", s.owner);
             a.opt("count", s.count);
@@ -626,11 +672,14 @@ private:
                 a.done();
                 return s;
             }
-            throw Failure{"usage: check m2b mfn=M tuples=N | check m2b mfn=M has|lacks bfn=B domid=D ioserver=S"};
+            throw Failure{
+                "usage: check m2b mfn=M tuples=N | check m2b mfn=M has|lacks bfn=B domid=D "
+                "ioserver=S"};
         }
         if (what == "iommu") {
             if (l.words.size() != 3 && !(l.words.size() == 4 && l.words[3] == "none"))
-                throw Failure{"usage: check iommu C bfn=B [mfn=M] [kind=K] | check iommu C bfn=B none"};
+                throw Failure{
+                    "usage: check iommu C bfn=B [mfn=M] [kind=K] | check iommu C bfn=B none"};
             CheckIommu s;
             s.c = word<DomId>(l.words[2], "check iommu");
             Args a(l, "check iommu");
@@ -639,11 +688,16 @@ private:
             if (!s.none) {
                 a.opt("mfn", s.mfn);
                 if (const auto v = a.take("kind")) {
-                    if (*v == "identity") s.kind = spec::EntryKind::identity;
-                    else if (*v == "local") s.kind = spec::EntryKind::local;
-                    else if (*v == "foreign") s.kind = spec::EntryKind::foreign;
-                    else if (*v == "scratch") s.kind = spec::EntryKind::scratch;
-                    else throw Failure{"kind=: want identity, local, foreign or scratch"};
+                    if (*v == "identity")
+                        s.kind = spec::EntryKind::identity;
+                    else if (*v == "local")
+                        s.kind = spec::EntryKind::local;
+                    else if (*v == "foreign")
+                        s.kind = spec::EntryKind::foreign;
+                    else if (*v == "scratch")
+                        s.kind = spec::EntryKind::scratch;
+                    else
+                        throw Failure{"kind=: want identity, local, foreign or scratch"};
                 }
             }
             a.done();
@@ -652,7 +706,9 @@ private:
             return s;
         }
         if (what == "ioreq") {
-            expect_words(l, 3, "check ioreq T id=S buffered=N sync=N | check ioreq T id=S next=invalidate bfn=B");
+            expect_words(
+                l, 3,
+                "check ioreq T id=S buffered=N sync=N | check ioreq T id=S next=invalidate bfn=B");
             const DomId tgt = word<DomId>(l.words[2], "check ioreq");
             Args a(l, "check ioreq");
             IoServId id;
@@ -674,7 +730,8 @@ private:
             a.opt("buffered", s.buffered);
             a.opt("sync", s.sync);
             a.done();
-            if (!s.buffered && !s.sync) throw Failure{"check ioreq: want buffered=, sync= or next="};
+            if (!s.buffered && !s.sync)
+                throw Failure{"check ioreq: want buffered=, sync= or next="};
             return s;
         }
         throw Failure{"unknown check '" + std::string(what) + "'"};

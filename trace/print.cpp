@@ -28,7 +28,8 @@ std::string op_text(const spec::Op& op) {
                                                      std::decay_t<decltype(m2)>>)
                             if (n2 == name) is_default = member == m2;
                     });
-                    if (!is_default) s += " " + std::string(name) + "=" + fields::value_text(member);
+                    if (!is_default)
+                        s += " " + std::string(name) + "=" + fields::value_text(member);
                 });
             }
             return s;
@@ -50,7 +51,8 @@ std::string statement_text(const Stmt& stmt) {
             } else if constexpr (std::is_same_v<T, DmStmt>) {
                 os << "dm " << d(s.emulator) << " over " << d(s.target);
             } else if constexpr (std::is_same_v<T, IoServerStmt>) {
-                os << "ioserver " << d(s.target) << " id=" << s.id.v << " emulator=" << d(s.emulator);
+                os << "ioserver " << d(s.target) << " id=" << s.id.v
+                   << " emulator=" << d(s.emulator);
                 if (s.ring != spec::kMaxRingSlots) os << " ring=" << s.ring;
             } else if constexpr (std::is_same_v<T, RmrrStmt>) {
                 os << "rmrr " << d(s.d) << " bfn=" << h(s.first.v) << " count=" << s.count;
@@ -90,8 +92,10 @@ std::string statement_text(const Stmt& stmt) {
                 if (s.allocated) os << " allocated=" << (*s.allocated ? 1 : 0);
             } else if constexpr (std::is_same_v<T, CheckP2m>) {
                 os << "check p2m " << d(s.d) << " gfn=" << h(s.gfn.v);
-                if (s.mfn) os << " mfn=" << h(s.mfn->v);
-                else os << " none";
+                if (s.mfn)
+                    os << " mfn=" << h(s.mfn->v);
+                else
+                    os << " none";
             } else if constexpr (std::is_same_v<T, CheckM2bCount>) {
                 os << "check m2b mfn=" << h(s.mfn.v) << " tuples=" << s.tuples;
             } else if constexpr (std::is_same_v<T, CheckM2bTuple>) {
@@ -109,8 +113,10 @@ std::string statement_text(const Stmt& stmt) {
                 if (s.sync) os << " sync=" << *s.sync;
             } else if constexpr (std::is_same_v<T, CheckIoreqNext>) {
                 os << "check ioreq " << d(s.target) << " id=" << s.id.v;
-                if (s.bfn) os << " next=invalidate bfn=" << h(s.bfn->v);
-                else os << " next=none";
+                if (s.bfn)
+                    os << " next=invalidate bfn=" << h(s.bfn->v);
+                else
+                    os << " next=none";
             } else {
                 static_assert(std::is_same_v<T, CheckInvariants>);
                 os << "check invariants";

@@ -31,7 +31,8 @@ std::string op_outcome(const OpResult& r) {
             using T = std::decay_t<decltype(o)>;
             if constexpr (has_out_bfn<T>) s += " bfn=" + h(o.bfn.v);
             if constexpr (has_out_flags<T>)
-                s += " flags=" + h(o.flags.raw & 0x3ffU) + " order=" + std::to_string(o.flags.order());
+                s += " flags=" + h(o.flags.raw & 0x3ffU) +
+                     " order=" + std::to_string(o.flags.order());
         },
         r.op);
     return s;
@@ -68,11 +69,11 @@ void Runner::run_expect(const ExpectStmt& e, StepRecord& r) const {
             }
             if constexpr (has_out_flags<T>) {
                 if (e.flags && *e.flags != (o.flags.raw & 0x3ffU))
-                    fail(r, which + "expected flags=" + h(*e.flags) + ", got flags=" +
-                                h(o.flags.raw & 0x3ffU));
+                    fail(r, which + "expected flags=" + h(*e.flags) +
+                                ", got flags=" + h(o.flags.raw & 0x3ffU));
                 if (e.order && *e.order != o.flags.order())
-                    fail(r, which + "expected order=" + std::to_string(*e.order) + ", got order=" +
-                                std::to_string(o.flags.order()));
+                    fail(r, which + "expected order=" + std::to_string(*e.order) +
+                                ", got order=" + std::to_string(o.flags.order()));
             }
         },
         res.op);
@@ -133,11 +134,12 @@ StepRecord Runner::step() {
                 std::size_t k = 0;
                 const auto m = before.p2m(s.d, s.gfn);
                 if (m && before.frame(*m).state != FrameState::xen)
-                    if (auto it = before.m2b.find(*m); it != before.m2b.end()) k = it->second.size();
+                    if (auto it = before.m2b.find(*m); it != before.m2b.end())
+                        k = it->second.size();
                 const BalloonOutcome out = h_.balloon(s.d, s.gfn);
                 const std::size_t delivered = pending(h_.snapshot()) - pending(before);
-                r.outcome = out.mfn ? "mfn=" + h(out.mfn->v) + " invalidates=" +
-                                          std::to_string(out.invalidates) +
+                r.outcome = out.mfn ? "mfn=" + h(out.mfn->v) +
+                                          " invalidates=" + std::to_string(out.invalidates) +
                                           " synchronous=" + std::to_string(out.synchronous)
                                     : "nothing";
                 if (out.invalidates != k || delivered != k) {  // INV-INVALIDATE
@@ -164,19 +166,23 @@ StepRecord Runner::step() {
                         fail(r, v.invariant + ": " + v.detail);
                 } else if constexpr (std::is_same_v<T, CheckFrame>) {
                     const Frame f = snap.frame(s.mfn);
-                    const std::string actual = "state=" + std::string(state_name(f.state)) +
-                                               (f.state == FrameState::owned ? " owner=" + std::to_string(f.owner.v) : "") +
-                                               " count=" + std::to_string(f.count) +
-                                               " allocated=" + std::to_string(f.allocated ? 1 : 0);
-                    const bool ok = (!s.state || *s.state == f.state) &&
-                                    (!s.owner || (f.state == FrameState::owned && *s.owner == f.owner)) &&
-                                    (!s.count || *s.count == f.count) &&
-                                    (!s.allocated || *s.allocated == f.allocated);
+                    const std::string actual =
+                        "state=" + std::string(state_name(f.state)) +
+                        (f.state == FrameState::owned ? " owner=" + std::to_string(f.owner.v)
+                                                      : "") +
+                        " count=" + std::to_string(f.count) +
+                        " allocated=" + std::to_string(f.allocated ? 1 : 0);
+                    const bool ok =
+                        (!s.state || *s.state == f.state) &&
+                        (!s.owner || (f.state == FrameState::owned && *s.owner == f.owner)) &&
+                        (!s.count || *s.count == f.count) &&
+                        (!s.allocated || *s.allocated == f.allocated);
                     if (!ok) fail(r, "expected " + r.statement + ", got " + actual);
                 } else if constexpr (std::is_same_v<T, CheckP2m>) {
                     const auto m = snap.p2m(s.d, s.gfn);
                     if (m != s.mfn)
-                        fail(r, "expected " + r.statement + ", got " + (m ? "mfn=" + h(m->v) : "none"));
+                        fail(r, "expected " + r.statement + ", got " +
+                                    (m ? "mfn=" + h(m->v) : "none"));
                 } else if constexpr (std::is_same_v<T, CheckM2bCount>) {
                     auto it = snap.m2b.find(s.mfn);
                     const std::size_t n = it == snap.m2b.end() ? 0 : it->second.size();
@@ -185,12 +191,14 @@ StepRecord Runner::step() {
                 } else if constexpr (std::is_same_v<T, CheckM2bTuple>) {
                     auto it = snap.m2b.find(s.mfn);
                     const bool has = it != snap.m2b.end() && it->second.contains(s.tuple);
-                    if (has != s.has) fail(r, "expected " + r.statement + ", but it " +
-                                                  (has ? "is there" : "is not there"));
+                    if (has != s.has)
+                        fail(r, "expected " + r.statement + ", but it " +
+                                    (has ? "is there" : "is not there"));
                 } else if constexpr (std::is_same_v<T, CheckIommu>) {
                     const auto e = snap.entry(s.c, s.bfn);
                     bool ok;
-                    if (s.none) ok = !e.has_value();
+                    if (s.none)
+                        ok = !e.has_value();
                     else
                         ok = e && (!s.kind || *s.kind == e->kind) &&
                              (!s.mfn || (e->kind != EntryKind::scratch && *s.mfn == e->mfn));
@@ -198,7 +206,8 @@ StepRecord Runner::step() {
                         std::string actual = "none";
                         if (e) {
                             actual = "kind=" + std::string(kind_name(e->kind));
-                            if (e->kind != EntryKind::scratch) actual = "mfn=" + h(e->mfn.v) + " " + actual;
+                            if (e->kind != EntryKind::scratch)
+                                actual = "mfn=" + h(e->mfn.v) + " " + actual;
                         }
                         fail(r, "expected " + r.statement + ", got " + actual);
                     }
@@ -212,8 +221,10 @@ StepRecord Runner::step() {
                 } else if constexpr (std::is_same_v<T, CheckIoreqNext>) {
                     const IoServer* srv = snap.server(s.target, s.id);
                     std::optional<Bfn> next;
-                    if (!srv->buffered.empty()) next = srv->buffered.front().bfn;
-                    else if (!srv->sync.empty()) next = srv->sync.front().bfn;
+                    if (!srv->buffered.empty())
+                        next = srv->buffered.front().bfn;
+                    else if (!srv->sync.empty())
+                        next = srv->sync.front().bfn;
                     if (next != s.bfn)
                         fail(r, "expected " + r.statement + ", got next=" +
                                     (next ? "invalidate bfn=" + h(next->v) : std::string("none")));
@@ -246,8 +257,10 @@ Summary run(const Trace& t, spec::Hypervisor& hv, const RunOptions& opt, std::os
         for (const auto& f : r.failures) out << f << "\n";
         // One statement is one expectation, however many of its parts differ; a failure of a
         // statement that is not an expectation (an invariant, the world) counts as failed too.
-        if (!r.failures.empty()) ++sum.failed;
-        else if (r.expectations != 0) ++sum.passed;
+        if (!r.failures.empty())
+            ++sum.failed;
+        else if (r.expectations != 0)
+            ++sum.passed;
         if (r.fatal) {
             sum.fatal = true;
             break;

@@ -25,7 +25,7 @@ struct StepRecord {
     std::vector<std::string> failures;  // failed expectations or checks: `FILE:LINE: ...`
     bool fatal = false;                 // an invariant broke or the world could not be built
     bool is_call = false;
-    std::size_t expectations = 0;       // expectations and checks evaluated
+    std::size_t expectations = 0;  // expectations and checks evaluated
 };
 
 class Runner {

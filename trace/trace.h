@@ -28,17 +28,30 @@ struct DomainStmt {
     std::uint32_t ram = 0;
     std::optional<std::uint32_t> quota;  // D20 extension: `quota=N`, holdings at most N
 };
-struct DmStmt { DomId emulator, target; };
+struct DmStmt {
+    DomId emulator, target;
+};
 struct IoServerStmt {
     DomId target;
     IoServId id;
     DomId emulator;
     std::uint32_t ring = spec::kMaxRingSlots;
 };
-struct RmrrStmt { DomId d; Bfn first; std::uint64_t count = 0; };
-struct XenGfnStmt { DomId d; Gfn gfn; };
-struct FaultStmt { std::uint32_t count = 1; };
-struct DestroyStmt { DomId d; };
+struct RmrrStmt {
+    DomId d;
+    Bfn first;
+    std::uint64_t count = 0;
+};
+struct XenGfnStmt {
+    DomId d;
+    Gfn gfn;
+};
+struct FaultStmt {
+    std::uint32_t count = 1;
+};
+struct DestroyStmt {
+    DomId d;
+};
 
 // Calls: `call` is a batch of one (D1).
 struct CallStmt {
@@ -49,9 +62,19 @@ struct CallStmt {
 };
 
 // Events (data path).
-struct BalloonStmt { DomId d; Gfn gfn; };
-struct PopulateStmt { DomId d; Gfn gfn; };
-struct DrainStmt { DomId target; IoServId id; std::optional<std::uint32_t> count; };
+struct BalloonStmt {
+    DomId d;
+    Gfn gfn;
+};
+struct PopulateStmt {
+    DomId d;
+    Gfn gfn;
+};
+struct DrainStmt {
+    DomId target;
+    IoServId id;
+    std::optional<std::uint32_t> count;
+};
 
 // Expectations.
 struct ExpectStmt {
@@ -68,9 +91,20 @@ struct CheckFrame {
     std::optional<std::uint32_t> count;
     std::optional<bool> allocated;
 };
-struct CheckP2m { DomId d; Gfn gfn; std::optional<Mfn> mfn; };  // nullopt: `none`
-struct CheckM2bCount { Mfn mfn; std::uint32_t tuples = 0; };
-struct CheckM2bTuple { Mfn mfn; spec::Tuple tuple; bool has = true; };
+struct CheckP2m {
+    DomId d;
+    Gfn gfn;
+    std::optional<Mfn> mfn;
+};  // nullopt: `none`
+struct CheckM2bCount {
+    Mfn mfn;
+    std::uint32_t tuples = 0;
+};
+struct CheckM2bTuple {
+    Mfn mfn;
+    spec::Tuple tuple;
+    bool has = true;
+};
 struct CheckIommu {
     DomId c;
     Bfn bfn;
@@ -83,13 +117,17 @@ struct CheckIoreqCount {
     IoServId id;
     std::optional<std::uint32_t> buffered, sync;
 };
-struct CheckIoreqNext { DomId target; IoServId id; std::optional<Bfn> bfn; };  // nullopt: none
+struct CheckIoreqNext {
+    DomId target;
+    IoServId id;
+    std::optional<Bfn> bfn;
+};  // nullopt: none
 struct CheckInvariants {};
 
 using Stmt = std::variant<DomainStmt, DmStmt, IoServerStmt, RmrrStmt, XenGfnStmt, FaultStmt,
-                          DestroyStmt, CallStmt, BalloonStmt, PopulateStmt, DrainStmt,
-                          ExpectStmt, CheckFrame, CheckP2m, CheckM2bCount, CheckM2bTuple,
-                          CheckIommu, CheckIoreqCount, CheckIoreqNext, CheckInvariants>;
+                          DestroyStmt, CallStmt, BalloonStmt, PopulateStmt, DrainStmt, ExpectStmt,
+                          CheckFrame, CheckP2m, CheckM2bCount, CheckM2bTuple, CheckIommu,
+                          CheckIoreqCount, CheckIoreqNext, CheckInvariants>;
 
 struct Statement {
     int line = 0;

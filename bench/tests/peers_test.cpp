@@ -2,13 +2,13 @@
 // deterministic op sequence: identical statuses, out fields and balloon outcomes, and identical
 // frame counts and tuple counts at the end. A peer that got the semantics wrong would make the
 // benchmark compare unlike things.
+#include "bench/peers.h"
+
 #include <doctest/doctest.h>
 
 #include <random>
 #include <set>
 #include <sstream>
-
-#include "bench/peers.h"
 
 using namespace spec;
 
@@ -32,9 +32,12 @@ std::vector<Step> sequence(std::uint64_t seed, std::size_t n, const bench::World
         s.c = bench::emulator_of_pair(p);
         s.t = bench::target_of_pair(p);
         const auto r = rng() % 100;
-        if (r < 3) s.t = bench::target_of_pair((p + 1) % w.pairs);  // no privilege
-        else if (r < 5) s.t = s.c;                                  // not foreign
-        else if (r < 6) s.t = DomId{99};                            // no such domain
+        if (r < 3)
+            s.t = bench::target_of_pair((p + 1) % w.pairs);  // no privilege
+        else if (r < 5)
+            s.t = s.c;  // not foreign
+        else if (r < 6)
+            s.t = DomId{99};                                                  // no such domain
         s.s = IoServId{static_cast<std::uint16_t>(rng() % (w.servers + 1))};  // last: none
         s.b = Bfn{0x10000 + rng() % 24};                                      // collisions
         s.g = Gfn{rng() % (w.frames + 2)};                                    // some past the end
@@ -59,12 +62,19 @@ void run(bench::Adapter& a, const Step& s, std::vector<std::string>& log) {
     Bfn out{0xdead};
     std::ostringstream o;
     switch (s.kind) {
-        case 0: o << int(a.map_foreign(s.c, s.t, s.s, s.b, s.g, s.swap, out)) << " " << out.v; break;
-        case 1: o << int(a.lookup_foreign(s.c, s.t, s.s, s.g, out)) << " " << out.v; break;
-        case 2: o << int(a.unmap_foreign(s.c, s.t, s.s, s.b)); break;
+        case 0:
+            o << int(a.map_foreign(s.c, s.t, s.s, s.b, s.g, s.swap, out)) << " " << out.v;
+            break;
+        case 1:
+            o << int(a.lookup_foreign(s.c, s.t, s.s, s.g, out)) << " " << out.v;
+            break;
+        case 2:
+            o << int(a.unmap_foreign(s.c, s.t, s.s, s.b));
+            break;
         case 3: {
             const BalloonOutcome r = a.balloon(s.t, s.g);
-            o << (r.mfn ? std::to_string(r.mfn->v) : "-") << " " << r.invalidates << " " << r.synchronous;
+            o << (r.mfn ? std::to_string(r.mfn->v) : "-") << " " << r.invalidates << " "
+              << r.synchronous;
             break;
         }
     }
@@ -90,10 +100,13 @@ TEST_CASE("every contender matches ref on the same op sequence") {
         std::set<std::string> seen;
         for (std::size_t i = 0; i < steps.size(); ++i) {
             const std::string st = want[i].substr(0, want[i].find(' '));
-            if (steps[i].kind != 3) seen.insert(st);
-            else if (want[i].back() != '0') seen.insert("sync");
+            if (steps[i].kind != 3)
+                seen.insert(st);
+            else if (want[i].back() != '0')
+                seen.insert("sync");
         }
-        for (const char* st : {"0", "-1", "-2", "-6", "-17", "-19", "sync"}) CHECK(seen.contains(st));
+        for (const char* st : {"0", "-1", "-2", "-6", "-17", "-19", "sync"})
+            CHECK(seen.contains(st));
         for (const auto& c : bench::contenders()) {
             CAPTURE(c.name);
             CAPTURE(seed);
@@ -104,8 +117,8 @@ TEST_CASE("every contender matches ref on the same op sequence") {
             for (const Step& s : steps) run(*a, s, got);
             for (std::size_t i = 0; i < steps.size(); ++i) {
                 if (got[i] != want[i]) {
-                    FAIL_CHECK(c.name << " step " << i << " " << show(steps[i]) << ": got " << got[i]
-                                      << ", ref " << want[i]);
+                    FAIL_CHECK(c.name << " step " << i << " " << show(steps[i]) << ": got "
+                                      << got[i] << ", ref " << want[i]);
                     break;
                 }
             }

@@ -123,22 +123,22 @@ TEST_CASE("fault ring_full: every invalidate goes synchronous, none is dropped (
 
 // One test per stall point: only that point stalls (every visit draws; one in two stalls).
 // help_other needs two MCASs to meet: phase-1 stalls widen that window.
-#define STALL_TEST(point)                                                                   \
+#define STALL_TEST(point)                                                                      \
     TEST_CASE("fault stall." #point ": reached under concurrency, invariants hold, no leak") { \
-        std::vector<std::shared_ptr<FaultPlan>> plans;                                      \
-        Setup setup;                                                                        \
-        setup.plan = [](std::uint64_t seed) {                                               \
-            auto p = std::make_shared<FaultPlan>(seed);                                     \
-            p->rate(FaultPoint::stall_##point, 2).max_sleep_us(5);                          \
-            if (FaultPoint::stall_##point == FaultPoint::stall_help_other)                  \
-                p->rate(FaultPoint::stall_mcas_phase1, 3);                                  \
-            return p;                                                                       \
-        };                                                                                  \
-        (void)run_stress(2, 300, setup, &plans);                                            \
-        std::uint64_t hits = 0;                                                             \
-        for (const auto& p : plans) hits += p->hits(FaultPoint::stall_##point);             \
-        CHECK(hits > 0);                                                                    \
-        impl::epoch_quiesce();                                                              \
+        std::vector<std::shared_ptr<FaultPlan>> plans;                                         \
+        Setup setup;                                                                           \
+        setup.plan = [](std::uint64_t seed) {                                                  \
+            auto p = std::make_shared<FaultPlan>(seed);                                        \
+            p->rate(FaultPoint::stall_##point, 2).max_sleep_us(5);                             \
+            if (FaultPoint::stall_##point == FaultPoint::stall_help_other)                     \
+                p->rate(FaultPoint::stall_mcas_phase1, 3);                                     \
+            return p;                                                                          \
+        };                                                                                     \
+        (void)run_stress(2, 300, setup, &plans);                                               \
+        std::uint64_t hits = 0;                                                                \
+        for (const auto& p : plans) hits += p->hits(FaultPoint::stall_##point);                \
+        CHECK(hits > 0);                                                                       \
+        impl::epoch_quiesce();                                                                 \
     }
 
 STALL_TEST(txn_between_reads)

@@ -8,6 +8,8 @@
 //
 // PVIOMMU_STRESS_ITERS / PVIOMMU_STRESS_OPS scale it (CI runs the defaults; the sanitizer presets
 // run it too). The seed of each iteration is printed on failure.
+#include "impl/tests/stress.h"
+
 #include <doctest/doctest.h>
 
 #include <cstdlib>
@@ -18,7 +20,6 @@
 #include <thread>
 
 #include "impl/hypervisor.h"
-#include "impl/tests/stress.h"
 
 using namespace spec;
 using namespace impl_test;
@@ -98,7 +99,8 @@ void worker(spec::Hypervisor& hv, std::uint64_t seed, std::uint64_t ops, Counter
             case 4:
             case 5: {
                 UnmapForeignPage u;
-                u.bfn = Bfn{pick(3) == 0 ? 0x20 + pick(0x50) : 0x1000 + pick(0x40)};  // some at 1:1 bfns
+                u.bfn = Bfn{pick(3) == 0 ? 0x20 + pick(0x50)
+                                         : 0x1000 + pick(0x40)};  // some at 1:1 bfns
                 u.domid = target;
                 u.ioserver = srv;
                 op = u;
@@ -180,7 +182,8 @@ Counters run_stress(std::uint64_t iters, std::uint64_t ops, const Setup& setup,
         const auto vs = check_invariants(s);
         CHECK_MESSAGE(vs.empty(), show(vs));
 
-        // P2M: injective, and every frame in a P2M is owned by that domain and allocated (or Xen's).
+        // P2M: injective, and every frame in a P2M is owned by that domain and allocated (or
+        // Xen's).
         std::map<Mfn, std::pair<DomId, Gfn>> seen;
         for (const auto& dkv : s.domains) {
             const DomId d = dkv.first;
@@ -235,10 +238,9 @@ TEST_CASE("impl stress: concurrent subops and balloons keep every invariant and 
     const std::uint64_t ops = env_or("PVIOMMU_STRESS_OPS", 2000);
     const unsigned threads = 4;
     const Counters total = run_stress(iters, ops, {});
-    MESSAGE("stress: " << iters << " iterations x " << threads << " threads x " << ops
-                       << " ops: " << total.ok << " successful calls, " << total.errors
-                       << " failed calls, " << total.invalidates << " invalidates ("
-                       << total.sync << " synchronous)");
+    MESSAGE("stress: " << iters << " iterations x " << threads << " threads x " << ops << " ops: "
+                       << total.ok << " successful calls, " << total.errors << " failed calls, "
+                       << total.invalidates << " invalidates (" << total.sync << " synchronous)");
     CHECK(total.ok > 0);
     CHECK(total.invalidates > 0);
     CHECK(total.sync > 0);
@@ -258,7 +260,8 @@ TEST_CASE("impl: MCAS is all-or-nothing and reads see whole transactions") {
             std::mt19937 rng(t);
             for (int i = 0; i < 20000; ++i) {
                 impl::EpochGuard g;
-                const int a = static_cast<int>(rng() % kWords), b = static_cast<int>(rng() % kWords);
+                const int a = static_cast<int>(rng() % kWords),
+                          b = static_cast<int>(rng() % kWords);
                 if (a == b) continue;
                 impl::Txn x;
                 for (;;) {

@@ -57,14 +57,22 @@ void expect_caught(const std::string& mutant, const std::string& invariant) {
 
 }  // namespace
 
-TEST_CASE("inductive: map_foreign_page preserves every invariant") { expect_all("map_foreign_page/"); }
-TEST_CASE("inductive: unmap_foreign_page preserves every invariant") { expect_all("unmap_foreign_page/"); }
-TEST_CASE("inductive: lookup_foreign_page preserves every invariant") { expect_all("lookup_foreign_page/"); }
+TEST_CASE("inductive: map_foreign_page preserves every invariant") {
+    expect_all("map_foreign_page/");
+}
+TEST_CASE("inductive: unmap_foreign_page preserves every invariant") {
+    expect_all("unmap_foreign_page/");
+}
+TEST_CASE("inductive: lookup_foreign_page preserves every invariant") {
+    expect_all("lookup_foreign_page/");
+}
 TEST_CASE("inductive: map_page preserves every invariant") { expect_all("map_page/"); }
 TEST_CASE("inductive: unmap_page preserves every invariant") { expect_all("unmap_page/"); }
 TEST_CASE("inductive: balloon preserves every invariant") { expect_all("balloon/"); }
 TEST_CASE("inductive: populate preserves every invariant") { expect_all("populate/"); }
-TEST_CASE("INV-INVALIDATE: a balloon emits one invalidation per tuple") { expect_all("INV-INVALIDATE/"); }
+TEST_CASE("INV-INVALIDATE: a balloon emits one invalidation per tuple") {
+    expect_all("INV-INVALIDATE/");
+}
 TEST_CASE("lemma: LEMMA-HOLDERS follows from the invariants") { expect_all("lemma/"); }
 TEST_CASE("non-vacuity: Inv and init, and Inv and each transition's ok, are satisfiable") {
     expect_all("non-vacuity/");

@@ -59,8 +59,9 @@ TEST_CASE("faults: ref and impl with equal seeded plans agree on random traces")
         const trace::DiffResult r = trace::diff(t, a, b);
         if (r.divergence) {
             std::ostringstream os;
-            os << "line " << r.divergence->line << ": " << r.divergence->statement << "\n  ref:  "
-               << r.divergence->outcome_a << "\n  impl: " << r.divergence->outcome_b << "\n";
+            os << "line " << r.divergence->line << ": " << r.divergence->statement
+               << "\n  ref:  " << r.divergence->outcome_a << "\n  impl: " << r.divergence->outcome_b
+               << "\n";
             for (const auto& l : r.divergence->dump_diff) os << "  " << l << "\n";
             FAIL_CHECK(os.str());
         }

@@ -1,10 +1,10 @@
 // The linearizability checker on hand-built histories: linearizable ones (relaxations (a) and
 // (b) included) are accepted, non-linearizable ones are rejected with a timeline.
-#include "props/tests/worlds.h"
 #include "props/linearizability.h"
 
 #include <doctest/doctest.h>
 
+#include "props/tests/worlds.h"
 #include "ref/hypervisor.h"
 #include "trace/runner.h"
 

@@ -1,7 +1,6 @@
 // The parallel property: random concurrent cases on impl are linearizable; a mutex-wrapped ref
 // (linearizable by construction) passes too; deliberately broken systems under test are caught,
 // and their failing cases shrink.
-#include "props/tests/worlds.h"
 #include "props/parallel.h"
 
 #include <doctest/doctest.h>
@@ -11,6 +10,7 @@
 #include <thread>
 
 #include "impl/hypervisor.h"
+#include "props/tests/worlds.h"
 #include "ref/hypervisor.h"
 #include "trace/runner.h"
 

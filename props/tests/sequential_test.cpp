@@ -1,11 +1,11 @@
 // The sequential state machine at the CI budget (PVIOMMU_BUDGET=full: the issue's 10,000).
+#include "props/sequential.h"
+
 #include <doctest/doctest.h>
 
 #include <cstdlib>
 #include <cstring>
 #include <sstream>
-
-#include "props/sequential.h"
 
 TEST_CASE("sequential: impl refines ref, command by command (RapidCheck state machine)") {
     const char* budget = std::getenv("PVIOMMU_BUDGET");
@@ -20,7 +20,8 @@ TEST_CASE("sequential: impl refines ref, command by command (RapidCheck state ma
     std::ostringstream mix;
     for (const auto& [k, n] : r.mix) mix << "  " << k << ": " << n << "\n";
     MESSAGE(r.tests << " sequences, " << r.commands << " commands in " << r.seconds << " s ("
-                    << static_cast<double>(r.commands) / r.seconds << " commands/s)\n" << mix.str());
+                    << static_cast<double>(r.commands) / r.seconds << " commands/s)\n"
+                    << mix.str());
     // The generated mix must reach what matters (counted per command, not per sequence).
     CHECK(r.mix["map_foreign_page 0"] > 50);
     CHECK(r.mix["map_foreign_page -EEXIST"] > 5);

@@ -1,7 +1,7 @@
 /* spec/pv_iommu.h compiles alone as C11 with -Werror -pedantic, and its layout is the ABI. */
-#include "spec/pv_iommu.h"
-
 #include <stddef.h>
+
+#include "spec/pv_iommu.h"
 
 _Static_assert(sizeof(struct pv_iommu_op) == 32, "pv_iommu_op is 32 bytes");
 _Static_assert(offsetof(struct pv_iommu_op, subop_id) == 0, "subop_id at 0");
@@ -17,7 +17,8 @@ _Static_assert(offsetof(struct pv_iommu_op, u.unmap_foreign_page.ioserver) == 18
 _Static_assert(IOMMU_page_order == 0xfc00U, "order bits 10-15");
 _Static_assert(IOMMUOP_reserved == 0x03f8U, "reserved bits 3-9");
 _Static_assert((IOMMUOP_readable | IOMMUOP_writeable | IOMMUOP_swap_mfn | IOMMUOP_reserved |
-                IOMMU_page_order) == 0xffffU, "the flag fields tile 16 bits");
+                IOMMU_page_order) == 0xffffU,
+               "the flag fields tile 16 bits");
 
 int pv_iommu_abi_c11_anchor(void);
 int pv_iommu_abi_c11_anchor(void) { return (int)IOMMU_get_page_order(IOMMU_set_page_order(0, 9)); }

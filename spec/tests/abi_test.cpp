@@ -1,8 +1,9 @@
 // The ABI header compiles alone as C++20 with -Werror (this file includes nothing before it).
-#include "spec/pv_iommu.h"
+#include <doctest/doctest.h>
 
 #include <cstddef>
-#include <doctest/doctest.h>
+
+#include "spec/pv_iommu.h"
 
 static_assert(sizeof(pv_iommu_op) == 32);
 static_assert(offsetof(pv_iommu_op, flags) == 2);

@@ -1,8 +1,9 @@
+#include "spec/ops.h"
+
 #include <doctest/doctest.h>
 
 #include <random>
 
-#include "spec/ops.h"
 #include "spec/types.h"
 
 using namespace spec;
@@ -13,25 +14,48 @@ Op random_op(std::mt19937_64& rng) {
     auto u64 = [&] { return rng(); };
     auto u16 = [&] { return static_cast<std::uint16_t>(rng()); };
     switch (rng() % 7) {
-        case 0: { QueryCaps o; o.flags = Flags{u16()}; return o; }
-        case 1: { MapPage o; o.flags = Flags{u16()}; o.bfn = Bfn{u64()}; o.gfn = Gfn{u64()}; return o; }
-        case 2: { UnmapPage o; o.flags = Flags{u16()}; o.bfn = Bfn{u64()}; return o; }
+        case 0: {
+            QueryCaps o;
+            o.flags = Flags{u16()};
+            return o;
+        }
+        case 1: {
+            MapPage o;
+            o.flags = Flags{u16()};
+            o.bfn = Bfn{u64()};
+            o.gfn = Gfn{u64()};
+            return o;
+        }
+        case 2: {
+            UnmapPage o;
+            o.flags = Flags{u16()};
+            o.bfn = Bfn{u64()};
+            return o;
+        }
         case 3: {
             MapForeignPage o;
-            o.flags = Flags{u16()}; o.bfn = Bfn{u64()}; o.gfn = Gfn{u64()};
-            o.domid = DomId{u16()}; o.ioserver = IoServId{u16()};
+            o.flags = Flags{u16()};
+            o.bfn = Bfn{u64()};
+            o.gfn = Gfn{u64()};
+            o.domid = DomId{u16()};
+            o.ioserver = IoServId{u16()};
             return o;
         }
         case 4: {
             LookupForeignPage o;
-            o.flags = Flags{u16()}; o.bfn = Bfn{u64()}; o.gfn = Gfn{u64()};
-            o.domid = DomId{u16()}; o.ioserver = IoServId{u16()};
+            o.flags = Flags{u16()};
+            o.bfn = Bfn{u64()};
+            o.gfn = Gfn{u64()};
+            o.domid = DomId{u16()};
+            o.ioserver = IoServId{u16()};
             return o;
         }
         case 5: {
             UnmapForeignPage o;
-            o.flags = Flags{u16()}; o.bfn = Bfn{u64()};
-            o.domid = DomId{u16()}; o.ioserver = IoServId{u16()};
+            o.flags = Flags{u16()};
+            o.bfn = Bfn{u64()};
+            o.domid = DomId{u16()};
+            o.ioserver = IoServId{u16()};
             return o;
         }
         default: {
@@ -75,8 +99,8 @@ TEST_CASE("ops: lookup_foreign_page's bfn defaults to BFN_INVALID") {
 
 TEST_CASE("types: status names round-trip") {
     for (Status s : {Status::ok, Status::eperm, Status::enoent, Status::eio, Status::enxio,
-                     Status::eacces, Status::eexist, Status::enodev, Status::einval,
-                     Status::enospc, Status::eopnotsupp, Status::enomem, Status::eoverflow}) {
+                     Status::eacces, Status::eexist, Status::enodev, Status::einval, Status::enospc,
+                     Status::eopnotsupp, Status::enomem, Status::eoverflow}) {
         CHECK(status_from_name(status_name(s)) == s);
     }
     CHECK_FALSE(status_from_name("-EWHATEVER").has_value());
@@ -89,8 +113,8 @@ TEST_CASE("types: status names round-trip") {
 
 TEST_CASE("types: flags notation") {
     CHECK(flags_text(Flags{}) == "-");
-    CHECK(flags_text(Flags::with_order(2, IOMMUOP_readable | IOMMUOP_writeable | IOMMUOP_swap_mfn)) ==
-          "rw+swap+order=2");
+    CHECK(flags_text(Flags::with_order(
+              2, IOMMUOP_readable | IOMMUOP_writeable | IOMMUOP_swap_mfn)) == "rw+swap+order=2");
     CHECK(flags_text(Flags{0x8}) == "0x8");
     CHECK(Flags{0x8}.reserved());
     CHECK_FALSE(Flags{0xfc07}.reserved());

@@ -1,10 +1,10 @@
 // spec::check_invariants must catch each planted violation (a checker that cannot fail proves
 // nothing), and the canonical dump is stable text.
+#include "spec/state.h"
+
 #include <doctest/doctest.h>
 
 #include <algorithm>
-
-#include "spec/state.h"
 
 using namespace spec;
 
@@ -34,14 +34,13 @@ State world() {
 }
 
 bool names(const std::vector<Violation>& vs, const std::string& inv) {
-    return std::any_of(vs.begin(), vs.end(), [&](const Violation& v) { return v.invariant == inv; });
+    return std::any_of(vs.begin(), vs.end(),
+                       [&](const Violation& v) { return v.invariant == inv; });
 }
 
 }  // namespace
 
-TEST_CASE("invariants: the consistent world has none") {
-    CHECK(check_invariants(world()).empty());
-}
+TEST_CASE("invariants: the consistent world has none") { CHECK(check_invariants(world()).empty()); }
 
 TEST_CASE("invariants: each planted violation is caught and named") {
     SUBCASE("INV-COUNT: a count off by one") {

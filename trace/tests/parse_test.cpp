@@ -111,8 +111,9 @@ TEST_CASE("malformed: the TRACE-FORMAT list, one by one") {
     };
     for (const Case& c : cases) {
         CAPTURE(c.text);
-        const auto e = must_fail(std::string_view(c.text, std::char_traits<char>::length(c.text) +
-                                                              (std::string_view(c.says) == "NUL" ? 2 : 0)));
+        const auto e =
+            must_fail(std::string_view(c.text, std::char_traits<char>::length(c.text) +
+                                                   (std::string_view(c.says) == "NUL" ? 2 : 0)));
         CHECK(e.line == c.line);
         CHECK(e.message.find(c.says) != std::string::npos);
     }
@@ -168,7 +169,8 @@ TEST_CASE("junk never crashes the parser: seeded random bytes and mutated exampl
             for (char& ch : text) ch = static_cast<char>(rng());
         } else {
             text = read(files[rng() % files.size()]);
-            for (int k = 0; k < 4 && !text.empty(); ++k) text[rng() % text.size()] = static_cast<char>(rng());
+            for (int k = 0; k < 4 && !text.empty(); ++k)
+                text[rng() % text.size()] = static_cast<char>(rng());
         }
         auto r = trace::parse("junk", text);
         if (auto* e = std::get_if<trace::ParseError>(&r)) {
