@@ -131,6 +131,12 @@ bool Hypervisor::over_quota(DomId c, std::uint64_t more) const {
     return q && more != 0 && s_.holdings(c) + more > *q;
 }
 
+std::optional<Status> Hypervisor::one_more_tuple_refused(DomId c, Mfn m) const {
+    if (s_.frame(m).count >= s_.host.max_count) return Status::eoverflow;  // D19: count
+    if (over_quota(c, 1)) return Status::enomem;                           // D20: C's quota
+    return std::nullopt;
+}
+
 bool Hypervisor::iommu_unit_fails(std::uint64_t units) {
     if (s_.fault_iommu_map > 0) {  // D10: armed
         --s_.fault_iommu_map;
@@ -316,12 +322,9 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
         }
         const Tuple t{Bfn{m->v}, op.domid, op.ioserver};  // bfn = mfn
         if (!tuples.contains(t)) {
-            const Status st = s_.frame(*m).count >= s_.host.max_count ? Status::eoverflow  // D19
-                              : over_quota(c, 1)                      ? Status::enomem     // D20
-                                                                      : Status::ok;
-            if (st != Status::ok) {
+            if (const auto st = one_more_tuple_refused(c, *m)) {  // D19, D20
                 if (tuples.empty()) s_.m2b.erase(*m);
-                return st;
+                return *st;
             }
             tuples[t] = TupleInfo{false};  // F4: never swap
             get_ref(*m);
@@ -336,13 +339,10 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
         }
     }
     const auto e = s_.entry(c, Bfn{m->v});
-    if (e && e->kind == EntryKind::identity) {  // R4: 1:1 path
-        const Status st = s_.frame(*m).count >= s_.host.max_count ? Status::eoverflow  // D19
-                          : over_quota(c, 1)                      ? Status::enomem     // D20
-                                                                  : Status::ok;
-        if (st != Status::ok) {
+    if (e && e->kind == EntryKind::identity) {                // R4: 1:1 path
+        if (const auto st = one_more_tuple_refused(c, *m)) {  // D19, D20
             if (tuples.empty()) s_.m2b.erase(*m);
-            return st;
+            return *st;
         }
         tuples[Tuple{Bfn{m->v}, op.domid, op.ioserver}] = TupleInfo{false};
         get_ref(*m);  // registers interest

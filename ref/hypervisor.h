@@ -59,6 +59,9 @@ private:
     [[nodiscard]] spec::DomId emulator_of(const spec::Tuple& t) const;
     // D20: would `more` new holdings take c above its quota?
     [[nodiscard]] bool over_quota(spec::DomId c, std::uint64_t more) const;
+    // D19 then D20 for a lookup that registers one tuple of c on m: the refusing status, if any.
+    [[nodiscard]] std::optional<spec::Status> one_more_tuple_refused(spec::DomId c,
+                                                                     spec::Mfn m) const;
     // R3/R6 -EIO: an armed trace fault (D10), else the fault plan's iommu_map point.
     [[nodiscard]] bool iommu_unit_fails(std::uint64_t units);
     // Removes tuple t of frame m with its reference.

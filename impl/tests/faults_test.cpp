@@ -11,6 +11,7 @@
 
 #include <set>
 #include <thread>
+#include <utility>
 
 #include "impl/hypervisor.h"
 #include "impl/tests/stress.h"
@@ -183,32 +184,47 @@ TEST_CASE("limits: small quotas and max_count under concurrency are never oversh
     impl::epoch_quiesce();
 }
 
+namespace {
+
+// Four threads, released together, each map_foreign_page one frame of guest 1 through server
+// (1, 0) into the hardware domain at its own bfn; gfn_of(t) picks thread t's gfn. Returns how
+// many succeeded and how many got `refusal`.
+std::pair<int, int> race_four_maps(spec::Hypervisor& hv, std::uint64_t (*gfn_of)(int),
+                                   Status refusal) {
+    std::atomic<int> start{4}, ok{0}, refused{0};
+    std::vector<std::thread> ts;
+    for (int t = 0; t < 4; ++t) {
+        ts.emplace_back([&, t] {
+            // acq_rel/acquire: a start barrier; the world was built before the threads.
+            start.fetch_sub(1, std::memory_order_acq_rel);
+            while (start.load(std::memory_order_acquire) > 0) std::this_thread::yield();
+            MapForeignPage f;
+            f.bfn = Bfn{0x10000 + static_cast<std::uint64_t>(t)};
+            f.gfn = Gfn{gfn_of(t)};
+            f.domid = DomId{1};
+            f.ioserver = IoServId{0};
+            f.flags = Flags{IOMMUOP_readable};
+            const Status st = run_op(hv, DomId{0}, f).status;
+            // relaxed: counters read after join.
+            if (st == Status::ok) ok.fetch_add(1, std::memory_order_relaxed);
+            if (st == refusal) refused.fetch_add(1, std::memory_order_relaxed);
+        });
+    }
+    for (auto& t : ts) t.join();
+    return {ok.load(std::memory_order_relaxed), refused.load(std::memory_order_relaxed)};
+}
+
+}  // namespace
+
 TEST_CASE("limits: racing maps for the last unit of a quota: exactly one wins (D20)") {
     for (int round = 0; round < 50; ++round) {
         auto hv = small_world();
         hv->set_quota(DomId{0}, 1);
-        std::atomic<int> start{4}, ok{0}, enomem{0};
-        std::vector<std::thread> ts;
-        for (int t = 0; t < 4; ++t) {
-            ts.emplace_back([&, t] {
-                // acq_rel/acquire: a start barrier; the world was built before the threads.
-                start.fetch_sub(1, std::memory_order_acq_rel);
-                while (start.load(std::memory_order_acquire) > 0) std::this_thread::yield();
-                MapForeignPage f;
-                f.bfn = Bfn{0x10000 + static_cast<std::uint64_t>(t)};
-                f.gfn = Gfn{static_cast<std::uint64_t>(t)};
-                f.domid = DomId{1};
-                f.ioserver = IoServId{0};
-                f.flags = Flags{IOMMUOP_readable};
-                const Status st = run_op(*hv, DomId{0}, f).status;
-                // relaxed: counters read after join.
-                if (st == Status::ok) ok.fetch_add(1, std::memory_order_relaxed);
-                if (st == Status::enomem) enomem.fetch_add(1, std::memory_order_relaxed);
-            });
-        }
-        for (auto& t : ts) t.join();
-        CHECK(ok.load(std::memory_order_relaxed) == 1);
-        CHECK(enomem.load(std::memory_order_relaxed) == 3);
+        // Four different frames: only the quota is contended.
+        const auto won_refused = race_four_maps(
+            *hv, [](int t) { return static_cast<std::uint64_t>(t); }, Status::enomem);
+        CHECK(won_refused.first == 1);
+        CHECK(won_refused.second == 3);
         const State s = hv->snapshot();
         CHECK(s.holdings(DomId{0}) == 1);
         CHECK(violations(s).empty());
@@ -221,28 +237,11 @@ TEST_CASE("limits: racing maps for the last reference of a frame: exactly one wi
         Host h;
         h.max_count = 2;  // allocation + one tuple
         auto hv = small_world(h);
-        std::atomic<int> start{4}, ok{0}, eoverflow{0};
-        std::vector<std::thread> ts;
-        for (int t = 0; t < 4; ++t) {
-            ts.emplace_back([&, t] {
-                // acq_rel/acquire: a start barrier; the world was built before the threads.
-                start.fetch_sub(1, std::memory_order_acq_rel);
-                while (start.load(std::memory_order_acquire) > 0) std::this_thread::yield();
-                MapForeignPage f;
-                f.bfn = Bfn{0x10000 + static_cast<std::uint64_t>(t)};
-                f.gfn = Gfn{3};
-                f.domid = DomId{1};
-                f.ioserver = IoServId{0};
-                f.flags = Flags{IOMMUOP_readable};
-                const Status st = run_op(*hv, DomId{0}, f).status;
-                // relaxed: counters read after join.
-                if (st == Status::ok) ok.fetch_add(1, std::memory_order_relaxed);
-                if (st == Status::eoverflow) eoverflow.fetch_add(1, std::memory_order_relaxed);
-            });
-        }
-        for (auto& t : ts) t.join();
-        CHECK(ok.load(std::memory_order_relaxed) == 1);
-        CHECK(eoverflow.load(std::memory_order_relaxed) == 3);
+        // One frame (gfn 3): only its count is contended.
+        const auto won_refused = race_four_maps(
+            *hv, [](int) { return std::uint64_t{3}; }, Status::eoverflow);
+        CHECK(won_refused.first == 1);
+        CHECK(won_refused.second == 3);
         const State s = hv->snapshot();
         CHECK(s.frame(Mfn{11}).count == 2);
         CHECK(violations(s).empty());
