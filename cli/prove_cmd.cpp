@@ -37,10 +37,14 @@ int run_obligations(const ProveArgs& args, std::ostream& out) {
         out << std::left << std::setw(48) << "obligation" << std::setw(9) << "result" << std::right
             << std::setw(9) << "seconds" << (args.stats ? "  statistics" : "") << "\n";
     const auto& open = proofs::open_obligations();
+    std::vector<std::string> names;
     for (const auto& name : proofs::obligation_names()) {
         if (!args.only.empty() && name.find(args.only) == std::string::npos) continue;
         if (args.skip_open && std::find(open.begin(), open.end(), name) != open.end()) continue;
-        const proofs::Result r = proofs::check_obligation(name, opt);
+        names.push_back(name);
+    }
+    const unsigned jobs = args.jobs > 0 ? args.jobs : proofs::default_jobs();
+    (void)proofs::check_obligations(names, opt, jobs, [&](const proofs::Result& r) {
         ++total;
         proved += r.pass;
         if (args.json) {
@@ -60,15 +64,19 @@ int run_obligations(const ProveArgs& args, std::ostream& out) {
             if (!r.pass) out << "  " << r.detail << "\n";
             out.flush();
         }
-    }
+    });
     const double secs = since(t0);
     if (args.json) {
-        out << json{{"obligations", rows}, {"proved", proved}, {"total", total}, {"seconds", secs}}
+        out << json{{"obligations", rows},
+                    {"proved", proved},
+                    {"total", total},
+                    {"seconds", secs},
+                    {"jobs", jobs}}
                    .dump(2)
             << "\n";
     } else {
-        out << "obligations proved " << proved << "/" << total << " in " << fixed(secs, 1)
-            << " s\n";
+        out << "obligations proved " << proved << "/" << total << " in " << fixed(secs, 1) << " s ("
+            << jobs << (jobs == 1 ? " job" : " jobs") << ")\n";
     }
     return total > 0 && proved == total ? 0 : 1;
 }
@@ -160,6 +168,8 @@ CLI::App* add_prove_command(CLI::App& app, ProveArgs& args) {
                   "Instead: bounded model checking of every sequence of K encoded transitions "
                   "from random small worlds; a violation prints a trace for pviommu run");
     p->add_option("--bmc-worlds", args.bmc_worlds, "Worlds --bmc-depth starts from");
+    p->add_option("--jobs", args.jobs,
+                  "Obligations run on N threads at once (default: the hardware threads)");
     p->add_flag("--small", args.small,
                 "Prove the inductive obligations at small width (a weaker claim; seconds)");
     return p;
@@ -176,16 +186,16 @@ bool prove_summary(std::string& line) {
     const auto& open = proofs::open_obligations();
     std::size_t proved = 0, total = 0;
     std::string failed;
-    for (const auto& name : proofs::obligation_names()) {
+    // verify's budget: the inductive obligations at small width (a weaker claim, seconds);
+    // `pviommu prove` is the full-width run.
+    proofs::Options opt;
+    opt.timeout_ms = 20000u;
+    opt.small = true;
+    for (const proofs::Result& r :
+         proofs::check_obligations(proofs::obligation_names(), opt, proofs::default_jobs())) {
         ++total;
-        // verify's budget: the inductive obligations at small width (a weaker claim, seconds);
-        // `pviommu prove` is the full-width run (minutes).
-        proofs::Options opt;
-        opt.timeout_ms = 20000u;
-        opt.small = true;
-        const proofs::Result r = proofs::check_obligation(name, opt);
         proved += r.pass;
-        if (!r.pass) failed += " " + name;
+        if (!r.pass) failed += " " + r.name;
     }
     line = "obligations proved " + std::to_string(proved) + "/" + std::to_string(total) +
            " (small width; full width: pviommu prove) in " + fixed(since(t0), 1) + " s" +

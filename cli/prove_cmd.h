@@ -22,6 +22,7 @@ struct ProveArgs {
     bool small = false;           // inductive obligations at small width (weaker claim)
     unsigned bmc_depth = 0;       // > 0: bounded model checking to that depth instead
     std::size_t bmc_worlds = 3;   // random small worlds BMC starts from
+    unsigned jobs = 0;            // obligations run at once (0: the hardware threads)
 };
 
 // Registers `prove` on app; its flags fill `args`. Returns the subcommand (test `*sub`).

@@ -12,6 +12,7 @@
 #pragma once
 
 #include <cstdint>
+#include <functional>
 #include <map>
 #include <string>
 #include <vector>
@@ -44,6 +45,15 @@ struct Result {
 // skip them and name them as open. Every name here is one of obligation_names().
 [[nodiscard]] const std::vector<std::string>& open_obligations();
 [[nodiscard]] Result check_obligation(const std::string& name, const Options& opt);
+
+// The obligations `names` on `jobs` threads (each obligation builds its own Z3 context, so
+// they share nothing); `done` is called on the calling thread for each result in the order of
+// `names`, as soon as it and every one before it are finished. Returns the results in order.
+std::vector<Result> check_obligations(const std::vector<std::string>& names, const Options& opt,
+                                      unsigned jobs,
+                                      const std::function<void(const Result&)>& done = {});
+// The default for `jobs`: the machine's hardware threads (at least 1).
+[[nodiscard]] unsigned default_jobs();
 
 // Planted bugs: each must give a counterexample (at small widths) to its expected invariant.
 struct MutantResult {
