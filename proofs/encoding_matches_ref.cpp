@@ -6,6 +6,8 @@
 // INV-COUNT describes them), so the solver only evaluates; the quantified checks (claimed,
 // "a tuple exists") are decided by it over the finite small-width domains.
 #include <chrono>
+#include <cstdlib>
+#include <fstream>
 #include <map>
 #include <memory>
 #include <random>
@@ -516,6 +518,7 @@ z3::check_result bmc_world(const State& init, const std::string& world, unsigned
             for (const Clause& cl : invariant(so, s, n)) bad = bad || !cl.e;
     }
     sv.add(bad);
+    if (const char* e = std::getenv("PVIOMMU_DUMP")) std::ofstream(e) << sv.to_smt2();
     const z3::check_result r = sv.check();
     if (r == z3::unknown) detail = "unknown (" + sv.reason_unknown() + ")";
     if (r != z3::sat) return r;
