@@ -119,12 +119,16 @@ int run_conformance(const ProveArgs& args, std::ostream& out) {
     const proofs::ConformanceResult r = proofs::conformance(args.seed, args.conformance, opt);
     if (args.json) {
         out << json{{"samples", r.samples}, {"divergences", r.divergences}, {"seed", r.seed},
-                    {"per_op", r.per_op},   {"seconds", r.seconds},         {"detail", r.detail}}
+                    {"per_op", r.per_op},   {"per_status", r.per_status},   {"seconds", r.seconds},
+                    {"detail", r.detail}}
                    .dump(2)
             << "\n";
     } else {
         out << r.detail;
         for (const auto& [op, n] : r.per_op) out << "  " << op << ": " << n << "\n";
+        out << "  statuses (-errno: samples):";
+        for (const auto& [st, n] : r.per_status) out << " " << st << ": " << n;
+        out << "\n";
         out << "conformance " << r.samples << " samples (seed " << r.seed << "), " << r.divergences
             << " divergences in " << fixed(r.seconds, 1) << " s\n";
     }

@@ -155,6 +155,7 @@ St fresh_state(const Sorts& so, const std::string& p) {
         c.bool_const((p + "host_iommu").c_str()),
         c.constant((p + "mode").c_str(), so.K2),
         c.constant((p + "nframes").c_str(), so.A),
+        c.constant((p + "maxc").c_str(), so.C),
         arr(so, p + "fstate", so.A, so.K2),
         arr(so, p + "owner", so.A, so.D),
         arr(so, p + "count", so.A, so.C),
@@ -187,40 +188,48 @@ St fresh_state(const Sorts& so, const std::string& p) {
     };
 }
 
+namespace {
+// f applied field by field to two states: the one list of St's fields outside fresh_state.
+template <class F>
+St zip_state(const St& a, const St& b, F f) {
+    return St{f(a.host_iommu, b.host_iommu),
+              f(a.mode, b.mode),
+              f(a.nframes, b.nframes),
+              f(a.maxc, b.maxc),
+              f(a.fstate, b.fstate),
+              f(a.owner, b.owner),
+              f(a.count, b.count),
+              f(a.alloc, b.alloc),
+              f(a.live, b.live),
+              f(a.hw, b.hw),
+              f(a.iommu_hw, b.iommu_hw),
+              f(a.dm, b.dm),
+              f(a.rmrr, b.rmrr),
+              f(a.p2mv, b.p2mv),
+              f(a.p2m, b.p2m),
+              f(a.srv, b.srv),
+              f(a.emu, b.emu),
+              f(a.ekind, b.ekind),
+              f(a.emfn, b.emfn),
+              f(a.removed, b.removed),
+              f(a.m2b, b.m2b),
+              f(a.swap, b.swap),
+              f(a.fault, b.fault),
+              f(a.nT0, b.nT0),
+              f(a.nT1, b.nT1),
+              f(a.slotT0, b.slotT0),
+              f(a.slotT1, b.slotT1),
+              f(a.idxT, b.idxT),
+              f(a.tcls, b.tcls),
+              f(a.nL, b.nL),
+              f(a.slotL, b.slotL),
+              f(a.idxL, b.idxL),
+              f(a.p2mg, b.p2mg)};
+}
+}  // namespace
+
 St ite_state(const expr& c, const St& a, const St& b) {
-    auto I = [&c](const expr& x, const expr& y) { return z3::ite(c, x, y); };
-    return St{I(a.host_iommu, b.host_iommu),
-              I(a.mode, b.mode),
-              I(a.nframes, b.nframes),
-              I(a.fstate, b.fstate),
-              I(a.owner, b.owner),
-              I(a.count, b.count),
-              I(a.alloc, b.alloc),
-              I(a.live, b.live),
-              I(a.hw, b.hw),
-              I(a.iommu_hw, b.iommu_hw),
-              I(a.dm, b.dm),
-              I(a.rmrr, b.rmrr),
-              I(a.p2mv, b.p2mv),
-              I(a.p2m, b.p2m),
-              I(a.srv, b.srv),
-              I(a.emu, b.emu),
-              I(a.ekind, b.ekind),
-              I(a.emfn, b.emfn),
-              I(a.removed, b.removed),
-              I(a.m2b, b.m2b),
-              I(a.swap, b.swap),
-              I(a.fault, b.fault),
-              I(a.nT0, b.nT0),
-              I(a.nT1, b.nT1),
-              I(a.slotT0, b.slotT0),
-              I(a.slotT1, b.slotT1),
-              I(a.idxT, b.idxT),
-              I(a.tcls, b.tcls),
-              I(a.nL, b.nL),
-              I(a.slotL, b.slotL),
-              I(a.idxL, b.idxL),
-              I(a.p2mg, b.p2mg)};
+    return zip_state(a, b, [&c](const expr& x, const expr& y) { return z3::ite(c, x, y); });
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -418,10 +427,9 @@ std::vector<std::string> transition_names() {
 
 namespace {
 
-expr no_overflow(const Sorts&, const St& s, const expr& m) {
-    // Trusted (see "Proof encoding"): a count never reaches the top of its sort.
-    return s.count[m] != ones(s.count[m].get_sort());
-}
+// D19: a call that adds a reference to m needs m's count below max_count (-EOVERFLOW). With
+// INV-MAX-COUNT this is also why no count wraps: count < max_count <= the sort's top.
+expr below_max(const St& s, const expr& m) { return z3::ult(s.count[m], s.maxc); }
 
 Transition map_page(const Sorts& so, const St& s, Mutant mut) {
     auto a = op_args<spec::MapPage>(so, "map_page.");
@@ -434,7 +442,6 @@ Transition map_page(const Sorts& so, const St& s, Mutant mut) {
     t.args.push_back(c);
     for (auto& [n, e] : a) t.args.push_back(e);
     t.scope.push_back({"scope: order 0", order_zero(flags)});
-    t.scope.push_back({"trusted: no count overflow", no_overflow(so, s, m)});
     t.checks.push_back({"R1: reserved flag bits", reserved_clear(flags), kEinval});
     t.checks.push_back({"F6: usable(C)", usable(so, s, c), kEperm});
     t.checks.push_back({"R6: gfn in C's P2M", s.p2mv[da(c, g)], kEnxio});
@@ -444,6 +451,8 @@ Transition map_page(const Sorts& so, const St& s, Mutant mut) {
     t.checks.push_back({"R6: bfn free and unclaimed",
                         eff_kind(so, s, c, b) == k3z && !claimed(so, s, c, b, {}, "map_page"),
                         kEexist});
+    if (mut != Mutant::map_skips_max_count)
+        t.checks.push_back({"D19: count below max_count", below_max(s, m), kEoverflow});
     t.checks.push_back({"R6, F9: no injected unit failure", s.fault == 0, kEio});
     finish_checks(so, t);
     St n = s;
@@ -515,7 +524,6 @@ Transition map_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     t.args.push_back(c);
     for (auto& [n, e] : a) t.args.push_back(e);
     t.scope.push_back({"scope: order 0", order_zero(flags)});
-    t.scope.push_back({"trusted: no count overflow", no_overflow(so, s, m)});
     t.checks.push_back({"R1: reserved flag bits", reserved_clear(flags), kEinval});
     t.checks.push_back({"R3: usable(C)", usable(so, s, c), kEperm});
     t.checks.push_back({"R3: domid foreign", d != ones(so.D) && d != c, kEperm});
@@ -532,6 +540,8 @@ Transition map_foreign_page(const Sorts& so, const St& s, Mutant mut) {
          (k == bv(so, kNone, k3) || (k == bv(so, kForeign, k3) && s.emfn[da(c, b)] == m)) &&
              !claimed(so, s, c, b, m, "map_foreign_page"),
          kEexist});
+    t.checks.push_back(
+        {"D19: a new tuple needs count below max_count", s.m2b[tn] || below_max(s, m), kEoverflow});
     t.checks.push_back({"R3, F9: no injected unit failure", s.fault == 0, kEio});
     finish_checks(so, t);
     St n = s;
@@ -573,7 +583,6 @@ Transition lookup_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     for (auto& [n, e] : a)
         if (n != "bfn") t.args.push_back(e);
     t.scope.push_back({"scope: order 0", order_zero(flags)});
-    t.scope.push_back({"trusted: no count overflow", no_overflow(so, s, m)});
     const expr u = usable(so, s, c);
     expr tt = so.ctx.constant((so.tag + "lookup_foreign_page.t").c_str(), so.T);
     const TupleParts tp = parts(so, tt);
@@ -591,8 +600,10 @@ Transition lookup_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     t.checks.push_back({"R4, F4: not usable(C) takes only BFN_INVALID", u || bfn_invalid, kEinval});
     t.checks.push_back({"R4: usable(C) needs a tuple or an identity entry at bfn == mfn",
                         !u || has_tuple || ident, kEnoent});
-    finish_checks(so, t);
     const expr tn = z3::concat(m, x);
+    t.checks.push_back({"D19: a new tuple needs count below max_count",
+                        z3::ite(u, has_tuple, s.m2b[tn]) || below_max(s, m), kEoverflow});
+    finish_checks(so, t);
     // Not usable: the tuple (mfn, domid, ioserver) at bfn = mfn, if new (+1 ref).
     // (F4: never swap, so the new tuple is of class 0.)
     const St nu_new = add_tuple(so, s, m, x, so.ctx.bool_val(false), true, false);
@@ -796,6 +807,7 @@ std::vector<std::string> invariant_names() {
             "INV-M2B-SET",
             "INV-NO-XEN",
             "INV-PRIV",
+            "INV-MAX-COUNT",
             "AUX-WF",
             "AUX-P2M",
             "AUX-SWAP",
@@ -897,10 +909,14 @@ std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& n
         out.push_back({name + "/tuple: its server exists, its emulator has privilege",
                        forall_p({t}, {{s.m2b[t]}},
                                 z3::implies(s.m2b[t], s.srv[key] && privileged(so, s, E, p.d)))});
+    } else if (name == "INV-MAX-COUNT") {
+        out.push_back({name + "/no count exceeds max_count (D19)",
+                       forall_p({f}, {{s.count[f]}}, z3::ule(s.count[f], s.maxc))});
     } else if (name == "AUX-WF") {
         out.push_back({name + "/frame state is free, xen or owned",
                        forall_p({f}, {{s.fstate[f]}}, s.fstate[f] != 3)});
         out.push_back({name + "/DOMID_SELF is no domain", !s.live[ones(so.D)]});
+        out.push_back({name + "/max_count is at least 1 (D19)", s.maxc != 0});
     } else if (name == "AUX-P2M") {
         const expr m = s.p2m[dg];
         const auto [pd, pg] = parts_da(so, dg);

@@ -43,7 +43,8 @@ enum : unsigned {
     kEacces = 13,
     kEexist = 17,
     kEnodev = 19,
-    kEinval = 22
+    kEinval = 22,
+    kEoverflow = 75
 };
 
 // Planted bugs in the transitions (STYLE: a suite that catches none is broken).
@@ -54,6 +55,7 @@ enum class Mutant {
     lookup_identity_no_ref,      // lookup on an identity entry adds a tuple, no reference
     unmap_foreign_keeps_entry,   // unmap_foreign_page leaves the foreign entry behind
     map_skips_rmrr,              // map_page / map_foreign_page skip the RMRR check
+    map_skips_max_count,         // map_page skips D19's max_count check
 };
 
 struct Sorts {
@@ -71,6 +73,7 @@ struct St {
     z3::expr host_iommu;  // Bool
     z3::expr mode;        // K2: 0 inclusive, 1 strict, 2 passthrough
     z3::expr nframes;     // A: frames 0 .. nframes-1 exist (the 1:1 rule reads it)
+    z3::expr maxc;        // C: D19's max_count (a count never exceeds it: INV-MAX-COUNT)
     // Frames.
     z3::expr fstate;  // A -> K2
     z3::expr owner;   // A -> D

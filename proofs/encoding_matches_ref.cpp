@@ -88,6 +88,9 @@ St encode_state(const Sorts& so, const State& st, std::vector<expr>& facts) {
     s.host_iommu = c.bool_val(st.host.iommu);
     s.mode = e.k2(static_cast<unsigned>(st.host.mode));
     s.nframes = e.a(st.host.frames);
+    // D19: a max_count above the count sort's top is that top (the small worlds' counts stay
+    // far below it: at most 1 + 12 steps' tuples and entries).
+    s.maxc = e.cnt(std::min<std::uint64_t>(st.host.max_count, (std::uint64_t{1} << so.w.cnt) - 1));
     std::vector<std::pair<std::vector<expr>, expr>> fstate, owner, count, alloc, live, hw, iommu_hw,
         dm, rmrr, p2mv, p2m, srv, emu, ekind, emfn, removed, m2b, swap, nT0, nT1, slotT0, slotT1,
         idxT, tcls, nL, slotL, idxL, p2mg;
@@ -208,8 +211,11 @@ std::unique_ptr<ref::Hypervisor> make_world(Gen& g, std::string* text = nullptr)
     h.mode = static_cast<IommuMode>(g.below(3));
     h.max_order = 0;
     h.frames = 6 + g.below(9);  // 6..14: nframes fits the 4-bit sort
+    if (g.coin(25)) h.max_count = static_cast<std::uint32_t>(1 + g.below(4));  // D19: 1..4
     os << "host iommu=" << (h.iommu ? "on" : "off") << " mode=" << mode_name(h.mode)
-       << " max_order=0 frames=" << h.frames << "\n";
+       << " max_order=0 frames=" << h.frames;
+    if (h.max_count != spec::kMaxCountLimit) os << " max_count=" << h.max_count;
+    os << "\n";
     auto hvp = std::make_unique<ref::Hypervisor>(h);
     ref::Hypervisor& hv = *hvp;
     bool have_hw = false;
@@ -288,6 +294,25 @@ Sample random_op(Gen& g, const State& st) {
     } else {
         s.domid = g.coin(5) ? kDomIdSelf : DomId{static_cast<std::uint16_t>(g.below(kDoms))};
         s.ioserver = IoServId{static_cast<std::uint16_t>(g.below(kSids))};
+    }
+    // Aimed at the success rows and those after them (-EEXIST, D19's -EOVERFLOW): an emulator
+    // of a server, that server's target and one of its RAM gfns, and often a bfn C uses.
+    if (!st.servers.empty() && g.coin(35)) {
+        auto it = st.servers.begin();
+        std::advance(it, static_cast<long>(g.below(st.servers.size())));
+        s.c = it->second.emulator;
+        s.domid = it->first.first;
+        s.ioserver = it->first.second;
+        if (const Domain* t = st.domain(s.domid); t != nullptr && !t->p2m.empty()) {
+            auto pt = t->p2m.begin();
+            std::advance(pt, static_cast<long>(g.below(t->p2m.size())));
+            s.gfn = pt->first;
+        }
+        if (const Domain* cd = st.domain(s.c); cd != nullptr && !cd->iommu.empty() && g.coin(50)) {
+            auto et = cd->iommu.begin();
+            std::advance(et, static_cast<long>(g.below(cd->iommu.size())));
+            s.bfn = et->first;
+        }
     }
     s.bfn_invalid = g.coin(80);
     return s;
@@ -605,6 +630,7 @@ ConformanceResult conformance(std::uint64_t seed, std::size_t samples, const Opt
             const std::string d = compare(pre, smp, st, hv.state(), opt);
             ++res.samples;
             ++res.per_op[smp.op];
+            ++res.per_status[st];
             if (!d.empty()) {
                 ++res.divergences;
                 if (res.detail.size() < 20000)

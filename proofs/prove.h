@@ -72,7 +72,8 @@ struct ConformanceResult {
     std::uint64_t seed = 0;
     std::size_t samples = 0;
     std::size_t divergences = 0;
-    std::map<std::string, std::size_t> per_op;  // samples per transition
+    std::map<std::string, std::size_t> per_op;   // samples per transition
+    std::map<unsigned, std::size_t> per_status;  // samples per ref status (-errno; 0 ok)
     double seconds = 0;
     std::string detail;  // each divergence: the op, what differs, both states
 };
