@@ -509,6 +509,7 @@ z3::check_result bmc_world(const State& init, const std::string& world, unsigned
         std::vector<Transition> ts;
     };
     std::vector<Step> steps;
+    std::vector<std::pair<unsigned, Clause>> clauses;  // (after step k, an INV-* clause)
     for (unsigned k = 0; k < depth; ++k) {
         Sorts sk = so;
         sk.tag = "s" + std::to_string(k) + ":";
@@ -535,12 +536,16 @@ z3::check_result bmc_world(const State& init, const std::string& world, unsigned
         }
         // Static components: the host, domains, privileges, RMRRs and servers.
         next.host_iommu = s.host_iommu, next.mode = s.mode, next.nframes = s.nframes;
+        next.maxc = s.maxc;
         next.live = s.live, next.hw = s.hw, next.iommu_hw = s.iommu_hw, next.dm = s.dm;
         next.rmrr = s.rmrr, next.srv = s.srv, next.emu = s.emu;
         steps.push_back(st);
         s = next;
         for (const auto& n : invs)
-            for (const Clause& cl : invariant(so, s, n)) bad = bad || !cl.e;
+            for (const Clause& cl : invariant(so, s, n)) {
+                bad = bad || !cl.e;
+                clauses.push_back({k + 1, cl});
+            }
     }
     sv.add(bad);
     if (const char* e = std::getenv("PVIOMMU_DUMP")) std::ofstream(e) << sv.to_smt2();
@@ -550,8 +555,13 @@ z3::check_result bmc_world(const State& init, const std::string& world, unsigned
     const z3::model m = sv.get_model();
     std::ostringstream os;
     os << "# BMC counterexample (proofs/encoding_matches_ref.cpp): an INV-* fails within " << depth
-       << " steps\n"
-       << world;
+       << " steps\n";
+    for (const auto& [k, cl] : clauses)
+        if (m.eval(cl.e, true).is_false()) {
+            os << "# first failing: " << cl.name << ", after step " << k << "\n";
+            break;
+        }
+    os << world;
     auto num = [&](const expr& e) { return m.eval(e, true).get_numeral_uint64(); };
     auto dom = [&](const expr& e) {
         const std::uint64_t v = num(e);
