@@ -96,7 +96,7 @@ TEST_CASE("mutant: map_page skips the max_count check (D19)") {
     expect_caught("map_skips_max_count", "INV-MAX-COUNT");
 }
 
-TEST_CASE("the small-width run proves every obligation too") {
+TEST_CASE("inductive: every obligation holds at small width too") {
     proofs::Options o;
     o.timeout_ms = 20000u;
     o.small = true;
