@@ -17,6 +17,8 @@
 #include <string>
 #include <vector>
 
+#include "proofs/prove.h"
+
 namespace proofs {
 
 // Bit widths. Proofs run at full(); counterexample search and non-vacuity at small().
@@ -155,6 +157,11 @@ std::vector<Clause> all_invariants(const Sorts& so, const St& s);
 
 // A fresh host, as create/populate leave it before any subop: no tuples, entries or faults.
 std::vector<Clause> initial(const Sorts& so, const St& s);
+
+// Non-vacuity by a witness (proofs/encoding_matches_ref.cpp): a state that ref reached in a
+// random small world, encoded concretely, satisfies Inv, and `what` (a transition name, or
+// "init" with the initial-state clauses) has its scope and ok there. sat is the pass.
+Result non_vacuity_by_witness(const std::string& what, const Options& opt);
 
 // Derived predicates (shared with the tests).
 z3::expr usable(const Sorts& so, const St& s, const z3::expr& c);

@@ -7,7 +7,8 @@
 //   INV-INVALIDATE/balloon a balloon of a frame with k tuples emits exactly those k invalidations
 //   non-vacuity/init       Inv AND the initial state, with a live domain owning a frame, is sat
 //   non-vacuity/T          Inv AND scope(T) AND ok(T) is sat (each transition can succeed)
-// The non-vacuity checks run at small widths (Z3 finds models there in milliseconds).
+// The non-vacuity checks are shown by witnesses: states that ref reached in small worlds,
+// encoded concretely (at small widths), on which Z3 confirms Inv, scope(T) and ok(T).
 // A timeout or `unknown` is a failure, never a pass.
 #pragma once
 
