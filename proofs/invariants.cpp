@@ -114,8 +114,9 @@ Query prove_clause(z3::solver& sv, const Clause& goal, const Transition* t, Resu
     return {r, detail};
 }
 
-// The invariants an obligation for I is first tried with (fewer quantifiers: less noise for
-// E-matching). Sound either way: dropping hypotheses only makes the claim stronger.
+// The core of Inv for I (fewer quantifiers: less noise for E-matching): an INV-COUNT goal's
+// first try, a later one for the others. Sound either way: dropping hypotheses only makes the
+// claim stronger.
 std::vector<std::string> core_for(const std::string& iname) {
     std::vector<std::string> v = {iname};
     for (const char* n : {"INV-COUNT", "INV-FREE-ZERO", "AUX-WF", "AUX-P2M", "AUX-CLASS"})
