@@ -160,7 +160,9 @@ std::vector<Clause> initial(const Sorts& so, const St& s);
 
 // Non-vacuity by a witness (proofs/encoding_matches_ref.cpp): a state that ref reached in a
 // random small world, encoded concretely, satisfies Inv, and `what` (a transition name, or
-// "init" with the initial-state clauses) has its scope and ok there. sat is the pass.
+// "init" with the initial-state clauses) has its scope and ok there. sat is the pass. A witness
+// rather than a model search: measured, the search (MBQI) took 0.7 s to over 40 s per
+// transition depending on the seed once D19 was encoded; the witness takes milliseconds.
 Result non_vacuity_by_witness(const std::string& what, const Options& opt);
 
 // Derived predicates (shared with the tests).

@@ -361,6 +361,23 @@ std::string sample_text(const Sample& s) {
 
 // The encoded transition on `pre` with the sample's arguments; compares with ref's outcome.
 // Returns "" on agreement, else what differs.
+// The concrete state `st` encoded, and a solver that holds its facts. The bare smt tactic: no
+// solve-eqs, so every named read gets a value in the model (with it, a read equal to a
+// quantified term was eliminated and evaluated back to the term).
+struct Concrete {
+    St s;
+    z3::solver sv;
+};
+Concrete concrete_solver(const Sorts& so, const State& st, unsigned timeout_ms) {
+    std::vector<expr> facts;
+    Concrete out{encode_state(so, st, facts), z3::tactic(so.ctx, "smt").mk_solver()};
+    for (const expr& f : facts) out.sv.add(f);
+    z3::params p(so.ctx);
+    p.set("timeout", timeout_ms);
+    out.sv.set(p);
+    return out;
+}
+
 // The transition's arguments (named after their fields) set to the sample's.
 void fix_args(z3::solver& sv, const Enc& e, const Transition& t, const Sample& smp) {
     z3::context& c = e.c;
@@ -391,16 +408,8 @@ std::string compare(const State& pre, const Sample& smp, unsigned ref_status, co
     z3::context c;
     Sorts so(c, conf_widths());
     Enc e{c, so};
-    std::vector<expr> facts;
-    St s = encode_state(so, pre, facts);
+    auto [s, sv] = concrete_solver(so, pre, opt.timeout_ms);
     Transition t = make_transition(so, s, smp.op, Mutant::none);
-    // The bare smt tactic: no solve-eqs, so every named read gets a value in the model (with
-    // it, a read equal to a quantified term was eliminated and evaluated back to the term).
-    z3::solver sv = z3::tactic(c, "smt").mk_solver();
-    for (const expr& f : facts) sv.add(f);
-    z3::params p(c);
-    p.set("timeout", opt.timeout_ms);
-    sv.set(p);
     fix_args(sv, e, t, smp);
     for (const Clause& cl : t.scope) sv.add(cl.e);
     // Successor reads become named constants, so that the solver decides their quantifiers.
@@ -499,13 +508,7 @@ z3::check_result bmc_world(const State& init, const std::string& world, unsigned
                            const Options& opt, std::string& trace, std::string& detail) {
     z3::context c;
     Sorts so(c, conf_widths());
-    std::vector<expr> facts;
-    St s = encode_state(so, init, facts);
-    z3::solver sv = z3::tactic(c, "smt").mk_solver();
-    z3::params p(c);
-    p.set("timeout", opt.timeout_ms);
-    sv.set(p);
-    for (const expr& f : facts) sv.add(f);
+    auto [s, sv] = concrete_solver(so, init, opt.timeout_ms);
     std::vector<std::string> invs;
     for (const auto& n : invariant_names())
         if (n.rfind("INV-", 0) == 0 && n != "INV-COUNT") invs.push_back(n);
@@ -690,13 +693,7 @@ Result non_vacuity_by_witness(const std::string& what, const Options& opt) {
         z3::context c;
         Sorts so(c, conf_widths());
         Enc e{c, so};
-        std::vector<expr> facts;
-        const St s = encode_state(so, pre, facts);
-        z3::solver sv = z3::tactic(c, "smt").mk_solver();
-        z3::params p(c);
-        p.set("timeout", std::max(opt.timeout_ms, 20000u));
-        sv.set(p);
-        for (const expr& f : facts) sv.add(f);
+        auto [s, sv] = concrete_solver(so, pre, std::max(opt.timeout_ms, 20000u));
         for (const Clause& cl : all_invariants(so, s)) sv.add(cl.e);
         std::optional<Transition> t;
         if (what == "init") {
