@@ -7,6 +7,7 @@
 #include <nlohmann/json.hpp>
 #include <sstream>
 
+#include "proofs/explore.h"
 #include "proofs/prove.h"
 
 namespace cli {
@@ -86,9 +87,14 @@ int run_mutants(const ProveArgs& args, std::ostream& out) {
     opt.timeout_ms = args.timeout_ms;
     std::size_t caught = 0, total = 0;
     json rows = json::array();
-    for (const auto& name : proofs::mutant_names()) {
+    // The encoding's planted bugs, then the explicit BMC's ("bmc:NAME").
+    std::vector<std::string> names = proofs::mutant_names();
+    for (const auto& n : proofs::explore_mutant_names()) names.push_back("bmc:" + n);
+    for (const auto& name : names) {
         if (!args.only.empty() && name.find(args.only) == std::string::npos) continue;
-        const proofs::MutantResult r = proofs::check_mutant(name, opt);
+        const proofs::MutantResult r = name.rfind("bmc:", 0) == 0
+                                           ? proofs::check_explore_mutant(name.substr(4))
+                                           : proofs::check_mutant(name, opt);
         ++total;
         caught += r.caught;
         if (args.json) {
@@ -135,18 +141,72 @@ int run_conformance(const ProveArgs& args, std::ostream& out) {
     return r.divergences == 0 && r.samples > 0 ? 0 : 1;
 }
 
+const char* verdict(bool violation, bool unknown) {
+    return violation ? "VIOLATION (trace above; replay with pviommu run)"
+           : unknown ? "UNKNOWN (a query was not decided)"
+                     : "no invariant violated";
+}
+
 int run_bmc(const ProveArgs& args, std::ostream& out) {
-    proofs::Options opt;
-    opt.timeout_ms = std::max(args.timeout_ms, 60000u);
-    const proofs::BmcResult r = proofs::bmc(args.seed, args.bmc_depth, args.bmc_worlds, opt);
-    if (r.violation) out << r.trace;
-    out << r.detail;
-    out << "bmc depth " << r.depth << " from " << r.worlds << " worlds (seed " << r.seed << "): "
-        << (r.violation ? "VIOLATION (trace above; replay with pviommu run)"
-            : r.unknown ? "UNKNOWN (a query was not decided)"
-                        : "no invariant violated")
-        << " in " << fixed(r.seconds, 1) << " s\n";
-    return r.violation || r.unknown ? 1 : 0;
+    bool bad = false;
+    json rows = json::array();
+    for (const std::string& w : proofs::explore_world_names()) {
+        if (!args.bmc_world.empty() && w != args.bmc_world) continue;
+        proofs::ExploreOptions eo;
+        eo.depth = args.bmc_depth;
+        eo.z3_every = args.bmc_z3_every;
+        eo.step_every = args.bmc_step_every;
+        eo.z3.timeout_ms = std::max(args.timeout_ms, 20000u);
+        const proofs::ExploreResult r = proofs::explore(w, eo);
+        bad = bad || r.violation || r.unknown;
+        if (args.json) {
+            rows.push_back({{"kind", "explicit"},
+                            {"world", r.world},
+                            {"depth", r.depth},
+                            {"states", r.states},
+                            {"statements", r.edges},
+                            {"per_level", r.per_level},
+                            {"z3_checked", r.z3_checked},
+                            {"z3_steps", r.z3_steps},
+                            {"violation", r.violation},
+                            {"unknown", r.unknown},
+                            {"seconds", r.seconds},
+                            {"trace", r.trace},
+                            {"detail", r.detail}});
+            continue;
+        }
+        out << r.trace << r.detail;
+        out << "explicit bmc world " << r.world << ": depth " << r.depth << ", " << r.states
+            << " states (per level";
+        for (std::size_t n : r.per_level) out << " " << n;
+        out << "), " << r.edges << " statements; Z3 confirmed the encoded invariants on "
+            << r.z3_checked << " states, one encoded step from " << r.z3_steps << ": "
+            << verdict(r.violation, r.unknown) << " in " << fixed(r.seconds, 1) << " s\n";
+    }
+    if (args.bmc_symbolic > 0) {
+        proofs::Options opt;
+        opt.timeout_ms = std::max(args.timeout_ms, 60000u);
+        const proofs::BmcResult r = proofs::bmc(args.seed, args.bmc_symbolic, args.bmc_worlds, opt);
+        bad = bad || r.violation || r.unknown;
+        if (args.json) {
+            rows.push_back({{"kind", "symbolic"},
+                            {"depth", r.depth},
+                            {"worlds", r.worlds},
+                            {"seed", r.seed},
+                            {"violation", r.violation},
+                            {"unknown", r.unknown},
+                            {"seconds", r.seconds},
+                            {"trace", r.trace},
+                            {"detail", r.detail}});
+        } else {
+            out << r.trace << r.detail;
+            out << "symbolic bmc depth " << r.depth << " from " << r.worlds << " worlds (seed "
+                << r.seed << "): " << verdict(r.violation, r.unknown) << " in "
+                << fixed(r.seconds, 1) << " s\n";
+        }
+    }
+    if (args.json) out << json{{"bmc", rows}}.dump(2) << "\n";
+    return bad ? 1 : 0;
 }
 
 }  // namespace
@@ -169,9 +229,20 @@ CLI::App* add_prove_command(CLI::App& app, ProveArgs& args) {
                   "compared with ref (status and successor)");
     p->add_option("--seed", args.seed, "Seed of --conformance");
     p->add_option("--bmc-depth", args.bmc_depth,
-                  "Instead: bounded model checking of every sequence of K encoded transitions "
-                  "from random small worlds; a violation prints a trace for pviommu run");
-    p->add_option("--bmc-worlds", args.bmc_worlds, "Worlds --bmc-depth starts from");
+                  "Instead: bounded model checking. Every sequence of K statements (every "
+                  "subop and event over each fixed small world's universe) on ref, with ref's "
+                  "invariants and, by Z3, the encoded ones on every state reached; then the "
+                  "encoding unrolled --bmc-symbolic steps from random worlds. A violation "
+                  "prints a trace for pviommu run");
+    p->add_option("--bmc-world", args.bmc_world, "Only this explicit BMC world");
+    p->add_option("--bmc-z3-every", args.bmc_z3_every,
+                  "Z3 checks the encoded invariants on every N-th state reached (0: none)");
+    p->add_option("--bmc-step-every", args.bmc_step_every,
+                  "One symbolic encoded step (any transition, any arguments) from every N-th "
+                  "state reached (0: none)");
+    p->add_option("--bmc-symbolic", args.bmc_symbolic,
+                  "Depth of the symbolic BMC that follows (0: none)");
+    p->add_option("--bmc-worlds", args.bmc_worlds, "Random worlds the symbolic BMC starts from");
     p->add_option("--jobs", args.jobs,
                   "Obligations run on N threads at once (default: the hardware threads)");
     p->add_flag("--small", args.small,

@@ -21,8 +21,15 @@ struct ProveArgs {
     std::uint64_t seed = 1;       // the conformance samples' seed
     bool small = false;           // inductive obligations at small width (weaker claim)
     unsigned bmc_depth = 0;       // > 0: bounded model checking to that depth instead
-    std::size_t bmc_worlds = 3;   // random small worlds BMC starts from
-    unsigned jobs = 0;            // obligations run at once (0: the hardware threads)
+    // With --bmc-depth: the explicit-state BMC of proofs/explore.h runs to bmc_depth on these
+    // worlds ("" every one), then the symbolic BMC (the encoding unrolled) to bmc_symbolic
+    // steps from bmc_worlds random small worlds.
+    std::string bmc_world;
+    std::size_t bmc_z3_every = 1;    // Z3 checks the encoded invariants on every N-th state
+    std::size_t bmc_step_every = 0;  // one encoded symbolic step from every N-th state (0: none)
+    unsigned bmc_symbolic = 2;       // the symbolic BMC's depth (0: none)
+    std::size_t bmc_worlds = 3;      // random small worlds the symbolic BMC starts from
+    unsigned jobs = 0;               // obligations run at once (0: the hardware threads)
 };
 
 // Registers `prove` on app; its flags fill `args`. Returns the subcommand (test `*sub`).

@@ -232,6 +232,15 @@ St ite_state(const expr& c, const St& a, const St& b) {
     return zip_state(a, b, [&c](const expr& x, const expr& y) { return z3::ite(c, x, y); });
 }
 
+expr same_state(const St& a, const St& b) {
+    expr all = a.fault.ctx().bool_val(true);
+    (void)zip_state(a, b, [&all](const expr& x, const expr& y) {
+        all = all && x == y;
+        return x;
+    });
+    return all;
+}
+
 // ---------------------------------------------------------------------------------------------
 // Derived predicates: one definition of each rule (spec/state.cpp).
 
@@ -422,7 +431,8 @@ expr eff_kind(const Sorts& so, const St& s, const expr& c, const expr& b) {
 std::vector<std::string> transition_names() {
     return {"map_foreign_page", "unmap_foreign_page", "lookup_foreign_page",
             "map_page",         "unmap_page",         "balloon",
-            "populate"};
+            "populate",         "destroy_drop_tuple", "destroy_drop_local",
+            "destroy_finish"};
 }
 
 namespace {
@@ -784,6 +794,162 @@ Transition populate(const Sorts& so, const St& s, Mutant) {
     return t;
 }
 
+// R9, destroy(D), as the preemptible teardown Xen runs (domain_relinquish_resources: one
+// holder at a time, restarted until none is left), then the domain goes. ref's atomic destroy
+// is these steps run to completion: destroy_drop_tuple for each tuple of a server D serves or
+// that serves D (step 1), balloon for each RAM gfn of D (step 2: the encoded balloon itself,
+// which finds no tuples once step 1 is done), destroy_drop_local for each local entry of D's
+// context (step 3), then destroy_finish. The conformance test runs the chain on ref's
+// pre-state and compares its end with ref's destroy. D stays live until destroy_finish, so the
+// intermediate states are states of this encoding, and every subop may interleave with them
+// (a stronger claim than ref's atomic destroy needs).
+//
+// A server (dom, i) that D serves or that serves D.
+expr dying_server(const St& s, const expr& d, const expr& dom, const expr& i) {
+    return s.srv[ds(dom, i)] && (dom == d || s.emu[ds(dom, i)] == d);
+}
+
+Transition destroy_drop_tuple(const Sorts& so, const St& s, Mutant mut) {
+    const expr d = so.ctx.constant((so.tag + "destroy_drop_tuple.D").c_str(), so.D);
+    const expr m = so.ctx.constant((so.tag + "destroy_drop_tuple.mfn").c_str(), so.A);
+    const expr b = so.ctx.constant((so.tag + "destroy_drop_tuple.bfn").c_str(), so.A);
+    const expr dom = so.ctx.constant((so.tag + "destroy_drop_tuple.domid").c_str(), so.D);
+    const expr i = so.ctx.constant((so.tag + "destroy_drop_tuple.ioserver").c_str(), so.S);
+    const expr x = bds(b, dom, i);
+    const expr tum = z3::concat(m, x);
+    const expr e = s.emu[ds(dom, i)];
+    const expr cb = da(e, b);
+    Transition t{"destroy_drop_tuple",    {}, {}, so.ctx.bool_val(true),
+                 so.ctx.bool_val(true),   s,  {}, {},
+                 z3::expr_vector(so.ctx), {}};
+    for (const expr& a : {d, m, b, dom, i}) t.args.push_back(a);
+    t.scope.push_back({"scope: D live (ref's precondition)", s.live[d]});
+    t.checks.push_back({"R9 step 1: a tuple of a server D serves or that serves D",
+                        s.m2b[tum] && dying_server(s, d, dom, i), kOk});
+    finish_checks(so, t);
+    // The tuple goes with its reference (R9, D12); its emulator's foreign entry at bfn turns
+    // scratch (D7) when no other tuple of the emulator uses bfn (ref: scratch_if_unused, run
+    // after every drop; the same end state, since each drop re-checks what is left). The
+    // emulator may be D itself: its context goes at destroy_finish, and until then the entry
+    // is scratch like any other (AUX-FOREIGN holds in between).
+    const expr cls = s.tcls[tum];  // AUX-CLASS
+    expr tt2 = so.ctx.constant((so.tag + "destroy_drop_tuple.t2").c_str(), so.T);
+    const TupleParts q = parts(so, tt2);
+    const expr still = exists_p(
+        {tt2}, {{s.m2b[tt2]}},
+        s.m2b[tt2] && tt2 != tum && q.b == b && s.srv[ds(q.d, q.s)] && s.emu[ds(q.d, q.s)] == e);
+    const expr foreign = s.ekind[cb] == bv(so, kForeign, so.K2);
+    const expr last = foreign && !still;
+    // As unmap_foreign_page: the witness w of "another tuple still uses bfn", one case each.
+    const expr w = so.ctx.constant((so.tag + "destroy_drop_tuple.other").c_str(), so.T);
+    const TupleParts wp = parts(so, w);
+    const expr claims_w =
+        s.m2b[w] && w != tum && wp.b == b && s.srv[ds(wp.d, wp.s)] && s.emu[ds(wp.d, wp.s)] == e;
+    St n = s;
+    for (bool k : {true, false}) {
+        const St dropped = drop_tuple(so, s, m, x, k);
+        St gone = dropped;
+        if (mut != Mutant::destroy_leaves_foreign_entry)
+            gone.ekind = z3::store(gone.ekind, cb, bv(so, kScratch, so.K2));
+        const expr kc = k ? cls : !cls;
+        t.cases.push_back({t.ok && kc && last, gone});
+        t.cases.push_back({t.ok && kc && !foreign, dropped});
+        t.cases.push_back({t.ok && kc && foreign && claims_w && dropped.m2b[w], dropped});
+        const St nk = ite_state(last, gone, dropped);
+        n = k ? nk : ite_state(cls, n, nk);
+    }
+    t.cases.push_back({!t.ok, s});
+    t.next = ite_state(t.ok, n, s);
+    return t;
+}
+
+Transition destroy_drop_local(const Sorts& so, const St& s, Mutant) {
+    const expr d = so.ctx.constant((so.tag + "destroy_drop_local.D").c_str(), so.D);
+    const expr b = so.ctx.constant((so.tag + "destroy_drop_local.bfn").c_str(), so.A);
+    const expr cb = da(d, b);
+    Transition t{"destroy_drop_local",    {}, {}, so.ctx.bool_val(true),
+                 so.ctx.bool_val(true),   s,  {}, {},
+                 z3::expr_vector(so.ctx), {}};
+    t.args.push_back(d);
+    t.args.push_back(b);
+    t.scope.push_back({"scope: D live (ref's precondition)", s.live[d]});
+    t.checks.push_back(
+        {"R9 step 3: a local entry of D's context", s.ekind[cb] == bv(so, kLocal, so.K2), kOk});
+    finish_checks(so, t);
+    // R9 step 3: the entry goes with its reference (as unmap_page's local case, without R6's
+    // usable check: teardown is Xen's, not a call of D).
+    St n = s;
+    const expr m = s.emfn[cb];
+    n.ekind = z3::store(n.ekind, cb, bv(so, kNone, so.K2));
+    n = ghost_remove_local(so, n, m, cb);
+    n = put_ref(so, n, m);
+    t.next = ite_state(t.ok, n, s);
+    t.cases = {{t.ok, n}, {!t.ok, s}};
+    return t;
+}
+
+Transition destroy_finish(const Sorts& so, const St& s, Mutant) {
+    const expr d = so.ctx.constant((so.tag + "destroy_finish.D").c_str(), so.D);
+    Transition t{"destroy_finish",        {}, {}, so.ctx.bool_val(true),
+                 so.ctx.bool_val(true),   s,  {}, {},
+                 z3::expr_vector(so.ctx), {}};
+    t.args.push_back(d);
+    t.scope.push_back({"scope: D live (ref's precondition)", s.live[d]});
+    expr tt = so.ctx.constant((so.tag + "destroy_finish.t").c_str(), so.T);
+    const TupleParts p = parts(so, tt);
+    expr g = so.ctx.constant((so.tag + "destroy_finish.g").c_str(), so.A);
+    t.checks.push_back({"R9 step 1 done: no tuple of a server D serves or that serves D",
+                        !exists_p({tt}, {{s.m2b[tt]}}, s.m2b[tt] && dying_server(s, d, p.d, p.s)),
+                        kOk});
+    // Step 2 is stated on frames, not gfns: D holds no allocation reference. The same thing on
+    // every state this encoding admits (AUX-P2M: a RAM gfn's frame is allocated and owned by
+    // its domain; only populate sets allocated, only balloon clears it, each with the P2M
+    // entry), and a flat body: measured, the gfn form (a read of fstate at p2m[D, g]) left
+    // Z3's model search unknown on 4 of 300 conformance samples.
+    t.checks.push_back(
+        {"R9 step 2 done: no RAM frame in D's P2M (D holds no allocation reference)",
+         forall_p({g}, {{s.fstate[g]}},
+                  !(s.fstate[g] == bv(so, kOwned, so.K2) && s.owner[g] == d && s.alloc[g])),
+         kOk});
+    // Over whole (context, bfn) indices, as every entry clause of the invariants (measured:
+    // quantified over the bfn with the index built by concatenation, the model search came
+    // back unknown on 2 of 300 conformance samples).
+    expr cb = so.ctx.constant((so.tag + "destroy_finish.cb").c_str(), so.DA);
+    t.checks.push_back(
+        {"R9 step 3 done: no local entry in D's context",
+         forall_p({cb}, {{s.ekind[cb]}},
+                  z3::implies(s.ekind[cb] == bv(so, kLocal, so.K2), parts_da(so, cb).first != d)),
+         kOk});
+    finish_checks(so, t);
+    // The domain goes, with its servers and those serving it (F11), its P2M (the Xen-backed
+    // gfns that are left), its IOMMU context, its RMRRs and every privilege naming it (D8).
+    // No count changes: every reference D's teardown drops was dropped by the steps.
+    St n = s;
+    const expr f = so.ctx.bool_val(false);
+    n.live = z3::store(n.live, d, f);
+    n.hw = z3::store(n.hw, d, f);
+    n.iommu_hw = z3::store(n.iommu_hw, d, f);
+    expr dd = so.ctx.constant((so.tag + "destroy_finish.dd").c_str(), so.DD);
+    n.dm = z3::lambda(dd, s.dm[dd] && dd.extract(2 * so.w.dom - 1, so.w.dom) != d &&
+                              dd.extract(so.w.dom - 1, 0) != d);
+    // One bound constant per lambda (Z3 4.8.12 aborts at context deletion when they share).
+    auto row = [&](const char* what) {
+        return so.ctx.constant((so.tag + "destroy_finish." + what).c_str(), so.DA);
+    };
+    auto dom_of = [&](const expr& x) { return parts_da(so, x).first; };
+    const expr x1 = row("x1"), x2 = row("x2"), x3 = row("x3"), x4 = row("x4");
+    n.rmrr = z3::lambda(x1, s.rmrr[x1] && dom_of(x1) != d);
+    n.p2mv = z3::lambda(x2, s.p2mv[x2] && dom_of(x2) != d);
+    n.ekind = z3::lambda(x3, z3::ite(dom_of(x3) == d, bv(so, kNone, so.K2), s.ekind[x3]));
+    n.removed = z3::lambda(x4, s.removed[x4] && dom_of(x4) != d);
+    expr xs = so.ctx.constant((so.tag + "destroy_finish.xs").c_str(), so.DS);
+    const expr sd = xs.extract(so.w.dom + so.w.sid - 1, so.w.sid);
+    n.srv = z3::lambda(xs, s.srv[xs] && sd != d && s.emu[xs] != d);
+    t.next = ite_state(t.ok, n, s);
+    t.cases = {{t.ok, n}, {!t.ok, s}};
+    return t;
+}
+
 }  // namespace
 
 Transition make_transition(const Sorts& so, const St& s, const std::string& name, Mutant mut) {
@@ -794,6 +960,9 @@ Transition make_transition(const Sorts& so, const St& s, const std::string& name
     if (name == "unmap_page") return unmap_page(so, s, mut);
     if (name == "balloon") return balloon(so, s, mut);
     if (name == "populate") return populate(so, s, mut);
+    if (name == "destroy_drop_tuple") return destroy_drop_tuple(so, s, mut);
+    if (name == "destroy_drop_local") return destroy_drop_local(so, s, mut);
+    if (name == "destroy_finish") return destroy_finish(so, s, mut);
     throw std::invalid_argument("no transition " + name);
 }
 

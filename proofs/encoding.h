@@ -52,12 +52,13 @@ enum : unsigned {
 // Planted bugs in the transitions (STYLE: a suite that catches none is broken).
 enum class Mutant {
     none,
-    balloon_frees_with_tuples,   // balloon frees the frame whatever holds references
-    swap_keeps_tuple_drops_ref,  // balloon's swap drops the reference, keeps the tuple
-    lookup_identity_no_ref,      // lookup on an identity entry adds a tuple, no reference
-    unmap_foreign_keeps_entry,   // unmap_foreign_page leaves the foreign entry behind
-    map_skips_rmrr,              // map_page / map_foreign_page skip the RMRR check
-    map_skips_max_count,         // map_page skips D19's max_count check
+    balloon_frees_with_tuples,     // balloon frees the frame whatever holds references
+    swap_keeps_tuple_drops_ref,    // balloon's swap drops the reference, keeps the tuple
+    lookup_identity_no_ref,        // lookup on an identity entry adds a tuple, no reference
+    unmap_foreign_keeps_entry,     // unmap_foreign_page leaves the foreign entry behind
+    map_skips_rmrr,                // map_page / map_foreign_page skip the RMRR check
+    map_skips_max_count,           // map_page skips D19's max_count check
+    destroy_leaves_foreign_entry,  // R9: a dropped tuple's foreign entry keeps its frame
 };
 
 struct Sorts {
@@ -81,7 +82,7 @@ struct St {
     z3::expr owner;   // A -> D
     z3::expr count;   // A -> C
     z3::expr alloc;   // A -> Bool (PGC_allocated)
-    // Domains (static here: create/destroy are not encoded).
+    // Domains (create is not encoded; destroy_finish clears a domain and what names it).
     z3::expr live, hw, iommu_hw;  // D -> Bool
     z3::expr dm;                  // (e,t) -> Bool: `dm e over t`
     z3::expr rmrr;                // (d,bfn) -> Bool: bfn lies in an RMRR of d
@@ -111,6 +112,8 @@ struct St {
 
 St fresh_state(const Sorts& so, const std::string& prefix);
 St ite_state(const z3::expr& c, const St& a, const St& b);
+// Every component of a equals b's (a conjunction of array and scalar equalities).
+z3::expr same_state(const St& a, const St& b);
 
 // A named boolean fact: a rule's check, an invariant clause, an assumption.
 struct Clause {
@@ -145,7 +148,8 @@ struct Transition {
 };
 
 // Transitions by name: map_foreign_page, unmap_foreign_page, lookup_foreign_page, map_page,
-// unmap_page, balloon, populate.
+// unmap_page, balloon, populate, and destroy (R9) as its teardown steps destroy_drop_tuple,
+// destroy_drop_local (with balloon for the P2M) and destroy_finish.
 std::vector<std::string> transition_names();
 Transition make_transition(const Sorts& so, const St& s, const std::string& name, Mutant mut);
 

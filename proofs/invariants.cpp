@@ -277,6 +277,8 @@ const std::vector<MutantSpec>& mutants() {
          "INV-NO-FREE-WHILE-MAPPED"},
         {"map_skips_rmrr", Mutant::map_skips_rmrr, "map_page", "INV-NO-XEN"},
         {"map_skips_max_count", Mutant::map_skips_max_count, "map_page", "INV-MAX-COUNT"},
+        {"destroy_leaves_foreign_entry", Mutant::destroy_leaves_foreign_entry, "destroy_drop_tuple",
+         "INV-NO-FREE-WHILE-MAPPED"},
     };
     return v;
 }

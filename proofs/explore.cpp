@@ -1,0 +1,375 @@
+// proofs/explore.cpp: explicit-state bounded model checking (see proofs/explore.h). The step
+// function is ref, run through trace::Runner (so each statement gets the checks `pviommu run`
+// makes: INV-INVALIDATE on balloons, R10 on calls); states are deduplicated by their canonical
+// dump, which is exact (spec/state.cpp: every component, ioreq queues included).
+#include "proofs/explore.h"
+
+#include <algorithm>
+#include <atomic>
+#include <chrono>
+#include <exception>
+#include <functional>
+#include <mutex>
+#include <sstream>
+#include <stdexcept>
+#include <thread>
+#include <unordered_map>
+#include <variant>
+
+#include "ref/hypervisor.h"
+#include "trace/runner.h"
+#include "trace/trace.h"
+
+namespace proofs {
+
+namespace {
+
+using namespace spec;
+
+// A world: its TRACE-FORMAT statements and the universe its statements range over. Every call
+// is made by every live domain; every event names every live domain (drain: every server).
+struct World {
+    std::string name;
+    std::string text;
+    std::vector<std::uint16_t> flags;  // map_page, map_foreign_page, lookup_foreign_page
+    std::vector<std::uint64_t> bfns;   // lookups also try BFN_INVALID
+    std::vector<std::uint64_t> gfns;
+    std::vector<std::uint16_t> domids;  // map/lookup/unmap_foreign_page's target
+    std::vector<std::uint16_t> ioservers;
+};
+
+// The worlds fit the conformance widths (frames, gfns, bfns < 16; domids 0..2; ioserver ids
+// 0..1), so the encoding can be checked on every state they reach. Flags: rw, rw|swap_mfn and a
+// reserved bit (R1); bfn 0 is also an identity bfn of the hardware domain in inclusive mode.
+const std::vector<World>& worlds() {
+    static const std::vector<World> w = {
+        // XenGT's shape: the hardware domain emulates a guest's device; the guest maps its own
+        // pages too. A one-request ring (R7: the second invalidate goes synchronous), D19's
+        // max_count low enough to be reached, strict mode (no identity map).
+        {"xengt",
+         "host iommu=on mode=strict max_order=0 frames=6 max_count=3\n"
+         "domain 0 hardware iommu_hw ram=1\n"
+         "domain 1 guest iommu_hw ram=2\n"
+         "ioserver 1 id=0 emulator=0 ring=2\n",
+         {0x3, 0x7, 0x8},
+         {0x0, 0x1},
+         {0x0, 0x1},
+         {1, 0},
+         {0, 1}},
+        // A stub domain (1) emulates guest 2 next to the hardware domain's server; an RMRR, a
+        // Xen gfn in the guest, an armed -EIO (D10), a quota (D20), inclusive mode's identity
+        // entries for the hardware domain.
+        {"stubdom",
+         "host iommu=on mode=inclusive max_order=0 frames=7 max_count=4\n"
+         "domain 0 hardware ram=0\n"
+         "domain 1 guest iommu_hw ram=1 quota=2\n"
+         "domain 2 guest ram=2\n"
+         "dm 1 over 2\n"
+         "ioserver 2 id=0 emulator=1 ring=4\n"
+         "ioserver 2 id=1 emulator=0 ring=2\n"
+         "rmrr 1 bfn=0x1 count=1\n"
+         "xen_gfn 2 gfn=0x2\n"
+         "fault iommu_map count=1\n",
+         {0x3, 0x7},
+         {0x0, 0x1},
+         {0x1, 0x2},
+         {2},
+         {0, 1}},
+    };
+    return w;
+}
+
+const World& world_named(const std::string& n) {
+    for (const World& w : worlds())
+        if (w.name == n) return w;
+    throw std::invalid_argument("no explore world named " + n);
+}
+
+// Every statement of the universe that is well formed in `st` (TRACE-FORMAT: callers and event
+// domains live, drained servers existing).
+std::vector<trace::Stmt> statements(const World& w, const State& st) {
+    std::vector<trace::Stmt> out;
+    auto call = [&](DomId c, Op op) { out.push_back(trace::CallStmt{c, false, {op}, {0}}); };
+    for (const auto& [c, dom] : st.domains) {
+        call(c, QueryCaps{});
+        for (std::uint64_t b : w.bfns) {
+            UnmapPage u;
+            u.bfn = Bfn{b};
+            call(c, u);
+            for (std::uint16_t d : w.domids)
+                for (std::uint16_t s : w.ioservers) {
+                    UnmapForeignPage uf;
+                    uf.bfn = Bfn{b}, uf.domid = DomId{d}, uf.ioserver = IoServId{s};
+                    call(c, uf);
+                }
+        }
+        for (std::uint16_t f : w.flags)
+            for (std::uint64_t g : w.gfns) {
+                for (std::uint64_t b : w.bfns) {
+                    MapPage mp;
+                    mp.flags = Flags{f}, mp.bfn = Bfn{b}, mp.gfn = Gfn{g};
+                    call(c, mp);
+                }
+                for (std::uint16_t d : w.domids)
+                    for (std::uint16_t s : w.ioservers) {
+                        for (std::uint64_t b : w.bfns) {
+                            MapForeignPage mf;
+                            mf.flags = Flags{f}, mf.bfn = Bfn{b}, mf.gfn = Gfn{g},
+                            mf.domid = DomId{d}, mf.ioserver = IoServId{s};
+                            call(c, mf);
+                        }
+                        LookupForeignPage lk;  // bfn = BFN_INVALID: look up only
+                        lk.flags = Flags{f}, lk.gfn = Gfn{g}, lk.domid = DomId{d},
+                        lk.ioserver = IoServId{s};
+                        call(c, lk);
+                        lk.bfn = Bfn{w.bfns.front()};
+                        call(c, lk);
+                    }
+            }
+        for (std::uint64_t g : w.gfns) {
+            out.push_back(trace::BalloonStmt{c, Gfn{g}});
+            out.push_back(trace::PopulateStmt{c, Gfn{g}});
+        }
+        out.push_back(trace::DestroyStmt{c});
+    }
+    for (const auto& [key, srv] : st.servers)
+        out.push_back(trace::DrainStmt{key.first, key.second, std::nullopt});
+    return out;
+}
+
+// Runs one statement of trace `t` on h with trace::Runner's checks; "" or the failures.
+std::string run_one(trace::Trace& t, const trace::Stmt& s, spec::Hypervisor& h) {
+    t.statements.assign(1, trace::Statement{1, s});
+    trace::Runner r(t, h);
+    const trace::StepRecord rec = r.step();
+    std::string f;
+    for (const std::string& x : rec.failures) f += x + "\n";
+    return f;
+}
+
+struct Node {
+    std::size_t parent;  // index into nodes; the initial state is its own parent
+    trace::Stmt via;     // the statement from the parent
+};
+
+std::string path_trace(const World& w, const std::vector<Node>& nodes, std::size_t i,
+                       const std::string& why) {
+    std::vector<std::size_t> chain;
+    for (; nodes[i].parent != i; i = nodes[i].parent) chain.push_back(i);
+    std::ostringstream os;
+    os << "# explicit BMC counterexample (proofs/explore.cpp), world " << w.name << ":\n";
+    std::istringstream lines(why);
+    for (std::string l; std::getline(lines, l);)
+        if (!l.empty()) os << "#   " << l << "\n";
+    os << w.text;
+    for (auto it = chain.rbegin(); it != chain.rend(); ++it)
+        os << trace::statement_text(nodes[*it].via) << "\ncheck invariants\n";
+    return os.str();
+}
+
+// f(0) .. f(n-1) on `jobs` threads; the first exception is rethrown once all have stopped.
+void parallel_for(std::size_t n, unsigned jobs, const std::function<void(std::size_t)>& f) {
+    // The next index to take: relaxed, since it only hands out indices (the results are
+    // read after join, which orders them).
+    std::atomic<std::size_t> next{0};
+    std::mutex mu;  // guards `error`
+    std::exception_ptr error;
+    auto work = [&] {
+        for (std::size_t k; (k = next.fetch_add(1, std::memory_order_relaxed)) < n;) {
+            try {
+                f(k);
+            } catch (...) {
+                const std::lock_guard<std::mutex> lk(mu);
+                if (!error) error = std::current_exception();
+                next.store(n, std::memory_order_relaxed);  // stop handing out work
+            }
+        }
+    };
+    std::vector<std::thread> pool;
+    const std::size_t nt = std::max<std::size_t>(1, std::min<std::size_t>(jobs, n));
+    for (std::size_t j = 1; j < nt; ++j) pool.emplace_back(work);
+    work();
+    for (std::thread& th : pool) th.join();
+    if (error) std::rethrow_exception(error);
+}
+
+// The planted bugs of the explicit BMC (explore_mutant_names): each edits the successor that
+// ref computed, as a buggy model would have left it.
+State planted(const std::string& mutant, const trace::Stmt& s, const State& pre, State post) {
+    if (mutant.empty()) return post;
+    if (mutant == "balloon_frees_with_tuples") {
+        // The ballooned frame is freed although tuples (and their references) remain.
+        if (const auto* b = std::get_if<trace::BalloonStmt>(&s))
+            if (const auto m = pre.p2m(b->d, b->gfn);
+                m && pre.m2b.contains(*m) && post.m2b.contains(*m))
+                post.frames[*m].state = FrameState::free;
+        return post;
+    }
+    if (mutant == "unmap_foreign_keeps_ref") {
+        // unmap_foreign_page drops the tuple but not its reference.
+        const auto* c = std::get_if<trace::CallStmt>(&s);
+        if (c != nullptr && std::holds_alternative<UnmapForeignPage>(c->ops.at(0)))
+            for (auto& [m, f] : post.frames)
+                if (const Frame before = pre.frame(m); f.count + 1 == before.count) ++f.count;
+        return post;
+    }
+    if (mutant == "destroy_leaves_foreign_entry") {
+        // R9: a surviving emulator's foreign entry keeps pointing at the dead domain's frame
+        // instead of turning scratch (D7).
+        if (std::holds_alternative<trace::DestroyStmt>(s))
+            for (auto& [e, dom] : post.domains)
+                for (auto& [b, en] : dom.iommu)
+                    if (const Domain* was = pre.domain(e); was != nullptr)
+                        if (const auto it = was->iommu.find(b);
+                            it != was->iommu.end() && it->second.kind == EntryKind::foreign &&
+                            en.kind == EntryKind::scratch)
+                            en = it->second;
+        return post;
+    }
+    throw std::invalid_argument("no explore mutant named " + mutant);
+}
+
+}  // namespace
+
+namespace {
+// Each planted bug of `planted` and the invariant that must catch it.
+const std::vector<std::pair<std::string, std::string>>& explore_mutants() {
+    static const std::vector<std::pair<std::string, std::string>> m = {
+        {"balloon_frees_with_tuples", "INV-NO-FREE-WHILE-MAPPED"},
+        {"unmap_foreign_keeps_ref", "INV-COUNT"},
+        {"destroy_leaves_foreign_entry", "INV-NO-FREE-WHILE-MAPPED"}};
+    return m;
+}
+}  // namespace
+
+std::vector<std::string> explore_mutant_names() {
+    std::vector<std::string> n;
+    for (const auto& [m, inv] : explore_mutants()) n.push_back(m);
+    return n;
+}
+
+MutantResult check_explore_mutant(const std::string& name) {
+    const auto it = std::find_if(explore_mutants().begin(), explore_mutants().end(),
+                                 [&](const auto& m) { return m.first == name; });
+    if (it == explore_mutants().end())
+        throw std::invalid_argument("no explore mutant named " + name);
+    ExploreOptions o;
+    o.depth = 4;
+    o.z3_every = 0;
+    o.mutant = name;
+    const ExploreResult r = explore("xengt", o);
+    MutantResult m{"bmc:" + name, "explicit bmc (ref, world xengt)", it->second, false, r.seconds,
+                   r.trace};
+    m.caught = r.violation && r.trace.find(it->second) != std::string::npos;
+    if (!r.violation) m.detail = "no violation within depth 4";
+    return m;
+}
+
+std::vector<std::string> explore_world_names() {
+    std::vector<std::string> n;
+    for (const World& w : worlds()) n.push_back(w.name);
+    return n;
+}
+
+ExploreResult explore(const std::string& name, const ExploreOptions& opt) {
+    const auto t0 = std::chrono::steady_clock::now();
+    const World& w = world_named(name);
+    ExploreResult res;
+    res.world = w.name;
+    const trace::ParseResult pr = trace::parse("explore:" + w.name, w.text);
+    if (const auto* e = std::get_if<trace::ParseError>(&pr))
+        throw std::logic_error("explore world " + w.name + ": " + e->text());
+    trace::Trace t = std::get<trace::Trace>(pr);
+    ref::Hypervisor init(t.host);
+    for (trace::Runner r(t, init); !r.done();)
+        if (const trace::StepRecord rec = r.step(); rec.fatal)
+            throw std::logic_error("explore world " + w.name + ": " + rec.failures.at(0));
+    t.statements.clear();
+
+    std::vector<Node> nodes{{0, trace::CheckInvariants{}}};
+    std::unordered_map<std::string, std::size_t> seen{{dump(init.state()), 0}};
+    std::vector<std::pair<std::size_t, State>> level{{0, init.state()}};
+    res.per_level.push_back(1);
+    std::size_t fresh = 0;  // new states so far (z3_every / step_every count them)
+
+    auto fail = [&](std::size_t node, const std::string& why) {
+        res.violation = true;
+        res.trace = path_trace(w, nodes, node, why);
+    };
+    // The Z3 checks of one level's new states (`states`: indices into `level`), on the
+    // machine's threads; each query has its own context. The first failure in order wins.
+    auto z3_checks = [&](const std::vector<std::pair<std::size_t, State>>& lv,
+                         const std::vector<std::size_t>& inv,
+                         const std::vector<std::size_t>& step) {
+        std::vector<std::pair<std::size_t, bool>> work;  // (index into lv, a step check)
+        for (std::size_t i : inv) work.emplace_back(i, false);
+        for (std::size_t i : step) work.emplace_back(i, true);
+        std::vector<std::string> out(work.size());
+        parallel_for(work.size(), default_jobs(), [&](std::size_t k) {
+            const State& st = lv[work[k].first].second;
+            out[k] =
+                work[k].second ? encoded_step_from(st, opt.z3) : encoded_invariants_on(st, opt.z3);
+        });
+        res.z3_checked += inv.size();
+        res.z3_steps += step.size();
+        for (std::size_t k = 0; k < work.size() && !res.violation && !res.unknown; ++k) {
+            if (out[k].empty()) continue;
+            const std::size_t node = lv[work[k].first].first;
+            if (out[k].rfind("unknown", 0) == 0) {
+                res.unknown = true;
+                res.detail = "a Z3 query was " + out[k] + " on this state:\n" +
+                             dump(lv[work[k].first].second);
+            } else {
+                fail(node, work[k].second
+                               ? "one encoded step further: " + out[k]
+                               : "the encoded invariant " + out[k] + " fails on a reached state");
+            }
+        }
+    };
+    auto pick = [&](std::size_t every) { return every != 0 && fresh % every == 0; };
+
+    if (const auto v = check_invariants(init.state()); !v.empty())
+        fail(0, v.front().invariant + ": " + v.front().detail);
+    else
+        z3_checks(level,
+                  opt.z3_every != 0 ? std::vector<std::size_t>{0} : std::vector<std::size_t>{},
+                  opt.step_every != 0 ? std::vector<std::size_t>{0} : std::vector<std::size_t>{});
+    for (unsigned k = 1; k <= opt.depth && !res.violation && !res.unknown && !level.empty(); ++k) {
+        std::vector<std::pair<std::size_t, State>> next;
+        std::vector<std::size_t> inv, step;
+        for (const auto& [from, st] : level) {
+            for (const trace::Stmt& s : statements(w, st)) {
+                ref::Hypervisor h(st);
+                std::string why = run_one(t, s, h);
+                ++res.edges;
+                State post = planted(opt.mutant, s, st, h.state());
+                if (why.empty() && post == st) continue;
+                const auto [it, added] = seen.try_emplace(dump(post), nodes.size());
+                if (!added && why.empty()) continue;
+                // A failing statement into a known state gets a node of its own, for its trace.
+                nodes.push_back({from, s});
+                if (why.empty())
+                    for (const Violation& v : check_invariants(post))
+                        why += v.invariant + ": " + v.detail + "\n";
+                if (!why.empty()) {
+                    fail(nodes.size() - 1, why);
+                    break;
+                }
+                ++fresh;
+                if (pick(opt.z3_every)) inv.push_back(next.size());
+                if (pick(opt.step_every)) step.push_back(next.size());
+                next.emplace_back(nodes.size() - 1, std::move(post));
+            }
+            if (res.violation) break;
+        }
+        if (!res.violation) z3_checks(next, inv, step);
+        res.depth = k;
+        res.per_level.push_back(next.size());
+        level = std::move(next);
+    }
+    res.states = seen.size();
+    res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return res;
+}
+
+}  // namespace proofs
