@@ -432,7 +432,7 @@ std::vector<std::string> transition_names() {
     return {"map_foreign_page", "unmap_foreign_page", "lookup_foreign_page",
             "map_page",         "unmap_page",         "balloon",
             "populate",         "destroy_drop_tuple", "destroy_drop_local",
-            "destroy_finish"};
+            "destroy_finish",   "query_caps",         "drain"};
 }
 
 namespace {
@@ -794,6 +794,44 @@ Transition populate(const Sorts& so, const St& s, Mutant) {
     return t;
 }
 
+// query_caps and drain change no component of this encoding: query_caps only writes its out
+// field (R2: map_cap exactly when usable(C)), drain only takes requests off a server's queues
+// (D11), which the encoding does not carry (INV-INVALIDATE is about what a balloon emits, as
+// `sent`). Each is the identity on St; they are transitions so that every obligation, the
+// conformance samples and BMC cover every subop and event by name.
+Transition query_caps(const Sorts& so, const St& s, Mutant) {
+    const expr c = so.ctx.constant((so.tag + "query_caps.C").c_str(), so.D);
+    Transition t{"query_caps",
+                 {},
+                 {},
+                 so.ctx.bool_val(true),
+                 so.ctx.bool_val(true),
+                 s,
+                 {},
+                 {},
+                 z3::expr_vector(so.ctx),
+                 {}};
+    t.args.push_back(c);
+    t.scope.push_back({"scope: C live (ref's precondition)", s.live[c]});
+    finish_checks(so, t);  // no check: query_caps always succeeds (R1: flags are output only)
+    t.out = usable(so, s, c);
+    t.cases = {{t.ok, s}};
+    return t;
+}
+
+Transition drain(const Sorts& so, const St& s, Mutant) {
+    const expr d = so.ctx.constant((so.tag + "drain.D").c_str(), so.D);
+    const expr i = so.ctx.constant((so.tag + "drain.ioserver").c_str(), so.S);
+    Transition t{"drain", {}, {}, so.ctx.bool_val(true),   so.ctx.bool_val(true),
+                 s,       {}, {}, z3::expr_vector(so.ctx), {}};
+    t.args.push_back(d);
+    t.args.push_back(i);
+    t.scope.push_back({"scope: the server exists (ref's precondition)", s.srv[ds(d, i)]});
+    finish_checks(so, t);
+    t.cases = {{t.ok, s}};
+    return t;
+}
+
 // R9, destroy(D), as the preemptible teardown Xen runs (domain_relinquish_resources: one
 // holder at a time, restarted until none is left), then the domain goes. ref's atomic destroy
 // is these steps run to completion: destroy_drop_tuple for each tuple of a server D serves or
@@ -960,6 +998,8 @@ Transition make_transition(const Sorts& so, const St& s, const std::string& name
     if (name == "unmap_page") return unmap_page(so, s, mut);
     if (name == "balloon") return balloon(so, s, mut);
     if (name == "populate") return populate(so, s, mut);
+    if (name == "query_caps") return query_caps(so, s, mut);
+    if (name == "drain") return drain(so, s, mut);
     if (name == "destroy_drop_tuple") return destroy_drop_tuple(so, s, mut);
     if (name == "destroy_drop_local") return destroy_drop_local(so, s, mut);
     if (name == "destroy_finish") return destroy_finish(so, s, mut);

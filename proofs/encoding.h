@@ -145,11 +145,13 @@ struct Transition {
     // The same successor as guarded cases (disjoint, covering): next == the St of the case whose
     // guard holds. The obligations are proved case by case (smaller queries).
     std::vector<std::pair<z3::expr, St>> cases;
+    std::optional<z3::expr> out = std::nullopt;  // query_caps: the map_cap bit it returns (Bool)
 };
 
 // Transitions by name: map_foreign_page, unmap_foreign_page, lookup_foreign_page, map_page,
 // unmap_page, balloon, populate, and destroy (R9) as its teardown steps destroy_drop_tuple,
-// destroy_drop_local (with balloon for the P2M) and destroy_finish.
+// destroy_drop_local (with balloon for the P2M) and destroy_finish; query_caps and drain
+// (the identity on this state: see encoding.cpp).
 std::vector<std::string> transition_names();
 Transition make_transition(const Sorts& so, const St& s, const std::string& name, Mutant mut);
 

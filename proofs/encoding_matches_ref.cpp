@@ -358,9 +358,9 @@ std::unique_ptr<ref::Hypervisor> make_world(Gen& g, std::string* text = nullptr)
 Sample random_op(Gen& g, const State& st) {
     static const char* names[] = {"map_foreign_page", "unmap_foreign_page", "lookup_foreign_page",
                                   "map_page",         "unmap_page",         "balloon",
-                                  "populate"};
+                                  "populate",         "query_caps",         "drain"};
     Sample s;
-    s.op = names[g.below(7)];
+    s.op = names[g.below(g.coin(10) ? 9 : 7)];  // query_caps and drain: rarer (no edit)
     // R9: rare (it ends most of the world), less so once tuples exist for its chain to drop.
     if (g.coin(st.m2b.empty() ? 3 : 12)) s.op = "destroy";
     std::vector<DomId> live;
@@ -404,6 +404,17 @@ Sample random_op(Gen& g, const State& st) {
         }
     }
     s.bfn_invalid = g.coin(80);
+    // drain names an existing server (ref's precondition), as `drain T id=S` must.
+    if (s.op == "drain") {
+        if (st.servers.empty()) {
+            s.op = "query_caps";
+        } else {
+            auto it = st.servers.begin();
+            std::advance(it, static_cast<long>(g.below(st.servers.size())));
+            s.c = it->first.first;
+            s.ioserver = it->first.second;
+        }
+    }
     // A destroy is mostly aimed at a domain some tuple's server names (its target or its
     // emulator), so that the teardown chain drops tuples.
     if (s.op == "destroy" && !st.m2b.empty() && g.coin(75)) {
@@ -418,8 +429,19 @@ Sample random_op(Gen& g, const State& st) {
 }
 
 // Runs the sample on ref; returns its status code (-status) and leaves the post-state in hv.
-unsigned run_ref(ref::Hypervisor& hv, const Sample& s) {
+// query_caps: `caps` (if given) gets the flags it returned.
+unsigned run_ref(ref::Hypervisor& hv, const Sample& s, Flags* caps = nullptr) {
     Status st = Status::ok;
+    if (s.op == "query_caps") {
+        QueryCaps op;
+        st = hv.query_caps(s.c, op);
+        if (caps != nullptr) *caps = op.flags;
+        return static_cast<unsigned>(-static_cast<int>(st));
+    }
+    if (s.op == "drain") {
+        (void)hv.drain(s.c, s.ioserver, UINT32_MAX);
+        return 0;
+    }
     if (s.op == "map_foreign_page") {
         MapForeignPage op;
         op.flags = s.flags, op.bfn = s.bfn, op.gfn = s.gfn, op.domid = s.domid,
@@ -508,7 +530,7 @@ void fix_args(z3::solver& sv, const Enc& e, const Transition& t, const Sample& s
 }
 
 std::string compare(const State& pre, const Sample& smp, unsigned ref_status, const State& post,
-                    const Options& opt) {
+                    const Options& opt, Flags caps = Flags{}) {
     z3::context c;
     Sorts so(c, conf_widths());
     Enc e{c, so};
@@ -551,6 +573,8 @@ std::string compare(const State& pre, const Sample& smp, unsigned ref_status, co
         reads.push_back({what, v, want});
     };
     const St& n = finish ? t.cases.front().second : t.next;
+    if (t.out)  // query_caps: R2's map_cap bit
+        read("query_caps map_cap", *t.out, c.bool_val((caps.raw & IOMMU_QUERY_map_cap) != 0));
     for (std::uint64_t m = 0; m < kAddrs; ++m) {
         const Frame f = post.frame(Mfn{m});
         const std::string w = "frame " + std::to_string(m);
@@ -785,7 +809,8 @@ ConformanceResult conformance(std::uint64_t seed, std::size_t samples, const Opt
             const State pre = hv.state();
             const Sample smp = random_op(g, pre);
             if (pre.domain(smp.c) == nullptr) break;  // every encoded op has a live caller
-            const unsigned st = run_ref(hv, smp);
+            Flags caps;
+            const unsigned st = run_ref(hv, smp, &caps);
             std::string d;
             if (smp.op == "destroy") {
                 // R9: each teardown step's encoding against the step, and the steps' end
@@ -801,7 +826,7 @@ ConformanceResult conformance(std::uint64_t seed, std::size_t samples, const Opt
                 if (!(cur == hv.state()))
                     d += "  the teardown steps end elsewhere than ref's destroy:\n" + dump(cur);
             } else {
-                d = compare(pre, smp, st, hv.state(), opt);
+                d = compare(pre, smp, st, hv.state(), opt, caps);
             }
             ++res.samples;
             ++res.per_op[smp.op];
@@ -907,9 +932,14 @@ Result non_vacuity_by_witness(const std::string& what, const Options& opt) {
                 pre = hv.state();
                 Sample smp = random_op(g, pre);
                 if (pre.domain(smp.c) == nullptr) break;
-                if (g.coin(50)) smp.op = what;
+                // (drain only where it is well formed: on an existing server)
+                if (g.coin(50) && (what != "drain" || pre.server(smp.c, smp.ioserver) != nullptr))
+                    smp.op = what;
                 const unsigned st = run_ref(hv, smp);
-                if (smp.op == what && st == 0 && dump(hv.state()) != dump(pre)) found = smp;
+                // query_caps and drain edit no encoded component: acting is returning 0.
+                const bool identity = what == "query_caps" || what == "drain";
+                if (smp.op == what && st == 0 && (identity || dump(hv.state()) != dump(pre)))
+                    found = smp;
             }
             if (!found) continue;
         }

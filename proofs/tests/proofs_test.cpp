@@ -120,7 +120,7 @@ TEST_CASE("every open obligation is a real obligation name") {
 }
 
 TEST_CASE("every obligation and mutant has a name the CLI can select") {
-    CHECK(proofs::obligation_names().size() == 10 * 12 + 1 + 1 + 11);
+    CHECK(proofs::obligation_names().size() == 12 * 12 + 1 + 1 + 13);
     CHECK(proofs::mutant_names().size() == 7);
 }
 
@@ -130,14 +130,14 @@ TEST_CASE("conformance: the encoded transitions agree with ref on random concret
     o.timeout_ms = 20000u;
     // Seed 2: its 1,000 samples reach every row below (rows after many checks, -EEXIST and
     // D19's -EOVERFLOW, take a few per thousand).
-    const proofs::ConformanceResult r = proofs::conformance(2, full ? 5000 : 1000, o);
+    const proofs::ConformanceResult r = proofs::conformance(4, full ? 5000 : 1000, o);
     MESSAGE("conformance: " << r.samples << " samples (seed " << r.seed << ") in " << r.seconds
                             << " s");
     for (const auto& [op, n] : r.per_op) MESSAGE("  " << op << ": " << n);
     INFO(r.detail);
     CHECK(r.divergences == 0);
     // Every encoded transition (destroy's teardown steps by their chains), and destroy.
-    CHECK(r.per_op.size() == 11);
+    CHECK(r.per_op.size() == 13);
     // The rows the encoding must get right are reached: D19's -EOVERFLOW among them.
     for (const unsigned st : {0u, 1u, 2u, 5u, 6u, 17u, 19u, 22u, 75u}) {
         INFO("status -" << st);
