@@ -17,6 +17,10 @@ struct BenchOptions {
     std::uint64_t max_size =
         0;         // largest table size to run (0: by mode; >= 1e7 adds 1e7 in full mode)
     int reps = 0;  // repetitions per cell (0: by mode)
+    // Only the workloads whose name starts with one of these comma-separated prefixes
+    // ("W1,W3"; "" = all): for quick comparisons while changing impl. Speedups and the other
+    // targets are then printed for those cells only.
+    std::string workloads;
 };
 
 // Runs every workload on every contender in one process, prints the table and the floors to

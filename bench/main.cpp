@@ -1,5 +1,6 @@
 // bench/main.cpp: build/pviommu_bench [--quick] [--smoke] [--csv=FILE] [--svg=FILE] [--seed=N]
-// [--max-size=N] [--reps=N]; the same as `pviommu bench` once the CLI calls run_bench.
+// [--max-size=N] [--reps=N] [--workloads=PREFIXES]; the same as `pviommu bench` once the CLI calls
+// run_bench.
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -26,9 +27,11 @@ int main(int argc, char** argv) {
             o.max_size = std::strtoull(val("--max-size=").c_str(), nullptr, 10);
         else if (a.rfind("--reps=", 0) == 0)
             o.reps = std::atoi(val("--reps=").c_str());
+        else if (a.rfind("--workloads=", 0) == 0)
+            o.workloads = val("--workloads=");
         else {
             std::cerr << "usage: pviommu_bench [--quick] [--smoke] [--csv=FILE] [--svg=FILE] "
-                         "[--seed=N] [--max-size=N] [--reps=N]\n";
+                         "[--seed=N] [--max-size=N] [--reps=N] [--workloads=W1,W3]\n";
             return 2;
         }
     }

@@ -179,8 +179,11 @@ Hypervisor::DomainRec* Hypervisor::dom(DomId d) const {
 }
 
 Hypervisor::Server* Hypervisor::server(DomId target, IoServId id) const {
-    auto it = servers_.find({target.v, id.v});
-    return it == servers_.end() ? nullptr : it->second.get();
+    const DomainRec* t = dom(target);
+    if (t == nullptr) return nullptr;
+    for (Server* s : t->servers)
+        if (s->id == id) return s;
+    return nullptr;
 }
 
 bool Hypervisor::privileged(DomId e, DomId t) const {
@@ -215,7 +218,9 @@ std::optional<Entry> Hypervisor::entry(Work& w, const DomainRec& c, Bfn b) {
 
 std::vector<Hypervisor::TupleRec> Hypervisor::tuples(Work& w, Mfn m) {
     const auto* ts = as_ptr<const TupleSet>(w.t.read(m2b_[m.v]));
-    return ts == nullptr ? std::vector<TupleRec>{} : ts->t;
+    if (ts == nullptr) return {};
+    const auto t = ts->t();
+    return {t.begin(), t.end()};
 }
 
 bool Hypervisor::claimed_at_identity(Work& w, DomId c, Bfn b) {
@@ -241,7 +246,7 @@ void Hypervisor::set_tuples(Work& w, Mfn m, std::vector<TupleRec> next) {
     }
     std::sort(next.begin(), next.end(),
               [](const TupleRec& a, const TupleRec& b) { return a.key() < b.key(); });  // F8
-    auto* ts = new TupleSet{std::move(next)};
+    auto* ts = TupleSet::make(next);
     w.created.push_back(ts);
     w.t.write(word, as_word(ts));
 }
@@ -469,6 +474,7 @@ void Hypervisor::create_ioserver(DomId target, IoServId id, DomId emulator, std:
     // relaxed: quiescent; the first data-path operation is ordered after us by quiescence.
     s->sync_head.store(as_word(dummy), std::memory_order_relaxed);
     s->sync_tail.store(as_word(dummy), std::memory_order_relaxed);
+    dom(target)->servers.push_back(s.get());
     servers_[{target.v, id.v}] = std::move(s);
 }
 
@@ -538,6 +544,7 @@ void Hypervisor::destroy(DomId d) {
             delete n;
             n = next;
         }
+        std::erase(dom(it->second->target)->servers, it->second.get());
         servers_.erase(it);
     }
     // R9: a surviving emulator's foreign entry left without tuples -> scratch.
@@ -794,10 +801,11 @@ std::optional<Bfn> Hypervisor::lookup_registered(const DomainRec& td, const Look
     const std::uint64_t set = mcas_read(m2b);  // t2
     const auto* ts = as_ptr<const TupleSet>(set);
     if (ts == nullptr) return std::nullopt;
-    const auto it = std::find_if(ts->t.begin(), ts->t.end(), [&](const TupleRec& r) {
+    const auto recs = ts->t();
+    const auto it = std::find_if(recs.begin(), recs.end(), [&](const TupleRec& r) {
         return r.domid == op.domid && r.ioserver == op.ioserver;  // R4: lowest bfn (sorted)
     });
-    if (it == ts->t.end()) return std::nullopt;
+    if (it == recs.end()) return std::nullopt;
     const Bfn out = it->bfn;
     stall(FaultPoint::stall_txn_between_reads);  // either word may move before the re-reads
     if (mcas_read(leaf) != p2m || mcas_read(m2b) != set) return std::nullopt;  // t3, t4
@@ -1043,7 +1051,7 @@ State Hypervisor::snapshot() const {
         }
         if (const auto* ts = as_ptr<const TupleSet>(mcas_read(m2b_[m]))) {
             auto& out = s.m2b[Mfn{m}];
-            for (const TupleRec& r : ts->t)
+            for (const TupleRec& r : ts->t())
                 out[Tuple{r.bfn, r.domid, r.ioserver}] = TupleInfo{r.swap};
         }
     }

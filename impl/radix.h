@@ -1,6 +1,8 @@
 // impl/radix.h: a 64-bit-keyed radix tree whose leaves are MCAS Words, shaped like an IOMMU or
 // P2M page table: 8 levels of 256 slots. Used for each domain's P2M (gfn -> mfn) and IOMMU
-// context (bfn -> entry).
+// context (bfn -> entry). Keys below 2^24 (every frame number a host can have, D6, and so every
+// gfn and bfn that names one 1:1) live in a second tree of the last 3 levels only: 3 dependent
+// loads instead of 8 (issue 6: the depth was the first cost of a lookup named in RESULTS.md).
 //
 // Concurrency: interior nodes are installed once with a CAS (nullptr -> node) and never removed
 // while the tree lives, so a reader that loaded a child pointer can use it for as long as the
@@ -22,13 +24,17 @@ public:
     RadixMap() = default;
     RadixMap(const RadixMap&) = delete;
     RadixMap& operator=(const RadixMap&) = delete;
-    ~RadixMap() { free_node(root_.load(std::memory_order_relaxed), 0); }
+    ~RadixMap() {
+        free_node(root_.load(std::memory_order_relaxed), 0);
+        free_node(low_root_.load(std::memory_order_relaxed), kLowStart);
+    }
 
     // The leaf word of key, creating its path if needed (lock-free). A Txn must read a leaf it
     // decides on through this, so that a concurrent writer of the same key conflicts with it.
     [[nodiscard]] Word& get(std::uint64_t key) const {
-        std::atomic<void*>* slot = &root_;
-        for (int level = 0; level < kLevels; ++level) {
+        const bool low = key < kLowLimit;
+        std::atomic<void*>* slot = low ? &low_root_ : &root_;
+        for (int level = low ? kLowStart : 0; level < kLevels; ++level) {
             // acquire: pairs with the release install below, so the node's zeroed slots are seen.
             void* n = slot->load(std::memory_order_acquire);
             if (n == nullptr) n = install(*slot, level);
@@ -41,11 +47,17 @@ public:
     // Calls f(key, value) for every leaf whose value is not 0, in key order. Quiescent only.
     template <class F>
     void for_each(F&& f) const {
+        // The low tree holds exactly the keys below 2^24, the full one only keys above.
+        walk(low_root_.load(std::memory_order_acquire), kLowStart, 0, f);
         walk(root_.load(std::memory_order_acquire), 0, 0, f);
     }
 
 private:
     static constexpr int kBits = 8, kLevels = 8, kFan = 1 << kBits;
+    // The low tree starts at this level: its keys have only the last (kLevels - kLowStart)
+    // bytes.
+    static constexpr int kLowStart = 5;
+    static constexpr std::uint64_t kLowLimit = std::uint64_t{1} << (kBits * (kLevels - kLowStart));
     struct Interior {
         std::array<std::atomic<void*>, kFan> child{};
     };
@@ -101,8 +113,9 @@ private:
                  (prefix << kBits) | static_cast<std::uint64_t>(i), f);
     }
 
-    // Guarded by its own CAS protocol (see the file comment).
-    mutable std::atomic<void*> root_{nullptr};  // get() on a const map may grow it
+    // Guarded by their own CAS protocol (see the file comment).
+    mutable std::atomic<void*> root_{nullptr};  // keys >= 2^24; get() on a const map may grow it
+    mutable std::atomic<void*> low_root_{nullptr};  // keys < 2^24, from level kLowStart
 };
 
 }  // namespace impl
