@@ -631,6 +631,50 @@ Transition lookup_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     return t;
 }
 
+// Drops tuple (m, x) of emulator e, which uses bfn b, with its reference (R5; R9's teardown);
+// e's foreign entry at b becomes `after` (none for unmap_foreign_page, scratch for destroy, D7)
+// when no other tuple of e uses b (ref claimed(), after the removal), unless `keep_entry` (a
+// planted bug). Returns the successor and its cases, one per ghost class of the tuple and per
+// whether the entry goes: for the proofs, "another tuple of e still claims b" names its
+// witness, a free constant w (a case for an arbitrary w covers the existential), and the case
+// mentions w's read in the successor so that E-matching has it. `name` prefixes the bound and
+// free constants.
+struct Drop {
+    St next;
+    std::vector<std::pair<expr, St>> cases;
+};
+Drop drop_emulated_tuple(const Sorts& so, const St& s, const expr& m, const expr& x, const expr& b,
+                         const expr& e, unsigned after, bool keep_entry, const std::string& name) {
+    const expr tum = z3::concat(m, x);
+    const expr cb = da(e, b);
+    const expr cls = s.tcls[tum];  // AUX-CLASS: the ghost class is the tuple's class
+    expr tt2 = so.ctx.constant((so.tag + name + ".t2").c_str(), so.T);
+    const TupleParts q = parts(so, tt2);
+    // claimed(e, b) after the removal, stated on the pre-state (a plain trigger m2b[t2]).
+    const expr still = exists_p(
+        {tt2}, {{s.m2b[tt2]}},
+        s.m2b[tt2] && tt2 != tum && q.b == b && s.srv[ds(q.d, q.s)] && s.emu[ds(q.d, q.s)] == e);
+    const expr foreign = s.ekind[cb] == bv(so, kForeign, so.K2);
+    const expr last = foreign && !still;
+    const expr w = so.ctx.constant((so.tag + name + ".other").c_str(), so.T);
+    const TupleParts wp = parts(so, w);
+    const expr claims_w =
+        s.m2b[w] && w != tum && wp.b == b && s.srv[ds(wp.d, wp.s)] && s.emu[ds(wp.d, wp.s)] == e;
+    Drop out{s, {}};
+    for (bool k : {true, false}) {
+        const St dropped = drop_tuple(so, s, m, x, k);
+        St gone = dropped;
+        if (!keep_entry) gone.ekind = z3::store(gone.ekind, cb, bv(so, after, so.K2));
+        const expr kc = k ? cls : !cls;
+        out.cases.push_back({kc && last, gone});
+        out.cases.push_back({kc && !foreign, dropped});
+        out.cases.push_back({kc && foreign && claims_w && dropped.m2b[w], dropped});
+        const St nk = ite_state(last, gone, dropped);
+        out.next = k ? nk : ite_state(cls, out.next, nk);
+    }
+    return out;
+}
+
 Transition unmap_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     auto a = op_args<spec::UnmapForeignPage>(so, "unmap_foreign_page.");
     const expr c = so.ctx.constant((so.tag + "unmap_foreign_page.C").c_str(), so.D);
@@ -661,38 +705,10 @@ Transition unmap_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     t.checks.push_back({"F5: C's own tuple, or a scratch entry at bfn", own || scratch, kEnoent});
     finish_checks(so, t);
     // R5: the tuple and its reference; the foreign entry goes when no tuple of C uses bfn.
-    // One case per ghost class of the tuple, and per whether the foreign entry goes with it.
-    const expr tum = z3::concat(um, x);
-    const expr cls = s.tcls[tum];  // AUX-CLASS: the ghost class is the tuple's class
-    expr tt2 = so.ctx.constant((so.tag + "unmap_foreign_page.t2").c_str(), so.T);
-    const TupleParts q = parts(so, tt2);
-    // claimed(c, b) after the removal, stated on the pre-state (a plain trigger m2b[t2]).
-    const expr still = exists_p(
-        {tt2}, {{s.m2b[tt2]}},
-        s.m2b[tt2] && tt2 != tum && q.b == b && s.srv[ds(q.d, q.s)] && s.emu[ds(q.d, q.s)] == c);
-    const expr foreign = s.ekind[cb] == bv(so, kForeign, so.K2);
-    const expr last = foreign && !still;
-    // For the proofs, "another tuple of C still claims bfn" names its witness: a free constant
-    // w (a case for an arbitrary w covers the existential), and the case mentions w's read
-    // in the successor so that E-matching has it.
-    const expr w = so.ctx.constant((so.tag + "unmap_foreign_page.other").c_str(), so.T);
-    const TupleParts wp = parts(so, w);
-    const expr claims_w =
-        s.m2b[w] && w != tum && wp.b == b && s.srv[ds(wp.d, wp.s)] && s.emu[ds(wp.d, wp.s)] == c;
-    std::vector<std::pair<expr, St>> own_cases;
-    St n = s;
-    for (bool k : {true, false}) {
-        const St dropped = drop_tuple(so, s, um, x, k);
-        St gone = dropped;
-        if (mut != Mutant::unmap_foreign_keeps_entry)
-            gone.ekind = z3::store(gone.ekind, cb, bv(so, kNone, so.K2));
-        const expr kc = k ? cls : !cls;
-        own_cases.push_back({kc && last, gone});
-        own_cases.push_back({kc && !foreign, dropped});
-        own_cases.push_back({kc && foreign && claims_w && dropped.m2b[w], dropped});
-        const St nk = ite_state(last, gone, dropped);
-        n = k ? nk : ite_state(cls, n, nk);
-    }
+    const Drop own_drop = drop_emulated_tuple(
+        so, s, um, x, b, c, kNone, mut == Mutant::unmap_foreign_keeps_entry, "unmap_foreign_page");
+    const St& n = own_drop.next;
+    const auto& own_cases = own_drop.cases;
     // R5, F5: a scratch entry at bfn goes, whatever domid/ioserver say.
     St sc = s;
     sc.ekind = z3::store(sc.ekind, cb, bv(so, kNone, so.K2));
@@ -856,7 +872,6 @@ Transition destroy_drop_tuple(const Sorts& so, const St& s, Mutant mut) {
     const expr x = bds(b, dom, i);
     const expr tum = z3::concat(m, x);
     const expr e = s.emu[ds(dom, i)];
-    const expr cb = da(e, b);
     Transition t{"destroy_drop_tuple",    {}, {}, so.ctx.bool_val(true),
                  so.ctx.bool_val(true),   s,  {}, {},
                  z3::expr_vector(so.ctx), {}};
@@ -870,32 +885,11 @@ Transition destroy_drop_tuple(const Sorts& so, const St& s, Mutant mut) {
     // after every drop; the same end state, since each drop re-checks what is left). The
     // emulator may be D itself: its context goes at destroy_finish, and until then the entry
     // is scratch like any other (AUX-FOREIGN holds in between).
-    const expr cls = s.tcls[tum];  // AUX-CLASS
-    expr tt2 = so.ctx.constant((so.tag + "destroy_drop_tuple.t2").c_str(), so.T);
-    const TupleParts q = parts(so, tt2);
-    const expr still = exists_p(
-        {tt2}, {{s.m2b[tt2]}},
-        s.m2b[tt2] && tt2 != tum && q.b == b && s.srv[ds(q.d, q.s)] && s.emu[ds(q.d, q.s)] == e);
-    const expr foreign = s.ekind[cb] == bv(so, kForeign, so.K2);
-    const expr last = foreign && !still;
-    // As unmap_foreign_page: the witness w of "another tuple still uses bfn", one case each.
-    const expr w = so.ctx.constant((so.tag + "destroy_drop_tuple.other").c_str(), so.T);
-    const TupleParts wp = parts(so, w);
-    const expr claims_w =
-        s.m2b[w] && w != tum && wp.b == b && s.srv[ds(wp.d, wp.s)] && s.emu[ds(wp.d, wp.s)] == e;
-    St n = s;
-    for (bool k : {true, false}) {
-        const St dropped = drop_tuple(so, s, m, x, k);
-        St gone = dropped;
-        if (mut != Mutant::destroy_leaves_foreign_entry)
-            gone.ekind = z3::store(gone.ekind, cb, bv(so, kScratch, so.K2));
-        const expr kc = k ? cls : !cls;
-        t.cases.push_back({t.ok && kc && last, gone});
-        t.cases.push_back({t.ok && kc && !foreign, dropped});
-        t.cases.push_back({t.ok && kc && foreign && claims_w && dropped.m2b[w], dropped});
-        const St nk = ite_state(last, gone, dropped);
-        n = k ? nk : ite_state(cls, n, nk);
-    }
+    const Drop dr =
+        drop_emulated_tuple(so, s, m, x, b, e, kScratch,
+                            mut == Mutant::destroy_leaves_foreign_entry, "destroy_drop_tuple");
+    for (const auto& [g, st] : dr.cases) t.cases.push_back({t.ok && g, st});
+    const St& n = dr.next;
     t.cases.push_back({!t.ok, s});
     t.next = ite_state(t.ok, n, s);
     return t;

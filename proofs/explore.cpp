@@ -5,17 +5,13 @@
 #include "proofs/explore.h"
 
 #include <algorithm>
-#include <atomic>
 #include <chrono>
-#include <exception>
-#include <functional>
-#include <mutex>
 #include <sstream>
 #include <stdexcept>
-#include <thread>
 #include <unordered_map>
 #include <variant>
 
+#include "proofs/parallel.h"
 #include "ref/hypervisor.h"
 #include "trace/runner.h"
 #include "trace/trace.h"
@@ -165,32 +161,6 @@ std::string path_trace(const World& w, const std::vector<Node>& nodes, std::size
     for (auto it = chain.rbegin(); it != chain.rend(); ++it)
         os << trace::statement_text(nodes[*it].via) << "\ncheck invariants\n";
     return os.str();
-}
-
-// f(0) .. f(n-1) on `jobs` threads; the first exception is rethrown once all have stopped.
-void parallel_for(std::size_t n, unsigned jobs, const std::function<void(std::size_t)>& f) {
-    // The next index to take: relaxed, since it only hands out indices (the results are
-    // read after join, which orders them).
-    std::atomic<std::size_t> next{0};
-    std::mutex mu;  // guards `error`
-    std::exception_ptr error;
-    auto work = [&] {
-        for (std::size_t k; (k = next.fetch_add(1, std::memory_order_relaxed)) < n;) {
-            try {
-                f(k);
-            } catch (...) {
-                const std::lock_guard<std::mutex> lk(mu);
-                if (!error) error = std::current_exception();
-                next.store(n, std::memory_order_relaxed);  // stop handing out work
-            }
-        }
-    };
-    std::vector<std::thread> pool;
-    const std::size_t nt = std::max<std::size_t>(1, std::min<std::size_t>(jobs, n));
-    for (std::size_t j = 1; j < nt; ++j) pool.emplace_back(work);
-    work();
-    for (std::thread& th : pool) th.join();
-    if (error) std::rethrow_exception(error);
 }
 
 // The planted bugs of the explicit BMC (explore_mutant_names): each edits the successor that

@@ -21,6 +21,7 @@
 #include <thread>
 
 #include "proofs/encoding.h"
+#include "proofs/parallel.h"
 #include "proofs/prove.h"
 
 namespace proofs {
@@ -355,39 +356,39 @@ std::vector<Result> check_obligations(const std::vector<std::string>& names, con
                                       unsigned jobs,
                                       const std::function<void(const Result&)>& done) {
     std::vector<std::optional<Result>> out(names.size());
-    std::mutex mu;  // guards `out` and `error`
+    std::mutex mu;  // guards `out`, `error` and `finished`
     std::condition_variable cv;
     std::exception_ptr error;
-    // The next obligation to take: relaxed, since it only hands out indices (each result is
-    // published under `mu`).
-    std::atomic<std::size_t> next{0};
-    auto work = [&] {
-        for (std::size_t k; (k = next.fetch_add(1, std::memory_order_relaxed)) < names.size();) {
-            try {
+    bool finished = false;
+    // The obligations run on a pool of their own, so that this thread can hand each result to
+    // `done` in order as soon as it and every one before it are in.
+    std::thread runner([&] {
+        std::exception_ptr e;
+        try {
+            parallel_for(names.size(), jobs, [&](std::size_t k) {
                 Result r = check_obligation(names[k], opt);
                 const std::lock_guard<std::mutex> lk(mu);
                 out[k] = std::move(r);
-            } catch (...) {
-                const std::lock_guard<std::mutex> lk(mu);
-                if (!error) error = std::current_exception();
-                next.store(names.size(), std::memory_order_relaxed);  // stop handing out work
-            }
-            cv.notify_all();
+                cv.notify_all();
+            });
+        } catch (...) {
+            e = std::current_exception();
         }
-    };
-    std::vector<std::thread> pool;
-    const unsigned n = std::max(1u, std::min<unsigned>(jobs, static_cast<unsigned>(names.size())));
-    for (unsigned j = 0; j < n; ++j) pool.emplace_back(work);
+        const std::lock_guard<std::mutex> lk(mu);
+        error = e;
+        finished = true;
+        cv.notify_all();
+    });
     std::vector<Result> results;
     for (std::size_t k = 0; k < names.size(); ++k) {
         std::unique_lock<std::mutex> lk(mu);
-        cv.wait(lk, [&] { return out[k].has_value() || error != nullptr; });
-        if (error) break;
+        cv.wait(lk, [&] { return out[k].has_value() || finished; });
+        if (!out[k]) break;  // the pool stopped on an exception
         results.push_back(*out[k]);
         lk.unlock();
         if (done) done(results.back());
     }
-    for (std::thread& t : pool) t.join();
+    runner.join();
     if (error) std::rethrow_exception(error);
     return results;
 }
