@@ -71,6 +71,20 @@ const std::vector<World>& worlds() {
          {0x1, 0x2},
          {2},
          {0, 1}},
+        // Order-1 calls (R2; the encoding covers order 0 only, so this world is their model
+        // check): two-frame maps (flags 0x403: rw, order 1) next to order-0 ones, at aligned
+        // bfns, on a guest whose two RAM frames form one aligned pair (gfn 1 is misaligned
+        // for order 1).
+        {"order1",
+         "host iommu=on mode=strict max_order=1 frames=6\n"
+         "domain 0 hardware iommu_hw ram=0\n"
+         "domain 1 guest iommu_hw ram=2\n"
+         "ioserver 1 id=0 emulator=0 ring=4\n",
+         {0x3, 0x403},
+         {0x0, 0x2},
+         {0x0, 0x1},
+         {1},
+         {0}},
     };
     return w;
 }
