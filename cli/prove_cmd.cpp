@@ -236,10 +236,11 @@ CLI::App* add_prove_command(CLI::App& app, ProveArgs& args) {
                   "prints a trace for pviommu run");
     p->add_option("--bmc-world", args.bmc_world, "Only this explicit BMC world");
     p->add_option("--bmc-z3-every", args.bmc_z3_every,
-                  "Z3 checks the encoded invariants on every N-th state reached (0: none)");
+                  "Z3 checks the encoded invariants on every N-th state reached (default 50; "
+                  "0: none)");
     p->add_option("--bmc-step-every", args.bmc_step_every,
                   "One symbolic encoded step (any transition, any arguments) from every N-th "
-                  "state reached (0: none)");
+                  "state reached (default 10000; 0: none)");
     p->add_option("--bmc-symbolic", args.bmc_symbolic,
                   "Depth of the symbolic BMC that follows (0: none)");
     p->add_option("--bmc-worlds", args.bmc_worlds, "Random worlds the symbolic BMC starts from");
