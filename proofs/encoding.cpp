@@ -933,11 +933,12 @@ Transition destroy_finish(const Sorts& so, const St& s, Mutant) {
     t.checks.push_back({"R9 step 1 done: no tuple of a server D serves or that serves D",
                         !exists_p({tt}, {{s.m2b[tt]}}, s.m2b[tt] && dying_server(s, d, p.d, p.s)),
                         kOk});
-    // Step 2 is stated on frames, not gfns: D holds no allocation reference. The same thing on
-    // every state this encoding admits (AUX-P2M: a RAM gfn's frame is allocated and owned by
-    // its domain; only populate sets allocated, only balloon clears it, each with the P2M
-    // entry), and a flat body: measured, the gfn form (a read of fstate at p2m[D, g]) left
-    // Z3's model search unknown on 4 of 300 conformance samples.
+    // Step 2 is stated on frames, not gfns: D holds no allocation reference. A stronger guard
+    // under AUX-P2M (a RAM gfn's frame is allocated and owned by its domain), the same one on
+    // every reachable state (only populate sets allocated, only balloon clears it, each with
+    // the P2M entry; conformance checks that the finish acts at every chain's end), and a flat
+    // body: measured, the gfn form (a read of fstate at p2m[D, g]) left Z3's model search
+    // unknown on 4 of 300 conformance samples.
     t.checks.push_back(
         {"R9 step 2 done: no RAM frame in D's P2M (D holds no allocation reference)",
          forall_p({g}, {{s.fstate[g]}},
