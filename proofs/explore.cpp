@@ -6,6 +6,7 @@
 
 #include <algorithm>
 #include <chrono>
+#include <optional>
 #include <sstream>
 #include <stdexcept>
 #include <unordered_map>
@@ -280,8 +281,9 @@ ExploreResult explore(const std::string& name, const ExploreOptions& opt) {
         res.violation = true;
         res.trace = path_trace(w, nodes, node, why);
     };
-    // The Z3 checks of one level's new states (`states`: indices into `level`), on the
-    // machine's threads; each query has its own context. The first failure in order wins.
+    // The Z3 checks of one level's new states `lv`: the encoded invariants on those at the
+    // indices `inv`, one encoded step from those at `step`, on the machine's threads (each
+    // query has its own context). The first failure in order wins.
     auto z3_checks = [&](const std::vector<std::pair<std::size_t, State>>& lv,
                          const std::vector<std::size_t>& inv,
                          const std::vector<std::size_t>& step) {
@@ -326,7 +328,12 @@ ExploreResult explore(const std::string& name, const ExploreOptions& opt) {
                 ref::Hypervisor h(st);
                 std::string why = run_one(t, s, h);
                 ++res.edges;
-                State post = planted(opt.mutant, s, st, h.state());
+                // ref's successor in place; a copy only for a planted bug or a new state (most
+                // statements fail and change nothing).
+                const std::optional<State> mutated =
+                    opt.mutant.empty() ? std::nullopt
+                                       : std::optional(planted(opt.mutant, s, st, h.state()));
+                const State& post = mutated ? *mutated : h.state();
                 if (why.empty() && post == st) continue;
                 const auto [it, added] = seen.try_emplace(dump(post), nodes.size());
                 if (!added && why.empty()) continue;
@@ -342,7 +349,7 @@ ExploreResult explore(const std::string& name, const ExploreOptions& opt) {
                 ++fresh;
                 if (pick(opt.z3_every)) inv.push_back(next.size());
                 if (pick(opt.step_every)) step.push_back(next.size());
-                next.emplace_back(nodes.size() - 1, std::move(post));
+                next.emplace_back(nodes.size() - 1, post);
             }
             if (res.violation) break;
         }
