@@ -483,8 +483,6 @@ std::string sample_text(const Sample& s) {
     return os.str();
 }
 
-// The encoded transition on `pre` with the sample's arguments; compares with ref's outcome.
-// Returns "" on agreement, else what differs.
 // The concrete state `st` encoded, and a solver that holds its facts. The bare smt tactic: no
 // solve-eqs, so every named read gets a value in the model (with it, a read equal to a
 // quantified term was eliminated and evaluated back to the term).
@@ -529,6 +527,8 @@ void fix_args(z3::solver& sv, const Enc& e, const Transition& t, const Sample& s
     }
 }
 
+// The encoded transition on `pre` with the sample's arguments; compares with ref's outcome
+// (`caps`: what ref's query_caps returned). Returns "" on agreement, else what differs.
 std::string compare(const State& pre, const Sample& smp, unsigned ref_status, const State& post,
                     const Options& opt, Flags caps = Flags{}) {
     z3::context c;
@@ -591,17 +591,15 @@ std::string compare(const State& pre, const Sample& smp, unsigned ref_status, co
     const Domain none;
     for (std::uint16_t d = 0; d < kDoms; ++d) {
         const DomId dd{d};
-        read("domain " + std::to_string(d) + " live", n.live[e.d(dd)],
-             c.bool_val(post.domain(dd) != nullptr));
+        const Domain* pd = post.domain(dd);
+        read("domain " + std::to_string(d) + " live", n.live[e.d(dd)], c.bool_val(pd != nullptr));
         for (std::uint16_t i = 0; i < kSids; ++i)
             read("ioserver " + std::to_string(d) + " id=" + std::to_string(i),
                  n.srv[e.ds(dd, IoServId{i})], c.bool_val(post.server(dd, IoServId{i}) != nullptr));
-        for (std::uint16_t t2 = 0; t2 < kDoms; ++t2) {
-            const Domain* ed = post.domain(dd);
+        for (std::uint16_t t2 = 0; t2 < kDoms; ++t2)
             read("dm " + std::to_string(d) + " over " + std::to_string(t2),
                  n.dm[z3::concat(e.d(dd), e.d(DomId{t2}))],
-                 c.bool_val(ed != nullptr && ed->dm_over.contains(DomId{t2})));
-        }
+                 c.bool_val(pd != nullptr && pd->dm_over.contains(DomId{t2})));
     }
     for (std::uint16_t d = 0; d < kDoms; ++d) {
         const Domain* dom = post.domain(DomId{d});
@@ -657,6 +655,16 @@ std::string compare(const State& pre, const Sample& smp, unsigned ref_status, co
     return diff.str();
 }
 
+// What a BMC checks after a step: every INV-* but INV-COUNT (ref's check_invariants decides
+// INV-COUNT on every explored state; its ghosts are the induction's device, not a property of
+// the state).
+std::vector<std::string> bmc_invariants() {
+    std::vector<std::string> invs;
+    for (const auto& n : invariant_names())
+        if (n.rfind("INV-", 0) == 0 && n != "INV-COUNT") invs.push_back(n);
+    return invs;
+}
+
 const std::vector<std::string>& bmc_ops() {
     static const std::vector<std::string> v = {
         "map_foreign_page", "unmap_foreign_page", "lookup_foreign_page",
@@ -673,9 +681,7 @@ z3::check_result bmc_world(const State& init, const std::string& world, unsigned
     z3::context c;
     Sorts so(c, conf_widths());
     auto [s, sv] = concrete_solver(so, init, opt.timeout_ms);
-    std::vector<std::string> invs;
-    for (const auto& n : invariant_names())
-        if (n.rfind("INV-", 0) == 0 && n != "INV-COUNT") invs.push_back(n);
+    const std::vector<std::string> invs = bmc_invariants();
     expr bad = c.bool_val(false);
     struct Step {
         expr sel;
@@ -867,12 +873,8 @@ std::string encoded_step_from(const State& st, const Options& opt) {
     z3::context c;
     Sorts so(c, conf_widths());
     auto [s, sv] = concrete_solver(so, st, opt.timeout_ms);
-    // As bmc_world: one selector over the transitions, every INV-* but INV-COUNT (ref's
-    // check_invariants decides INV-COUNT on every explored state; its ghosts are the
-    // induction's device, not a property of the state).
-    std::vector<std::string> invs;
-    for (const auto& n : invariant_names())
-        if (n.rfind("INV-", 0) == 0 && n != "INV-COUNT") invs.push_back(n);
+    // As bmc_world: one selector over the transitions, bmc_invariants() after it.
+    const std::vector<std::string> invs = bmc_invariants();
     // Every encoded transition, the teardown steps of destroy included.
     const std::vector<std::string> ops = transition_names();
     const expr sel = c.constant("step.sel", c.bv_sort(4));
