@@ -25,11 +25,12 @@ struct ProveArgs {
     // worlds ("" every one), then the symbolic BMC (the encoding unrolled) to bmc_symbolic
     // steps from bmc_worlds random small worlds.
     std::string bmc_world;
-    // The full budget's sampling (proofs_tests): Z3 costs 8-30 ms a state, the explorer
-    // microseconds, so checking every state would take hours at depth 8.
-    std::size_t bmc_z3_every = 50;  // Z3 checks the encoded invariants on every N-th state
-    std::size_t bmc_step_every =
-        10000;                   // one encoded symbolic step from every N-th state (0: none)
+    // Z3 checks the encoded invariants on every bmc_z3_every-th state reached and takes one
+    // encoded symbolic step from every bmc_step_every-th (0: none). The full budget's sampling
+    // (proofs_tests): Z3 costs 8-30 ms a state, the explorer microseconds, so checking every
+    // state would take hours at depth 8.
+    std::size_t bmc_z3_every = 50;
+    std::size_t bmc_step_every = 10000;
     unsigned bmc_symbolic = 2;   // the symbolic BMC's depth (0: none)
     std::size_t bmc_worlds = 3;  // random small worlds the symbolic BMC starts from
     unsigned jobs = 0;           // obligations run at once (0: the hardware threads)
