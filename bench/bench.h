@@ -21,6 +21,10 @@ struct BenchOptions {
     // ("W1,W3"; "" = all): for quick comparisons while changing impl. Speedups and the other
     // targets are then printed for those cells only.
     std::string workloads;
+    // Only these contenders (comma-separated exact names, "impl,xen-style"; "" = all; impl is
+    // always run): for profiling impl alone or A/B runs against one peer. The best peer is then
+    // the best of those run.
+    std::string contenders;
 };
 
 // Runs every workload on every contender in one process, prints the table and the floors to

@@ -1,6 +1,6 @@
 // bench/main.cpp: build/pviommu_bench [--quick] [--smoke] [--csv=FILE] [--svg=FILE] [--seed=N]
-// [--max-size=N] [--reps=N] [--workloads=PREFIXES]; the same as `pviommu bench` once the CLI calls
-// run_bench.
+// [--max-size=N] [--reps=N] [--workloads=PREFIXES] [--contenders=NAMES]; the same as `pviommu
+// bench` once the CLI calls run_bench.
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -29,9 +29,12 @@ int main(int argc, char** argv) {
             o.reps = std::atoi(val("--reps=").c_str());
         else if (a.rfind("--workloads=", 0) == 0)
             o.workloads = val("--workloads=");
+        else if (a.rfind("--contenders=", 0) == 0)
+            o.contenders = val("--contenders=");
         else {
             std::cerr << "usage: pviommu_bench [--quick] [--smoke] [--csv=FILE] [--svg=FILE] "
-                         "[--seed=N] [--max-size=N] [--reps=N] [--workloads=W1,W3]\n";
+                         "[--seed=N] [--max-size=N] [--reps=N] [--workloads=W1,W3] "
+                         "[--contenders=impl,tbb]\n";
             return 2;
         }
     }

@@ -200,6 +200,10 @@ int main(int argc, char** argv) {
     bench_cmd->add_option("--max-size", bench_opt.max_size,
                           "Largest table size (10000000 adds 1e7)");
     bench_cmd->add_option("--reps", bench_opt.reps, "Repetitions per cell");
+    bench_cmd->add_option("--workloads", bench_opt.workloads,
+                          "Only workloads whose name starts with one of these (W1,W3)");
+    bench_cmd->add_option("--contenders", bench_opt.contenders,
+                          "Only impl and these peers (xen-style,tbb); targets are then skipped");
 
     // props
     cli::PropsArgs props_args;
