@@ -71,7 +71,14 @@ bool try_advance() {
 struct ThreadCtx {
     int slot = -1;
     int depth = 0;  // EpochGuard nesting; only the outermost pins
+    // Retired objects not yet freed, in retirement order, so their epochs never decrease (each
+    // retire reads the monotonic global epoch): limbo[head..] are still waiting and a collect
+    // frees a prefix. Reason (issue 6): a thread preempted inside its critical section holds
+    // the epoch back for a whole time slice; a collect that scanned all of limbo then cost
+    // O(limbo) every kCollectEvery retires, quadratic while the epoch was stuck (W2 at 4
+    // threads on 2 cores: limbo of 20,000 entries rescanned every 64 retires).
     std::vector<Retired> limbo;
+    std::size_t head = 0;
     std::size_t since_collect = 0;
 
     ThreadCtx() {
@@ -94,6 +101,7 @@ struct ThreadCtx {
     ~ThreadCtx() {
         // No deleters run here: they may use other thread_locals (the descriptor pool) that
         // are already destroyed. Everything left goes to the orphans, freed by another thread.
+        limbo.erase(limbo.begin(), limbo.begin() + static_cast<std::ptrdiff_t>(head));
         if (!limbo.empty()) {
             auto* o = new Orphans{std::exchange(limbo, {}), nullptr};
             Orphans* head = g_orphans.load(std::memory_order_relaxed);
@@ -117,16 +125,20 @@ struct ThreadCtx {
                 delete o;
                 o = n;
             }
+            // Adopted items break the epoch order; restore it (rare: once per exited thread).
+            std::stable_sort(limbo.begin() + static_cast<std::ptrdiff_t>(head), limbo.end(),
+                             [](const Retired& a, const Retired& b) { return a.epoch < b.epoch; });
         }
         const std::uint64_t g = g_epoch.load(std::memory_order_seq_cst);
-        std::size_t keep = 0;
-        for (std::size_t i = 0; i < limbo.size(); ++i) {
-            if (limbo[i].epoch + 2 <= g)
-                limbo[i].deleter(limbo[i].p);  // step 4
-            else
-                limbo[keep++] = limbo[i];
+        while (head < limbo.size() && limbo[head].epoch + 2 <= g) {
+            limbo[head].deleter(limbo[head].p);  // step 4
+            ++head;
         }
-        limbo.resize(keep);
+        // Drop the freed prefix once it is at least half of the vector: amortised O(1) per item.
+        if (head * 2 >= limbo.size()) {
+            limbo.erase(limbo.begin(), limbo.begin() + static_cast<std::ptrdiff_t>(head));
+            head = 0;
+        }
     }
 };
 
