@@ -48,6 +48,7 @@
 #include "impl/hypervisor.h"
 
 #include <algorithm>
+#include <array>
 #include <cassert>
 #include <chrono>
 #include <thread>
@@ -152,7 +153,7 @@ Hypervisor::Hypervisor(const Host& host)
 Hypervisor::~Hypervisor() {
     // Quiescent: nothing else can reach these any more.
     for (std::uint64_t m = 0; m < host_.frames; ++m)
-        delete as_ptr<TupleSet>(m2b_[m].load(std::memory_order_relaxed));
+        TupleSet::dispose(as_ptr<TupleSet>(m2b_[m].load(std::memory_order_relaxed)));
     for (auto& [k, s] : servers_) {
         auto* n = as_ptr<SyncNode>(s->sync_head.load(std::memory_order_relaxed));
         while (n != nullptr) {
@@ -165,6 +166,79 @@ Hypervisor::~Hypervisor() {
 
 // ---------------------------------------------------------------------------------------------
 // Helpers
+
+namespace {
+// This thread's free TupleSet blocks, by tuple count (see TupleSet). Thread-local: no
+// synchronisation; a block made by one thread may be recycled by another (EBR frees on the
+// retiring thread). At most kPoolCap blocks per count are kept, the rest go back to malloc.
+constexpr std::size_t kPoolCap = 4096;
+constinit thread_local bool t_set_pool_gone = false;  // the pool below was destroyed (exit)
+struct SetPool {
+    std::array<std::vector<void*>, Hypervisor::TupleSet::kPooled + 1> free;
+    ~SetPool() {
+        t_set_pool_gone = true;
+        for (auto& v : free)
+            for (void* p : v) ::operator delete(p);
+    }
+};
+SetPool& set_pool() {
+    thread_local SetPool p;
+    return p;
+}
+}  // namespace
+
+Hypervisor::TupleSet* Hypervisor::TupleSet::make(std::span<const TupleRec> tuples) {
+    const std::size_t n = tuples.size();
+    void* p = nullptr;
+    if (n <= kPooled && !t_set_pool_gone) {
+        auto& v = set_pool().free[n];
+        if (!v.empty()) {
+            p = v.back();
+            v.pop_back();
+        }
+    }
+    if (p == nullptr) p = ::operator new(sizeof(TupleSet) + n * sizeof(TupleRec));
+    auto* ts = new (p) TupleSet;
+    ts->n = static_cast<std::uint32_t>(n);
+    std::uninitialized_copy(tuples.begin(), tuples.end(), reinterpret_cast<TupleRec*>(ts + 1));
+    return ts;
+}
+
+void Hypervisor::TupleSet::dispose(const TupleSet* ts) {
+    if (ts == nullptr) return;
+    const std::uint32_t n = ts->n;
+    void* p = const_cast<TupleSet*>(ts);  // trivially destructible: nothing to run
+    if (n <= kPooled && !t_set_pool_gone) {
+        auto& v = set_pool().free[n];
+        if (v.size() < kPoolCap) {
+            v.push_back(p);
+            return;
+        }
+    }
+    ::operator delete(p);
+}
+
+// This thread's idle Works (see WorkLease). Thread-local: no synchronisation.
+std::vector<std::unique_ptr<Hypervisor::Work>>& Hypervisor::WorkLease::idle() {
+    thread_local std::vector<std::unique_ptr<Work>> works;
+    return works;
+}
+
+Hypervisor::WorkLease::WorkLease() {
+    auto& t_idle_works = idle();
+    if (t_idle_works.empty()) {
+        w_ = std::make_unique<Work>();
+        return;
+    }
+    w_ = std::move(t_idle_works.back());
+    t_idle_works.pop_back();
+}
+
+Hypervisor::WorkLease::~WorkLease() {
+    for (TupleSet* ts : w_->created) TupleSet::dispose(ts);  // staged, never published
+    w_->reset();
+    idle().push_back(std::move(w_));
+}
 
 void Hypervisor::Work::reset() {
     t.reset();
@@ -216,7 +290,7 @@ std::optional<Entry> Hypervisor::entry(Work& w, const DomainRec& c, Bfn b) {
     return Entry{entry_mfn(v), entry_perms(v), code_kind(code)};
 }
 
-std::vector<Hypervisor::TupleRec> Hypervisor::tuples(Work& w, Mfn m) {
+Hypervisor::TupleVec Hypervisor::tuples(Work& w, Mfn m) {
     const auto* ts = as_ptr<const TupleSet>(w.t.read(m2b_[m.v]));
     if (ts == nullptr) return {};
     const auto t = ts->t();
@@ -230,12 +304,12 @@ bool Hypervisor::claimed_at_identity(Work& w, DomId c, Bfn b) {
     return false;
 }
 
-void Hypervisor::set_tuples(Work& w, Mfn m, std::vector<TupleRec> next) {
+void Hypervisor::set_tuples(Work& w, Mfn m, TupleVec next) {
     Word& word = m2b_[m.v];
     const std::uint64_t cur = w.t.read(word);
     auto* cur_set = as_ptr<TupleSet>(cur);
     if (auto it = std::find(w.created.begin(), w.created.end(), cur_set); it != w.created.end()) {
-        delete cur_set;  // staged earlier in this attempt, never published
+        TupleSet::dispose(cur_set);  // staged earlier in this attempt, never published
         w.created.erase(it);
     } else if (cur_set != nullptr) {
         w.replaced.push_back(cur_set);
@@ -246,7 +320,7 @@ void Hypervisor::set_tuples(Work& w, Mfn m, std::vector<TupleRec> next) {
     }
     std::sort(next.begin(), next.end(),
               [](const TupleRec& a, const TupleRec& b) { return a.key() < b.key(); });  // F8
-    auto* ts = TupleSet::make(next);
+    auto* ts = TupleSet::make({next.data(), next.size()});
     w.created.push_back(ts);
     w.t.write(word, as_word(ts));
 }
@@ -295,7 +369,7 @@ bool Hypervisor::commit(Work& w) {
         if (w.t.commit()) {
             // relaxed: a diagnostic flag, read at quiescent points.
             corrupt_.store(true, std::memory_order_relaxed);
-            for (TupleSet* ts : w.created) delete ts;
+            for (TupleSet* ts : w.created) TupleSet::dispose(ts);
             w.reset();
             return true;
         }
@@ -303,7 +377,9 @@ bool Hypervisor::commit(Work& w) {
     stall(FaultPoint::stall_before_commit);  // the words read may move before the MCAS
     const bool ok = !w.doomed && w.t.commit();
     if (ok) {
-        for (const TupleSet* ts : w.replaced) retire(const_cast<TupleSet*>(ts));
+        for (const TupleSet* ts : w.replaced)
+            retire(const_cast<TupleSet*>(ts),
+                   [](void* p) { TupleSet::dispose(static_cast<const TupleSet*>(p)); });
         for (Mfn m : w.freed) {
             std::uint64_t h = hint_.load(std::memory_order_relaxed);
             // relaxed: the hint is only a lower bound for the search; frame words are the truth.
@@ -311,7 +387,7 @@ bool Hypervisor::commit(Work& w) {
             }
         }
     } else {
-        for (TupleSet* ts : w.created) delete ts;
+        for (TupleSet* ts : w.created) TupleSet::dispose(ts);
     }
     w.reset();
     return ok;
@@ -335,7 +411,7 @@ std::optional<std::uint64_t> Hypervisor::unit_fault(
 
 void Hypervisor::abandon(Work& w) {
     w.t.drop_writes();
-    for (TupleSet* ts : w.created) delete ts;  // never published
+    for (TupleSet* ts : w.created) TupleSet::dispose(ts);  // never published
     w.created.clear();
     w.replaced.clear();
     w.freed.clear();
@@ -358,7 +434,8 @@ void Hypervisor::charge(Work& w, const DomainRec& e, std::int64_t delta) {
 
 std::optional<Mfn> Hypervisor::alloc_frame(DomId d, Gfn g, FrameState state) {
     Word& leaf = dom(d)->p2m.get(g.v);
-    Work w;
+    WorkLease lease;
+    Work& w = *lease;
     for (;;) {
         const std::uint64_t start = hint_.load(std::memory_order_relaxed);
         if (w.t.read(leaf) != 0) {  // the gfn has a frame: nothing
@@ -397,7 +474,8 @@ std::optional<Mfn> Hypervisor::alloc_frame(DomId d, Gfn g, FrameState state) {
 
 bool Hypervisor::deliver(Server& s, Bfn b) {
     SyncNode* node = nullptr;
-    Work w;
+    WorkLease lease;
+    Work& w = *lease;
     // Fault point ring_full: one draw per invalidate (as ref), whatever the ring's fill.
     const bool forced_full = faults_ != nullptr && faults_->ring_full();
     for (;;) {
@@ -492,7 +570,8 @@ bool Hypervisor::add_xen_gfn(DomId d, Gfn g) {
 void Hypervisor::arm_iommu_map_fault(std::uint32_t count) {
     std::lock_guard lock(control_mu_);
     EpochGuard g;
-    Work w;
+    WorkLease lease;
+    Work& w = *lease;
     do {
         (void)w.t.read(fault_);
         w.t.write(fault_, enc(count));  // D10: sets, does not add
@@ -515,8 +594,9 @@ void Hypervisor::destroy(DomId d) {
     if (!doomed.empty()) {
         for (std::uint64_t m = 0; m < host_.frames; ++m) {
             if (mcas_read(m2b_[m]) == 0) continue;
-            Work w;
-            std::vector<TupleRec> keep;
+            WorkLease lease;
+            Work& w = *lease;
+            TupleVec keep;
             std::size_t dropped = 0;
             for (const TupleRec& r : tuples(w, Mfn{m})) {
                 if (!doomed.contains({r.domid.v, r.ioserver.v})) {
@@ -549,7 +629,8 @@ void Hypervisor::destroy(DomId d) {
     }
     // R9: a surviving emulator's foreign entry left without tuples -> scratch.
     for (const auto& [e, b] : orphaned) {
-        Work w;
+        WorkLease lease;
+        Work& w = *lease;
         const DomainRec& ed = *dom(e);
         Word& leaf = ed.iommu.get(b.v);
         const std::uint64_t v = w.t.read(leaf);
@@ -573,7 +654,8 @@ void Hypervisor::destroy(DomId d) {
     dr.iommu.for_each([&](std::uint64_t b, std::uint64_t v) { ctx.emplace_back(b, v); });
     for (const auto& [b, v] : ctx) {
         if (entry_code(v) != kLocal) continue;
-        Work w;
+        WorkLease lease;
+        Work& w = *lease;
         put_ref(w, entry_mfn(v));
         const bool ok = commit(w);
         assert(ok);
@@ -610,7 +692,8 @@ Status Hypervisor::map_page(DomId c, MapPage& op) {
     const std::uint64_t n = frames_of_order(op.flags);
     EpochGuard g;
     FaultScope fs(faults_.get());
-    Work w;
+    WorkLease lease;
+    Work& w = *lease;
     std::optional<std::optional<std::uint64_t>> drawn;  // fault iommu_map, once per operation
     for (;;) {
         std::vector<Mfn> mfns;
@@ -656,7 +739,8 @@ Status Hypervisor::unmap_page(DomId c, UnmapPage& op) {
     const std::uint64_t n = frames_of_order(op.flags);
     EpochGuard g;
     FaultScope fs(faults_.get());
-    Work w;
+    WorkLease lease;
+    Work& w = *lease;
     for (;;) {
         const Status st = [&]() -> Status {
             std::vector<Entry> entries;
@@ -694,7 +778,8 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
     const std::uint64_t n = frames_of_order(op.flags);
     EpochGuard g;
     FaultScope fs(faults_.get());
-    Work w;
+    WorkLease lease;
+    Work& w = *lease;
     std::optional<std::optional<std::uint64_t>> drawn;  // fault iommu_map, once per operation
     for (;;) {
         std::vector<Mfn> mfns;
@@ -825,7 +910,8 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
             return Status::ok;
         }
     }
-    Work w;
+    WorkLease lease;
+    Work& w = *lease;
     for (;;) {
         Bfn out{};
         const Status st = [&]() -> Status {
@@ -883,7 +969,8 @@ Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
     const bool own_server = srv != nullptr && srv->emulator == c;
     EpochGuard g;
     FaultScope fs(faults_.get());
-    Work w;
+    WorkLease lease;
+    Work& w = *lease;
     for (;;) {
         const Status st = [&]() -> Status {
             // Not usable: no context. (Entry copied out of the optional: g++ 12 reports a false
@@ -935,8 +1022,9 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
     EpochGuard guard;
     FaultScope fs(faults_.get());
     Word& leaf = dom(d)->p2m.get(g.v);
-    Work w;
-    std::vector<TupleRec> seen;
+    WorkLease lease;
+    Work& w = *lease;
+    TupleVec seen;
     Mfn mfn{};
     for (;;) {
         const auto m = unpack_p2m(w.t.read(leaf));
@@ -948,7 +1036,7 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
         seen = tuples(w, *m);  // F8 order (sorted)
         w.t.write(leaf, 0);    // R7: the P2M entry goes
         // R7, D13: swap-flagged tuples of usable holders with a foreign entry go at once.
-        std::vector<TupleRec> keep;
+        TupleVec keep;
         std::vector<std::pair<DomId, Entry>> swapped;
         std::vector<Bfn> swapped_bfn;
         for (const TupleRec& r : seen) {
@@ -1006,7 +1094,8 @@ std::vector<IoReq> Hypervisor::drain(DomId target, IoServId id, std::uint32_t ma
     EpochGuard guard;
     FaultScope fs(faults_.get());
     Server& s = *server(target, id);
-    Work w;
+    WorkLease lease;
+    Work& w = *lease;
     for (;;) {
         std::vector<IoReq> out;
         const auto r = static_cast<std::uint32_t>(dec(w.t.read(s.read_ptr)));

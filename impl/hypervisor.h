@@ -22,6 +22,13 @@
 #include <type_traits>
 #include <vector>
 
+// GCC 12 reports a false -Wstringop-overread inside Boost.Container's memcpy of a trivially
+// copyable small_vector (the bound it reasons with is the inline capacity, not the size).
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wstringop-overread"
+#include <boost/container/small_vector.hpp>
+#pragma GCC diagnostic pop
+
 #include "impl/mcas.h"
 #include "impl/radix.h"
 #include "spec/hypervisor.h"
@@ -76,26 +83,28 @@ public:
     // whole by copy-on-write and reclaimed by EBR. alignas(8): its address is a Word value.
     // One allocation, the tuples right after the header (issue 6: a vector inside took a
     // second malloc, 32 of the 81 bytes per live mapping measured on 2026-12-01). Made by
-    // make(), freed by plain delete (the class operator delete frees the whole block).
+    // make(), freed by dispose() (plain delete is deleted: it would not know the size).
+    // Blocks of up to kPooled tuples are recycled through a per-thread free list (issue 6:
+    // every map and unmap makes one set and retires one, and EBR frees them in batches of 64
+    // and more, which overflowed glibc's 7-entry tcache into its consolidating bins).
     struct alignas(8) TupleSet {
         std::uint32_t n = 0;
         [[nodiscard]] std::span<const TupleRec> t() const {
             return {reinterpret_cast<const TupleRec*>(this + 1), n};
         }
-        [[nodiscard]] static TupleSet* make(std::span<const TupleRec> tuples) {
-            void* p = ::operator new(sizeof(TupleSet) + tuples.size() * sizeof(TupleRec));
-            auto* ts = new (p) TupleSet;
-            ts->n = static_cast<std::uint32_t>(tuples.size());
-            std::uninitialized_copy(tuples.begin(), tuples.end(),
-                                    reinterpret_cast<TupleRec*>(ts + 1));
-            return ts;
-        }
-        static void operator delete(void* p) { ::operator delete(p); }
+        [[nodiscard]] static TupleSet* make(std::span<const TupleRec> tuples);
+        static void dispose(const TupleSet* ts);
+        static void operator delete(void*) = delete;
+        static constexpr std::uint32_t kPooled = 8;
 
     private:
         TupleSet() = default;
     };
     static_assert(sizeof(TupleSet) % alignof(TupleRec) == 0);
+    // A frame's tuples being edited by one attempt. Inline room for 8 (a frame has 1-4 in every
+    // workload of bench/): the data path should not allocate (BRIEF), and a heap vector here was
+    // one malloc and free per operation.
+    using TupleVec = boost::container::small_vector<TupleRec, 8>;
     static_assert(std::is_trivially_destructible_v<TupleRec>);
     // A request on a server's synchronous channel (a Michael-Scott queue node, linked by MCAS).
     struct alignas(8) SyncNode {
@@ -144,6 +153,22 @@ private:
         bool doomed = false;
         void reset();
     };
+    // A Work borrowed from this thread's cache for one operation and given back, cleared, when
+    // the lease ends (issue 6: a fresh Work grew its four vectors, several mallocs, on every
+    // operation; a cached one keeps their capacity). Any set still staged at the end was never
+    // published and is freed.
+    class WorkLease {
+    public:
+        WorkLease();
+        ~WorkLease();
+        WorkLease(const WorkLease&) = delete;
+        WorkLease& operator=(const WorkLease&) = delete;
+        Work& operator*() const { return *w_; }
+
+    private:
+        static std::vector<std::unique_ptr<Work>>& idle();
+        std::unique_ptr<Work> w_;
+    };
 
     [[nodiscard]] DomainRec* dom(spec::DomId d) const;
     [[nodiscard]] Server* server(spec::DomId target, spec::IoServId id) const;
@@ -159,11 +184,11 @@ private:
     // bfn)? By INV-M2B-SET the only way a usable emulator's tuple can claim a bfn without an
     // entry to its own frame there.
     [[nodiscard]] bool claimed_at_identity(Work& w, spec::DomId c, spec::Bfn b);
-    [[nodiscard]] std::vector<TupleRec> tuples(Work& w, spec::Mfn m);
+    [[nodiscard]] TupleVec tuples(Work& w, spec::Mfn m);
     // lookup_foreign_page's read-only success path (usable caller, tuple present): no MCAS.
     [[nodiscard]] std::optional<spec::Bfn> lookup_registered(const DomainRec& td,
                                                              const spec::LookupForeignPage& op);
-    void set_tuples(Work& w, spec::Mfn m, std::vector<TupleRec> next);
+    void set_tuples(Work& w, spec::Mfn m, TupleVec next);
     void get_ref(Work& w, spec::Mfn m);
     void put_ref(Work& w, spec::Mfn m, bool allocation = false);
     // Commits w; on success retires what it replaced and lowers the allocation hint; on failure
