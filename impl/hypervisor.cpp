@@ -59,6 +59,13 @@
 namespace impl {
 
 using namespace spec;
+
+namespace {
+// A data-path operation's per-frame scratch lists, inline for the order-0 and few-tuple cases
+// that dominate (the data path should not allocate, BRIEF).
+template <class T>
+using Small = boost::container::small_vector<T, 8>;
+}  // namespace
 using spec::FaultPoint;
 
 namespace {
@@ -669,13 +676,13 @@ void Hypervisor::destroy(DomId d) {
 // ---------------------------------------------------------------------------------------------
 // Subops
 
-std::optional<Status> Hypervisor::check_target(DomId c, DomId domid, IoServId ioserver) const {
+Status Hypervisor::check_target(DomId c, DomId domid, IoServId ioserver) const {
     if (domid == kDomIdSelf || domid == c) return Status::eperm;  // R3: foreign only
     if (dom(domid) == nullptr) return Status::enxio;              // R3: live domid
     if (!privileged(c, domid)) return Status::eperm;              // R3: privilege
     const Server* srv = server(domid, ioserver);
     if (srv == nullptr || srv->emulator != c) return Status::enodev;  // R3: C's server
-    return std::nullopt;
+    return Status::ok;
 }
 
 Status Hypervisor::query_caps(DomId c, QueryCaps& op) {
@@ -696,7 +703,7 @@ Status Hypervisor::map_page(DomId c, MapPage& op) {
     Work& w = *lease;
     std::optional<std::optional<std::uint64_t>> drawn;  // fault iommu_map, once per operation
     for (;;) {
-        std::vector<Mfn> mfns;
+        Small<Mfn> mfns;
         const Status st = [&]() -> Status {
             for (std::uint64_t i = 0; i < n; ++i) {  // R6, F2: own P2M
                 const auto m = unpack_p2m(w.t.read(cd.p2m.get(op.gfn.v + i)));
@@ -743,7 +750,7 @@ Status Hypervisor::unmap_page(DomId c, UnmapPage& op) {
     Work& w = *lease;
     for (;;) {
         const Status st = [&]() -> Status {
-            std::vector<Entry> entries;
+            Small<Entry> entries;
             for (std::uint64_t i = 0; i < n; ++i) {  // F10: all present
                 const auto e = entry(w, cd, Bfn{op.bfn.v + i});
                 if (!e) return Status::enoent;
@@ -772,8 +779,9 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
     if (auto st = check_flags_and_order(op.flags, host_, {op.bfn.v, op.gfn.v}, false))
         return *st;  // R1, R2
     DomainRec& cd = *dom(c);
-    if (!cd.usable) return Status::eperm;                              // R3: usable(C)
-    if (auto st = check_target(c, op.domid, op.ioserver)) return *st;  // R3: target
+    if (!cd.usable) return Status::eperm;  // R3: usable(C)
+    if (const Status st = check_target(c, op.domid, op.ioserver); st != Status::ok)
+        return st;  // R3: target
     DomainRec* td = dom(op.domid);
     const std::uint64_t n = frames_of_order(op.flags);
     EpochGuard g;
@@ -782,8 +790,8 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
     Work& w = *lease;
     std::optional<std::optional<std::uint64_t>> drawn;  // fault iommu_map, once per operation
     for (;;) {
-        std::vector<Mfn> mfns;
-        std::vector<Mfn> late;  // mutant 1 only
+        Small<Mfn> mfns;
+        Small<Mfn> late;  // mutant 1 only
         const Status st = [&]() -> Status {
             for (std::uint64_t i = 0; i < n; ++i) {  // R3, F2: gfns
                 Word& leaf = td->p2m.get(op.gfn.v + i);
@@ -877,36 +885,41 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
 // the commit that unlinks it. The P2M leaf may suffer ABA (balloon then populate of the same
 // frame), which is why it is the word read at the linearization point, not the one whose
 // constancy is relied on. Anything else (no tuple, a changed word) takes the MCAS path.
-std::optional<Bfn> Hypervisor::lookup_registered(const DomainRec& td, const LookupForeignPage& op) {
+bool Hypervisor::lookup_registered(const DomainRec& td, const LookupForeignPage& op, Bfn& out) {
     Word& leaf = td.p2m.get(op.gfn.v);
     const std::uint64_t p2m = mcas_read(leaf);  // t1
     const auto m = unpack_p2m(p2m);
-    if (!m || is_xen(*m)) return std::nullopt;  // an error row: slow path
+    // No is_xen test: a frame with a tuple is never Xen's (INV-NO-XEN: xen_gfn takes a free
+    // frame, and map refuses Xen frames), so a Xen frame fails the tuple test below and takes
+    // the slow path, which returns its -EPERM. (One load fewer, a DRAM miss at 1e6 frames.)
+    if (!m) return false;  // an error row: slow path
     Word& m2b = m2b_[m->v];
     const std::uint64_t set = mcas_read(m2b);  // t2
     const auto* ts = as_ptr<const TupleSet>(set);
-    if (ts == nullptr) return std::nullopt;
+    if (ts == nullptr) return false;
     const auto recs = ts->t();
     const auto it = std::find_if(recs.begin(), recs.end(), [&](const TupleRec& r) {
         return r.domid == op.domid && r.ioserver == op.ioserver;  // R4: lowest bfn (sorted)
     });
-    if (it == recs.end()) return std::nullopt;
-    const Bfn out = it->bfn;
+    if (it == recs.end()) return false;
+    const Bfn found = it->bfn;
     stall(FaultPoint::stall_txn_between_reads);  // either word may move before the re-reads
-    if (mcas_read(leaf) != p2m || mcas_read(m2b) != set) return std::nullopt;  // t3, t4
-    return out;
+    if (mcas_read(leaf) != p2m || mcas_read(m2b) != set) return false;  // t3, t4
+    out = found;
+    return true;
 }
 
 Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
     if (auto st = check_flags_and_order(op.flags, host_, {}, true)) return *st;  // R1, R2
     DomainRec& cd = *dom(c);
-    if (auto st = check_target(c, op.domid, op.ioserver)) return *st;  // R4(R3): target
+    if (const Status st = check_target(c, op.domid, op.ioserver); st != Status::ok)
+        return st;  // R4(R3): target
     DomainRec* td = dom(op.domid);
     EpochGuard g;
     FaultScope fs(faults_.get());
     if (cd.usable) {
-        if (const auto b = lookup_registered(*td, op)) {
-            op.bfn = *b;
+        if (Bfn b; lookup_registered(*td, op, b)) {
+            op.bfn = b;
             return Status::ok;
         }
     }
@@ -1037,8 +1050,8 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
         w.t.write(leaf, 0);    // R7: the P2M entry goes
         // R7, D13: swap-flagged tuples of usable holders with a foreign entry go at once.
         TupleVec keep;
-        std::vector<std::pair<DomId, Entry>> swapped;
-        std::vector<Bfn> swapped_bfn;
+        Small<std::pair<DomId, Entry>> swapped;
+        Small<Bfn> swapped_bfn;
         for (const TupleRec& r : seen) {
             const DomId e = emulator_of(r);
             const DomainRec& ed = *dom(e);

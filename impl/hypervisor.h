@@ -24,10 +24,14 @@
 
 // GCC 12 reports a false -Wstringop-overread inside Boost.Container's memcpy of a trivially
 // copyable small_vector (the bound it reasons with is the inline capacity, not the size).
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wstringop-overread"
+#endif
 #include <boost/container/small_vector.hpp>
+#if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
+#endif
 
 #include "impl/mcas.h"
 #include "impl/radix.h"
@@ -175,8 +179,11 @@ private:
     [[nodiscard]] bool privileged(spec::DomId e, spec::DomId t) const;
     // R3's target rows, in order (shared with R4): domid foreign, live, privileged over,
     // ioserver one of its servers served by c. Control-plane state only: no Txn needed.
-    [[nodiscard]] std::optional<spec::Status> check_target(spec::DomId c, spec::DomId domid,
-                                                           spec::IoServId ioserver) const;
+    // Status::ok when every row passes. (A plain Status, not an optional: the optional came
+    // back through the stack as a byte store then a wider load, a store-forwarding stall on
+    // every foreign call, issue 6.)
+    [[nodiscard]] spec::Status check_target(spec::DomId c, spec::DomId domid,
+                                            spec::IoServId ioserver) const;
     [[nodiscard]] bool is_xen(spec::Mfn m) const;
     // C's entry at b as this attempt sees it: explicit, identity (D18), or none.
     [[nodiscard]] std::optional<spec::Entry> entry(Work& w, const DomainRec& c, spec::Bfn b);
@@ -186,8 +193,10 @@ private:
     [[nodiscard]] bool claimed_at_identity(Work& w, spec::DomId c, spec::Bfn b);
     [[nodiscard]] TupleVec tuples(Work& w, spec::Mfn m);
     // lookup_foreign_page's read-only success path (usable caller, tuple present): no MCAS.
-    [[nodiscard]] std::optional<spec::Bfn> lookup_registered(const DomainRec& td,
-                                                             const spec::LookupForeignPage& op);
+    // True with the tuple's bfn in out; false: take the MCAS path. (bool and an out parameter
+    // for the same store-forwarding reason as check_target.)
+    [[nodiscard]] bool lookup_registered(const DomainRec& td, const spec::LookupForeignPage& op,
+                                         spec::Bfn& out);
     void set_tuples(Work& w, spec::Mfn m, TupleVec next);
     void get_ref(Work& w, spec::Mfn m);
     void put_ref(Work& w, spec::Mfn m, bool allocation = false);

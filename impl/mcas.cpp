@@ -204,6 +204,7 @@ namespace {
 
 enum : int { kUndecided = 0, kSucceeded = 1, kFailed = 2 };
 constexpr std::uint64_t kMcasTag = 1, kRdcssTag = 2, kTagMask = 3;
+static_assert(kTagMask == 3);  // mcas_read's inline test in mcas.h
 
 struct Mcas;
 struct RdcssEntry {
@@ -308,9 +309,8 @@ void help(Mcas* d) {
 
 }  // namespace
 
-std::uint64_t mcas_read(Word& w) {
-    for (;;) {
-        const std::uint64_t v = w.load(std::memory_order_seq_cst);
+std::uint64_t mcas_read_slow(Word& w, std::uint64_t v) {
+    for (;; v = w.load(std::memory_order_seq_cst)) {  // seq_cst: as mcas_read
         if ((v & kTagMask) == kRdcssTag) {
             rdcss_complete(untag<RdcssEntry>(v));
         } else if ((v & kTagMask) == kMcasTag) {
