@@ -178,7 +178,19 @@ namespace {
 // This thread's free TupleSet blocks, by tuple count (see TupleSet). Thread-local: no
 // synchronisation; a block made by one thread may be recycled by another (EBR frees on the
 // retiring thread). At most kPoolCap blocks per count are kept, the rest go back to malloc.
+// Under AddressSanitizer the pool is off, so that a set used after its grace period is caught
+// as a use after free instead of read from a recycled block.
+#if defined(__SANITIZE_ADDRESS__)
+constexpr std::size_t kPoolCap = 0;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+constexpr std::size_t kPoolCap = 0;
+#else
 constexpr std::size_t kPoolCap = 4096;
+#endif
+#else
+constexpr std::size_t kPoolCap = 4096;
+#endif
 constinit thread_local bool t_set_pool_gone = false;  // the pool below was destroyed (exit)
 struct SetPool {
     std::array<std::vector<void*>, Hypervisor::TupleSet::kPooled + 1> free;

@@ -240,7 +240,25 @@ Mcas* new_mcas() {
     return d;
 }
 
-void recycle_mcas(void* p) { pool().free.push_back(static_cast<Mcas*>(p)); }
+// Under AddressSanitizer descriptors are freed, not recycled, so that a helper that reached a
+// descriptor after its grace period is caught as a use after free.
+#if defined(__SANITIZE_ADDRESS__)
+#define PVIOMMU_RECYCLE_DESCRIPTORS 0
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+#define PVIOMMU_RECYCLE_DESCRIPTORS 0
+#endif
+#endif
+#ifndef PVIOMMU_RECYCLE_DESCRIPTORS
+#define PVIOMMU_RECYCLE_DESCRIPTORS 1
+#endif
+
+void recycle_mcas(void* p) {
+    if (PVIOMMU_RECYCLE_DESCRIPTORS)
+        pool().free.push_back(static_cast<Mcas*>(p));
+    else
+        delete static_cast<Mcas*>(p);
+}
 
 std::uint64_t tag(const void* p, std::uint64_t t) { return reinterpret_cast<std::uint64_t>(p) | t; }
 template <class T>
