@@ -178,25 +178,14 @@ namespace {
 // This thread's free TupleSet blocks, by tuple count (see TupleSet). Thread-local: no
 // synchronisation; a block made by one thread may be recycled by another (EBR frees on the
 // retiring thread). At most kPoolCap blocks per count are kept, the rest go back to malloc.
-// Under AddressSanitizer the pool is off, so that a set used after its grace period is caught
-// as a use after free instead of read from a recycled block.
-#if defined(__SANITIZE_ADDRESS__)
-constexpr std::size_t kPoolCap = 0;
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-constexpr std::size_t kPoolCap = 0;
-#else
 constexpr std::size_t kPoolCap = 4096;
-#endif
-#else
-constexpr std::size_t kPoolCap = 4096;
-#endif
+constexpr bool kPoolSets = !kAddressSanitizer;        // off under ASan (see kAddressSanitizer)
 constinit thread_local bool t_set_pool_gone = false;  // the pool below was destroyed (exit)
 struct SetPool {
     std::array<std::vector<void*>, Hypervisor::TupleSet::kPooled + 1> free;
     ~SetPool() {
         t_set_pool_gone = true;
-        for (auto& v : free)
+        for (const auto& v : free)
             for (void* p : v) ::operator delete(p);
     }
 };
@@ -209,7 +198,7 @@ SetPool& set_pool() {
 Hypervisor::TupleSet* Hypervisor::TupleSet::make(std::span<const TupleRec> tuples) {
     const std::size_t n = tuples.size();
     void* p = nullptr;
-    if (n <= kPooled && !t_set_pool_gone) {
+    if (kPoolSets && n <= kPooled && !t_set_pool_gone) {
         auto& v = set_pool().free[n];
         if (!v.empty()) {
             p = v.back();
@@ -227,7 +216,7 @@ void Hypervisor::TupleSet::dispose(const TupleSet* ts) {
     if (ts == nullptr) return;
     const std::uint32_t n = ts->n;
     void* p = const_cast<TupleSet*>(ts);  // trivially destructible: nothing to run
-    if (n <= kPooled && !t_set_pool_gone) {
+    if (kPoolSets && n <= kPooled && !t_set_pool_gone) {
         auto& v = set_pool().free[n];
         if (v.size() < kPoolCap) {
             v.push_back(p);

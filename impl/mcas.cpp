@@ -72,13 +72,13 @@ struct ThreadCtx {
     int slot = -1;
     int depth = 0;  // EpochGuard nesting; only the outermost pins
     // Retired objects not yet freed, in retirement order, so their epochs never decrease (each
-    // retire reads the monotonic global epoch): limbo[head..] are still waiting and a collect
+    // retire reads the monotonic global epoch): limbo[first_live..] are still waiting and a collect
     // frees a prefix. Reason (issue 6): a thread preempted inside its critical section holds
     // the epoch back for a whole time slice; a collect that scanned all of limbo then cost
     // O(limbo) every kCollectEvery retires, quadratic while the epoch was stuck (W2 at 4
     // threads on 2 cores: limbo of 20,000 entries rescanned every 64 retires).
     std::vector<Retired> limbo;
-    std::size_t head = 0;
+    std::size_t first_live = 0;
     std::size_t since_collect = 0;
 
     ThreadCtx() {
@@ -101,7 +101,7 @@ struct ThreadCtx {
     ~ThreadCtx() {
         // No deleters run here: they may use other thread_locals (the descriptor pool) that
         // are already destroyed. Everything left goes to the orphans, freed by another thread.
-        limbo.erase(limbo.begin(), limbo.begin() + static_cast<std::ptrdiff_t>(head));
+        limbo.erase(limbo.begin(), limbo.begin() + static_cast<std::ptrdiff_t>(first_live));
         if (!limbo.empty()) {
             auto* o = new Orphans{std::exchange(limbo, {}), nullptr};
             Orphans* head = g_orphans.load(std::memory_order_relaxed);
@@ -126,18 +126,18 @@ struct ThreadCtx {
                 o = n;
             }
             // Adopted items break the epoch order; restore it (rare: once per exited thread).
-            std::stable_sort(limbo.begin() + static_cast<std::ptrdiff_t>(head), limbo.end(),
+            std::stable_sort(limbo.begin() + static_cast<std::ptrdiff_t>(first_live), limbo.end(),
                              [](const Retired& a, const Retired& b) { return a.epoch < b.epoch; });
         }
         const std::uint64_t g = g_epoch.load(std::memory_order_seq_cst);
-        while (head < limbo.size() && limbo[head].epoch + 2 <= g) {
-            limbo[head].deleter(limbo[head].p);  // step 4
-            ++head;
+        while (first_live < limbo.size() && limbo[first_live].epoch + 2 <= g) {
+            limbo[first_live].deleter(limbo[first_live].p);  // step 4
+            ++first_live;
         }
         // Drop the freed prefix once it is at least half of the vector: amortised O(1) per item.
-        if (head * 2 >= limbo.size()) {
-            limbo.erase(limbo.begin(), limbo.begin() + static_cast<std::ptrdiff_t>(head));
-            head = 0;
+        if (first_live * 2 >= limbo.size()) {
+            limbo.erase(limbo.begin(), limbo.begin() + static_cast<std::ptrdiff_t>(first_live));
+            first_live = 0;
         }
     }
 };
@@ -240,21 +240,9 @@ Mcas* new_mcas() {
     return d;
 }
 
-// Under AddressSanitizer descriptors are freed, not recycled, so that a helper that reached a
-// descriptor after its grace period is caught as a use after free.
-#if defined(__SANITIZE_ADDRESS__)
-#define PVIOMMU_RECYCLE_DESCRIPTORS 0
-#elif defined(__has_feature)
-#if __has_feature(address_sanitizer)
-#define PVIOMMU_RECYCLE_DESCRIPTORS 0
-#endif
-#endif
-#ifndef PVIOMMU_RECYCLE_DESCRIPTORS
-#define PVIOMMU_RECYCLE_DESCRIPTORS 1
-#endif
-
+// Under AddressSanitizer descriptors are freed, not recycled (see kAddressSanitizer).
 void recycle_mcas(void* p) {
-    if (PVIOMMU_RECYCLE_DESCRIPTORS)
+    if constexpr (!kAddressSanitizer)
         pool().free.push_back(static_cast<Mcas*>(p));
     else
         delete static_cast<Mcas*>(p);

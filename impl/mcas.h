@@ -56,6 +56,21 @@ private:
     spec::FaultPlan* saved_;
 };
 
+// True under AddressSanitizer (GCC defines __SANITIZE_ADDRESS__, Clang has the feature): impl's
+// pools (descriptors, tuple sets) then free instead of recycling, so that a use after a grace
+// period is caught as a use after free instead of reading a recycled block.
+#if defined(__SANITIZE_ADDRESS__)
+inline constexpr bool kAddressSanitizer = true;
+#elif defined(__has_feature)
+#if __has_feature(address_sanitizer)
+inline constexpr bool kAddressSanitizer = true;
+#else
+inline constexpr bool kAddressSanitizer = false;
+#endif
+#else
+inline constexpr bool kAddressSanitizer = false;
+#endif
+
 using Word = std::atomic<std::uint64_t>;
 
 [[nodiscard]] constexpr std::uint64_t enc(std::uint64_t payload) { return payload << 2; }
