@@ -405,6 +405,15 @@ struct Cell {
     double ns_med = 0, ns_p99 = 0, ops_s = 0, bytes_map = -1, cpu_med = 0;
 };
 
+// The non-empty items of a comma-separated option ("W1,W3", "impl,tbb").
+std::vector<std::string> split_list(const std::string& list) {
+    std::vector<std::string> items;
+    std::istringstream in(list);
+    for (std::string p; std::getline(in, p, ',');)
+        if (!p.empty()) items.push_back(p);
+    return items;
+}
+
 std::string fmt(double v, int prec = 0) {
     char buf[64];
     std::snprintf(buf, sizeof buf, "%.*f", prec, v);
@@ -504,22 +513,21 @@ int run_bench(const BenchOptions& opt, std::ostream& out) {
     const std::vector<unsigned> threads =
         opt.smoke ? std::vector<unsigned>{1, 2} : std::vector<unsigned>{1, 2, 4};
     std::vector<Wl> wls = {Wl::w1u, Wl::w1z, Wl::w2, Wl::w3, Wl::w4h1, Wl::w4h64};
-    if (!opt.workloads.empty())
+    if (!opt.workloads.empty()) {
+        const auto prefixes = split_list(opt.workloads);
         std::erase_if(wls, [&](Wl w) {
-            std::istringstream in(opt.workloads);
-            for (std::string p; std::getline(in, p, ',');)
-                if (!p.empty() && std::string_view(wl_name(w)).starts_with(p)) return false;
-            return true;
+            return std::none_of(prefixes.begin(), prefixes.end(), [&](const std::string& p) {
+                return std::string_view(wl_name(w)).starts_with(p);
+            });
         });
+    }
     auto cs = contenders();
-    if (!opt.contenders.empty())
+    if (!opt.contenders.empty()) {
+        const auto keep = split_list(opt.contenders);
         std::erase_if(cs, [&](const Contender& c) {
-            if (c.name == "impl") return false;
-            std::istringstream in(opt.contenders);
-            for (std::string p; std::getline(in, p, ',');)
-                if (p == c.name) return false;
-            return true;
+            return c.name != "impl" && std::find(keep.begin(), keep.end(), c.name) == keep.end();
         });
+    }
     std::vector<std::string> names;
     for (const auto& c : cs) names.push_back(c.name);
 
@@ -673,8 +681,7 @@ int run_bench(const BenchOptions& opt, std::ostream& out) {
         // then frame/M2B word, then the tuple set) at the table's working set.
         const std::uint64_t smax = sizes.back(), smin = sizes.front();
         out << "  single-thread W1-uniform impl ns/op as a multiple of its floor (3 dependent "
-               "loads at "
-               "the working set):";
+               "loads at the working set):";
         for (std::uint64_t s : sizes)
             out << " " << s << ": " << fmt(find(Wl::w1u, s, 1, "impl")->ns_med / (3 * f_size[s]), 2)
                 << "x;";

@@ -59,13 +59,6 @@
 namespace impl {
 
 using namespace spec;
-
-namespace {
-// A data-path operation's per-frame scratch lists, inline for the order-0 and few-tuple cases
-// that dominate (the data path should not allocate, BRIEF).
-template <class T>
-using Small = boost::container::small_vector<T, 8>;
-}  // namespace
 using spec::FaultPoint;
 
 namespace {
@@ -233,13 +226,13 @@ std::vector<std::unique_ptr<Hypervisor::Work>>& Hypervisor::WorkLease::idle() {
 }
 
 Hypervisor::WorkLease::WorkLease() {
-    auto& t_idle_works = idle();
-    if (t_idle_works.empty()) {
+    auto& works = idle();
+    if (works.empty()) {
         w_ = std::make_unique<Work>();
         return;
     }
-    w_ = std::move(t_idle_works.back());
-    t_idle_works.pop_back();
+    w_ = std::move(works.back());
+    works.pop_back();
 }
 
 Hypervisor::WorkLease::~WorkLease() {

@@ -39,6 +39,12 @@
 
 namespace impl {
 
+// A data-path operation's scratch list (a frame's tuples, an order-k map's frames), inline for
+// the order-0 and few-tuple cases that dominate: the data path should not allocate (BRIEF),
+// and a heap vector here was one malloc and free per operation (issue 6).
+template <class T>
+using Small = boost::container::small_vector<T, 8>;
+
 class Hypervisor final : public spec::Hypervisor {
 public:
     explicit Hypervisor(const spec::Host& host);
@@ -105,10 +111,8 @@ public:
         TupleSet() = default;
     };
     static_assert(sizeof(TupleSet) % alignof(TupleRec) == 0);
-    // A frame's tuples being edited by one attempt. Inline room for 8 (a frame has 1-4 in every
-    // workload of bench/): the data path should not allocate (BRIEF), and a heap vector here was
-    // one malloc and free per operation.
-    using TupleVec = boost::container::small_vector<TupleRec, 8>;
+    // A frame's tuples being edited by one attempt (a frame has 1-4 in every workload of bench/).
+    using TupleVec = Small<TupleRec>;
     static_assert(std::is_trivially_destructible_v<TupleRec>);
     // A request on a server's synchronous channel (a Michael-Scott queue node, linked by MCAS).
     struct alignas(8) SyncNode {
