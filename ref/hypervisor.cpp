@@ -55,21 +55,6 @@ void Hypervisor::put_ref(Mfn m) {
 // ---------------------------------------------------------------------------------------------
 // Tuples
 
-DomId Hypervisor::emulator_of(const Tuple& t) const {
-    const IoServer* srv = s_.server(t.domid, t.ioserver);
-    assert(srv != nullptr);  // servers take their tuples with them (R9)
-    return srv->emulator;
-}
-
-bool Hypervisor::claimed(DomId c, Bfn b, std::optional<Mfn> except) const {
-    for (const auto& [m, tuples] : s_.m2b) {
-        if (except && m == *except) continue;
-        for (const auto& [t, info] : tuples)
-            if (t.bfn == b && emulator_of(t) == c) return true;
-    }
-    return false;
-}
-
 void Hypervisor::drop_tuple(Mfn m, const Tuple& t) {
     auto it = s_.m2b.find(m);
     assert(it != s_.m2b.end() && it->second.contains(t));
@@ -81,7 +66,7 @@ void Hypervisor::drop_tuple(Mfn m, const Tuple& t) {
 void Hypervisor::scratch_if_unused(DomId e, Bfn b) {
     auto& ctx = s_.domains.at(e).iommu;
     auto it = ctx.find(b);
-    if (it == ctx.end() || it->second.kind != EntryKind::foreign || claimed(e, b)) return;
+    if (it == ctx.end() || it->second.kind != EntryKind::foreign || s_.claimed(e, b)) return;
     it->second = Entry{Mfn{}, it->second.perms, EntryKind::scratch};  // D7: keeps its perms
 }
 
@@ -148,39 +133,61 @@ bool Hypervisor::iommu_unit_fails(std::uint64_t units) {
 }
 
 void Hypervisor::destroy(DomId d) {
-    // R9 step 1 (D12): the ioreq servers d serves or that serve d, with their tuples and
-    // references; a foreign entry of a surviving emulator left without tuples -> scratch.
-    std::vector<std::pair<DomId, Bfn>> orphaned;
+    // Sequentially every step ends flushed (R11): a reference a step drops is dropped after
+    // the flush that covers it, which no sequential observer can tell from at once.
+
+    // R9 v2 step 1: the servers d serves as emulator, with their pending requests (F11), and
+    // every tuple d holds, orphans included: d's IOMMU context dies with d, so no device of d
+    // reaches them.
+    std::erase_if(s_.servers, [d](const auto& kv) { return kv.second.emulator == d; });
+    std::vector<std::pair<Mfn, Tuple>> held;
+    for (const auto& [m, tuples] : s_.m2b)
+        for (const auto& [t, info] : tuples)
+            if (info.emulator == d) held.emplace_back(m, t);
+    for (const auto& [m, t] : held) drop_tuple(m, t);
+
+    // R9 v2 step 2 (D12 order): the servers whose target is d, with their pending requests.
+    // Their tuples go only where the emulator E is usable and its entry at the bfn is foreign
+    // (re-pointed at E's scratch page unless another tuple of E uses it); every other one stays
+    // as an orphan with its reference (D22): E's device may still DMA to that frame.
+    std::vector<std::pair<DomId, Bfn>> repoint;
     for (auto it = s_.servers.begin(); it != s_.servers.end();) {
         const auto [target, id] = it->first;
-        const DomId emulator = it->second.emulator;
-        if (target != d && emulator != d) {
+        if (target != d) {
             ++it;
             continue;
         }
+        const DomId e = it->second.emulator;
         std::vector<std::pair<Mfn, Tuple>> mine;
-        for (const auto& [m, tuples] : s_.m2b)
-            for (const auto& [t, info] : tuples)
-                if (t.domid == target && t.ioserver == id) mine.emplace_back(m, t);
+        for (auto& [m, tuples] : s_.m2b)
+            for (auto& [t, info] : tuples)
+                if (t.domid == target && t.ioserver == id && !info.orphan) {
+                    const auto entry = s_.entry(e, t.bfn);
+                    if (s_.usable(e) && entry && entry->kind == EntryKind::foreign)
+                        mine.emplace_back(m, t);
+                    else
+                        info.orphan = true;  // R9 v2, F12: stays, with its reference
+                }
         for (const auto& [m, t] : mine) {
             drop_tuple(m, t);
-            if (emulator != d) orphaned.emplace_back(emulator, t.bfn);
+            repoint.emplace_back(e, t.bfn);
         }
         it = s_.servers.erase(it);  // F11: pending requests go with the server
     }
-    for (const auto& [e, b] : orphaned) scratch_if_unused(e, b);
+    for (const auto& [e, b] : repoint) scratch_if_unused(e, b);
 
-    // R9 step 2: the P2M, as balloon-out (R7); Xen-backed entries simply go.
+    // R9 v2 step 3: the P2M, as balloon-out (R7) in ascending gfn order; Xen-backed entries
+    // simply go. Only orphans are left on d's frames, and they get no invalidation.
     Domain& dom = s_.domains.at(d);
     while (!dom.p2m.empty()) {
         const auto [g, m] = *dom.p2m.begin();
         if (s_.frame(m).state == FrameState::xen)
             dom.p2m.erase(dom.p2m.begin());
         else
-            (void)balloon(d, g);  // finds no tuples: step 1 removed every server of d
+            (void)balloon(d, g);
     }
 
-    // R9 step 3: the IOMMU context; local entries drop their references.
+    // R9 v2 step 4: the IOMMU context; local entries drop their references.
     for (const auto& [b, e] : dom.iommu)
         if (e.kind == EntryKind::local) put_ref(e.mfn);
     s_.domains.erase(d);
@@ -222,7 +229,7 @@ Status Hypervisor::map_page(DomId c, MapPage& op) {
         if (r.meets(op.bfn, n)) return Status::eacces;  // R6: RMRR
     for (std::uint64_t i = 0; i < n; ++i) {             // R6: occupied
         const Bfn b{op.bfn.v + i};
-        if (s_.entry(c, b) || claimed(c, b)) return Status::eexist;
+        if (s_.entry(c, b) || s_.claimed(c, b)) return Status::eexist;
     }
     for (Mfn m : mfns)
         if (s_.frame(m).count >= s_.host.max_count) return Status::eoverflow;  // D19: count
@@ -248,6 +255,8 @@ Status Hypervisor::unmap_page(DomId c, UnmapPage& op) {
     }
     for (const Entry& e : entries)  // R6, F10
         if (e.kind == EntryKind::foreign || e.kind == EntryKind::scratch) return Status::eperm;
+    for (std::uint64_t i = 0; i < n; ++i)  // R6 v2, F10: a bfn a lookup registered
+        if (s_.claimed(c, Bfn{op.bfn.v + i})) return Status::ebusy;
     Domain& dom = s_.domains.at(c);
     for (std::uint64_t i = 0; i < n; ++i) {
         const Bfn b{op.bfn.v + i};
@@ -281,7 +290,7 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
         const Bfn b{op.bfn.v + i};
         const auto e = s_.entry(c, b);
         if (e && !(e->kind == EntryKind::foreign && e->mfn == mfns[i])) return Status::eexist;
-        if (claimed(c, b, mfns[i])) return Status::eexist;
+        if (s_.claimed(c, b, mfns[i])) return Status::eexist;
     }
     std::uint64_t fresh = 0;  // new tuples
     for (std::uint64_t i = 0; i < n; ++i) {
@@ -301,7 +310,7 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
         auto& tuples = s_.m2b[mfns[i]];
         const Tuple t{b, op.domid, op.ioserver};
         if (!tuples.contains(t)) {  // R3: new tuple
-            tuples[t] = TupleInfo{op.flags.swap_mfn()};
+            tuples[t] = TupleInfo{op.flags.swap_mfn(), c, false};
             get_ref(mfns[i]);  // one ref each
         }
     }
@@ -326,7 +335,7 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
                 if (tuples.empty()) s_.m2b.erase(*m);
                 return *st;
             }
-            tuples[t] = TupleInfo{false};  // F4: never swap
+            tuples[t] = TupleInfo{false, c, false};  // F4: never swap
             get_ref(*m);
         }
         op.bfn = t.bfn;
@@ -344,7 +353,7 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
             if (tuples.empty()) s_.m2b.erase(*m);
             return *st;
         }
-        tuples[Tuple{Bfn{m->v}, op.domid, op.ioserver}] = TupleInfo{false};
+        tuples[Tuple{Bfn{m->v}, op.domid, op.ioserver}] = TupleInfo{false, c, false};
         get_ref(*m);  // registers interest
         op.bfn = Bfn{m->v};
         return Status::ok;
@@ -356,17 +365,15 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
 Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
     if (auto st = check_flags_and_order(op.flags, s_.host, {}, true)) return *st;  // R1, R2
     const Tuple t{op.bfn, op.domid, op.ioserver};
-    const IoServer* srv = s_.server(op.domid, op.ioserver);
-    if (srv != nullptr && srv->emulator == c) {  // F5: C's own tuple
-        for (const auto& [m, tuples] : s_.m2b) {
-            if (!tuples.contains(t)) continue;
-            drop_tuple(m, t);  // R5: tuple and ref
-            auto& ctx = s_.domains.at(c).iommu;
-            auto it = ctx.find(op.bfn);  // R5: last user?
-            if (it != ctx.end() && it->second.kind == EntryKind::foreign && !claimed(c, op.bfn))
-                ctx.erase(it);
-            return Status::ok;
-        }
+    for (const auto& [m, tuples] : s_.m2b) {  // F5: C's own tuple, orphans included (F12)
+        const auto it = tuples.find(t);
+        if (it == tuples.end() || it->second.emulator != c) continue;
+        drop_tuple(m, t);  // R5: tuple and ref (after C's IOTLB flush, R11)
+        auto& ctx = s_.domains.at(c).iommu;
+        auto e = ctx.find(op.bfn);  // R5: last user?
+        if (e != ctx.end() && e->second.kind == EntryKind::foreign && !s_.claimed(c, op.bfn))
+            ctx.erase(e);
+        return Status::ok;
     }
     auto& ctx = s_.domains.at(c).iommu;
     auto it = ctx.find(op.bfn);
@@ -391,6 +398,7 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
     if (auto it = s_.m2b.find(*m); it != s_.m2b.end())
         tuples.assign(it->second.begin(), it->second.end());  // F8: (bfn, domid, ioserver)
     for (const auto& [t, info] : tuples) {                    // R7: one invalidate per tuple
+        if (info.orphan) continue;  // R9 v2: an orphan has no server to tell
         IoServer& srv = s_.servers.at({t.domid, t.ioserver});
         // Fault point ring_full: one draw per invalidate, whatever the ring's fill.
         const bool forced_full = faults_ != nullptr && faults_->ring_full();
@@ -405,7 +413,7 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
     // R7, D13: swap-flagged tuples of usable holders with a foreign entry go at once.
     std::vector<std::pair<DomId, Bfn>> swapped;
     for (const auto& [t, info] : tuples) {
-        const DomId e = emulator_of(t);
+        const DomId e = info.emulator;
         const auto entry = s_.entry(e, t.bfn);
         if (s_.usable(e) && info.swap && entry && entry->kind == EntryKind::foreign) {
             drop_tuple(*m, t);

@@ -53,10 +53,6 @@ private:
     [[nodiscard]] std::uint64_t free_frames() const;
     void get_ref(spec::Mfn m);
     void put_ref(spec::Mfn m);  // R8: frees at 0
-    // Does a tuple of emulator c use bfn b (for another frame than `except`, if given)?
-    [[nodiscard]] bool claimed(spec::DomId c, spec::Bfn b,
-                               std::optional<spec::Mfn> except = std::nullopt) const;
-    [[nodiscard]] spec::DomId emulator_of(const spec::Tuple& t) const;
     // D20: would `more` new holdings take c above its quota?
     [[nodiscard]] bool over_quota(spec::DomId c, std::uint64_t more) const;
     // D19 then D20 for a lookup that registers one tuple of c on m: the refusing status, if any.

@@ -78,9 +78,10 @@
     ((uint16_t)(((flags) & ~IOMMU_page_order) | \
                 (((unsigned int)(order) << _IOMMU_page_order) & IOMMU_page_order)))
 
-/* Xen errno values (xen/include/public/errno.h) of the resource-limit rows. */
+/* Xen errno values (xen/include/public/errno.h) of the resource-limit and -EBUSY rows. */
 #define PV_IOMMU_ENOMEM    12 /* D20: the caller's quota is used up */
 #define PV_IOMMU_EOVERFLOW 75 /* D19: a frame's reference count is at its limit */
+#define PV_IOMMU_EBUSY     16 /* R6 v2: unmap_page on a bfn that a tuple of the caller claims */
 
 /* query_caps OUT flag bit 0: the caller may choose BFNs (map_foreign_page). */
 #define _IOMMU_QUERY_map_cap 0 /* NOLINT(bugprone-reserved-identifier): Xen spelling */
@@ -98,6 +99,9 @@
  * IOMMUOP_unmap_page      IN: bfn, flags (order)
  *      Both need an IOMMU the caller can use (-EPERM). map_page takes one
  *      reference per frame; unmap_page drops it (identity entries hold none).
+ *      unmap_page returns -EBUSY (16) when a tuple of the caller claims a bfn
+ *      of the range (an identity entry that lookup_foreign_page registered),
+ *      after -ENOENT and -EPERM, changing nothing (R6 v2).
  *
  * IOMMUOP_map_foreign_page
  * IN:  bfn, gfn, domid, ioserver, flags (r/w, swap_mfn, order)
@@ -112,7 +116,11 @@
  *
  * IOMMUOP_unmap_foreign_page
  * IN:  bfn, domid, ioserver, flags (order must be 0)
- *      Removes the caller's tuple and its reference (R5).
+ *      Removes the caller's tuple and its reference (R5), also an orphan
+ *      whose target domain died (R9 v2, F5, F12): domid and ioserver are
+ *      only the tuple's key, not checked against live domains.
+ *      Every reference an unmap or re-point held is dropped only after the
+ *      caller's IOTLB is flushed, before the op returns (R11).
  *
  * NOTES
  * 1. Every status is 0 or a negative Xen errno value. Beyond the draft's

@@ -100,11 +100,42 @@ std::optional<Mfn> State::p2m(DomId d, Gfn g) const {
     return it->second;
 }
 
+bool State::claimed(DomId c, Bfn b, std::optional<Mfn> except) const {
+    for (const auto& [m, tuples] : m2b) {
+        if (except && m == *except) continue;
+        for (const auto& [t, info] : tuples)
+            if (t.bfn == b && info.emulator == c) return true;
+    }
+    return false;
+}
+
+DmaView State::dma(DomId e, Bfn b) const {
+    if (usable(e)) {  // F13: through E's IOMMU context
+        const auto en = entry(e, b);
+        if (!en) return {};
+        if (en->kind == EntryKind::scratch) return {DmaView::Kind::scratch, Mfn{}};
+        return {DmaView::Kind::frame, en->mfn};
+    }
+    if (b.v < host.frames) return {DmaView::Kind::frame, Mfn{b.v}};  // F13: no translation
+    return {};
+}
+
+std::string dma_text(const DmaView& v) {
+    switch (v.kind) {
+        case DmaView::Kind::fault:
+            return "fault";
+        case DmaView::Kind::scratch:
+            return "scratch";
+        case DmaView::Kind::frame:
+            break;
+    }
+    return "mfn=" + hex(v.mfn.v);
+}
+
 std::uint64_t State::holdings(DomId e) const {
     std::uint64_t n = 0;
     for (const auto& [m, tuples] : m2b)
-        for (const auto& [t, info] : tuples)
-            if (const IoServer* srv = server(t.domid, t.ioserver); srv && srv->emulator == e) ++n;
+        for (const auto& [t, info] : tuples) n += info.emulator == e;  // D22: orphans too
     if (const Domain* d = domain(e))
         for (const auto& [b, en] : d->iommu) n += en.kind == EntryKind::local;
     return n;
@@ -181,16 +212,23 @@ std::vector<Violation> check_invariants(const State& s) {
             const std::string where = tuple_text(m, t);
             if (f.state == FrameState::free) fail("INV-NO-FREE-WHILE-MAPPED", "tuple " + where);
             if (f.state == FrameState::xen) fail("INV-NO-XEN", "tuple " + where);
-            const IoServer* srv = s.server(t.domid, t.ioserver);
-            if (srv == nullptr) {
-                fail("INV-PRIV", "tuple " + where + " has no ioreq server");
-                continue;
+            const DomId emu = info.emulator;
+            if (s.domain(emu) == nullptr)
+                fail("INV-M2B-SET", "tuple " + where + ": emulator " + std::to_string(emu.v) +
+                                        " is not a live domain (R9 takes its tuples)");
+            if (!info.orphan) {  // D22: an orphan's privilege went with its target
+                const IoServer* srv = s.server(t.domid, t.ioserver);
+                if (srv == nullptr || srv->emulator != emu) {
+                    fail("INV-PRIV", "tuple " + where + " has no ioreq server served by " +
+                                         std::to_string(emu.v));
+                    continue;
+                }
+                if (!s.privileged(emu, t.domid))
+                    fail("INV-PRIV", "tuple " + where + ": emulator " + std::to_string(emu.v) +
+                                         " lacks privilege");
             }
-            if (!s.privileged(srv->emulator, t.domid))
-                fail("INV-PRIV", "tuple " + where + ": emulator " +
-                                     std::to_string(srv->emulator.v) + " lacks privilege");
-            if (s.usable(srv->emulator)) {
-                const auto e = s.entry(srv->emulator, t.bfn);
+            if (s.usable(emu)) {
+                const auto e = s.entry(emu, t.bfn);
                 // Nothing, or the tuple's own frame (foreign, or identity for a lookup);
                 // never another frame, a local entry or scratch (R7 and R9 re-point only
                 // bfns that no tuple uses any more).
@@ -198,8 +236,7 @@ std::vector<Violation> check_invariants(const State& s) {
                     !e || ((e->kind == EntryKind::foreign || e->kind == EntryKind::identity) &&
                            e->mfn == m);
                 if (!ok)
-                    fail("INV-M2B-SET",
-                         "tuple " + where + " but " + entry_text(srv->emulator, t.bfn, *e));
+                    fail("INV-M2B-SET", "tuple " + where + " but " + entry_text(emu, t.bfn, *e));
             }
         }
     }
@@ -214,6 +251,33 @@ std::vector<Violation> check_invariants(const State& s) {
                 if (r.meets(b, 1)) fail("INV-NO-XEN", entry_text(id, b, e) + " lies in an RMRR");
         }
     }
+    return out;
+}
+
+std::vector<Violation> check_device_safe(const State& s, const Handed& h) {
+    std::vector<Violation> out;
+    for (const auto& [k, m] : h) {
+        const DmaView v = s.dma(k.emulator, k.bfn);
+        if (v.kind == DmaView::Kind::scratch) continue;  // E's own scratch page (R12)
+        if (v.kind == DmaView::Kind::frame && v.mfn == m &&
+            s.frame(m).state != FrameState::free)
+            continue;
+        std::string reach = dma_text(v);
+        if (v.kind == DmaView::Kind::frame)
+            reach += " (state=" + std::string(state_name(s.frame(v.mfn).state)) + ")";
+        out.push_back({"INV-DEVICE-SAFE", "emulator " + std::to_string(k.emulator.v) +
+                                              " was handed bfn=" + hex(k.bfn.v) + " for mfn=" +
+                                              hex(m.v) + " (domid=" + std::to_string(k.domid.v) +
+                                              " ioserver=" + std::to_string(k.ioserver.v) +
+                                              "), but a DMA there reaches " + reach});
+    }
+    return out;
+}
+
+std::vector<Violation> check_invariants(const State& s, const Handed& h) {
+    auto out = check_invariants(s);
+    auto more = check_device_safe(s, h);
+    out.insert(out.end(), more.begin(), more.end());
     return out;
 }
 
@@ -258,8 +322,11 @@ std::string dump(const State& s) {
         }
     }
     for (const auto& [m, tuples] : s.m2b)
-        for (const auto& [t, info] : tuples)
-            os << "m2b " << tuple_text(m, t) << " swap=" << (info.swap ? 1 : 0) << '\n';
+        for (const auto& [t, info] : tuples) {
+            os << "m2b " << tuple_text(m, t) << " swap=" << (info.swap ? 1 : 0);
+            if (info.orphan) os << " orphan emulator=" << info.emulator.v;  // D22
+            os << '\n';
+        }
     for (const auto& [key, srv] : s.servers) {
         const std::string name =
             std::to_string(key.first.v) + " id=" + std::to_string(key.second.v);

@@ -12,6 +12,7 @@
 #include <map>
 #include <optional>
 #include <set>
+#include <string>
 #include <utility>
 #include <vector>
 
@@ -85,6 +86,8 @@ struct Tuple {
 };
 struct TupleInfo {
     bool swap = false;  // swap_mfn of the map_foreign_page that made it (R3)
+    DomId emulator{};   // D22: whose bus address space bfn is in (its server's, when made)
+    bool orphan = false;  // D22, R9 v2: its server went with its target; kept until E unmaps
     bool operator==(const TupleInfo&) const = default;
 };
 
@@ -93,6 +96,25 @@ struct IoReq {
     Bfn bfn{};
     bool operator==(const IoReq&) const = default;
 };
+
+// D25, F13: a device's view of a bus address: a fault, its context's scratch page, or a frame.
+struct DmaView {
+    enum class Kind : std::uint8_t { fault, scratch, frame };
+    Kind kind = Kind::fault;
+    Mfn mfn{};  // Kind::frame only
+    bool operator==(const DmaView&) const = default;
+};
+[[nodiscard]] std::string dma_text(const DmaView& v);  // `fault`, `scratch`, `mfn=0x12`
+
+// INV-DEVICE-SAFE's ghost set H (D23): (E, bfn, domid, ioserver) -> the frame E was handed.
+struct HandedKey {
+    DomId emulator{};
+    Bfn bfn{};
+    DomId domid{};
+    IoServId ioserver{};
+    auto operator<=>(const HandedKey&) const = default;
+};
+using Handed = std::map<HandedKey, Mfn>;
 
 using ServerKey = std::pair<DomId, IoServId>;  // (target domid, id)
 
@@ -126,8 +148,13 @@ struct State {
     // C's entry at bfn: explicit, or the computed identity entry (D18), or none.
     [[nodiscard]] std::optional<Entry> entry(DomId c, Bfn b) const;
     [[nodiscard]] std::optional<Mfn> p2m(DomId d, Gfn g) const;
-    // D20: what counts against e's quota: the tuples of the ioreq servers e serves plus the
-    // local entries of e's IOMMU context (one reference each, held on e's behalf).
+    // Does a tuple of emulator c (orphans included, F12) use bfn b, for another frame than
+    // `except` if given? (R3, R6 -EEXIST and -EBUSY, R7/R9 re-pointing.)
+    [[nodiscard]] bool claimed(DomId c, Bfn b, std::optional<Mfn> except = std::nullopt) const;
+    // D25, F13: where a DMA by a device of emulator e to bus address b lands now.
+    [[nodiscard]] DmaView dma(DomId e, Bfn b) const;
+    // D20: what counts against e's quota: the tuples whose emulator is e (orphans included,
+    // D22) plus the local entries of e's IOMMU context (one reference each, held on e's behalf).
     [[nodiscard]] std::uint64_t holdings(DomId e) const;
 };
 
@@ -138,8 +165,14 @@ struct Violation {
     bool operator==(const Violation&) const = default;
 };
 
-// Every state invariant of BRIEF (all but INV-INVALIDATE, which is per balloon). Empty = holds.
+// Every state invariant of BRIEF (all but INV-INVALIDATE, which is per balloon) but
+// INV-DEVICE-SAFE, which needs the ghost set H. Empty = holds.
 [[nodiscard]] std::vector<Violation> check_invariants(const State& s);
+// INV-DEVICE-SAFE: for every (E, bfn, ...) -> mfn in h, E's device view of bfn is E's scratch
+// page, or frame mfn and mfn is not free.
+[[nodiscard]] std::vector<Violation> check_device_safe(const State& s, const Handed& h);
+// Both: what `check invariants` and the runner check after every statement.
+[[nodiscard]] std::vector<Violation> check_invariants(const State& s, const Handed& h);
 
 // The canonical dump: sorted, stable text, one fact per line, only what differs from a fresh
 // host (TRACE-FORMAT "Output").

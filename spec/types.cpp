@@ -6,7 +6,7 @@
 namespace spec {
 namespace {
 
-constexpr std::array<std::pair<Status, std::string_view>, 13> kStatusNames{{
+constexpr std::array<std::pair<Status, std::string_view>, 14> kStatusNames{{
     {Status::ok, "0"},
     {Status::eperm, "-EPERM"},
     {Status::enoent, "-ENOENT"},
@@ -14,6 +14,7 @@ constexpr std::array<std::pair<Status, std::string_view>, 13> kStatusNames{{
     {Status::enxio, "-ENXIO"},
     {Status::enomem, "-ENOMEM"},
     {Status::eacces, "-EACCES"},
+    {Status::ebusy, "-EBUSY"},
     {Status::eexist, "-EEXIST"},
     {Status::enodev, "-ENODEV"},
     {Status::einval, "-EINVAL"},

@@ -48,6 +48,7 @@ enum class Status : std::int32_t {
     enxio = -6,
     enomem = -PV_IOMMU_ENOMEM,  // D20: the caller's quota of tuples and local entries is used up
     eacces = -13,
+    ebusy = -PV_IOMMU_EBUSY,  // R6 v2: unmap_page on a bfn a tuple of the caller claims
     eexist = -17,
     enodev = -19,
     einval = -22,

@@ -705,6 +705,28 @@ private:
             if (s.mfn) w.frame_exists(*s.mfn);
             return s;
         }
+        if (what == "dma") {
+            if (l.words.size() != 3 &&
+                !(l.words.size() == 4 && (l.words[3] == "scratch" || l.words[3] == "fault")))
+                throw Failure{
+                    "usage: check dma E bfn=B mfn=M | check dma E bfn=B scratch | "
+                    "check dma E bfn=B fault"};
+            CheckDma s;
+            s.e = word<DomId>(l.words[2], "check dma");
+            Args a(l, "check dma");
+            a.req("bfn", s.bfn);
+            if (l.words.size() == 4) {
+                s.view.kind = l.words[3] == "scratch" ? spec::DmaView::Kind::scratch
+                                                      : spec::DmaView::Kind::fault;
+            } else {
+                s.view.kind = spec::DmaView::Kind::frame;
+                a.req("mfn", s.view.mfn);
+                w.frame_exists(s.view.mfn);
+            }
+            a.done();
+            w.domain_exists(s.e);
+            return s;
+        }
         if (what == "ioreq") {
             expect_words(
                 l, 3,

@@ -117,6 +117,12 @@ std::string statement_text(const Stmt& stmt) {
                     os << " next=invalidate bfn=" << h(s.bfn->v);
                 else
                     os << " next=none";
+            } else if constexpr (std::is_same_v<T, CheckDma>) {
+                os << "check dma " << d(s.e) << " bfn=" << h(s.bfn.v);
+                if (s.view.kind == spec::DmaView::Kind::frame)
+                    os << " mfn=" << h(s.view.mfn.v);
+                else
+                    os << ' ' << spec::dma_text(s.view);
             } else {
                 static_assert(std::is_same_v<T, CheckInvariants>);
                 os << "check invariants";

@@ -2,6 +2,8 @@
 
 #include <ostream>
 
+#include "spec/ghost.h"
+
 namespace trace {
 
 using namespace spec;
@@ -135,7 +137,8 @@ StepRecord Runner::step() {
                 const auto m = before.p2m(s.d, s.gfn);
                 if (m && before.frame(*m).state != FrameState::xen)
                     if (auto it = before.m2b.find(*m); it != before.m2b.end())
-                        k = it->second.size();
+                        for (const auto& [t, info] : it->second)
+                            k += !info.orphan;  // orphans have no server to tell (R9 v2)
                 const BalloonOutcome out = h_.balloon(s.d, s.gfn);
                 const std::size_t delivered = pending(h_.snapshot()) - pending(before);
                 r.outcome = out.mfn ? "mfn=" + h(out.mfn->v) +
@@ -162,8 +165,12 @@ StepRecord Runner::step() {
                 ++r.expectations;
                 const State snap = h_.snapshot();
                 if constexpr (std::is_same_v<T, CheckInvariants>) {
-                    for (const Violation& v : check_invariants(snap))
+                    for (const Violation& v : check_invariants(snap, handed_))
                         fail(r, v.invariant + ": " + v.detail);
+                } else if constexpr (std::is_same_v<T, CheckDma>) {
+                    const DmaView v = snap.dma(s.e, s.bfn);
+                    r.outcome = dma_text(v);
+                    if (v != s.view) fail(r, "expected " + r.statement + ", got " + dma_text(v));
                 } else if constexpr (std::is_same_v<T, CheckFrame>) {
                     const Frame f = snap.frame(s.mfn);
                     const std::string actual =
@@ -232,12 +239,20 @@ StepRecord Runner::step() {
             }
         },
         st.stmt);
-    // D15: every state invariant after every statement.
-    if (!r.fatal) {
-        for (const Violation& v : check_invariants(h_.snapshot())) {
-            fail(r, "after this statement " + v.invariant + ": " + v.detail);
-            r.fatal = true;
-        }
+    // D23: the ghost set H follows what the calls handed out and what destroy took away.
+    const bool is_destroy = std::holds_alternative<DestroyStmt>(st.stmt);
+    if (r.is_call || is_destroy || !r.fatal) {
+        const State after = h_.snapshot();
+        if (r.is_call)
+            record_handed(handed_, after, std::get<CallStmt>(st.stmt).caller, last_);
+        else if (is_destroy)
+            forget_emulator(handed_, std::get<DestroyStmt>(st.stmt).d);
+        // D15: every state invariant after every statement, INV-DEVICE-SAFE included.
+        if (!r.fatal)
+            for (const Violation& v : check_invariants(after, handed_)) {
+                fail(r, "after this statement " + v.invariant + ": " + v.detail);
+                r.fatal = true;
+            }
     }
     return r;
 }

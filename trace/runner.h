@@ -42,6 +42,7 @@ private:
     spec::Hypervisor& h_;
     std::size_t next_ = 0;
     std::vector<spec::OpResult> last_;  // results of the last call or batch
+    spec::Handed handed_;               // INV-DEVICE-SAFE's ghost set H (D23)
 };
 
 // An op's observable result as text: its status and, on success, its out fields

@@ -122,12 +122,17 @@ struct CheckIoreqNext {
     IoServId id;
     std::optional<Bfn> bfn;
 };  // nullopt: none
+struct CheckDma {  // (v2) D25, F13: where a DMA by a device of emulator e to bfn lands now
+    DomId e;
+    Bfn bfn;
+    spec::DmaView view;
+};
 struct CheckInvariants {};
 
 using Stmt = std::variant<DomainStmt, DmStmt, IoServerStmt, RmrrStmt, XenGfnStmt, FaultStmt,
                           DestroyStmt, CallStmt, BalloonStmt, PopulateStmt, DrainStmt, ExpectStmt,
                           CheckFrame, CheckP2m, CheckM2bCount, CheckM2bTuple, CheckIommu,
-                          CheckIoreqCount, CheckIoreqNext, CheckInvariants>;
+                          CheckIoreqCount, CheckIoreqNext, CheckDma, CheckInvariants>;
 
 struct Statement {
     int line = 0;
