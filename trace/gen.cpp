@@ -1,5 +1,7 @@
 #include "trace/gen.h"
 
+#include "trace/runner.h"
+
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
@@ -60,6 +62,7 @@ struct Dom {
     std::vector<std::uint64_t> gfns;  // gfns with RAM, as far as the generator can tell
     std::vector<std::uint64_t> xen;   // Xen-backed gfns
     std::vector<spec::Range> rmrr;
+    std::uint64_t base = 0;  // about where its first RAM frame lies (frames go out in order)
 };
 
 // A map_foreign_page or lookup_foreign_page the trace made (whatever its status): later
@@ -74,8 +77,12 @@ using Key = std::pair<std::uint16_t, std::uint16_t>;  // (target, id)
 
 class Generator {
 public:
-    Generator(std::uint64_t seed, std::size_t steps)
-        : r_(seed), limits_(seed ^ 0x5155'4f54'4100'0000ULL), steps_(steps) {
+    Generator(std::uint64_t seed, std::size_t steps, bool dma_checks)
+        : r_(seed),
+          limits_(seed ^ 0x5155'4f54'4100'0000ULL),
+          v2_(seed ^ 0x7632'0000'0000'0000ULL),
+          steps_(steps),
+          dma_checks_(dma_checks) {
         t_.file = "random-" + std::to_string(seed);
     }
 
@@ -158,6 +165,7 @@ private:
         dom.hardware = hardware;
         dom.iommu_hw = iommu_hw;
         for (std::uint64_t g = 0; g < ram; ++g) dom.gfns.push_back(g);
+        dom.base = used_;
         live_[d] = std::move(dom);
         dead_.erase(d);
         never_.erase(d);
@@ -247,8 +255,21 @@ private:
                 return add_dm(e, t);
             }
             default:
+                // v2 statements from a stream of their own (see host()): `check dma`, where an
+                // oracle settles what it expects.
+                if (dma_checks_ && v2_.percent(60)) return check_dma();
                 return emit(CheckInvariants{});
         }
+    }
+
+    // (v2) check dma: mostly at a bus address the interface handed out to e.
+    void check_dma() {
+        const std::uint16_t e = pick_caller();
+        std::vector<std::uint64_t> handed;
+        for (const Hint& h : hints_)
+            if (h.caller == e) handed.push_back(h.bfn);
+        const std::uint64_t b = !handed.empty() && v2_.percent(75) ? v2_.pick(handed) : bfn(e, 0);
+        emit(CheckDma{DomId{e}, Bfn{b}, spec::DmaView{}});
     }
 
     void destroy(std::uint16_t d) {
@@ -259,7 +280,8 @@ private:
         std::erase_if(dm_, [d](const Key& k) { return k.first == d || k.second == d; });
         bfns_.erase(d);
         local_.erase(d);
-        std::erase_if(hints_, [d](const Hint& h) { return h.caller == d || h.domid == d; });
+        // Hints whose target died stay (R9 v2: orphans), so their emulators unmap them later.
+        std::erase_if(hints_, [d](const Hint& h) { return h.caller == d; });
         emit(DestroyStmt{DomId{d}});
     }
 
@@ -367,6 +389,8 @@ private:
                 o.flags = flags(k, 5);
                 const auto& mine = local_[c];
                 o.bfn = Bfn{!mine.empty() && r_.percent(60) ? r_.pick(mine) : bfn(c, k)};
+                if (const Hint* h = hint_of(c); h != nullptr && v2_.percent(25))
+                    o.bfn = Bfn{align(h->bfn, k)};  // R6 v2: a bfn a lookup registered
                 return o;
             }
             case 5: {
@@ -422,8 +446,11 @@ private:
         target(c, o.domid, o.ioserver);
         o.gfn = Gfn{gfn(o.domid.v, 0)};
         if (r_.percent(25)) o.bfn = Bfn{bfn(c, 0)};
-        hint({c, o.domid.v, o.ioserver.v, o.bfn.v == spec::kBfnInvalid.v ? 0 : o.bfn.v, o.gfn.v,
-              false});
+        // The answer is the frame itself (no IOMMU, or the 1:1 map): guess it, so that later
+        // unmap_page and unmap_foreign_page calls aim at the claim (R6 v2 -EBUSY, orphans).
+        std::uint64_t answer = o.bfn.v == spec::kBfnInvalid.v ? 0 : o.bfn.v;
+        if (const auto t = live_.find(o.domid.v); t != live_.end()) answer = t->second.base + o.gfn.v;
+        hint({c, o.domid.v, o.ioserver.v, answer, o.gfn.v, false});
         return o;
     }
 
@@ -623,7 +650,9 @@ private:
 
     Rand r_;
     Rand limits_;  // D19/D20 choices only: a stream of its own
+    Rand v2_;      // BRIEF v2 choices only (check dma, -EBUSY aims): a stream of its own
     std::size_t steps_;
+    bool dma_checks_;
     Trace t_;
     std::map<std::uint16_t, Dom> live_;
     std::set<std::uint16_t> dead_;          // destroyed and not re-created
@@ -648,13 +677,24 @@ std::optional<Trace> reparse(const Trace& t) {
 
 }  // namespace
 
-Trace random_trace(std::uint64_t seed, std::size_t steps) {
-    const Trace t = Generator(seed, steps).run();
+Trace random_trace(std::uint64_t seed, std::size_t steps, const ModelFactory& oracle) {
+    const Trace t = Generator(seed, steps, static_cast<bool>(oracle)).run();
     auto p = parse(t.file, print(t));
     if (auto* e = std::get_if<ParseError>(&p))
         throw std::logic_error("random_trace: seed " + std::to_string(seed) +
                                " generated an invalid trace: " + e->text());
-    return std::get<Trace>(std::move(p));
+    Trace out = std::get<Trace>(std::move(p));
+    if (oracle) {
+        // Each `check dma` expects what the oracle's device would see there (D25).
+        auto h = oracle(out.host);
+        Runner r(out, *h);
+        for (std::size_t i = 0; !r.done(); ++i) {
+            if (auto* c = std::get_if<CheckDma>(&out.statements[i].stmt))
+                c->view = h->snapshot().dma(c->e, c->bfn);
+            if (r.step().fatal) break;
+        }
+    }
+    return out;
 }
 
 Trace shrink(const Trace& t, const TracePredicate& still_fails) {

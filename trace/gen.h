@@ -8,6 +8,7 @@
 #include <cstdint>
 #include <functional>
 
+#include "trace/runner.h"
 #include "trace/trace.h"
 
 namespace trace {
@@ -21,7 +22,10 @@ namespace trace {
 // destruction and re-creation of destroyed domids (F11, D8), new servers and privileges, and
 // `check invariants`. No expectations: a diff compares models. Domain RAM never exceeds what
 // is free (no D9 stop).
-[[nodiscard]] Trace random_trace(std::uint64_t seed, std::size_t steps);
+// With an oracle, the mix also has `check dma` statements (v2), each expecting what the
+// oracle model's device sees there (the oracle runs the trace once; give it ref::make).
+[[nodiscard]] Trace random_trace(std::uint64_t seed, std::size_t steps,
+                                 const ModelFactory& oracle = {});
 
 // Greedy shrinking. Requires still_fails(t). Tries to remove chunks of statements (halving
 // the chunk size down to one), then single ops of batches, keeping only candidates that still

@@ -1,5 +1,6 @@
 #include "trace/runner.h"
 
+#include <algorithm>
 #include <ostream>
 
 #include "spec/ghost.h"
@@ -120,6 +121,12 @@ StepRecord Runner::step() {
                 r.is_call = true;
                 std::vector<pv_iommu_op> raw;
                 for (const Op& op : s.ops) raw.push_back(encode(op));
+                // D23: only an unmap_foreign_page needs the state before (which branch it took).
+                before_call_.reset();
+                if (std::any_of(s.ops.begin(), s.ops.end(), [](const Op& op) {
+                        return std::holds_alternative<UnmapForeignPage>(op);
+                    }))
+                    before_call_ = h_.snapshot();
                 const long rc = h_.iommu_op(s.caller, raw);
                 last_.clear();
                 for (std::size_t i = 0; i < raw.size(); ++i) {
@@ -244,7 +251,8 @@ StepRecord Runner::step() {
     if (r.is_call || is_destroy || !r.fatal) {
         const State after = h_.snapshot();
         if (r.is_call)
-            record_handed(handed_, after, std::get<CallStmt>(st.stmt).caller, last_);
+            record_handed(handed_, before_call_ ? &*before_call_ : nullptr, after,
+                          std::get<CallStmt>(st.stmt).caller, last_);
         else if (is_destroy)
             forget_emulator(handed_, std::get<DestroyStmt>(st.stmt).d);
         // D15: every state invariant after every statement, INV-DEVICE-SAFE included.

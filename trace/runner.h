@@ -6,6 +6,7 @@
 #include <functional>
 #include <iosfwd>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -43,6 +44,7 @@ private:
     std::size_t next_ = 0;
     std::vector<spec::OpResult> last_;  // results of the last call or batch
     spec::Handed handed_;               // INV-DEVICE-SAFE's ghost set H (D23)
+    std::optional<spec::State> before_call_;  // before the last call, if record_handed needs it
 };
 
 // An op's observable result as text: its status and, on success, its out fields

@@ -203,7 +203,7 @@ TEST_CASE("random_trace: valid, round-trips through print/parse, the same for th
     std::size_t batches = 0, destroys = 0, recreates = 0;
     for (std::uint64_t seed = 1; seed <= kTraces; ++seed) {
         CAPTURE(seed);
-        const trace::Trace t = trace::random_trace(seed, kSteps);
+        const trace::Trace t = trace::random_trace(seed, kSteps, ref::make);
         const std::string text = trace::print(t);
         auto p = trace::parse(t.file, text);
         if (auto* e = std::get_if<trace::ParseError>(&p)) FAIL(e->text() << "\n" << text);
@@ -212,7 +212,7 @@ TEST_CASE("random_trace: valid, round-trips through print/parse, the same for th
         CHECK(back.statements.size() == t.statements.size());
         for (std::size_t i = 0; i < t.statements.size(); ++i)
             CHECK(back.statements[i].line == t.statements[i].line);
-        CHECK(trace::print(trace::random_trace(seed, kSteps)) == text);
+        CHECK(trace::print(trace::random_trace(seed, kSteps, ref::make)) == text);
         CHECK(t.host.frames >= 64);
         CHECK(t.host.frames <= 512);
         CHECK(t.host.max_order <= 4);
@@ -244,8 +244,10 @@ TEST_CASE("random traces reach every subop's success and error rows, full rings 
     // [subop variant index] -> status -> count; index 6 is an unknown subop id.
     std::array<std::map<Status, std::size_t>, 7> st;
     std::size_t balloons_with_tuples = 0, synchronous = 0, invalidates = 0, drained = 0, fatal = 0;
+    std::size_t orphans = 0;            // orphan tuples seen after destroys (R9 v2)
+    std::array<std::size_t, 3> dma{};   // check dma views: fault, scratch, frame (D25)
     for (std::uint64_t seed = 1; seed <= kTraces; ++seed) {
-        const trace::Trace t = trace::random_trace(seed, kSteps);
+        const trace::Trace t = trace::random_trace(seed, kSteps, ref::make);
         auto h = ref::make(t.host);
         trace::Runner r(t, *h);
         for (std::size_t i = 0; !r.done(); ++i) {
@@ -274,6 +276,11 @@ TEST_CASE("random traces reach every subop's success and error rows, full rings 
                 synchronous += sync;
             } else if (std::holds_alternative<trace::DrainStmt>(s)) {
                 drained += std::stoul(rec.outcome);
+            } else if (std::holds_alternative<trace::DestroyStmt>(s)) {
+                for (const auto& [m, tuples] : h->snapshot().m2b)  // R9 v2: orphans left
+                    for (const auto& [tu, info] : tuples) orphans += info.orphan;
+            } else if (const auto* d = std::get_if<trace::CheckDma>(&s)) {
+                ++dma[static_cast<std::size_t>(d->view.kind)];
             }
         }
     }
@@ -287,9 +294,18 @@ TEST_CASE("random traces reach every subop's success and error rows, full rings 
         table << "\n";
     }
     table << "balloons with tuples=" << balloons_with_tuples << " invalidates=" << invalidates
-          << " synchronous=" << synchronous << " drained=" << drained;
+          << " synchronous=" << synchronous << " drained=" << drained << "\norphans after destroy="
+          << orphans << " check dma fault=" << dma[0] << " scratch=" << dma[1]
+          << " frame=" << dma[2];
     MESSAGE("over " << kTraces << " traces x " << kSteps << " steps on ref:\n" << table.str());
     CHECK(fatal == 0);
+    // BRIEF v2 in the mix (300 x 100 steps gave -EBUSY 14, orphans 85, check dma 395 fault,
+    // 12 scratch, 156 frame on 2026-12-05).
+    CHECK(st[2][Status::ebusy] >= 5);
+    CHECK(orphans >= 30);
+    CHECK(dma[0] >= 50);
+    CHECK(dma[1] >= 4);
+    CHECK(dma[2] >= 50);
     auto errors = [&](std::size_t i) {
         std::size_t n = 0;
         for (const auto& [s, k] : st[i]) n += s != Status::ok ? k : 0;
@@ -325,7 +341,7 @@ TEST_CASE("diff: ref against ref agrees on random traces (and how fast)") {
     const auto t0 = std::chrono::steady_clock::now();
     std::size_t statements = 0;
     for (std::uint64_t seed = 1; seed <= kTraces; ++seed) {
-        const trace::Trace t = trace::random_trace(seed, kSteps);
+        const trace::Trace t = trace::random_trace(seed, kSteps, ref::make);
         const auto d = trace::diff(t, kRef, kRef);
         CAPTURE(seed);
         CHECK_FALSE(d.diverged());
@@ -353,7 +369,7 @@ TEST_CASE("planted bugs are found by a random campaign, and shrink keeps them, s
         std::optional<trace::Trace> found;
         std::uint64_t seed = 1;
         for (; seed <= kTraces && !found; ++seed) {
-            trace::Trace t = trace::random_trace(seed, kSteps);
+            trace::Trace t = trace::random_trace(seed, kSteps, ref::make);
             if (trace::diff(t, kRef, bad).diverged()) found = std::move(t);
         }
         REQUIRE_MESSAGE(found, "mutant survived " << kTraces << " random traces");

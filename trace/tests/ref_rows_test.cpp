@@ -168,14 +168,14 @@ TEST_CASE("map_foreign_page: every error row in R3 order") {
          "call 0 map_foreign_page bfn=0x1000 gfn=1 domid=1 ioserver=0", Status::eexist},
         {"R3 local entry", "call 0 map_page bfn=0x2000 gfn=3 flags=rw\nexpect status=0",
          "call 0 map_foreign_page bfn=0x2000 gfn=0 domid=1 ioserver=0", Status::eexist},
-        {"R3 claimed by a tuple for another frame",
-         "call 0 lookup_foreign_page gfn=0 domid=1 ioserver=0\nexpect status=0 bfn=0x10\ncall 0 "
-         "unmap_page bfn=0x10\nexpect status=0",
+        // v2: a claim always sits on its frame's entry (unmap_page of a claimed 1:1 bfn is
+        // -EBUSY), so R3's "claimed for another frame" clause is reached through that entry.
+        {"R3 claimed 1:1 bfn, another frame",
+         "call 0 lookup_foreign_page gfn=0 domid=1 ioserver=0\nexpect status=0 bfn=0x10",
          "call 0 map_foreign_page bfn=0x10 gfn=1 domid=1 ioserver=0", Status::eexist},
-        {"R3 claimed by a tuple for the same frame is fine",
-         "call 0 lookup_foreign_page gfn=0 domid=1 ioserver=0\nexpect status=0 bfn=0x10\ncall 0 "
-         "unmap_page bfn=0x10\nexpect status=0",
-         "call 0 map_foreign_page bfn=0x10 gfn=0 domid=1 ioserver=0", Status::ok},
+        {"F3 claimed 1:1 bfn, the same frame: still another kind",
+         "call 0 lookup_foreign_page gfn=0 domid=1 ioserver=0\nexpect status=0 bfn=0x10",
+         "call 0 map_foreign_page bfn=0x10 gfn=0 domid=1 ioserver=0", Status::eexist},
         {"R3 EEXIST before EIO", "fault iommu_map",
          "call 0 map_foreign_page bfn=0x5 gfn=0 domid=1 ioserver=0", Status::eexist},
         {"R3 IOMMU unit failure", "fault iommu_map", kMapOk, Status::eio},
@@ -293,9 +293,8 @@ TEST_CASE("map_page: every error row in F6/R6 order") {
          "call 2 map_page bfn=0x2000 gfn=0 flags=rw", Status::eexist},
         {"R6 foreign occupied", kMapOk, "call 0 map_page bfn=0x1000 gfn=0 flags=rw",
          Status::eexist},
-        {"R6 claimed by a tuple",
-         "call 0 lookup_foreign_page gfn=0 domid=1 ioserver=0\nexpect status=0 bfn=0x10\ncall 0 "
-         "unmap_page bfn=0x10\nexpect status=0",
+        {"R6 claimed 1:1 bfn",
+         "call 0 lookup_foreign_page gfn=0 domid=1 ioserver=0\nexpect status=0 bfn=0x10",
          "call 0 map_page bfn=0x10 gfn=0 flags=rw", Status::eexist},
         {"R6 EEXIST before EIO", "fault iommu_map", "call 0 map_page bfn=0x3 gfn=3 flags=rw",
          Status::eexist},
@@ -327,6 +326,25 @@ TEST_CASE("unmap_page: every error row in F6/F10 order") {
         {"R6 scratch",
          "call 2 map_foreign_page bfn=0x1000 gfn=0 domid=1 ioserver=1\nexpect status=0\ndestroy 1",
          "call 2 unmap_page bfn=0x1000", Status::eperm},
+        {"R6 v2 claimed 1:1 bfn -> EBUSY",
+         "call 0 lookup_foreign_page gfn=0 domid=1 ioserver=0\nexpect status=0 bfn=0x10",
+         "call 0 unmap_page bfn=0x10", Status::ebusy},
+        {"F10 EBUSY anywhere in the range",
+         "call 0 lookup_foreign_page gfn=1 domid=1 ioserver=0\nexpect status=0 bfn=0x11",
+         "call 0 unmap_page bfn=0x10 flags=-+order=2", Status::ebusy},
+        {"F10 EPERM over the range before EBUSY",
+         "call 0 lookup_foreign_page gfn=0 domid=1 ioserver=0\nexpect status=0 bfn=0x10\n"
+         "call 0 unmap_page bfn=0x13\nexpect status=0\ncall 0 map_foreign_page bfn=0x13 gfn=3 "
+         "domid=1 ioserver=0\nexpect status=0",
+         "call 0 unmap_page bfn=0x10 flags=-+order=2", Status::eperm},
+        {"F10 ENOENT over the range before EBUSY",
+         "call 0 lookup_foreign_page gfn=0 domid=1 ioserver=0\nexpect status=0 bfn=0x10\n"
+         "call 0 unmap_page bfn=0x13\nexpect status=0",
+         "call 0 unmap_page bfn=0x10 flags=-+order=2", Status::enoent},
+        {"R6 v2 unclaimed again after unmap_foreign_page",
+         "call 0 lookup_foreign_page gfn=0 domid=1 ioserver=0\nexpect status=0 bfn=0x10\n"
+         "call 0 unmap_foreign_page bfn=0x10 domid=1 ioserver=0\nexpect status=0",
+         "call 0 unmap_page bfn=0x10", Status::ok},
         {"R6 identity", "", "call 0 unmap_page bfn=0x3", Status::ok},
         {"R6 identity twice", "call 0 unmap_page bfn=0x3\nexpect status=0",
          "call 0 unmap_page bfn=0x3", Status::enoent},
