@@ -5,6 +5,7 @@
 #include <fstream>
 #include <ostream>
 
+#include "ref/hypervisor.h"
 #include "trace/gen.h"
 
 namespace cli {
@@ -110,7 +111,7 @@ CampaignResult run_campaign(const Campaign& c, const Models& m) {
     const auto t0 = std::chrono::steady_clock::now();
     for (std::size_t i = 0; i < c.traces && !r.bad_seed; ++i) {
         const std::uint64_t seed = c.seed + i;
-        const trace::Trace t = trace::random_trace(seed, c.steps);
+        const trace::Trace t = trace::random_trace(seed, c.steps, ref::make);
         const trace::DiffResult d = trace::diff(t, m.a, m.b);
         ++r.traces_run;
         r.statements += d.statements;
@@ -129,7 +130,8 @@ CampaignResult run_campaign(const Campaign& c, const Models& m) {
     if (!r.bad_seed || !r.failures.empty()) return r;
 
     const auto still = [&m](const trace::Trace& x) { return trace::diff(x, m.a, m.b).diverged(); };
-    const trace::Trace small = trace::shrink(trace::random_trace(*r.bad_seed, c.steps), still);
+    const trace::Trace small =
+        trace::shrink(trace::random_trace(*r.bad_seed, c.steps, ref::make), still);
     r.shrunk_statements = small.statements.size();
     if (!c.out_dir) {
         r.shrunk = trace::diff(small, m.a, m.b);
