@@ -36,6 +36,7 @@
 #include "impl/hypervisor.h"
 #include "impl/mutants.h"
 #include "ref/hypervisor.h"
+#include "spec/ghost.h"
 #include "trace/diff.h"
 #include "trace/runner.h"
 #include "trace/trace.h"
@@ -170,7 +171,12 @@ private:
         for (const auto& raw : ops) call.ops.push_back(spec::decode(raw));
         push(call);
         std::vector<pv_iommu_op> a = ops, b = ops;
+        const spec::State before = ref_.state();  // D23: H's unmap rule reads it
         const long ra = ref_.iommu_op(*caller, a), rb = impl_->iommu_op(*caller, b);
+        std::vector<spec::OpResult> results;
+        for (const auto& raw : a)
+            results.push_back({static_cast<spec::Status>(raw.status), spec::decode(raw)});
+        spec::record_handed(handed_, &before, ref_.state(), *caller, results);
         std::string why;
         if (ra != 0 || rb != 0) why = "the hypercall did not return 0 (R10)";
         for (std::size_t i = 0; i < count && why.empty(); ++i)
@@ -227,7 +233,7 @@ private:
         std::uint32_t k = 0;
         if (const auto m = st().p2m(*d, g); m && st().frame(*m).state != spec::FrameState::xen)
             if (const auto it = st().m2b.find(*m); it != st().m2b.end())
-                k = static_cast<std::uint32_t>(it->second.size());
+                for (const auto& [t, info] : it->second) k += !info.orphan;  // R9 v2
         const auto a = ref_.balloon(*d, g), b = impl_->balloon(*d, g);
         if (a.mfn != b.mfn || a.invalidates != b.invalidates || a.synchronous != b.synchronous ||
             a.invalidates != k)
@@ -283,6 +289,7 @@ private:
         push(trace::DestroyStmt{*d});
         ref_.destroy(*d);
         impl_->destroy(*d);
+        spec::forget_emulator(handed_, *d);
         compare("destroy");
     }
 
@@ -332,7 +339,7 @@ private:
             }
         }
         for (const auto* s : {&a, &b}) {
-            const auto v = spec::check_invariants(*s);
+            const auto v = spec::check_invariants(*s, handed_);  // INV-DEVICE-SAFE too
             if (!v.empty())
                 fail(std::string("invariant broken on ") + (s == &a ? "ref" : "impl") + " after " +
                          what,
@@ -351,6 +358,7 @@ private:
     trace::Trace repro_;
     ref::Hypervisor ref_;
     std::unique_ptr<spec::Hypervisor> impl_;
+    spec::Handed handed_;  // INV-DEVICE-SAFE's ghost set H (D23), from ref's outcomes
 };
 
 }  // namespace

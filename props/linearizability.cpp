@@ -91,6 +91,7 @@ std::uint64_t state_hash(const State& s) {
             x.add(t.bfn.v);
             x.add(std::uint64_t{t.domid.v} << 16 | t.ioserver.v);
             x.add(info.swap);
+            x.add(std::uint64_t{info.emulator.v} << 1 | info.orphan);
         }
     }
     return x.h;
@@ -325,7 +326,8 @@ private:
                     if (it != s0.m2b.end())
                         for (const auto& [t, info] :
                              it->second)  // F8: ascending (bfn, domid, ioserver)
-                            f.reqs.push_back({ServerKey{t.domid, t.ioserver}, t.bfn});
+                            if (!info.orphan)  // R9 v2: an orphan has no server to tell
+                                f.reqs.push_back({ServerKey{t.domid, t.ioserver}, t.bfn});
                 }
                 ref::Hypervisor hv(s0);
                 const BalloonOutcome o = hv.balloon(b.d, b.gfn);

@@ -13,6 +13,7 @@
 
 #include "impl/hypervisor.h"
 #include "ref/hypervisor.h"
+#include "spec/ghost.h"
 #include "trace/fields.h"
 #include "trace/runner.h"
 
@@ -73,6 +74,7 @@ struct Model {
     State s;
     std::string world;
     std::vector<std::string> lines;
+    Handed handed;  // INV-DEVICE-SAFE's ghost set H (D23), from ref's outcomes
 };
 
 // Shared by the commands of one run (the Sut side): the mix counters and the failure path.
@@ -282,40 +284,50 @@ void count(const std::string& key) { ++(*g_sink.mix)[key]; }
     RC_FAIL(why + "\n  replay: pviommu diff " + *g_sink.failure_trace);
 }
 
-void compare_states(const Model& m, const std::string& line, const spec::Hypervisor& r,
-                    const spec::Hypervisor& i) {
-    const State rs = r.snapshot(), is = i.snapshot();
+void compare_states(const Model& m, const std::string& line, const State& rs, const State& is,
+                    const Handed& handed) {
     if (rs != is) {
         const std::string a = dump(rs), b = dump(is);
         fail(m, line, "state differs\n--- ref\n" + a + "--- impl\n" + b);
     }
-    const auto vs = check_invariants(is);
+    const auto vs = check_invariants(is, handed);
     if (!vs.empty()) fail(m, line, vs.front().invariant + ": " + vs.front().detail);
 }
 
 using Cmd = rc::state::Command<Model, Sut>;
 
 // A statement that both models run: a subclass says how to run it once on a model and returns
-// the observable outcome text.
+// the observable outcome text; calls also hand back their op results (for the ghost set H).
 struct Stmt : Cmd {
     virtual std::string line() const = 0;
-    virtual std::string exec(spec::Hypervisor& h, const State& before) const = 0;
+    virtual std::string exec(spec::Hypervisor& h, const State& before,
+                             std::vector<OpResult>& results) const = 0;
     virtual bool pre(const State& s) const = 0;
+    // D23: what this statement does to H, given its results and the states around it.
+    virtual void ghost(Handed&, const State&, const State&, const std::vector<OpResult>&) const {}
 
     void checkPreconditions(const Model& m) const override { RC_PRE(pre(m.s)); }
     void apply(Model& m) const override {
         ref::Hypervisor r(m.s);
-        (void)exec(r, m.s);
-        m.s = r.snapshot();
+        std::vector<OpResult> results;
+        (void)exec(r, m.s, results);
+        State after = r.snapshot();
+        ghost(m.handed, m.s, after, results);
+        m.s = std::move(after);
         m.lines.push_back(line());
     }
     void run(const Model& m, Sut& sut) const override {
         ++*g_sink.commands;
         ref::Hypervisor r(m.s);
-        const std::string want = exec(r, m.s);
-        const std::string got = exec(*sut.impl, m.s);
+        std::vector<OpResult> want_r, got_r;
+        const std::string want = exec(r, m.s, want_r);
+        const std::string got = exec(*sut.impl, m.s, got_r);
         if (want != got) fail(m, line(), "outcome: ref '" + want + "', impl '" + got + "'");
-        compare_states(m, line(), r, *sut.impl);
+        // H from impl's own outcomes (equal to ref's here) holds impl to INV-DEVICE-SAFE.
+        const State rs = r.snapshot(), is = sut.impl->snapshot();
+        Handed handed = m.handed;
+        ghost(handed, m.s, is, got_r);
+        compare_states(m, line(), rs, is, handed);
     }
     void show(std::ostream& os) const override { os << line(); }
 };
@@ -330,11 +342,17 @@ struct Call : Stmt {
     std::string line() const override {
         return "call " + std::to_string(caller.v) + " " + trace::op_text(op);
     }
-    std::string exec(spec::Hypervisor& h, const State&) const override {
+    std::string exec(spec::Hypervisor& h, const State&,
+                     std::vector<OpResult>& results) const override {
         const auto r = run_op(h, caller, op);
         if (h.name() == "impl")
             count(std::string(T::name) + " " + std::string(status_name(r.status)));
+        results = {r};
         return trace::op_outcome(r);
+    }
+    void ghost(Handed& hd, const State& before, const State& after,
+               const std::vector<OpResult>& results) const override {
+        record_handed(hd, &before, after, caller, results);
     }
 };
 
@@ -353,15 +371,22 @@ struct Batch : Stmt {
         for (const auto& op : ops) s += "op " + trace::op_text(op) + "\n";
         return s + "end";
     }
-    std::string exec(spec::Hypervisor& h, const State&) const override {
+    std::string exec(spec::Hypervisor& h, const State&,
+                     std::vector<OpResult>& results) const override {
         std::vector<pv_iommu_op> raw;
         for (const Op& op : ops) raw.push_back(encode(op));
         if (h.iommu_op(caller, raw) != 0) return "hypercall returned non-zero (R10)";
         std::string out;
-        for (const auto& r : raw)
-            out += trace::op_outcome({static_cast<Status>(r.status), decode(r)}) + "; ";
+        for (const auto& r : raw) {
+            results.push_back({static_cast<Status>(r.status), decode(r)});
+            out += trace::op_outcome(results.back()) + "; ";
+        }
         if (h.name() == "impl") count("batch");
         return out;
+    }
+    void ghost(Handed& hd, const State& before, const State& after,
+               const std::vector<OpResult>& results) const override {
+        record_handed(hd, &before, after, caller, results);
     }
 };
 
@@ -401,11 +426,13 @@ struct Balloon : Stmt {
     std::string line() const override {
         return "balloon " + std::to_string(d.v) + " gfn=" + hex(g.v);
     }
-    std::string exec(spec::Hypervisor& h, const State& before) const override {
-        std::size_t k = 0;
+    std::string exec(spec::Hypervisor& h, const State& before,
+                     std::vector<OpResult>&) const override {
+        std::size_t k = 0;  // INV-INVALIDATE: tuples of live servers (orphans get none)
         const auto m = before.p2m(d, g);
         if (m && before.frame(*m).state != FrameState::xen)
-            if (auto it = before.m2b.find(*m); it != before.m2b.end()) k = it->second.size();
+            if (auto it = before.m2b.find(*m); it != before.m2b.end())
+                for (const auto& [t, info] : it->second) k += !info.orphan;
         const BalloonOutcome out = h.balloon(d, g);
         if (out.invalidates != k)
             return "INV-INVALIDATE: " + std::to_string(k) + " tuples, " +
@@ -427,7 +454,8 @@ struct Populate : Stmt {
     std::string line() const override {
         return "populate " + std::to_string(d.v) + " gfn=" + hex(g.v);
     }
-    std::string exec(spec::Hypervisor& h, const State&) const override {
+    std::string exec(spec::Hypervisor& h, const State&,
+                     std::vector<OpResult>&) const override {
         const auto out = h.populate(d, g);
         if (h.name() == "impl") count(out.mfn ? "populate took a frame" : "populate nothing");
         return out.mfn ? hex(out.mfn->v) : "nothing";
@@ -452,7 +480,8 @@ struct Drain : Stmt {
         return "drain " + std::to_string(t.v) + " id=" + std::to_string(id.v) +
                " count=" + std::to_string(n);
     }
-    std::string exec(spec::Hypervisor& h, const State&) const override {
+    std::string exec(spec::Hypervisor& h, const State&,
+                     std::vector<OpResult>&) const override {
         std::string out;
         for (const IoReq& q : h.drain(t, id, n)) out += hex(q.bfn.v) + " ";
         if (h.name() == "impl") count(out.empty() ? "drain empty" : "drain got requests");
@@ -467,11 +496,22 @@ struct Destroy : Stmt {
         return s.domain(d) != nullptr && s.domains.size() > 1;
     }
     std::string line() const override { return "destroy " + std::to_string(d.v); }
-    std::string exec(spec::Hypervisor& h, const State& before) const override {
+    std::string exec(spec::Hypervisor& h, const State& before,
+                     std::vector<OpResult>&) const override {
         const bool mapped = !before.m2b.empty();
         h.destroy(d);
-        if (h.name() == "impl") count(mapped ? "destroy while mapped" : "destroy");
+        if (h.name() == "impl") {
+            count(mapped ? "destroy while mapped" : "destroy");
+            std::size_t orphans = 0;
+            for (const auto& [m, tuples] : h.snapshot().m2b)
+                for (const auto& [t, info] : tuples) orphans += info.orphan;
+            if (orphans != 0) count("destroy left orphans (R9 v2)");
+        }
         return "";
+    }
+    void ghost(Handed& hd, const State&, const State&,
+               const std::vector<OpResult>&) const override {
+        forget_emulator(hd, d);
     }
 };
 
@@ -501,7 +541,7 @@ SequentialResult run_sequential(const SequentialOptions& opt, std::ostream& out)
         build(world, r);
         Sut sut{impl::make(t.host)};
         build(world, *sut.impl);
-        Model m0{r.snapshot(), world, {}};
+        Model m0{r.snapshot(), world, {}, {}};
         rc::state::check(
             m0, sut,
             rc::state::gen::execOneOfWithArgs<
