@@ -34,6 +34,8 @@ public:
     Runner(const Trace& t, spec::Hypervisor& h) : t_(t), h_(h) {}
     [[nodiscard]] bool done() const { return next_ >= t_.statements.size(); }
     StepRecord step();
+    // INV-DEVICE-SAFE's ghost set H as the statements so far left it (D23).
+    [[nodiscard]] const spec::Handed& handed() const { return handed_; }
 
 private:
     void fail(StepRecord& r, const std::string& msg) const;

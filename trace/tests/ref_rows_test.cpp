@@ -432,3 +432,64 @@ TEST_CASE("D20 before -EIO; -EIO after both limits") {
         },
         kLimitsWorld);
 }
+
+// BRIEF v2's motivating trace: a no-IOMMU stub's lookup (bus address = machine frame 4) and a
+// lookup registered on dom0's 1:1 entry 5, then the target dies and a new guest is created.
+TEST_CASE("INV-DEVICE-SAFE: holds under R9 v2, fails under v1's teardown (frames 4, 5 reused)") {
+    const std::string head = R"(host iommu=on mode=inclusive max_order=0 frames=16
+domain 0 hardware iommu_hw ram=4
+domain 1 guest ram=4
+domain 2 guest ram=1
+dm 2 over 1
+ioserver 1 id=0 emulator=2
+ioserver 1 id=1 emulator=0
+call 2 lookup_foreign_page gfn=0 domid=1 ioserver=0
+expect status=0 bfn=0x4
+call 0 lookup_foreign_page gfn=1 domid=1 ioserver=1
+expect status=0 bfn=0x5
+destroy 1
+)";
+    // v2: both tuples stay as orphans, so the new guest gets frames 6 and 7.
+    auto parsed = trace::parse("issue", head + "domain 3 guest ram=2\ncheck invariants\n"
+                                              "check p2m 3 gfn=0 mfn=0x6\ncheck dma 2 bfn=0x4 "
+                                              "mfn=0x4\ncheck dma 0 bfn=0x5 mfn=0x5\n");
+    REQUIRE(std::holds_alternative<trace::Trace>(parsed));
+    const auto& t = std::get<trace::Trace>(parsed);
+    auto h = ref::make(t.host);
+    trace::Runner r(t, *h);
+    while (!r.done()) {
+        const auto rec = r.step();
+        for (const auto& f : rec.failures) FAIL(f);
+    }
+    CHECK(r.handed().size() == 2);
+
+    // v1: the same world up to the destroy, then v1's rule by hand: every tuple of a server
+    // of the dead target goes with its reference (frames 4 and 5 are freed), and the new guest
+    // takes them while both devices still DMA there.
+    auto p1 = trace::parse("issue", head);
+    const auto& t1 = std::get<trace::Trace>(p1);
+    auto h1 = ref::make(t1.host);
+    trace::Runner r1(t1, *h1);
+    while (!r1.done()) (void)r1.step();
+    spec::State s = h1->snapshot();
+    for (auto& [m, tuples] : s.m2b) {
+        auto& f = s.frames.at(m);
+        f.count -= static_cast<std::uint32_t>(tuples.size());
+        if (f.count == 0) s.frames.erase(m);
+    }
+    s.m2b.clear();
+    // v1's state is consistent at the data level (INV-NO-FREE-WHILE-MAPPED included: no tuple
+    // or entry names frames 4 and 5 any more), but both devices now reach free frames.
+    CHECK(spec::check_invariants(s).empty());
+    const auto v = spec::check_device_safe(s, r1.handed());
+    REQUIRE(v.size() == 2);
+    CHECK(v[0].invariant == "INV-DEVICE-SAFE");
+    CHECK(v[1].invariant == "INV-DEVICE-SAFE");
+    // The new guest then takes them while both devices still DMA there (the runner, checking
+    // after every statement, stops at the destroy).
+    ref::Hypervisor v1(s);
+    REQUIRE(v1.create_domain(spec::DomId{3}, spec::DomainRole::guest, false, 2));
+    CHECK(v1.state().p2m(spec::DomId{3}, spec::Gfn{0}) == spec::Mfn{4});
+    CHECK(v1.state().p2m(spec::DomId{3}, spec::Gfn{1}) == spec::Mfn{5});
+    MESSAGE(v[0].detail << "\n" << v[1].detail);
+}
