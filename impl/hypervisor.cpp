@@ -21,28 +21,64 @@
 //     any Word changed since step 3, nothing is written and the operation restarts at step 3.
 //     The MCAS's decision is the linearization point, for failures too: an error status is
 //     returned only if the Words it was decided on were all unchanged at one instant.
-//  5. After a successful commit: retire replaced TupleSets (EBR) and lower the allocation hint
+//     After a successful commit: retire replaced TupleSets (EBR) and lower the allocation hint
 //     for freed frames. Reason: only now are they unreachable / free.
+//
+// Removals: R11's IOTLB flush and deferred put (D21: per op). An operation that removes or
+// re-points an entry or a tuple (unmap_foreign_page, unmap_page, a balloon's swap, each step of
+// destroy) does, within steps 3-4 and after them, before it returns:
+//  5. Its MCAS removes the entry or tuple but does NOT drop the reference it held: the frame
+//     word moves that reference from its count to its deferred field (defer_ref). The count is
+//     then what ref's count is at this linearization point (D19's -EOVERFLOW and INV-COUNT are
+//     decided on it), but the frame word is not 0, so the frame is not free: no populate can
+//     take it and no put can free it (a put frees only at count 0 AND deferred 0). The same
+//     MCAS records nothing else: the flush and the put are not part of the linearizable effect,
+//     they are its physical completion.
+//  6. Flush the IOTLB of every usable context the removal touched (finish(), impl/iotlb.h I3):
+//     the flush generation goes up, so no device section that starts later uses a translation
+//     cached before it, and the flush returns only after every device read section that
+//     started before it has ended. A device that walked the context before step 5 and caches
+//     the result after the flush started tags it with the old generation: never used again.
+//  7. Then the deferred put: one MCAS moves each reference out of the deferred field; a frame
+//     whose count and deferred field are both 0 is freed (R8) and the allocation hint lowered.
+//     The device's DMA happened before its section's exit (release), which the flush read
+//     (acquire), which precedes this MCAS: no DMA of a flushed section lands in a frame after
+//     it is freed or taken again (INV-NO-FREE-WHILE-CACHED at every step).
+//  8. Return. A batch runs steps 1-8 for each op before the next op starts (D21), so every op
+//     of a batch stands alone (R10). Ops that remove nothing skip 6-7, except that a re-map
+//     that changes an entry's permissions (D3) flushes too (the device must not keep a wider
+//     permission), with nothing to put.
+// The only wait on the data path is step 6's, and it waits for devices, never for another
+// hypercall (as Xen waits for the IOMMU's invalidation-completion); a device never makes a
+// hypercall inside a read section. A reference that no IOTLB can cache (the allocation
+// reference a balloon drops) is put at once, in step 4's MCAS.
 //
 // The balloon race (map/lookup against balloon-out of the same frame):
 //  - map_foreign_page and lookup_foreign_page read the target's P2M leaf and the frame word and
 //    write the frame word (count + 1) and the frame's M2B word (the new tuple) in one MCAS.
-//  - balloon writes the P2M leaf (-> none), the frame word (allocation reference dropped, and
-//    the references of swapped tuples) and the M2B word (swapped tuples removed), and re-points
-//    swapped bfns at scratch, in one MCAS.
+//  - balloon writes the P2M leaf (-> none), the frame word (allocation reference dropped at
+//    once; the references of swapped tuples moved to the deferred field, step 5) and the M2B
+//    word (swapped tuples removed), and re-points swapped bfns at each emulator's own scratch
+//    page (R12), in one MCAS; then steps 6-7 for the swapped emulators' contexts.
 //  So they are ordered by their common Words: either the map commits first (its tuple exists
 //  when the balloon reads the M2B word, and the balloon announces it) or the balloon does (the
 //  map then reads no P2M entry: -ENXIO). A reference is never taken on a freed frame: the map's
 //  MCAS compares the P2M leaf, and a frame is in a P2M only while allocated (count >= 1).
-//  6. The balloon then delivers one invalidate per tuple it saw at its linearization point, in
-//     F8 order, each as its own MCAS on the server's ring (or synchronous channel when fewer
-//     than 2 slots are free), and returns after the last. This is relaxation (a) of the
-//     concurrency contract: a drain racing the balloon may see some of them and not yet others.
+//  9. The balloon then delivers one invalidate per tuple it saw at its linearization point
+//     (orphans excepted: they have no server, R9 v2), in F8 order, each as its own MCAS on the
+//     server's ring (or synchronous channel when fewer than 2 slots are free), and returns
+//     after the last. This is relaxation (a) of the concurrency contract: a drain racing the
+//     balloon may see some of them and not yet others.
 //
 // Order-k maps (F2, F10), unmaps of ranges, and balloons that touch several emulators' entries
 // are single MCASs over all the Words involved: all-or-nothing and atomic without a lock.
 // populate scans frame words upward from a hint and takes the first free one with one MCAS over
-// the frame word and the P2M leaf (relaxation (b) when it races frees).
+// the frame word and the P2M leaf (relaxation (b) when it races frees: a frame whose references
+// are deferred is not free yet, and the op that will free it is in flight).
+//
+// destroy (control plane, quiescent for hypercalls but not for devices) runs R9 v2's four
+// steps; each step commits its removals (step 5), then flushes the contexts it touched and puts
+// (steps 6-7) before the next step starts.
 // =============================================================================================
 
 #include "impl/hypervisor.h"
@@ -65,24 +101,30 @@ namespace {
 
 constexpr std::uint8_t kRw = IOMMUOP_readable | IOMMUOP_writeable;
 
-// Frame word payload: count bits 0-31, allocated bit 32, state bits 33-34, owner bits 35-49.
-// A fresh free frame is 0.
+// Frame word payload: count bits 0-31, allocated bit 32, state bits 33-34, owner bits 35-49,
+// deferred bits 50-61 (protocol step 5: references removed whose put waits for a flush; enc()
+// leaves the payload 62 bits). A fresh free frame is 0, and only a free frame is 0: a frame
+// with count 0 and deferred references stays owned.
+constexpr std::uint32_t kDeferredMax = (1u << 12) - 1;
 struct FrameVal {
     std::uint32_t count = 0;
     bool allocated = false;
     FrameState state = FrameState::free;
     std::uint16_t owner = 0;
+    std::uint32_t deferred = 0;
 };
 std::uint64_t pack(const FrameVal& f) {
     if (f.state == FrameState::free) return 0;
     return enc(std::uint64_t{f.count} | std::uint64_t{f.allocated} << 32 |
-               std::uint64_t(f.state) << 33 | std::uint64_t{f.owner} << 35);
+               std::uint64_t(f.state) << 33 | std::uint64_t{f.owner} << 35 |
+               std::uint64_t{f.deferred} << 50);
 }
 FrameVal unpack_frame(std::uint64_t v) {
     const std::uint64_t p = dec(v);
     return FrameVal{static_cast<std::uint32_t>(p), ((p >> 32) & 1) != 0,
                     static_cast<FrameState>((p >> 33) & 3),
-                    static_cast<std::uint16_t>((p >> 35) & 0x7fff)};
+                    static_cast<std::uint16_t>((p >> 35) & 0x7fff),
+                    static_cast<std::uint32_t>((p >> 50) & kDeferredMax)};
 }
 
 // IOMMU leaf payload: code bits 0-2 (0: no explicit entry), perms bits 3-4, mfn bits 5-39, and
@@ -237,6 +279,9 @@ Hypervisor::WorkLease::WorkLease() {
 
 Hypervisor::WorkLease::~WorkLease() {
     for (TupleSet* ts : w_->created) TupleSet::dispose(ts);  // staged, never published
+    assert(w_->to_put.empty() && w_->to_flush.empty());      // every op runs finish()
+    w_->to_put.clear();
+    w_->to_flush.clear();
     w_->reset();
     idle().push_back(std::move(w_));
 }
@@ -247,6 +292,8 @@ void Hypervisor::Work::reset() {
     created.clear();
     replaced.clear();
     freed.clear();
+    deferred.clear();
+    flush.clear();
 }
 
 Hypervisor::DomainRec* Hypervisor::dom(DomId d) const {
@@ -264,12 +311,6 @@ Hypervisor::Server* Hypervisor::server(DomId target, IoServId id) const {
 bool Hypervisor::privileged(DomId e, DomId t) const {
     const DomainRec* de = dom(e);
     return de != nullptr && dom(t) != nullptr && (de->hardware || de->dm_over.contains(t));
-}
-
-DomId Hypervisor::emulator_of(const TupleRec& r) const {
-    const Server* s = server(r.domid, r.ioserver);
-    assert(s != nullptr);  // servers take their tuples with them (R9)
-    return s->emulator;
 }
 
 bool Hypervisor::is_xen(Mfn m) const {
@@ -301,7 +342,7 @@ Hypervisor::TupleVec Hypervisor::tuples(Work& w, Mfn m) {
 bool Hypervisor::claimed_at_identity(Work& w, DomId c, Bfn b) {
     if (b.v >= host_.frames) return false;
     for (const TupleRec& r : tuples(w, Mfn{b.v}))
-        if (r.bfn == b && emulator_of(r) == c) return true;
+        if (r.bfn == b && emulator_of(r) == c) return true;  // D22: orphans too (F12)
     return false;
 }
 
@@ -352,12 +393,91 @@ void Hypervisor::put_ref(Work& w, Mfn m, bool allocation) {
         return;
     }
     if (allocation) f.allocated = false;
-    if (--f.count == 0) {  // R8: freed when the count reaches 0
+    if (--f.count == 0 && f.deferred == 0) {  // R8: freed when the count reaches 0 (step 7)
         w.t.write(word, 0);
         w.freed.push_back(m);
         return;
     }
     w.t.write(word, pack(f));
+}
+
+void Hypervisor::defer_ref(Work& w, Mfn m) {
+    Word& word = frames_[m.v];
+    FrameVal f = unpack_frame(w.t.read(word));
+    // The same inconsistent reads as put_ref's (the entry or tuple holding this reference
+    // means count >= 1, and >= 2 while the frame is still allocated).
+    if (f.state != FrameState::owned || f.count == 0 || (f.count == 1 && f.allocated)) {
+        w.doomed = true;
+        return;
+    }
+    if (f.deferred < kDeferredMax) {  // protocol step 5: count -> deferred, never freed here
+        --f.count;
+        ++f.deferred;
+        w.deferred.push_back(Deferred{m, false});
+    } else {
+        // More than kDeferredMax references of one frame waiting for flushes at once (a
+        // balloon swapping thousands of tuples of one frame): this one stays in the count
+        // until its put. Still never freed early; only D19's count reads one too many meanwhile.
+        w.deferred.push_back(Deferred{m, true});
+    }
+    w.t.write(word, pack(f));
+}
+
+void Hypervisor::needs_flush(Work& w, const DomainRec& c) {
+    if (!c.iotlb) return;  // not usable: no IOMMU, nothing cached (F13)
+    if (std::find(w.flush.begin(), w.flush.end(), &c) == w.flush.end()) w.flush.push_back(&c);
+}
+
+void Hypervisor::finish(Work& w) {
+    if (w.to_put.empty() && w.to_flush.empty()) return;
+    Small<Deferred> puts = std::move(w.to_put);
+    Small<const DomainRec*> ctxs = std::move(w.to_flush);
+    w.to_put.clear();
+    w.to_flush.clear();
+    // Step 7: one MCAS over the frames, each losing all of its deferred references of this op.
+    auto put_all = [&] {
+        if (puts.empty()) return;
+        std::sort(puts.begin(), puts.end(), [](const Deferred& a, const Deferred& b) {
+            return std::tie(a.m.v, a.via_count) < std::tie(b.m.v, b.via_count);
+        });
+        for (;;) {
+            for (std::size_t i = 0; i < puts.size();) {
+                const Mfn m = puts[i].m;
+                std::uint32_t deferred = 0, counted = 0;
+                for (; i < puts.size() && puts[i].m == m; ++i)
+                    ++(puts[i].via_count ? counted : deferred);
+                Word& word = frames_[m.v];
+                FrameVal f = unpack_frame(w.t.read(word));
+                if (f.state != FrameState::owned || f.deferred < deferred || f.count < counted) {
+                    w.doomed = true;  // an inconsistent read (see get_ref): retry
+                    continue;
+                }
+                f.deferred -= deferred;
+                f.count -= counted;
+                if (f.count == 0 && f.deferred == 0) {  // R8: the last reference went
+                    w.t.write(word, 0);
+                    w.freed.push_back(m);
+                } else {
+                    w.t.write(word, pack(f));
+                }
+            }
+            if (commit(w)) break;
+        }
+        // commit() only moves an attempt's own defer_ref/needs_flush: none here.
+        assert(w.to_put.empty() && w.to_flush.empty());
+    };
+    if (PVIOMMU_MUTANT(10)) {
+        put_all();  // planted bug: the deferred put before the flush
+        // Widened window (as mutant 1's): populates take the frame, devices still DMA to it.
+        // GCOVR_EXCL_START
+        std::this_thread::sleep_for(std::chrono::microseconds(300));
+        // GCOVR_EXCL_STOP
+    }
+    observe(FlushPoint::before_flush);
+    for (const DomainRec* c : ctxs) c->iotlb->flush();  // step 6
+    observe(FlushPoint::after_flush);
+    if (!PVIOMMU_MUTANT(10)) put_all();  // step 7
+    observe(FlushPoint::after_put);
 }
 
 bool Hypervisor::commit(Work& w) {
@@ -378,6 +498,11 @@ bool Hypervisor::commit(Work& w) {
     stall(FaultPoint::stall_before_commit);  // the words read may move before the MCAS
     const bool ok = !w.doomed && w.t.commit();
     if (ok) {
+        // Steps 5-6 committed: finish() flushes and puts them before the operation returns.
+        w.to_put.insert(w.to_put.end(), w.deferred.begin(), w.deferred.end());
+        for (const DomainRec* c : w.flush)
+            if (std::find(w.to_flush.begin(), w.to_flush.end(), c) == w.to_flush.end())
+                w.to_flush.push_back(c);
         for (const TupleSet* ts : w.replaced)
             retire(const_cast<TupleSet*>(ts),
                    [](void* p) { TupleSet::dispose(static_cast<const TupleSet*>(p)); });
@@ -416,6 +541,8 @@ void Hypervisor::abandon(Work& w) {
     w.created.clear();
     w.replaced.clear();
     w.freed.clear();
+    w.deferred.clear();
+    w.flush.clear();
 }
 
 bool Hypervisor::count_full(Work& w, Mfn m) {
@@ -531,6 +658,7 @@ bool Hypervisor::create_domain(DomId d, DomainRole role, bool iommu_hw, std::uin
     rec->iommu_hw = iommu_hw;
     rec->usable =
         host_.iommu && iommu_hw && !(rec->hardware && host_.mode == IommuMode::passthrough);
+    if (rec->usable) rec->iotlb = std::make_unique<Iotlb>();  // R11, R12 (D24): its own
     doms_[d.v] = std::move(rec);
     for (std::uint64_t gfn = 0; gfn < ram; ++gfn) (void)alloc_frame(d, Gfn{gfn}, FrameState::owned);
     return true;
@@ -584,85 +712,161 @@ void Hypervisor::set_quota(DomId d, std::uint32_t quota) {
     dom(d)->quota = quota;  // D20: d holds nothing yet, so held stays 0
 }
 
-void Hypervisor::destroy(DomId d) {
-    std::lock_guard lock(control_mu_);
-    EpochGuard g;
-    // R9 step 1 (D12): the servers d serves or that serve d, their tuples and references.
+void Hypervisor::delete_server(std::pair<std::uint16_t, std::uint16_t> key) {
+    auto it = servers_.find(key);
+    auto* n = as_ptr<SyncNode>(it->second->sync_head.load(std::memory_order_relaxed));
+    while (n != nullptr) {  // F11: pending requests go with the server
+        auto* next = as_ptr<SyncNode>(n->next.load(std::memory_order_relaxed));
+        delete n;
+        n = next;
+    }
+    std::erase(dom(it->second->target)->servers, it->second.get());
+    servers_.erase(it);
+}
+
+// R9 v2 step 1: the servers d serves, and every tuple d holds (orphans included): d's context
+// dies with d, so no device of d reaches them. Then d's IOTLB is flushed and the references
+// put (protocol steps 5-7).
+void Hypervisor::destroy_drop_held(DomId d) {
+    std::vector<std::pair<std::uint16_t, std::uint16_t>> served;
+    for (const auto& [key, s] : servers_)
+        if (s->emulator == d) served.push_back(key);
+    for (const auto& key : served) delete_server(key);
+    const DomainRec& dr = *dom(d);
+    WorkLease lease;
+    Work& w = *lease;
+    for (std::uint64_t m = 0; m < host_.frames; ++m) {
+        if (mcas_read(m2b_[m]) == 0) continue;
+        TupleVec keep;
+        bool dropped = false;
+        for (const TupleRec& r : tuples(w, Mfn{m})) {
+            if (emulator_of(r) != d) {
+                keep.push_back(r);
+                continue;
+            }
+            dropped = true;
+            defer_ref(w, Mfn{m});  // step 5
+            charge(w, dr, -1);     // D20
+        }
+        if (!dropped) {
+            w.reset();
+            continue;
+        }
+        needs_flush(w, dr);
+        set_tuples(w, Mfn{m}, std::move(keep));
+        const bool ok = commit(w);
+        assert(ok);  // quiescent: nothing races
+        (void)ok;
+    }
+    finish(w);  // steps 6-7
+}
+
+// R9 v2 step 2 (D12 order): the servers whose target is d. A tuple of such a server goes, with
+// its reference, only where its emulator E is usable and E's entry at the bfn is foreign; the
+// bfn is then re-pointed at E's scratch page unless another tuple of E uses it. Every other
+// one stays, an orphan, with its reference (D22): E's device may still reach the frame.
+void Hypervisor::destroy_target_servers(DomId d) {
     std::set<std::pair<std::uint16_t, std::uint16_t>> doomed;
     for (const auto& [key, s] : servers_)
-        if (s->target == d || s->emulator == d) doomed.insert(key);
-    std::vector<std::pair<DomId, Bfn>> orphaned;
-    if (!doomed.empty()) {
-        for (std::uint64_t m = 0; m < host_.frames; ++m) {
-            if (mcas_read(m2b_[m]) == 0) continue;
-            WorkLease lease;
-            Work& w = *lease;
-            TupleVec keep;
-            std::size_t dropped = 0;
-            for (const TupleRec& r : tuples(w, Mfn{m})) {
-                if (!doomed.contains({r.domid.v, r.ioserver.v})) {
-                    keep.push_back(r);
-                    continue;
-                }
-                const DomId e = emulator_of(r);
-                if (e != d) orphaned.emplace_back(e, r.bfn);
-                charge(w, *dom(e), -1);  // D20: the emulator's holding goes
-                ++dropped;
+        if (s->target == d) doomed.insert(key);
+    if (doomed.empty()) return;
+    WorkLease lease;
+    Work& w = *lease;
+    // Every decision reads the entries before any re-point, as ref decides them all first.
+    std::vector<std::pair<DomId, Bfn>> repoint;
+    for (std::uint64_t m = 0; m < host_.frames; ++m) {
+        if (mcas_read(m2b_[m]) == 0) continue;
+        TupleVec next;
+        bool changed = false;
+        for (const TupleRec& r : tuples(w, Mfn{m})) {
+            if (r.orphan || !doomed.contains({r.domid.v, r.ioserver.v})) {
+                next.push_back(r);  // an orphan is no server's tuple any more (D22)
+                continue;
             }
-            if (dropped == 0) continue;
-            for (std::size_t i = 0; i < dropped; ++i) put_ref(w, Mfn{m});
-            set_tuples(w, Mfn{m}, std::move(keep));
-            const bool ok = commit(w);
-            assert(ok);  // quiescent: nothing races
-            (void)ok;
+            changed = true;
+            const DomainRec& ed = *dom(emulator_of(r));
+            const auto ent = ed.usable ? entry(w, ed, r.bfn) : std::nullopt;
+            const bool foreign = ent && ent->kind == EntryKind::foreign;
+            if (!foreign && !PVIOMMU_MUTANT(11)) {  // mutant 11: v1 dropped these too
+                TupleRec o = r;
+                o.orphan = true;  // R9 v2, F12: stays with its reference
+                next.push_back(o);
+                continue;
+            }
+            defer_ref(w, Mfn{m});  // step 5
+            charge(w, ed, -1);     // D20: E's holding goes
+            needs_flush(w, ed);
+            if (foreign) repoint.emplace_back(emulator_of(r), r.bfn);
         }
-    }
-    for (const auto& key : doomed) {
-        auto it = servers_.find(key);
-        auto* n = as_ptr<SyncNode>(it->second->sync_head.load(std::memory_order_relaxed));
-        while (n != nullptr) {  // F11: pending requests go with the server
-            auto* next = as_ptr<SyncNode>(n->next.load(std::memory_order_relaxed));
-            delete n;
-            n = next;
+        if (!changed) {
+            w.reset();
+            continue;
         }
-        std::erase(dom(it->second->target)->servers, it->second.get());
-        servers_.erase(it);
-    }
-    // R9: a surviving emulator's foreign entry left without tuples -> scratch.
-    for (const auto& [e, b] : orphaned) {
-        WorkLease lease;
-        Work& w = *lease;
-        const DomainRec& ed = *dom(e);
-        Word& leaf = ed.iommu.get(b.v);
-        const std::uint64_t v = w.t.read(leaf);
-        if (entry_code(v) != kForeign) continue;
-        bool used = false;
-        for (const TupleRec& r : tuples(w, entry_mfn(v))) used |= r.bfn == b && emulator_of(r) == e;
-        if (used) continue;
-        put_entry(w.t, leaf, pack_entry(kScratch, entry_perms(v), Mfn{}));  // D7
+        set_tuples(w, Mfn{m}, std::move(next));
         const bool ok = commit(w);
         assert(ok);
         (void)ok;
     }
-    // R9 step 2: the P2M as balloon-out (R7); Xen-backed entries simply go.
+    for (const auto& [e, b] : repoint) {  // foreign and no longer claimed -> E's scratch
+        const DomainRec& ed = *dom(e);
+        Word& leaf = ed.iommu.get(b.v);
+        const std::uint64_t v = w.t.read(leaf);
+        bool used = entry_code(v) != kForeign;
+        for (const TupleRec& r : used ? TupleVec{} : tuples(w, entry_mfn(v)))
+            used |= r.bfn == b && emulator_of(r) == e;  // orphans included (F12)
+        if (used) {
+            w.reset();
+            continue;
+        }
+        put_entry(w.t, leaf, pack_entry(kScratch, entry_perms(v), Mfn{}));  // D7, R12
+        const bool ok = commit(w);
+        assert(ok);
+        (void)ok;
+    }
+    for (const auto& key : doomed) delete_server(key);  // F11
+    finish(w);  // steps 6-7: the emulators' IOTLBs, then the puts
+}
+
+// R9 v2 step 4: d's IOMMU context; its local entries' references are put after d's flush.
+void Hypervisor::destroy_local_entries(DomId d) {
+    const DomainRec& dr = *dom(d);
+    std::vector<std::uint64_t> local;
+    dr.iommu.for_each([&](std::uint64_t b, std::uint64_t v) {
+        if (entry_code(v) == kLocal) local.push_back(b);
+    });
+    WorkLease lease;
+    Work& w = *lease;
+    for (const std::uint64_t b : local) {
+        Word& leaf = dr.iommu.get(b);
+        const std::uint64_t v = w.t.read(leaf);
+        put_entry(w.t, leaf, 0);
+        defer_ref(w, entry_mfn(v));  // step 5
+        needs_flush(w, dr);
+        const bool ok = commit(w);
+        assert(ok);
+        (void)ok;
+    }
+    finish(w);  // steps 6-7
+}
+
+void Hypervisor::destroy(DomId d) {
+    std::lock_guard lock(control_mu_);
+    EpochGuard g;
     DomainRec& dr = *dom(d);
+    // Devices go before their domain (Xen deassigns them first): a section would outlive the
+    // context it reads.
+    assert(!dr.iotlb || !dr.iotlb->any_attached());
+    destroy_drop_held(d);       // step 1
+    destroy_target_servers(d);  // step 2
+    // R9 v2 step 3: the P2M as balloon-out (R7), ascending gfn; Xen-backed entries simply go.
+    // Only orphans are left on d's frames: no invalidation, no swap. Each balloon flushes and
+    // puts what it swapped (none here) before the next.
     std::vector<std::pair<std::uint64_t, std::uint64_t>> p2m;
     dr.p2m.for_each([&](std::uint64_t g, std::uint64_t v) { p2m.emplace_back(g, v); });
     for (const auto& [gfn, v] : p2m)
         if (!is_xen(*unpack_p2m(v))) (void)balloon(d, Gfn{gfn});
-    // R9 step 3: the IOMMU context; local entries drop their references.
-    std::vector<std::pair<std::uint64_t, std::uint64_t>> ctx;
-    dr.iommu.for_each([&](std::uint64_t b, std::uint64_t v) { ctx.emplace_back(b, v); });
-    for (const auto& [b, v] : ctx) {
-        if (entry_code(v) != kLocal) continue;
-        WorkLease lease;
-        Work& w = *lease;
-        put_ref(w, entry_mfn(v));
-        const bool ok = commit(w);
-        assert(ok);
-        (void)ok;
-    }
-    doms_[d.v].reset();
+    destroy_local_entries(d);  // step 4
+    doms_[d.v].reset();        // its radix trees, IOTLB and scratch page (D24)
     for (const auto& other : doms_)
         if (other) other->dm_over.erase(d);  // D8
 }
@@ -753,19 +957,31 @@ Status Hypervisor::unmap_page(DomId c, UnmapPage& op) {
             for (const Entry& e : entries)  // R6, F10
                 if (e.kind == EntryKind::foreign || e.kind == EntryKind::scratch)
                     return Status::eperm;
+            // R6 v2, F10: a bfn a tuple of C claims. The entries are identity or local now, and
+            // by INV-M2B-SET a tuple of C can claim only an identity bfn (map_page refuses a
+            // claimed bfn, and a lookup registers only on the 1:1 map): a tuple at bfn b on
+            // frame b, orphans included (F12).
+            for (std::uint64_t i = 0; i < n; ++i)
+                if (entries[i].kind == EntryKind::identity &&
+                    claimed_at_identity(w, c, Bfn{op.bfn.v + i}))
+                    return Status::ebusy;
             for (std::uint64_t i = 0; i < n; ++i) {
                 Word& leaf = cd.iommu.get(op.bfn.v + i);
                 if (entries[i].kind == EntryKind::identity) {
                     put_entry(w.t, leaf, 0, /*gone=*/true);  // drops nothing
                 } else {
                     put_entry(w.t, leaf, 0);
-                    put_ref(w, entries[i].mfn);  // local: drops one
-                    charge(w, cd, -1);           // D20
+                    defer_ref(w, entries[i].mfn);  // local: drops one, after the flush
+                    charge(w, cd, -1);             // D20
                 }
             }
+            needs_flush(w, cd);  // step 6: C's IOTLB may cache the entries
             return Status::ok;
         }();
-        if (commit(w)) return st;
+        if (commit(w)) {
+            finish(w);  // steps 6-7
+            return st;
+        }
     }
 }
 
@@ -828,14 +1044,18 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
                     return Status::eio;
                 }
                 const Bfn b{op.bfn.v + i};
+                const auto old = entry(w, cd, b);
+                if (old && old->perms != op.flags.perms())
+                    needs_flush(w, cd);  // D3 narrows or widens a cached permission
                 put_entry(w.t, cd.iommu.get(b.v),
                           pack_entry(kForeign, op.flags.perms(), mfns[i]));  // D3
                 auto set = tuples(w, mfns[i]);
                 const bool have = std::any_of(set.begin(), set.end(), [&](const TupleRec& r) {
                     return r.bfn == b && r.domid == op.domid && r.ioserver == op.ioserver;
                 });
-                if (!have) {  // R3: new tuple
-                    set.push_back(TupleRec{b, op.domid, op.ioserver, op.flags.swap_mfn()});
+                if (!have) {  // R3: new tuple, recording its emulator (D22)
+                    set.push_back(
+                        TupleRec{b, op.domid, op.ioserver, c, op.flags.swap_mfn(), false});
                     set_tuples(w, mfns[i], std::move(set));
                     if (PVIOMMU_MUTANT(1))
                         late.push_back(mfns[i]);
@@ -848,6 +1068,7 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
             return Status::ok;  // F3: OUT bfn = bfn
         }();
         if (commit(w)) {
+            finish(w);  // a D3 permission change: the flush, nothing to put
             // Mutant 1's window, widened (as FoundationDB's BUGGIFY) so that two cores find it.
             // Planted-bug scaffolding: `late` stays empty unless mutant 1 runs.
             // GCOVR_EXCL_START
@@ -934,9 +1155,9 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
                     return r.bfn == ident && r.domid == op.domid && r.ioserver == op.ioserver;
                 });
                 if (!have) {
-                    if (count_full(w, *m)) return Status::eoverflow;               // D19: count
-                    if (over_quota(w, cd, 1)) return Status::enomem;               // D20: C's quota
-                    set.push_back(TupleRec{ident, op.domid, op.ioserver, false});  // F4
+                    if (count_full(w, *m)) return Status::eoverflow;  // D19: count
+                    if (over_quota(w, cd, 1)) return Status::enomem;  // D20: C's quota
+                    set.push_back(TupleRec{ident, op.domid, op.ioserver, c, false, false});  // F4
                     set_tuples(w, *m, std::move(set));
                     get_ref(w, *m);
                     charge(w, cd, 1);
@@ -954,7 +1175,7 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
                 if (count_full(w, *m)) return Status::eoverflow;  // D19: count
                 if (over_quota(w, cd, 1)) return Status::enomem;  // D20: C's quota
                 out = ident;
-                set.push_back(TupleRec{ident, op.domid, op.ioserver, false});
+                set.push_back(TupleRec{ident, op.domid, op.ioserver, c, false, false});
                 set_tuples(w, *m, std::move(set));
                 get_ref(w, *m);  // registers interest
                 charge(w, cd, 1);
@@ -972,8 +1193,6 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
 Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
     if (auto st = check_flags_and_order(op.flags, host_, {}, true)) return *st;  // R1, R2
     DomainRec& cd = *dom(c);
-    const Server* srv = server(op.domid, op.ioserver);
-    const bool own_server = srv != nullptr && srv->emulator == c;
     EpochGuard g;
     FaultScope fs(faults_.get());
     WorkLease lease;
@@ -986,39 +1205,45 @@ Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
             const Entry ent = found.value_or(Entry{});
             const bool foreign = found.has_value() && ent.kind == EntryKind::foreign;
             const bool scratch = found.has_value() && ent.kind == EntryKind::scratch;
-            if (own_server) {  // F5: C's own tuple
-                // The tuple's frame: the foreign entry's, else bfn itself (a lookup's bfn = mfn;
-                // by INV-M2B-SET no other frame can hold it).
-                const Mfn m = foreign ? ent.mfn : Mfn{op.bfn.v};
-                if (m.v < host_.frames) {
-                    auto set = tuples(w, m);
-                    auto it = std::find_if(set.begin(), set.end(), [&](const TupleRec& r) {
-                        return r.bfn == op.bfn && r.domid == op.domid && r.ioserver == op.ioserver;
-                    });
-                    if (it != set.end()) {
-                        set.erase(it);  // R5: tuple and ref
-                        const bool still_used =
-                            std::any_of(set.begin(), set.end(), [&](const TupleRec& r) {
-                                return r.bfn == op.bfn && emulator_of(r) == c;
-                            });
-                        set_tuples(w, m, std::move(set));
-                        put_ref(w, m);
-                        charge(w, cd, -1);  // D20
-                        if (PVIOMMU_MUTANT(4) && unpack_frame(w.t.read(frames_[m.v])).count >= 2)
-                            put_ref(w, m);
-                        if (foreign && !still_used)  // R5: last user
-                            put_entry(w.t, cd.iommu.get(op.bfn.v), 0);
-                        return Status::ok;
-                    }
+            // F5: C's own tuple, by the emulator it recorded (D22), orphans included (F12): no
+            // server lookup, domid and ioserver are only its key. Its frame: the foreign
+            // entry's, else bfn itself (a lookup's bfn = mfn; by INV-M2B-SET no other frame
+            // can hold it).
+            const Mfn m = foreign ? ent.mfn : Mfn{op.bfn.v};
+            if (m.v < host_.frames) {
+                auto set = tuples(w, m);
+                auto it = std::find_if(set.begin(), set.end(), [&](const TupleRec& r) {
+                    return r.bfn == op.bfn && r.domid == op.domid && r.ioserver == op.ioserver &&
+                           emulator_of(r) == c;
+                });
+                if (it != set.end()) {
+                    set.erase(it);  // R5: tuple and ref
+                    const bool still_used =
+                        std::any_of(set.begin(), set.end(), [&](const TupleRec& r) {
+                            return r.bfn == op.bfn && emulator_of(r) == c;
+                        });
+                    set_tuples(w, m, std::move(set));
+                    defer_ref(w, m);    // step 5: put after C's flush
+                    charge(w, cd, -1);  // D20
+                    if (PVIOMMU_MUTANT(4) && unpack_frame(w.t.read(frames_[m.v])).count >= 2)
+                        defer_ref(w, m);
+                    if (foreign && !still_used)  // R5: last user
+                        put_entry(w.t, cd.iommu.get(op.bfn.v), 0);
+                    needs_flush(w, cd);  // step 6 (none if C is not usable)
+                    return Status::ok;
                 }
             }
             if (scratch) {  // R5, F5: scratch
                 put_entry(w.t, cd.iommu.get(op.bfn.v), 0);
+                needs_flush(w, cd);
                 return Status::ok;
             }
             return Status::enoent;  // F5: anything else
         }();
-        if (commit(w)) return st;
+        if (commit(w)) {
+            finish(w);  // steps 6-7
+            return st;
+        }
     }
 }
 
@@ -1047,6 +1272,10 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
         Small<std::pair<DomId, Entry>> swapped;
         Small<Bfn> swapped_bfn;
         for (const TupleRec& r : seen) {
+            if (r.orphan) {  // R9 v2: an orphan has no server: no swap, no invalidate
+                keep.push_back(r);
+                continue;
+            }
             const DomId e = emulator_of(r);
             const DomainRec& ed = *dom(e);
             const auto ent = ed.usable ? entry(w, ed, r.bfn) : std::nullopt;
@@ -1068,19 +1297,24 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
                 !PVIOMMU_MUTANT(7) && std::any_of(keep.begin(), keep.end(), [&](const TupleRec& r) {
                     return r.bfn == b && emulator_of(r) == e;
                 });
-            if (!used)
+            if (!used)  // R12: e's own scratch page
                 put_entry(w.t, dom(e)->iommu.get(b.v), pack_entry(kScratch, ent.perms, Mfn{}));
-            charge(w, *dom(e), -1);  // D20: the swapped tuple
+            charge(w, *dom(e), -1);   // D20: the swapped tuple
+            needs_flush(w, *dom(e));  // step 6: e's IOTLB caches the old translation
         }
-        put_ref(w, *m, /*allocation=*/true);  // R7: allocation ref dropped
-        for (std::size_t i = 0; i < swapped.size(); ++i) put_ref(w, *m);
+        // R7: the allocation reference is dropped at once: no IOTLB caches it (an entry that
+        // reaches the frame holds a reference of its own, in count or deferred).
+        put_ref(w, *m, /*allocation=*/true);
+        for (std::size_t i = 0; i < swapped.size(); ++i) defer_ref(w, *m);  // step 5
         if (!swapped.empty()) set_tuples(w, *m, std::move(keep));
         if (commit(w)) break;
     }
-    // Step 6 of the protocol: one invalidate per tuple seen at the linearization point.
+    finish(w);  // steps 6-7: the swapped emulators' IOTLBs, then the swapped references
+    // Step 9 of the protocol: one invalidate per tuple seen at the linearization point.
     BalloonOutcome out{mfn, 0, 0};
     const Server* first = nullptr;
     for (const TupleRec& r : seen) {
+        if (r.orphan) continue;  // R9 v2: no server to tell
         Server& s = *server(r.domid, r.ioserver);
         if (first == nullptr) first = &s;
         stall(FaultPoint::stall_balloon_deliveries);  // drains see some, not all
@@ -1133,6 +1367,117 @@ std::vector<IoReq> Hypervisor::drain(DomId target, IoServId id, std::uint32_t ma
 }
 
 // ---------------------------------------------------------------------------------------------
+// Devices (R11): simulated DMA through each usable context's IOTLB (impl/iotlb.h)
+
+int Hypervisor::attach_device(DomId e) {
+    const DomainRec* d = dom(e);
+    return d != nullptr && d->iotlb ? d->iotlb->attach() : -1;
+}
+
+void Hypervisor::detach_device(DomId e, int dev) { dom(e)->iotlb->detach(dev); }
+
+const std::atomic<std::uint64_t>* Hypervisor::scratch_page(DomId e) const {
+    const DomainRec* d = dom(e);
+    return d != nullptr && d->iotlb ? d->iotlb->scratch() : nullptr;
+}
+
+std::uint64_t Hypervisor::iotlb_flushes(DomId e) const {
+    const DomainRec* d = dom(e);
+    return d != nullptr && d->iotlb ? d->iotlb->flushes() : 0;
+}
+
+Hypervisor::Translation Hypervisor::device_walk(const DomainRec& c, Bfn b,
+                                                std::uint64_t gen) const {
+    // find(), not get(): a device walk never grows the radix. mcas_read (seq_cst, under the
+    // section's EpochGuard): the leaf's value at some instant after the section announced its
+    // generation, so after every removal that a flush of an older generation covers (I4).
+    const Word* leaf = c.iommu.find(b.v);
+    const std::uint64_t v = leaf != nullptr ? mcas_read(*const_cast<Word*>(leaf)) : 0;
+    Translation t;
+    switch (entry_code(v)) {
+        case 0:
+            // D18: the 1:1 rule, walked each time and never cached (it holds no reference).
+            if (!identity_gone(v) && c.hardware && c.usable && host_.mode == IommuMode::inclusive &&
+                b.v < host_.frames && !is_xen(Mfn{b.v})) {
+                t.kind = Translation::Kind::identity;
+                t.mfn = Mfn{b.v};
+                t.perms = kRw;
+            }
+            return t;  // else a fault
+        case kScratch:
+            t.kind = Translation::Kind::scratch;
+            t.perms = entry_perms(v);
+            t.scratch = c.iotlb->scratch();  // R12: this context's own page
+            break;
+        default:
+            t.kind = Translation::Kind::frame;
+            t.mfn = entry_mfn(v);
+            t.perms = entry_perms(v);
+            break;
+    }
+    c.iotlb->fill(gen, b.v, v);  // I2: explicit entries only, tagged with the section's gen
+    return t;
+}
+
+// dev: from attach_device(e), so e is live and usable (it has an IOTLB).
+Hypervisor::DeviceSection::DeviceSection(const Hypervisor& hv, DomId e, int dev)
+    : hv_(hv), ctx_(*hv.dom(e)), dev_(dev), gen_(ctx_.iotlb->enter(dev)) {}
+
+Hypervisor::DeviceSection::~DeviceSection() { ctx_.iotlb->exit(dev_); }
+
+Hypervisor::Translation Hypervisor::DeviceSection::translate(Bfn b) {
+    Iotlb& tlb = *ctx_.iotlb;
+    std::uint64_t v = 0;
+    if (tlb.lookup(gen_, b.v, v)) {  // I2: a translation of this section's generation
+        Translation t;
+        t.cached = true;
+        t.perms = entry_perms(v);
+        if (entry_code(v) == kScratch) {
+            t.kind = Translation::Kind::scratch;
+            t.scratch = tlb.scratch();
+        } else {
+            t.kind = Translation::Kind::frame;
+            t.mfn = entry_mfn(v);
+        }
+        return t;
+    }
+    return hv_.device_walk(ctx_, b, gen_);
+}
+
+std::vector<std::string> Hypervisor::check_no_free_while_cached(std::uint64_t* cached) const {
+    EpochGuard g;
+    std::vector<std::string> out;
+    std::uint64_t seen = 0;
+    for (std::size_t id = 0; id < doms_.size(); ++id) {
+        const DomainRec* d = doms_[id].get();
+        if (d == nullptr || !d->iotlb) continue;
+        const Iotlb& tlb = *d->iotlb;
+        const std::uint64_t gen = tlb.generation();
+        tlb.for_each_cached(gen, [&](std::uint64_t bfn, std::uint64_t v) {
+            if (entry_code(v) == kScratch) return;  // a scratch page is no frame (R12)
+            ++seen;
+            const Mfn m = entry_mfn(v);
+            if (mcas_read(frames_[m.v]) != 0) return;  // not free
+            // Free, and cached in the current generation: a violation if no flush started
+            // since the slot was read (generation unchanged: seq_cst, read after the frame).
+            // A flush that started meanwhile may have put the frame legitimately (step 7).
+            if (tlb.generation() != gen) return;
+            out.push_back("INV-NO-FREE-WHILE-CACHED: context " + std::to_string(id) +
+                          " caches bfn=" + hex(bfn) + " -> mfn=" + hex(m.v) + " (generation " +
+                          std::to_string(gen) + ") but the frame is free");
+        });
+    }
+    if (cached != nullptr) *cached += seen;
+    return out;
+}
+
+Hypervisor::FrameView Hypervisor::frame_view(Mfn m) const {
+    EpochGuard g;
+    const FrameVal f = unpack_frame(mcas_read(frames_[m.v]));
+    return FrameView{f.state, DomId{f.owner}, f.count, f.deferred};
+}
+
+// ---------------------------------------------------------------------------------------------
 // Observation (quiescent points only)
 
 State Hypervisor::snapshot() const {
@@ -1148,7 +1493,8 @@ State Hypervisor::snapshot() const {
         if (const auto* ts = as_ptr<const TupleSet>(mcas_read(m2b_[m]))) {
             auto& out = s.m2b[Mfn{m}];
             for (const TupleRec& r : ts->t())
-                out[Tuple{r.bfn, r.domid, r.ioserver}] = TupleInfo{r.swap};
+                out[Tuple{r.bfn, r.domid, r.ioserver}] =
+                    TupleInfo{r.swap, r.emulator, r.orphan};  // D22
         }
     }
     for (std::size_t id = 0; id < doms_.size(); ++id) {

@@ -6,13 +6,17 @@
 // operation is one MCAS transaction (impl/mcas.h) and is linearizable, with the two relaxations
 // of spec/pv-iommu.md section 7 (a balloon delivers its invalidates one by one after its
 // linearization point and before it returns; a populate racing frees takes some frame that was
-// free throughout). The protocol is written out at the top of impl/hypervisor.cpp.
+// free throughout). The protocol is written out at the top of impl/hypervisor.cpp. An operation
+// that removes or re-points an entry or tuple flushes the IOTLBs of the contexts it touched and
+// only then drops the references they held (R11's deferred put, D21: per op), before returning;
+// simulated devices translate through those IOTLBs (DeviceSection, impl/iotlb.h).
 //
 // Control plane (domain, dm, ioserver, rmrr, xen_gfn, fault, destroy) and snapshot(): run only
 // at quiescent points (no data-path operation in flight), serialised by control_mu_.
 #pragma once
 
 #include <atomic>
+#include <functional>
 #include <map>
 #include <memory>
 #include <mutex>
@@ -33,6 +37,7 @@
 #pragma GCC diagnostic pop
 #endif
 
+#include "impl/iotlb.h"
 #include "impl/mcas.h"
 #include "impl/radix.h"
 #include "spec/hypervisor.h"
@@ -46,6 +51,8 @@ template <class T>
 using Small = boost::container::small_vector<T, 8>;
 
 class Hypervisor final : public spec::Hypervisor {
+    struct DomainRec;  // below (private)
+
 public:
     explicit Hypervisor(const spec::Host& host);
     ~Hypervisor() override;
@@ -81,14 +88,78 @@ public:
     // that); such an operation wrote nothing.
     [[nodiscard]] bool corrupt() const { return corrupt_.load(std::memory_order_relaxed); }
 
-    // One M2B tuple as stored: immutable once published.
+    // ----- R11 device model: simulated devices of usable emulators (impl/iotlb.h) -----------
+    // What a device reaches at a bus address (F13, D25): a frame through an explicit entry
+    // (local or foreign, cached in the IOTLB), the 1:1 rule (identity: walked, never cached),
+    // the context's own scratch page (R12), or a fault.
+    struct Translation {
+        enum class Kind : std::uint8_t { fault, frame, identity, scratch };
+        Kind kind = Kind::fault;
+        spec::Mfn mfn{};                                // frame, identity
+        std::uint8_t perms = 0;                         // IOMMUOP_readable | IOMMUOP_writeable
+        std::atomic<std::uint64_t>* scratch = nullptr;  // scratch: the context's page
+        bool cached = false;  // served by the IOTLB (statistics for tests)
+    };
+    // A device read section (impl/iotlb.h I1): every translation and the DMA that uses it run
+    // inside one; flushes wait for it. Keep it short, and never make a hypercall inside it (a
+    // flush of this context would wait for the section that waits for the flush).
+    class DeviceSection {
+    public:
+        DeviceSection(const Hypervisor& hv, spec::DomId e, int dev);
+        ~DeviceSection();
+        DeviceSection(const DeviceSection&) = delete;
+        DeviceSection& operator=(const DeviceSection&) = delete;
+        // The IOTLB, else a walk of the context (filling the IOTLB for explicit entries).
+        [[nodiscard]] Translation translate(spec::Bfn b);
+
+    private:
+        EpochGuard pin_;  // the walk reads MCAS words (mcas_read may help a descriptor)
+        const Hypervisor& hv_;
+        const DomainRec& ctx_;
+        int dev_;
+        std::uint64_t gen_;
+    };
+    // Attaches a device to usable emulator e's context: its id, or -1 (e not usable, or no
+    // reader slot free). Lock-free; any time while e lives. Detach before e is destroyed.
+    [[nodiscard]] int attach_device(spec::DomId e);
+    void detach_device(spec::DomId e, int dev);
+    // e's scratch page (R12, D24), or nullptr if e has no usable context.
+    [[nodiscard]] const std::atomic<std::uint64_t>* scratch_page(spec::DomId e) const;
+    // IOTLB flushes of e's context so far (tests: non-vacuity).
+    [[nodiscard]] std::uint64_t iotlb_flushes(spec::DomId e) const;
+    // INV-NO-FREE-WHILE-CACHED, checked now, concurrently with anything: a translation cached
+    // in a usable context's IOTLB (current generation) whose frame is free. Each violation is
+    // described in one string; `cached` (if given) gets how many frame translations were seen.
+    [[nodiscard]] std::vector<std::string> check_no_free_while_cached(
+        std::uint64_t* cached = nullptr) const;
+    // A frame as its word says now (tests: a device checks where its DMA lands). deferred:
+    // references removed but not yet put (their flush has not finished, protocol step 7).
+    struct FrameView {
+        spec::FrameState state = spec::FrameState::free;
+        spec::DomId owner{};
+        std::uint32_t count = 0;
+        std::uint32_t deferred = 0;
+    };
+    [[nodiscard]] FrameView frame_view(spec::Mfn m) const;
+    // Test hook, called by every operation at each flush point of protocol steps 6-7 (the
+    // deferred-put steps). Set at a quiescent point; called concurrently from any thread.
+    enum class FlushPoint : std::uint8_t { before_flush, after_flush, after_put };
+    void set_flush_observer(std::function<void(FlushPoint)> f) { observer_ = std::move(f); }
+
+    // One M2B tuple as stored: immutable once published. 16 bytes (issue 6 measures bytes per
+    // mapping): the key (bfn, domid, ioserver), then D22's emulator and orphan mark.
     struct TupleRec {
         spec::Bfn bfn;
         spec::DomId domid;
         spec::IoServId ioserver;
-        bool swap = false;
+        // D22: whose bus address space bfn is in (the caller of the map or lookup that made
+        // it). R9, F5 and D20 use it, never the server (an orphan has none).
+        spec::DomId emulator;
+        bool swap = false;    // R3: swap_mfn of the map_foreign_page that made it
+        bool orphan = false;  // D22, R9 v2 step 2: its server went with its target
         [[nodiscard]] auto key() const { return std::tie(bfn.v, domid.v, ioserver.v); }
     };
+    static_assert(sizeof(TupleRec) == 16);
     // A frame's M2B set: an immutable array sorted by (bfn, domid, ioserver) (F8), replaced
     // whole by copy-on-write and reclaimed by EBR. alignas(8): its address is a Word value.
     // One allocation, the tuples right after the header (issue 6: a vector inside took a
@@ -136,6 +207,9 @@ private:
         // same Txn as the tuples and entries it counts, so no race can overshoot the quota.
         std::optional<std::uint32_t> quota;
         mutable Word held{0};
+        // R11, R12: the context's IOTLB and scratch page; usable domains only, made and freed
+        // with the domain (control plane). Its own fields say what guards them.
+        std::unique_ptr<Iotlb> iotlb;
         // Control plane (quiescent writes, free reads): the servers targeting this domain, so
         // that server() costs the domain's slot and a scan of its few servers instead of an
         // std::map walk (issue 6: check_target runs on every foreign call). Owned by servers_.
@@ -150,12 +224,25 @@ private:
         Word sync_head{0}, sync_tail{0};  // SyncNode*: dummy head, last node
     };
 
+    // A reference that a removal moved from a frame's count to its deferred field (protocol
+    // step 5), to be put after the flush (step 7). via_count: the deferred field was full, so
+    // the reference stayed in the count (see defer_ref).
+    struct Deferred {
+        spec::Mfn m;
+        bool via_count = false;
+    };
     // One attempt of one data-path operation: its transaction and what to do after it.
     struct Work {
         Txn t;
         std::vector<TupleSet*> created;         // unpublished until commit; deleted on abort
         std::vector<const TupleSet*> replaced;  // retired (EBR) after a successful commit
         std::vector<spec::Mfn> freed;           // frames this attempt frees (count -> 0)
+        Small<Deferred> deferred;               // this attempt's removed references (step 5)
+        Small<const DomainRec*> flush;          // contexts this attempt removes from (step 6)
+        // Moved here from deferred and flush by each successful commit, for finish(): steps
+        // 6-7 of what the operation committed. reset() keeps them; finish() empties them.
+        Small<Deferred> to_put;
+        Small<const DomainRec*> to_flush;
         // Set when the attempt read words that were never true together (the reads of one
         // attempt are taken at different instants until commit checks them): it must retry.
         bool doomed = false;
@@ -203,7 +290,17 @@ private:
                                          spec::Bfn& out);
     void set_tuples(Work& w, spec::Mfn m, TupleVec next);
     void get_ref(Work& w, spec::Mfn m);
+    // Drops a reference at once. Only the allocation reference (balloon) and references that
+    // no IOTLB can cache are put this way; every reference of an entry or tuple is deferred.
     void put_ref(Work& w, spec::Mfn m, bool allocation = false);
+    // Protocol step 5: the removal of an entry or tuple moves its reference from m's count to
+    // m's deferred field (the frame is pinned, not freed) and schedules the put for finish().
+    void defer_ref(Work& w, spec::Mfn m);
+    // Protocol step 6: context c's IOTLB must be flushed before this attempt's puts.
+    static void needs_flush(Work& w, const DomainRec& c);
+    // Protocol steps 6-8, after a successful commit: flush every context in w.to_flush, then
+    // put every reference in w.to_put (one MCAS), before the operation returns.
+    void finish(Work& w);
     // Commits w; on success retires what it replaced and lowers the allocation hint; on failure
     // frees what it created. Either way w is reset for the next attempt.
     [[nodiscard]] bool commit(Work& w);
@@ -228,7 +325,19 @@ private:
     // Delivers one invalidate to s: into the ring if it has 2 free slots, else synchronous.
     // Returns true if it went synchronous.
     bool deliver(Server& s, spec::Bfn b);
-    [[nodiscard]] spec::DomId emulator_of(const TupleRec& r) const;
+    [[nodiscard]] static spec::DomId emulator_of(const TupleRec& r) { return r.emulator; }
+    void observe(FlushPoint p) const {
+        if (observer_) [[unlikely]]
+            observer_(p);
+    }
+    // A device's IOTLB miss (DeviceSection::translate): reads c's IOMMU leaf at b (no Txn, no
+    // allocation) and caches an explicit entry in c's IOTLB, tagged gen.
+    [[nodiscard]] Translation device_walk(const DomainRec& c, spec::Bfn b, std::uint64_t gen) const;
+    // R9 v2 step helpers (destroy, quiescent).
+    void delete_server(std::pair<std::uint16_t, std::uint16_t> key);  // with its requests
+    void destroy_drop_held(spec::DomId d);
+    void destroy_target_servers(spec::DomId d);
+    void destroy_local_entries(spec::DomId d);
 
     std::atomic<bool> corrupt_{false};  // see corrupt(); relaxed: diagnostic only
     const spec::Host host_;
@@ -242,6 +351,8 @@ private:
     // Control plane. Written only at quiescent points under control_mu_; the data path reads
     // them without synchronisation (quiescence orders the writes before any later operation).
     std::mutex control_mu_;
+    // Test hook (set_flush_observer): written at quiescent points, read by the data path.
+    std::function<void(FlushPoint)> observer_;
     std::vector<std::unique_ptr<DomainRec>> doms_;  // index: domid
     std::map<std::pair<std::uint16_t, std::uint16_t>, std::unique_ptr<Server>> servers_;
 };

@@ -7,7 +7,7 @@ namespace impl {
 
 namespace {
 
-constexpr std::array<MutantInfo, 9> kMutants{{
+constexpr std::array<MutantInfo, 11> kMutants{{
     {1, "ref-after-publish",
      "map_foreign_page publishes the tuple, then takes the reference in a second step", true},
     {2, "no-sync-fallback", "a balloon drops the invalidate when the ring is full", false},
@@ -23,6 +23,11 @@ constexpr std::array<MutantInfo, 9> kMutants{{
      "a balloon swaps the bfn to scratch and drops the reference but keeps the tuple", false},
     {8, "no-rmrr-order", "map_foreign_page skips the RMRR check for order > 0", false},
     {9, "idempotent-takes-ref", "an identical re-map of a tuple takes another reference", false},
+    {10, "put-before-flush",
+     "a removal's deferred put runs before the IOTLB flush that covers it (R11, XSA-346's class)",
+     true, true},
+    {11, "teardown-v1",
+     "destroy drops every tuple of a server of the target, as R9 v1 did (no orphans)", false},
 }};
 
 // Written at quiescent points only; relaxed: every later operation is ordered after the write by

@@ -13,6 +13,10 @@ struct MutantInfo {
     std::string_view name;
     std::string_view what;
     bool needs_concurrency;  // only an interleaving can expose it
+    // Only simulated devices can expose it (R11: the IOTLB and the deferred put are invisible
+    // to a model's state and to every hypercall's outcome): the props suites cannot see it;
+    // impl/tests/iotlb_test.cpp does (ctest mutants:put-before-flush).
+    bool needs_devices = false;
 };
 
 // Every planted bug, compiled in or not.

@@ -44,6 +44,21 @@ public:
         __builtin_unreachable();
     }
 
+    // The leaf word of key if its path exists, else nullptr (then the leaf is 0): a lookup
+    // that never allocates, for device walks (impl/iotlb.h) that must not grow the tree.
+    [[nodiscard]] Word* find(std::uint64_t key) const {
+        const bool low = key < kLowLimit;
+        const std::atomic<void*>* slot = low ? &low_root_ : &root_;
+        for (int level = low ? kLowStart : 0; level < kLevels; ++level) {
+            // acquire: pairs with the release install, as in get().
+            void* n = slot->load(std::memory_order_acquire);
+            if (n == nullptr) return nullptr;
+            if (level == kLevels - 1) return &static_cast<Leaf*>(n)->w[index(key, level)];
+            slot = &static_cast<Interior*>(n)->child[index(key, level)];
+        }
+        __builtin_unreachable();
+    }
+
     // Calls f(key, value) for every leaf whose value is not 0, in key order. Quiescent only.
     template <class F>
     void for_each(F&& f) const {
