@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdlib>
+#include <optional>
 #include <utility>
 
 namespace impl {
@@ -25,21 +26,36 @@ using spec::FaultPoint;
 
 namespace {
 
+#ifdef PVIOMMU_RELACY
+#define PV_MUTANT(m) relacy::Mutant::m
+#else
+#define PV_MUTANT(m) 0
+#endif
+
+#ifdef PVIOMMU_RELACY
+// The planted bug of this Relacy run (relacy::plant), 0: none. Plain int: Relacy runs one
+// OS thread.
+int g_planted = 0;
+bool planted(relacy::Mutant m) { return g_planted == static_cast<int>(m); }
+#else
+constexpr bool planted(int) { return false; }
+#endif
+
+#ifdef PVIOMMU_RELACY
+constexpr int kMaxThreads = relacy::kMaxThreads + 1;  // + the thread running before()/after()
+constexpr std::size_t kCollectEvery = 1;  // reclaim as early as the protocol allows
+#else
 constexpr int kMaxThreads = 1024;
 constexpr std::size_t kCollectEvery = 64;
+#endif
 
 struct alignas(64) Slot {
     // Guarded by the slot's owner thread; read by advancers. 0: not in a critical section;
     // else the epoch announced at pin.
-    std::atomic<std::uint64_t> epoch{0};
+    Atomic<std::uint64_t> epoch{0};
     // true while a thread owns this slot (claimed by CAS at thread start, released at exit).
-    std::atomic<bool> in_use{false};
+    Atomic<bool> in_use{false};
 };
-
-Slot g_slots[kMaxThreads];
-// The highest slot index ever claimed + 1: advancers scan only this prefix.
-std::atomic<int> g_slot_hw{0};
-std::atomic<std::uint64_t> g_epoch{1};
 
 struct Retired {
     std::uint64_t epoch;
@@ -53,19 +69,43 @@ struct Orphans {
     std::vector<Retired> items;
     Orphans* next = nullptr;
 };
-std::atomic<Orphans*> g_orphans{nullptr};
+
+// The EBR globals, one instance per process (per Relacy iteration in that build).
+struct Core {
+    Slot slots[kMaxThreads];
+    // The highest slot index ever claimed + 1: advancers scan only this prefix.
+    Atomic<int> slot_hw{0};
+    Atomic<std::uint64_t> epoch{1};
+    Atomic<Orphans*> orphans{nullptr};
+};
+
+#ifdef PVIOMMU_RELACY
+Core* g_core = nullptr;  // set by relacy::CoreScope
+Core& core() { return *g_core; }
+#else
+Core g_core;
+Core& core() { return g_core; }
+#endif
 
 bool try_advance() {
+    Core& k = core();
     // seq_cst: must observe every pin announced before a concurrent retire (step 3).
-    const std::uint64_t g = g_epoch.load(std::memory_order_seq_cst);
-    const int hw = g_slot_hw.load(std::memory_order_acquire);
+    const std::uint64_t g = k.epoch.load(std::memory_order_seq_cst);
+    // seq_cst, like the raise in ThreadCtx(): a thread that raised the bound and then
+    // announced (seq_cst) before this scan must be in the prefix scanned. With acquire/release
+    // the load may return an older bound than the raise that precedes the announcement in the
+    // total order, and the advance skips a pinned thread (found by Relacy, issue 15: the epoch
+    // advanced past a pinned reader and its descriptor was reclaimed under it).
+    const int hw = k.slot_hw.load(planted(PV_MUTANT(slot_bound_acquire))
+                                       ? std::memory_order_acquire
+                                       : std::memory_order_seq_cst);
     for (int i = 0; i < hw; ++i) {
-        const std::uint64_t e = g_slots[i].epoch.load(std::memory_order_seq_cst);
+        const std::uint64_t e = k.slots[i].epoch.load(std::memory_order_seq_cst);
         if (e != 0 && e != g) return false;
     }
     std::uint64_t expected = g;
     // seq_cst: the advance is ordered after the scan above in the single total order.
-    return g_epoch.compare_exchange_strong(expected, g + 1, std::memory_order_seq_cst);
+    return k.epoch.compare_exchange_strong(expected, g + 1, std::memory_order_seq_cst);
 }
 
 struct ThreadCtx {
@@ -82,15 +122,18 @@ struct ThreadCtx {
     std::size_t since_collect = 0;
 
     ThreadCtx() {
+        Core& k = core();
         for (int i = 0; i < kMaxThreads; ++i) {
             bool f = false;
             // acq_rel: claiming the slot orders us after its previous owner's release.
-            if (g_slots[i].in_use.compare_exchange_strong(f, true, std::memory_order_acq_rel)) {
+            if (k.slots[i].in_use.compare_exchange_strong(f, true, std::memory_order_acq_rel)) {
                 slot = i;
-                int hw = g_slot_hw.load(std::memory_order_relaxed);
-                // release: advancers that see the larger bound see the claimed slot.
-                while (hw < i + 1 &&
-                       !g_slot_hw.compare_exchange_weak(hw, i + 1, std::memory_order_release)) {
+                int hw = k.slot_hw.load(std::memory_order_relaxed);
+                // seq_cst: ordered before this thread's first announcement in the total order
+                // that try_advance's scan reads (see there).
+                const auto mo = planted(PV_MUTANT(slot_bound_acquire)) ? std::memory_order_release
+                                                                        : std::memory_order_seq_cst;
+                while (hw < i + 1 && !k.slot_hw.compare_exchange_weak(hw, i + 1, mo)) {
                 }
                 return;
             }
@@ -101,24 +144,25 @@ struct ThreadCtx {
     ~ThreadCtx() {
         // No deleters run here: they may use other thread_locals (the descriptor pool) that
         // are already destroyed. Everything left goes to the orphans, freed by another thread.
+        Core& k = core();
         limbo.erase(limbo.begin(), limbo.begin() + static_cast<std::ptrdiff_t>(first_live));
         if (!limbo.empty()) {
             auto* o = new Orphans{std::exchange(limbo, {}), nullptr};
-            Orphans* head = g_orphans.load(std::memory_order_relaxed);
+            Orphans* head = k.orphans.load(std::memory_order_relaxed);
             // release: a collector that takes the stack sees the items.
             do o->next = head;
-            while (!g_orphans.compare_exchange_weak(head, o, std::memory_order_release,
+            while (!k.orphans.compare_exchange_weak(head, o, std::memory_order_release,
                                                     std::memory_order_relaxed));
         }
-        g_slots[slot].epoch.store(0, std::memory_order_release);
+        k.slots[slot].epoch.store(0, std::memory_order_release);
         // release: the next owner of the slot starts after everything we did.
-        g_slots[slot].in_use.store(false, std::memory_order_release);
+        k.slots[slot].in_use.store(false, std::memory_order_release);
     }
 
     void collect() {
         (void)try_advance();
         // Adopt orphans: acquire pairs with the release push above.
-        if (Orphans* o = g_orphans.exchange(nullptr, std::memory_order_acquire)) {
+        if (Orphans* o = core().orphans.exchange(nullptr, std::memory_order_acquire)) {
             while (o != nullptr) {
                 limbo.insert(limbo.end(), o->items.begin(), o->items.end());
                 Orphans* n = o->next;
@@ -129,8 +173,10 @@ struct ThreadCtx {
             std::stable_sort(limbo.begin() + static_cast<std::ptrdiff_t>(first_live), limbo.end(),
                              [](const Retired& a, const Retired& b) { return a.epoch < b.epoch; });
         }
-        const std::uint64_t g = g_epoch.load(std::memory_order_seq_cst);
-        while (first_live < limbo.size() && limbo[first_live].epoch + 2 <= g) {
+        const std::uint64_t g = core().epoch.load(std::memory_order_seq_cst);
+        // Planted grace-period-short: freed one epoch early.
+        const std::uint64_t grace = planted(PV_MUTANT(grace_period_short)) ? 1 : 2;
+        while (first_live < limbo.size() && limbo[first_live].epoch + grace <= g) {
             limbo[first_live].deleter(limbo[first_live].p);  // step 4
             ++first_live;
         }
@@ -142,10 +188,36 @@ struct ThreadCtx {
     }
 };
 
+// Descriptors are recycled through a per-thread pool once their grace period ends.
+struct Mcas;
+struct Pool {
+    std::vector<Mcas*> free;
+    ~Pool();
+};
+
+#ifdef PVIOMMU_RELACY
+// Per Relacy thread (its threads are fibers of one OS thread: thread_local would be shared).
+struct PerThread {
+    std::optional<ThreadCtx> ctx;
+    Pool pool;
+};
+PerThread* g_threads = nullptr;  // [kMaxThreads], set by relacy::CoreScope
+ThreadCtx& ctx() {
+    auto& c = g_threads[rl::thread_index()].ctx;
+    if (!c) c.emplace();
+    return *c;
+}
+Pool& pool() { return g_threads[rl::thread_index()].pool; }
+#else
 ThreadCtx& ctx() {
     thread_local ThreadCtx c;
     return c;
 }
+Pool& pool() {
+    thread_local Pool p;
+    return p;
+}
+#endif
 
 }  // namespace
 
@@ -153,7 +225,8 @@ EpochGuard::EpochGuard() {
     ThreadCtx& c = ctx();
     if (c.depth++ == 0) {
         // seq_cst store: the announcement and the advancer's scan are totally ordered (step 1).
-        g_slots[c.slot].epoch.store(g_epoch.load(std::memory_order_seq_cst),
+        Core& k = core();
+        k.slots[c.slot].epoch.store(k.epoch.load(std::memory_order_seq_cst),
                                     std::memory_order_seq_cst);
     }
 }
@@ -162,7 +235,7 @@ EpochGuard::~EpochGuard() {
     ThreadCtx& c = ctx();
     if (--c.depth == 0) {
         // release: our reads of shared objects happen before an advancer that sees 0.
-        g_slots[c.slot].epoch.store(0, std::memory_order_release);
+        core().slots[c.slot].epoch.store(0, std::memory_order_release);
         if (c.since_collect >= kCollectEvery) {
             c.since_collect = 0;
             c.collect();
@@ -174,7 +247,7 @@ void retire(void* p, void (*deleter)(void*)) {
     stall(FaultPoint::stall_before_retire);
     ThreadCtx& c = ctx();
     assert(c.depth > 0);
-    c.limbo.push_back({g_epoch.load(std::memory_order_seq_cst), p, deleter});  // step 2
+    c.limbo.push_back({core().epoch.load(std::memory_order_seq_cst), p, deleter});  // step 2
     ++c.since_collect;
 }
 
@@ -202,9 +275,13 @@ void epoch_quiesce() {
 
 namespace {
 
-enum : int { kUndecided = 0, kSucceeded = 1, kFailed = 2 };
+// kReclaimed: a descriptor whose grace period ended (Relacy build: poisoned, never reused).
+enum : int { kUndecided = 0, kSucceeded = 1, kFailed = 2, kReclaimed = 3 };
 constexpr std::uint64_t kMcasTag = 1, kRdcssTag = 2, kTagMask = 3;
 static_assert(kTagMask == 3);  // mcas_read's inline test in mcas.h
+// An RDCSS install: the entry's address in bits 2-47, its generation in bits 48-63.
+constexpr unsigned kGenShift = 48;
+constexpr std::uint64_t kAddrMask = ((std::uint64_t{1} << kGenShift) - 1) & ~kTagMask;
 
 struct Mcas;
 struct RdcssEntry {
@@ -213,25 +290,37 @@ struct RdcssEntry {
     Mcas* owner;
 };
 struct Mcas {
-    std::atomic<int> status{kUndecided};
+    Atomic<int> status{kUndecided};
+#ifdef PVIOMMU_RELACY
+    unsigned creator = 0;  // the Relacy thread that commits it (planted helper_skips_word)
+#endif
+    // Generations of this descriptor's RDCSS installs. Never reset, also across recycling:
+    // every install of every incarnation has its own tag (see "Generations").
+    Atomic<std::uint32_t> installs{0};
     std::vector<RdcssEntry> entries;  // sorted by addr; written before publication
 };
 
-// Descriptors are recycled through a per-thread pool once their grace period ends.
-struct Pool {
-    std::vector<Mcas*> free;
-    ~Pool() {
-        for (Mcas* d : free) delete d;
-    }
-};
-Pool& pool() {
-    thread_local Pool p;
-    return p;
+Pool::~Pool() {
+    for (Mcas* d : free) delete d;
+}
+
+// Reads d's status. A reclaimed descriptor read by anyone is a use after its grace period:
+// the reclamation bug this guards against lets a stale helper re-install a pointer to a
+// retired descriptor (issue 15, bug 1).
+int status_of(const Mcas* d) {
+    // seq_cst throughout the core (see mcas.h, Memory ordering).
+    const int st = d->status.load(std::memory_order_seq_cst);
+#ifdef PVIOMMU_RELACY
+    RL_ASSERT(st != kReclaimed);
+#else
+    assert(st != kReclaimed);
+#endif
+    return st;
 }
 
 Mcas* new_mcas() {
     Pool& p = pool();
-    if (p.free.empty()) return new Mcas;
+    if (p.free.empty() || kRelacy) return new Mcas;  // Relacy: parked ones stay poisoned
     Mcas* d = p.free.back();
     p.free.pop_back();
     // relaxed: d is private to this thread until published by a CAS in phase 1.
@@ -240,26 +329,35 @@ Mcas* new_mcas() {
     return d;
 }
 
-// Under AddressSanitizer descriptors are freed, not recycled (see kAddressSanitizer).
+// Runs when d's grace period has ended. Under AddressSanitizer descriptors are freed, not
+// recycled (see kAddressSanitizer); under Relacy they are poisoned and kept (CoreScope frees).
 void recycle_mcas(void* p) {
-    if constexpr (!kAddressSanitizer)
-        pool().free.push_back(static_cast<Mcas*>(p));
+    auto* d = static_cast<Mcas*>(p);
+    // relaxed: nobody may read it any more (status_of checks exactly that).
+    d->status.store(kReclaimed, std::memory_order_relaxed);
+    if constexpr (kRelacy)
+        pool().free.push_back(d);  // parked, never handed out again (new_mcas: see below)
+    else if constexpr (!kAddressSanitizer)
+        pool().free.push_back(d);
     else
-        delete static_cast<Mcas*>(p);
+        delete d;
 }
 
 std::uint64_t tag(const void* p, std::uint64_t t) { return reinterpret_cast<std::uint64_t>(p) | t; }
-template <class T>
-T* untag(std::uint64_t v) {
-    return reinterpret_cast<T*>(v & ~kTagMask);
-}
+Mcas* untag_mcas(std::uint64_t v) { return reinterpret_cast<Mcas*>(v & ~kTagMask); }
+RdcssEntry* untag_rdcss(std::uint64_t v) { return reinterpret_cast<RdcssEntry*>(v & kAddrMask); }
 
-void rdcss_complete(RdcssEntry* r) {
-    std::uint64_t expected = tag(r, kRdcssTag);
-    // seq_cst throughout the core (see mcas.h, Memory ordering).
-    const std::uint64_t repl = r->owner->status.load(std::memory_order_seq_cst) == kUndecided
-                                   ? tag(r->owner, kMcasTag)
-                                   : r->old;
+// Completes the RDCSS install `installed` (an entry's address, generation and tag) found in
+// its word: replaces it by the owner's descriptor if the owner is still undecided, else by the
+// entry's old value. Generations make a stale completer harmless: it can only replace its own
+// install, never a later install of the same entry (issue 15, bug 2: without them a completer
+// that read UNDECIDED long ago could turn a later install back into the descriptor of an MCAS
+// that has since succeeded, whose phase 2 then writes a stale value).
+void rdcss_complete(std::uint64_t installed) {
+    RdcssEntry* r = untag_rdcss(installed);
+    std::uint64_t expected = installed;
+    const std::uint64_t repl = status_of(r->owner) == kUndecided ? tag(r->owner, kMcasTag) : r->old;
+    stall(FaultPoint::stall_rdcss_phases);  // the window a stale completer sits in
     r->addr->compare_exchange_strong(expected, repl, std::memory_order_seq_cst);
 }
 
@@ -268,28 +366,46 @@ void rdcss_complete(RdcssEntry* r) {
 std::uint64_t rdcss(RdcssEntry* r) {
     for (;;) {
         std::uint64_t v = r->old;
-        if (r->addr->compare_exchange_strong(v, tag(r, kRdcssTag), std::memory_order_seq_cst)) {
+        // seq_cst: see Memory ordering. The generation only has to differ from every other
+        // install of this descriptor's entries that a completer may still hold (16 bits: a
+        // completer would have to sleep through 65,536 installs of one descriptor).
+        const std::uint64_t gen =
+            planted(PV_MUTANT(rdcss_no_generation))
+                ? 0
+                : r->owner->installs.fetch_add(1, std::memory_order_relaxed) & 0xffffU;
+        const std::uint64_t mine = tag(r, kRdcssTag) | (gen << kGenShift);
+        if (r->addr->compare_exchange_strong(v, mine, std::memory_order_seq_cst)) {
             stall(FaultPoint::stall_rdcss_phases);  // others meet the entry and complete it
-            rdcss_complete(r);
+            rdcss_complete(mine);
             return r->old;
         }
         if ((v & kTagMask) == kRdcssTag) {
-            rdcss_complete(untag<RdcssEntry>(v));
+            rdcss_complete(v);
             continue;
         }
         return v;
     }
 }
 
+#ifdef PVIOMMU_RELACY
+bool is_owner(const Mcas* d) { return d->creator == rl::thread_index(); }
+#else
+constexpr bool is_owner(const Mcas*) { return true; }
+#endif
+
 void help(Mcas* d) {
-    if (d->status.load(std::memory_order_seq_cst) == kUndecided) {
+    if (status_of(d) == kUndecided) {
         int desired = kSucceeded;
         for (RdcssEntry& e : d->entries) {  // phase 1
+            // Planted helper-skips-word: a helper (not the owner) skips the last word.
+            if (planted(PV_MUTANT(helper_skips_word)) && &e == &d->entries.back() &&
+                !is_owner(d))
+                continue;
             bool next = false;
             while (!next) {
                 const std::uint64_t v = rdcss(&e);
                 if ((v & kTagMask) == kMcasTag) {
-                    Mcas* other = untag<Mcas>(v);
+                    Mcas* other = untag_mcas(v);
                     if (other == d) break;
                     stall(FaultPoint::stall_help_other);
                     help(other);
@@ -305,10 +421,26 @@ void help(Mcas* d) {
         int und = kUndecided;
         d->status.compare_exchange_strong(und, desired, std::memory_order_seq_cst);  // decide
     }
-    const bool ok = d->status.load(std::memory_order_seq_cst) == kSucceeded;
+    const bool ok = status_of(d) == kSucceeded;
     for (RdcssEntry& e : d->entries) {  // phase 2
-        std::uint64_t expected = tag(d, kMcasTag);
-        e.addr->compare_exchange_strong(expected, ok ? e.nw : e.old, std::memory_order_seq_cst);
+        // Releases d from the word; an RDCSS install of this entry still there (a helper
+        // installed it before the decision and has not completed it) is completed first: d is
+        // decided, so it goes back to the old value. Reason (issue 15, bug 1): left there, its
+        // completer, having read UNDECIDED before the decision, would install d after d's
+        // owner retired it; once no word holds d or one of its installs when the owner's phase
+        // 2 ends, only threads pinned before the retirement can still reach d.
+        std::uint64_t v = e.addr->load(std::memory_order_seq_cst);
+        for (;;) {
+            if ((v & kTagMask) == kRdcssTag && untag_rdcss(v) == &e &&
+                !planted(PV_MUTANT(phase2_no_cleanup))) {
+                rdcss_complete(v);
+                v = e.addr->load(std::memory_order_seq_cst);
+                continue;
+            }
+            if (v != tag(d, kMcasTag)) break;
+            if (e.addr->compare_exchange_strong(v, ok ? e.nw : e.old, std::memory_order_seq_cst))
+                break;
+        }
         stall(FaultPoint::stall_mcas_phase2);
     }
 }
@@ -318,15 +450,63 @@ void help(Mcas* d) {
 std::uint64_t mcas_read_slow(Word& w, std::uint64_t v) {
     for (;; v = w.load(std::memory_order_seq_cst)) {  // seq_cst: as mcas_read
         if ((v & kTagMask) == kRdcssTag) {
-            rdcss_complete(untag<RdcssEntry>(v));
+            rdcss_complete(v);
         } else if ((v & kTagMask) == kMcasTag) {
             stall(FaultPoint::stall_help_other);
-            help(untag<Mcas>(v));
+            help(untag_mcas(v));
         } else {
             return v;
         }
     }
 }
+
+#ifdef PVIOMMU_RELACY
+namespace relacy {
+
+const std::vector<MutantInfo>& mutants() {
+    static const std::vector<MutantInfo> m = {
+        {Mutant::grace_period_short, "grace-period-short",
+         "EBR frees an object retired in epoch e at e+1 instead of e+2"},
+        {Mutant::rdcss_no_generation, "rdcss-no-generation",
+         "RDCSS installs carry no generation: a stale completer succeeds after an ABA", true},
+        {Mutant::phase2_no_cleanup, "phase2-no-cleanup",
+         "phase 2 leaves a helper's pending install of a decided MCAS in the word", true},
+        {Mutant::slot_bound_acquire, "slot-bound-acquire",
+         "the EBR slot bound is raised with release and read with acquire, not seq_cst"},
+        {Mutant::helper_skips_word, "helper-skips-word",
+         "a helper's phase 1 skips the last word of the descriptor"},
+    };
+    return m;
+}
+
+void plant(Mutant m) { g_planted = static_cast<int>(m); }
+
+CoreScope::CoreScope() {
+    g_core = new Core;
+    g_threads = new PerThread[kMaxThreads];
+}
+
+CoreScope::~CoreScope() {
+    for (int i = 0; i < kMaxThreads; ++i) {  // the limbo of every thread, then the pools
+        if (auto& c = g_threads[i].ctx) {
+            for (std::size_t j = c->first_live; j < c->limbo.size(); ++j)
+                c->limbo[j].deleter(c->limbo[j].p);
+            c->limbo.clear();
+            c->first_live = 0;
+        }
+    }
+    delete[] g_threads;  // ThreadCtx destructors release their slots; pools free descriptors
+    g_threads = nullptr;
+    while (Orphans* o = g_core->orphans.load(std::memory_order_relaxed)) {
+        g_core->orphans.store(o->next, std::memory_order_relaxed);
+        delete o;
+    }
+    delete g_core;
+    g_core = nullptr;
+}
+
+}  // namespace relacy
+#endif
 
 // =============================================================================================
 // Txn
@@ -356,12 +536,15 @@ bool Txn::commit() {
     if (entries_.size() == 1 && entries_[0].old == entries_[0].nw)
         return mcas_read(*entries_[0].w) == entries_[0].old;  // one read: still there?
     Mcas* d = new_mcas();
+#ifdef PVIOMMU_RELACY
+    d->creator = rl::thread_index();
+#endif
     d->entries.reserve(entries_.size());
     for (const Entry& e : entries_) d->entries.push_back({e.w, e.old, e.nw, d});
     std::sort(d->entries.begin(), d->entries.end(),
               [](const RdcssEntry& a, const RdcssEntry& b) { return a.addr < b.addr; });
     help(d);
-    const bool ok = d->status.load(std::memory_order_seq_cst) == kSucceeded;
+    const bool ok = status_of(d) == kSucceeded;
     retire(d, recycle_mcas);
     return ok;
 }
