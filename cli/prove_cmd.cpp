@@ -124,8 +124,13 @@ int run_conformance(const ProveArgs& args, std::ostream& out) {
     opt.timeout_ms = std::max(args.timeout_ms, 20000u);
     const proofs::ConformanceResult r = proofs::conformance(args.seed, args.conformance, opt);
     if (args.json) {
-        out << json{{"samples", r.samples}, {"divergences", r.divergences}, {"seed", r.seed},
-                    {"per_op", r.per_op},   {"per_status", r.per_status},   {"seconds", r.seconds},
+        out << json{{"samples", r.samples},
+                    {"divergences", r.divergences},
+                    {"seed", r.seed},
+                    {"per_op", r.per_op},
+                    {"per_status", r.per_status},
+                    {"orphans", r.orphans},
+                    {"seconds", r.seconds},
                     {"detail", r.detail}}
                    .dump(2)
             << "\n";
@@ -135,6 +140,7 @@ int run_conformance(const ProveArgs& args, std::ostream& out) {
         out << "  statuses (-errno: samples):";
         for (const auto& [st, n] : r.per_status) out << " " << st << ": " << n;
         out << "\n";
+        out << "  orphans left by destroy (R9 v2 step 2): " << r.orphans << "\n";
         out << "conformance " << r.samples << " samples (seed " << r.seed << "), " << r.divergences
             << " divergences in " << fixed(r.seconds, 1) << " s\n";
     }
@@ -215,7 +221,8 @@ CLI::App* add_prove_command(CLI::App& app, ProveArgs& args) {
     auto* p = app.add_subcommand(
         "prove",
         "Discharge the Z3 proof obligations (every transition x every invariant, "
-        "unbounded; INV-INVALIDATE; non-vacuity); exit 0 all proved, 1 otherwise");
+        "unbounded, INV-DEVICE-SAFE and INV-NO-FREE-WHILE-CACHED among them; INV-INVALIDATE; "
+        "non-vacuity); exit 0 all proved, 1 otherwise");
     p->add_flag("--json", args.json, "Print the results as JSON");
     p->add_option("--only", args.only, "Only obligations (or mutants) whose name contains NAME");
     p->add_flag("--mutants", args.mutants,
@@ -237,7 +244,7 @@ CLI::App* add_prove_command(CLI::App& app, ProveArgs& args) {
                   "prints a trace for pviommu run");
     p->add_option("--bmc-world", args.bmc_world, "Only this explicit BMC world");
     p->add_option("--bmc-z3-every", args.bmc_z3_every,
-                  "Z3 checks the encoded invariants on every N-th state reached (default 50; "
+                  "Z3 checks the encoded invariants on every N-th state reached (default 500; "
                   "0: none)");
     p->add_option("--bmc-step-every", args.bmc_step_every,
                   "One symbolic encoded step (any transition, any arguments) from every N-th "
@@ -263,7 +270,7 @@ bool prove_summary(std::string& line) {
     const auto& open = proofs::open_obligations();
     std::size_t proved = 0, total = 0;
     std::string failed;
-    // The same full-width run as `pviommu prove` (159 obligations, 34 s on 2 cores, 2026-12-01).
+    // The same full-width run as `pviommu prove` (v2: 291 obligations, 20-26 s on 2 cores).
     proofs::Options opt;
     opt.timeout_ms = 20000u;
     for (const proofs::Result& r :

@@ -19,15 +19,15 @@ Sorts::Sorts(z3::context& c, Widths w_)
       A(c.bv_sort(w_.addr)),
       D(c.bv_sort(w_.dom)),
       S(c.bv_sort(w_.sid)),
-      C(c.bv_sort(w_.cnt)),
+      C(c.int_sort()),
       K2(c.bv_sort(2)),
       B(c.bool_sort()),
       DA(c.bv_sort(w_.dom + w_.addr)),
       DD(c.bv_sort(2 * w_.dom)),
       DS(c.bv_sort(w_.dom + w_.sid)),
-      AC(c.bv_sort(w_.addr + w_.cnt)),
       BDS(c.bv_sort(w_.addr + w_.dom + w_.sid)),
-      T(c.bv_sort(2 * w_.addr + w_.dom + w_.sid)) {}
+      T(c.bv_sort(2 * w_.addr + w_.dom + w_.sid)),
+      HK(c.bv_sort(w_.dom + w_.addr + w_.dom + w_.sid)) {}
 
 namespace {
 
@@ -121,10 +121,6 @@ expr exists_p(const std::vector<expr>& vars, const std::vector<std::vector<expr>
     return !forall_p(vars, pats, !body);
 }
 
-expr zext_to(const expr& e, unsigned w) {
-    return e.get_sort().bv_size() == w ? e : z3::zext(e, w - e.get_sort().bv_size());
-}
-
 // Two-index arrays (the ghost slot arrays): indexed by (frame, slot) without concatenation,
 // so that E-matching instances collapse by congruence instead of building new index terms.
 expr sel2(const expr& a, const expr& f, const expr& i) {
@@ -167,6 +163,7 @@ St fresh_state(const Sorts& so, const std::string& p) {
         arr(so, p + "rmrr", so.DA, so.B),
         arr(so, p + "p2mv", so.DA, so.B),
         arr(so, p + "p2m", so.DA, so.A),
+        arr(so, p + "dying", so.D, so.B),
         arr(so, p + "srv", so.DS, so.B),
         arr(so, p + "emu", so.DS, so.D),
         arr(so, p + "ekind", so.DA, so.K2),
@@ -174,6 +171,8 @@ St fresh_state(const Sorts& so, const std::string& p) {
         arr(so, p + "removed", so.DA, so.B),
         arr(so, p + "m2b", so.T, so.B),
         arr(so, p + "swap", so.T, so.B),
+        arr(so, p + "temu", so.T, so.D),
+        arr(so, p + "torph", so.T, so.B),
         c.constant((p + "fault").c_str(), so.C),
         arr(so, p + "nT0", so.A, so.C),
         arr(so, p + "nT1", so.A, so.C),
@@ -185,6 +184,11 @@ St fresh_state(const Sorts& so, const std::string& p) {
         arr2(so, p + "slotL", so.A, so.C, so.DA),
         arr(so, p + "idxL", so.DA, so.C),
         arr(so, p + "p2mg", so.A, so.A),
+        arr(so, p + "pend", so.A, so.C),
+        arr2(so, p + "await", so.D, so.A, so.B),
+        arr2(so, p + "tlb", so.DA, so.A, so.B),
+        arr(so, p + "hk", so.HK, so.B),
+        arr(so, p + "hm", so.HK, so.A),
     };
 }
 
@@ -207,6 +211,7 @@ St zip_state(const St& a, const St& b, F f) {
               f(a.rmrr, b.rmrr),
               f(a.p2mv, b.p2mv),
               f(a.p2m, b.p2m),
+              f(a.dying, b.dying),
               f(a.srv, b.srv),
               f(a.emu, b.emu),
               f(a.ekind, b.ekind),
@@ -214,6 +219,8 @@ St zip_state(const St& a, const St& b, F f) {
               f(a.removed, b.removed),
               f(a.m2b, b.m2b),
               f(a.swap, b.swap),
+              f(a.temu, b.temu),
+              f(a.torph, b.torph),
               f(a.fault, b.fault),
               f(a.nT0, b.nT0),
               f(a.nT1, b.nT1),
@@ -224,7 +231,12 @@ St zip_state(const St& a, const St& b, F f) {
               f(a.nL, b.nL),
               f(a.slotL, b.slotL),
               f(a.idxL, b.idxL),
-              f(a.p2mg, b.p2mg)};
+              f(a.p2mg, b.p2mg),
+              f(a.pend, b.pend),
+              f(a.await, b.await),
+              f(a.tlb, b.tlb),
+              f(a.hk, b.hk),
+              f(a.hm, b.hm)};
 }
 }  // namespace
 
@@ -256,48 +268,63 @@ expr privileged(const Sorts&, const St& s, const expr& e, const expr& t) {
 
 namespace {
 
+// D18's conditions for C's identity entry at b, but for the absence of an explicit entry
+// (AUX-HELD: an explicit entry never shadows them).
+expr identity_cond(const Sorts& so, const St& s, const expr& c, const expr& b) {
+    return s.hw[c] && usable(so, s, c) && s.mode == 0 && z3::ult(b, s.nframes) &&
+           s.fstate[b] != bv(so, kXen, so.K2) && !s.removed[da(c, b)];
+}
 // D18: C's computed identity entry at b (no explicit entry there).
 expr identity_rule(const Sorts& so, const St& s, const expr& c, const expr& b) {
-    return s.ekind[da(c, b)] == bv(so, kNone, so.K2) && s.hw[c] && usable(so, s, c) &&
-           s.mode == 0 && z3::ult(b, s.nframes) && s.fstate[b] != bv(so, kXen, so.K2) &&
-           !s.removed[da(c, b)];
+    return s.ekind[da(c, b)] == bv(so, kNone, so.K2) && identity_cond(so, s, c, b);
 }
 
-// A tuple's class: 1 when a balloon's swap drops it (swap flag, usable holder), else 0. The
-// class of a tuple never changes while it exists (swap is fixed at creation; servers, domains
-// and the host are static here).
+// A tuple's class: 1 when a balloon's swap drops it (swap flag, usable emulator), else 0. The
+// class of a tuple never changes while it exists (swap and the emulator are fixed at creation,
+// D22; an emulator's usability is static while it lives, and its tuples go before it does).
 expr drop_class(const Sorts& so, const St& s, const expr& t) {
-    const TupleParts p = parts(so, t);
-    const expr key = ds(p.d, p.s);
-    return s.swap[t] && s.srv[key] && usable(so, s, s.emu[key]);
+    return s.swap[t] && usable(so, s, s.temu[t]);
 }
 
-// Does a tuple of emulator c use bfn b (for a frame other than `except`, if given)? (ref claimed)
+// Does a tuple of emulator c (orphans included, F12) use bfn b, for a frame other than
+// `except` if given? (spec State::claimed)
 expr claimed(const Sorts& so, const St& s, const expr& c, const expr& b,
              const std::optional<expr>& except, const std::string& tag) {
     // Quantified over whole tuple indices (the trigger is m2b[tt]), never over their parts.
     expr tt = so.ctx.constant(("cl_t_" + tag).c_str(), so.T);
     const TupleParts p = parts(so, tt);
-    expr body = s.m2b[tt] && p.b == b && s.srv[ds(p.d, p.s)] && s.emu[ds(p.d, p.s)] == c;
+    expr body = s.m2b[tt] && p.b == b && s.temu[tt] == c;
     if (except) body = body && p.m != *except;
     return exists_p({tt}, {{s.m2b[tt]}}, body);
+}
+
+// Parts of an H key k = (e, b, d, s); `bds` is the tuple index without its frame, so that the
+// key's own tuple is concat(frame, bds).
+struct KeyParts {
+    expr e, b, d, s, bds;
+};
+KeyParts key_parts(const Sorts& so, const expr& k) {
+    const unsigned a = so.w.addr, dw = so.w.dom, sw = so.w.sid;
+    const unsigned top = dw + a + dw + sw - 1;
+    return {k.extract(top, top - dw + 1), k.extract(a + dw + sw - 1, dw + sw),
+            k.extract(dw + sw - 1, sw), k.extract(sw - 1, 0), k.extract(a + dw + sw - 1, 0)};
+}
+expr hkey(const expr& e, const expr& b, const expr& d, const expr& i) {
+    return z3::concat(e, bds(b, d, i));
 }
 
 // Reference counting, with the ghost holders kept in step.
 expr one(const Sorts& so) { return bv(so, 1, so.C); }
 
-// R8: drop one reference of m; the frame is freed when its count reaches 0.
-St put_ref(const Sorts& so, St s, const expr& m) {
-    const expr n = s.count[m] - one(so);
-    const expr freed = n == bv(so, 0, so.C);
-    s.count = z3::store(s.count, m, n);
-    s.fstate = z3::store(s.fstate, m, z3::ite(freed, bv(so, kFree, so.K2), s.fstate[m]));
-    s.owner = z3::store(s.owner, m, z3::ite(freed, bv(so, 0, so.D), s.owner[m]));
-    s.alloc = z3::store(s.alloc, m, z3::ite(freed, so.ctx.bool_val(false), s.alloc[m]));
-    return s;
-}
 St get_ref(const Sorts& so, St s, const expr& m) {
     s.count = z3::store(s.count, m, s.count[m] + one(so));
+    return s;
+}
+// R11 (v2): a reference whose holder went (a tuple, a local entry) stays on the frame until
+// c's IOTLB is flushed: one more deferred reference of m, awaiting c's flush. `put` drops it.
+St defer_put(const Sorts& so, St s, const expr& m, const expr& c) {
+    s.pend = z3::store(s.pend, m, s.pend[m] + one(so));
+    s.await = st2(s.await, c, m, so.ctx.bool_val(true));
     return s;
 }
 
@@ -343,30 +370,61 @@ St ghost_remove_local(const Sorts& so, St s, const expr& m, const expr& cb) {
     return s;
 }
 
-// Adds tuple (m, x) of class `cls` with swap flag `sw` and its reference (ref: tuples[t] = ...;
-// get_ref). The caller's case guard says that the tuple's class is `cls` (class_of).
-St add_tuple(const Sorts& so, St s, const expr& m, const expr& x, const expr& sw, bool take_ref,
-             bool cls) {
+// Adds tuple (m, x) of emulator c, class `cls`, swap flag `sw`, and its reference (ref:
+// tuples[t] = TupleInfo{sw, c, false}; get_ref). The caller's case guard says that the tuple's
+// class is `cls` (class_of).
+St add_tuple(const Sorts& so, St s, const expr& m, const expr& x, const expr& sw, const expr& c,
+             bool take_ref, bool cls) {
     const expr t = z3::concat(m, x);
     s.m2b = z3::store(s.m2b, t, so.ctx.bool_val(true));
     s.swap = z3::store(s.swap, t, sw);
+    s.temu = z3::store(s.temu, t, c);
+    s.torph = z3::store(s.torph, t, so.ctx.bool_val(false));
     s.tcls = z3::store(s.tcls, t, so.ctx.bool_val(cls));
     s = ghost_add_tuple(so, s, m, t, cls);
     if (take_ref) s = get_ref(so, s, m);
     return s;
 }
-// Removes tuple (m, x) of class `cls` with its reference (ref drop_tuple).
-St drop_tuple(const Sorts& so, St s, const expr& m, const expr& x, bool cls) {
+// Removes tuple (m, x) of class `cls`; its reference is deferred until c's flush (R11).
+St unlink_tuple(const Sorts& so, St s, const expr& m, const expr& x, bool cls, const expr& c) {
     const expr t = z3::concat(m, x);
     s.m2b = z3::store(s.m2b, t, so.ctx.bool_val(false));
     s = ghost_remove_tuple(so, s, m, t, cls);
-    return put_ref(so, s, m);
+    return defer_put(so, s, m, c);
 }
-// The class a tuple (m, x) made with swap flag `sw` has in state s.
-expr class_of(const Sorts& so, const St& s, const expr& x, const expr& sw) {
-    const unsigned dw = so.w.dom, sw_ = so.w.sid;
-    const expr key = x.extract(dw + sw_ - 1, 0);
-    return sw && s.srv[key] && usable(so, s, s.emu[key]);
+// The class a tuple that emulator c makes with swap flag `sw` has in state s.
+expr class_of(const Sorts& so, const St& s, const expr& c, const expr& sw) {
+    return sw && usable(so, s, c);
+}
+
+// INV-DEVICE-SAFE's ghost set H (D23, spec/ghost.cpp).
+St hand(St s, const expr& key, const expr& m) {  // + key -> m
+    s.hk = z3::store(s.hk, key, s.hk.ctx().bool_val(true));
+    s.hm = z3::store(s.hm, key, m);
+    return s;
+}
+St release_key(St s, const expr& key) {  // - key
+    s.hk = z3::store(s.hk, key, s.hk.ctx().bool_val(false));
+    return s;
+}
+// A name for a lambda's bound constant that no other lambda of this thread uses: Z3 4.8.12
+// crashes deleting a context where two lambdas with different bodies share one.
+std::string lambda_name(const Sorts& so, const std::string& name) {
+    thread_local unsigned long n = 0;
+    return so.tag + name + "#" + std::to_string(++n);
+}
+// - every key of c at bfn b.
+St release_at(const Sorts& so, St s, const expr& c, const expr& b, const std::string& name) {
+    const expr k = so.ctx.constant(lambda_name(so, name).c_str(), so.HK);
+    const KeyParts kp = key_parts(so, k);
+    s.hk = z3::lambda(k, s.hk[k] && !(kp.e == c && kp.b == b));
+    return s;
+}
+// destroy: every key of e (forget_emulator).
+St forget_emulator(const Sorts& so, St s, const expr& e, const std::string& name) {
+    const expr k = so.ctx.constant(lambda_name(so, name).c_str(), so.HK);
+    s.hk = z3::lambda(k, s.hk[k] && key_parts(so, k).e != e);
+    return s;
 }
 
 // The Hana field list of an op drives its Z3 arguments: one constant per field, named after it.
@@ -417,6 +475,18 @@ St consume_fault(const Sorts& so, St s) {
     return s;
 }
 
+// A new transition with no checks yet.
+Transition blank(const Sorts& so, const St& s, const std::string& name) {
+    return Transition{name, {}, {}, so.ctx.bool_val(true),   so.ctx.bool_val(true),
+                      s,    {}, {}, z3::expr_vector(so.ctx), {}};
+}
+
+// Xen pauses a domain before it tears it down (the concurrency contract: destroy runs at a
+// quiescent point): a dying domain makes no call.
+Clause not_dying(const St& s, const expr& c) {
+    return {"scope: C not dying (Xen pauses a domain it destroys)", !s.dying[c]};
+}
+
 }  // namespace
 
 expr eff_kind(const Sorts& so, const St& s, const expr& c, const expr& b) {
@@ -425,21 +495,44 @@ expr eff_kind(const Sorts& so, const St& s, const expr& c, const expr& b) {
                    z3::zext(s.ekind[da(c, b)], 1));
 }
 
+View dma_view(const Sorts& so, const St& s, const expr& e, const expr& b) {
+    const z3::sort k3 = so.ctx.bv_sort(3);
+    const expr u = usable(so, s, e);
+    const expr k = eff_kind(so, s, e, b);
+    auto is = [&](unsigned kind) { return k == bv(so, kind, k3); };
+    // F13: usable E: its entry (scratch, a frame, the 1:1 rule) or a fault; else frame b itself.
+    return {u && is(kScratch),
+            (u && (is(kLocal) || is(kForeign) || is(kIdentity))) || (!u && z3::ult(b, s.nframes)),
+            z3::ite(u && !is(kIdentity), s.emfn[da(e, b)], b)};
+}
+
 // ---------------------------------------------------------------------------------------------
 // Transitions
 
 std::vector<std::string> transition_names() {
-    return {"map_foreign_page", "unmap_foreign_page", "lookup_foreign_page",
-            "map_page",         "unmap_page",         "balloon",
-            "populate",         "destroy_drop_tuple", "destroy_drop_local",
-            "destroy_finish",   "query_caps",         "drain"};
+    return {"map_foreign_page",
+            "unmap_foreign_page",
+            "lookup_foreign_page",
+            "map_page",
+            "unmap_page",
+            "balloon",
+            "populate",
+            "destroy_begin",
+            "destroy_drop_tuple",
+            "destroy_drop_local",
+            "destroy_finish",
+            "query_caps",
+            "drain",
+            "tlb_fill",
+            "flush",
+            "put"};
 }
 
 namespace {
 
 // D19: a call that adds a reference to m needs m's count below max_count (-EOVERFLOW). With
 // INV-MAX-COUNT this is also why no count wraps: count < max_count <= the sort's top.
-expr below_max(const St& s, const expr& m) { return z3::ult(s.count[m], s.maxc); }
+expr below_max(const St& s, const expr& m) { return s.count[m] < s.maxc; }
 
 Transition map_page(const Sorts& so, const St& s, Mutant mut) {
     auto a = op_args<spec::MapPage>(so, "map_page.");
@@ -447,11 +540,11 @@ Transition map_page(const Sorts& so, const St& s, Mutant mut) {
     const expr flags = arg(a, "flags"), b = arg(a, "bfn"), g = arg(a, "gfn");
     const expr m = s.p2m[da(c, g)];
     const expr k3z = bv(so, kNone, so.ctx.bv_sort(3));
-    Transition t{"map_page", {}, {}, so.ctx.bool_val(true),   so.ctx.bool_val(true),
-                 s,          {}, {}, z3::expr_vector(so.ctx), {}};
+    Transition t = blank(so, s, "map_page");
     t.args.push_back(c);
     for (auto& [n, e] : a) t.args.push_back(e);
     t.scope.push_back({"scope: order 0", order_zero(flags)});
+    t.scope.push_back(not_dying(s, c));
     t.checks.push_back({"R1: reserved flag bits", reserved_clear(flags), kEinval});
     t.checks.push_back({"F6: usable(C)", usable(so, s, c), kEperm});
     t.checks.push_back({"R6: gfn in C's P2M", s.p2mv[da(c, g)], kEnxio});
@@ -484,33 +577,28 @@ Transition unmap_page(const Sorts& so, const St& s, Mutant) {
     const expr cb = da(c, b);
     const expr k = eff_kind(so, s, c, b);
     const z3::sort k3 = so.ctx.bv_sort(3);
-    Transition t{"unmap_page",
-                 {},
-                 {},
-                 so.ctx.bool_val(true),
-                 so.ctx.bool_val(true),
-                 s,
-                 {},
-                 {},
-                 z3::expr_vector(so.ctx),
-                 {}};
+    Transition t = blank(so, s, "unmap_page");
     t.args.push_back(c);
     for (auto& [n, e] : a) t.args.push_back(e);
     t.scope.push_back({"scope: order 0", order_zero(flags)});
+    t.scope.push_back(not_dying(s, c));
     t.checks.push_back({"R1: reserved flag bits", reserved_clear(flags), kEinval});
     t.checks.push_back({"F6: usable(C)", usable(so, s, c), kEperm});
     t.checks.push_back({"F10: an entry at bfn", k != bv(so, kNone, k3), kEnoent});
     t.checks.push_back({"R6, F10: not foreign or scratch",
                         k != bv(so, kForeign, k3) && k != bv(so, kScratch, k3), kEperm});
+    t.checks.push_back(
+        {"R6 v2, F10: no tuple of C claims bfn", !claimed(so, s, c, b, {}, "unmap_page"), kEbusy});
     finish_checks(so, t);
-    // identity: removed, drops nothing; local: the entry goes with its reference.
+    // identity: removed, drops nothing; local: the entry goes, its reference deferred until
+    // C's flush (R11).
     St id = s;
     id.removed = z3::store(id.removed, cb, so.ctx.bool_val(true));
     St loc = s;
     const expr m = s.emfn[cb];
     loc.ekind = z3::store(loc.ekind, cb, bv(so, kNone, so.K2));
     loc = ghost_remove_local(so, loc, m, cb);
-    loc = put_ref(so, loc, m);
+    loc = defer_put(so, loc, m, c);
     const expr is_id = k == bv(so, kIdentity, k3);
     t.next = ite_state(t.ok, ite_state(is_id, id, loc), s);
     t.cases = {{t.ok && is_id, id}, {t.ok && !is_id, loc}, {!t.ok, s}};
@@ -528,16 +616,17 @@ Transition map_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     const expr tn = z3::concat(m, x);
     const z3::sort k3 = so.ctx.bv_sort(3);
     const expr k = eff_kind(so, s, c, b);
-    Transition t{"map_foreign_page",      {}, {}, so.ctx.bool_val(true),
-                 so.ctx.bool_val(true),   s,  {}, {},
-                 z3::expr_vector(so.ctx), {}};
+    Transition t = blank(so, s, "map_foreign_page");
     t.args.push_back(c);
     for (auto& [n, e] : a) t.args.push_back(e);
     t.scope.push_back({"scope: order 0", order_zero(flags)});
+    t.scope.push_back(not_dying(s, c));
     t.checks.push_back({"R1: reserved flag bits", reserved_clear(flags), kEinval});
     t.checks.push_back({"R3: usable(C)", usable(so, s, c), kEperm});
     t.checks.push_back({"R3: domid foreign", d != ones(so.D) && d != c, kEperm});
-    t.checks.push_back({"R3: domid live", s.live[d], kEnxio});
+    // A dying domain is no live domain (Xen: its domain lookups fail once it is dying); ref's
+    // destroy is atomic, so ref never shows one.
+    t.checks.push_back({"R3: domid live (and not dying)", s.live[d] && !s.dying[d], kEnxio});
     t.checks.push_back({"R3: privilege over domid", privileged(so, s, c, d), kEperm});
     t.checks.push_back(
         {"R3: ioserver of domid served by C", s.srv[ds(d, i)] && s.emu[ds(d, i)] == c, kEnodev});
@@ -557,10 +646,11 @@ Transition map_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     St n = s;
     n.ekind = z3::store(n.ekind, da(c, b), bv(so, kForeign, so.K2));  // R3: foreign entry
     n.emfn = z3::store(n.emfn, da(c, b), m);
+    n = hand(n, hkey(c, b, d, i), m);  // D23: C was handed bfn for the frame
     // R3: a new tuple holds one reference (one case per ghost class of the new tuple).
-    const expr cls = class_of(so, s, x, sw);
-    const St fresh1 = add_tuple(so, n, m, x, sw, true, true);
-    const St fresh0 = add_tuple(so, n, m, x, sw, true, false);
+    const expr cls = class_of(so, s, c, sw);
+    const St fresh1 = add_tuple(so, n, m, x, sw, c, true, true);
+    const St fresh0 = add_tuple(so, n, m, x, sw, c, true, false);
     const St again = n;  // R3: same tuple again: nothing new
     n = ite_state(s.m2b[tn], again, ite_state(cls, fresh1, fresh0));
     const expr eio = t.status == static_cast<int>(kEio);
@@ -580,28 +670,38 @@ Transition lookup_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     // The input bfn is only compared with BFN_INVALID (R4): a Bool stands for it.
     const expr bfn_invalid =
         so.ctx.bool_const((so.tag + "lookup_foreign_page.bfn_is_invalid").c_str());
+    // The out bfn when a tuple exists: the lowest bfn of the frame's tuples of (domid,
+    // ioserver) (R4), pinned down by scope.
+    const expr out = so.ctx.constant((so.tag + "lookup_foreign_page.out").c_str(), so.A);
     const expr flags = arg(a, "flags"), g = arg(a, "gfn"), d = arg(a, "domid"),
                i = arg(a, "ioserver");
     const expr m = s.p2m[da(d, g)];
     const expr x = bds(m, d, i);  // the tuple lookup registers: bfn = mfn
     const z3::sort k3 = so.ctx.bv_sort(3);
-    Transition t{"lookup_foreign_page",   {}, {}, so.ctx.bool_val(true),
-                 so.ctx.bool_val(true),   s,  {}, {},
-                 z3::expr_vector(so.ctx), {}};
+    Transition t = blank(so, s, "lookup_foreign_page");
     t.args.push_back(c);
     t.args.push_back(bfn_invalid);
+    t.args.push_back(out);
     for (auto& [n, e] : a)
         if (n != "bfn") t.args.push_back(e);
     t.scope.push_back({"scope: order 0", order_zero(flags)});
+    t.scope.push_back(not_dying(s, c));
     const expr u = usable(so, s, c);
     expr tt = so.ctx.constant((so.tag + "lookup_foreign_page.t").c_str(), so.T);
     const TupleParts tp = parts(so, tt);
     const expr has_tuple =
         exists_p({tt}, {{s.m2b[tt]}}, s.m2b[tt] && tp.m == m && tp.d == d && tp.s == i);
+    const expr to = z3::concat(m, bds(out, d, i));
+    t.scope.push_back(
+        {"scope: out is the lowest bfn of the frame's tuples of (domid, ioserver)",
+         z3::implies(has_tuple, s.m2b[to] && forall_p({tt}, {{s.m2b[tt]}},
+                                                      z3::implies(s.m2b[tt] && tp.m == m &&
+                                                                      tp.d == d && tp.s == i,
+                                                                  !z3::ult(tp.b, out))))});
     const expr ident = eff_kind(so, s, c, m) == bv(so, kIdentity, k3);
     t.checks.push_back({"R1: reserved flag bits", reserved_clear(flags), kEinval});
     t.checks.push_back({"R4(R3): domid foreign", d != ones(so.D) && d != c, kEperm});
-    t.checks.push_back({"R4(R3): domid live", s.live[d], kEnxio});
+    t.checks.push_back({"R4(R3): domid live (and not dying)", s.live[d] && !s.dying[d], kEnxio});
     t.checks.push_back({"R4(R3): privilege over domid", privileged(so, s, c, d), kEperm});
     t.checks.push_back({"R4(R3): ioserver of domid served by C",
                         s.srv[ds(d, i)] && s.emu[ds(d, i)] == c, kEnodev});
@@ -614,34 +714,45 @@ Transition lookup_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     t.checks.push_back({"D19: a new tuple needs count below max_count",
                         z3::ite(u, has_tuple, s.m2b[tn]) || below_max(s, m), kEoverflow});
     finish_checks(so, t);
+    // D23: C is handed the out bfn for the frame.
+    const St handed_m = hand(s, hkey(c, m, d, i), m);
+    const St handed_out = hand(s, hkey(c, out, d, i), m);
     // Not usable: the tuple (mfn, domid, ioserver) at bfn = mfn, if new (+1 ref).
     // (F4: never swap, so the new tuple is of class 0.)
-    const St nu_new = add_tuple(so, s, m, x, so.ctx.bool_val(false), true, false);
-    St nu = ite_state(s.m2b[tn], s, nu_new);
+    const St nu_new = add_tuple(so, handed_m, m, x, so.ctx.bool_val(false), c, true, false);
+    const St nu = ite_state(s.m2b[tn], handed_m, nu_new);
     // Usable, no tuple, identity entry: the tuple is added (+1 ref: registered interest).
-    St id = add_tuple(so, s, m, x, so.ctx.bool_val(false), mut != Mutant::lookup_identity_no_ref,
-                      false);
-    St n = ite_state(!u, nu, ite_state(has_tuple, s, id));  // a tuple: its bfn, nothing new
+    const St id = add_tuple(so, handed_m, m, x, so.ctx.bool_val(false), c,
+                            mut != Mutant::lookup_identity_no_ref, false);
+    // A tuple: its bfn, nothing new.
+    const St n = ite_state(!u, nu, ite_state(has_tuple, handed_out, id));
     t.next = ite_state(t.ok, n, s);
-    t.cases = {{t.ok && !u && s.m2b[tn], s},
+    t.cases = {{t.ok && !u && s.m2b[tn], handed_m},
                {t.ok && !u && !s.m2b[tn], nu_new},
-               {t.ok && u && has_tuple, s},
+               {t.ok && u && has_tuple, handed_out},
                {t.ok && u && !has_tuple, id},
                {!t.ok, s}};
     return t;
 }
 
-// Drops tuple (m, x) of emulator e, which uses bfn b, with its reference (R5; R9's teardown);
-// e's foreign entry at b becomes `after` (none for unmap_foreign_page, scratch for destroy, D7)
-// when no other tuple of e uses b (ref claimed(), after the removal), unless `keep_entry` (a
-// planted bug). Returns the successor and its cases, one per ghost class of the tuple and per
-// whether the entry goes: for the proofs, "another tuple of e still claims b" names its
-// witness, a free constant w (a case for an arbitrary w covers the existential), and the case
-// mentions w's read in the successor so that E-matching has it. `name` prefixes the bound and
-// free constants.
+// Removes tuple (m, x) of emulator e, which uses bfn b (R5; R9's teardown); its reference is
+// deferred until e's flush (R11); e's foreign entry at b becomes `after` (none for
+// unmap_foreign_page, scratch for destroy, D7) when no other tuple of e uses b (ref claimed(),
+// after the removal), unless `keep_entry` (a planted bug). Returns the successor and its cases,
+// one per ghost class of the tuple and per whether another tuple of e still uses b (`still`):
+// for the proofs, "another tuple of e still claims b" names its witness, a free constant w (a
+// case for an arbitrary w covers the existential), and the case mentions w's read in the
+// successor so that E-matching has it. A case's `unclaimed`: no tuple of e uses b afterwards
+// (D23: unmap_foreign_page then releases every key of e at b). `name` prefixes the constants.
+struct DropCase {
+    expr guard;
+    St st;
+    bool unclaimed;
+};
 struct Drop {
     St next;
-    std::vector<std::pair<expr, St>> cases;
+    expr still;
+    std::vector<DropCase> cases;
 };
 Drop drop_emulated_tuple(const Sorts& so, const St& s, const expr& m, const expr& x, const expr& b,
                          const expr& e, unsigned after, bool keep_entry, const std::string& name) {
@@ -651,24 +762,22 @@ Drop drop_emulated_tuple(const Sorts& so, const St& s, const expr& m, const expr
     expr tt2 = so.ctx.constant((so.tag + name + ".t2").c_str(), so.T);
     const TupleParts q = parts(so, tt2);
     // claimed(e, b) after the removal, stated on the pre-state (a plain trigger m2b[t2]).
-    const expr still = exists_p(
-        {tt2}, {{s.m2b[tt2]}},
-        s.m2b[tt2] && tt2 != tum && q.b == b && s.srv[ds(q.d, q.s)] && s.emu[ds(q.d, q.s)] == e);
+    const expr still =
+        exists_p({tt2}, {{s.m2b[tt2]}}, s.m2b[tt2] && tt2 != tum && q.b == b && s.temu[tt2] == e);
     const expr foreign = s.ekind[cb] == bv(so, kForeign, so.K2);
     const expr last = foreign && !still;
     const expr w = so.ctx.constant((so.tag + name + ".other").c_str(), so.T);
     const TupleParts wp = parts(so, w);
-    const expr claims_w =
-        s.m2b[w] && w != tum && wp.b == b && s.srv[ds(wp.d, wp.s)] && s.emu[ds(wp.d, wp.s)] == e;
-    Drop out{s, {}};
+    const expr claims_w = s.m2b[w] && w != tum && wp.b == b && s.temu[w] == e;
+    Drop out{s, still, {}};
     for (bool k : {true, false}) {
-        const St dropped = drop_tuple(so, s, m, x, k);
+        const St dropped = unlink_tuple(so, s, m, x, k, e);
         St gone = dropped;
         if (!keep_entry) gone.ekind = z3::store(gone.ekind, cb, bv(so, after, so.K2));
         const expr kc = k ? cls : !cls;
-        out.cases.push_back({kc && last, gone});
-        out.cases.push_back({kc && !foreign, dropped});
-        out.cases.push_back({kc && foreign && claims_w && dropped.m2b[w], dropped});
+        out.cases.push_back({kc && last, gone, true});
+        out.cases.push_back({kc && !foreign && !still, dropped, true});
+        out.cases.push_back({kc && claims_w && dropped.m2b[w], dropped, false});
         const St nk = ite_state(last, gone, dropped);
         out.next = k ? nk : ite_state(cls, out.next, nk);
     }
@@ -680,42 +789,54 @@ Transition unmap_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     const expr c = so.ctx.constant((so.tag + "unmap_foreign_page.C").c_str(), so.D);
     const expr flags = arg(a, "flags"), b = arg(a, "bfn"), d = arg(a, "domid"),
                i = arg(a, "ioserver");
-    // ref takes the first frame (lowest mfn) with this tuple: `um`, pinned down by scope.
+    // ref takes the first frame (lowest mfn) with this tuple of C: `um`, pinned down by scope.
     const expr um = so.ctx.constant((so.tag + "unmap_foreign_page.mfn").c_str(), so.A);
     const expr x = bds(b, d, i);
     const expr cb = da(c, b);
-    Transition t{"unmap_foreign_page",    {}, {}, so.ctx.bool_val(true),
-                 so.ctx.bool_val(true),   s,  {}, {},
-                 z3::expr_vector(so.ctx), {}};
+    const expr key = hkey(c, b, d, i);
+    Transition t = blank(so, s, "unmap_foreign_page");
     t.args.push_back(c);
     for (auto& [n, e] : a) t.args.push_back(e);
     t.scope.push_back({"scope: order 0", order_zero(flags)});
     t.scope.push_back({"scope: C live (ref's precondition)", s.live[c]});
+    t.scope.push_back(not_dying(s, c));
     expr tt = so.ctx.constant((so.tag + "unmap_foreign_page.t").c_str(), so.T);
     const TupleParts tp = parts(so, tt);
-    const expr any = exists_p({tt}, {{s.m2b[tt]}}, s.m2b[tt] && tp.bds == x);
+    // F5, F12: C's own tuple is the one whose recorded emulator is C (orphans included).
+    const expr own = exists_p({tt}, {{s.m2b[tt]}}, s.m2b[tt] && tp.bds == x && s.temu[tt] == c);
+    const expr tu = z3::concat(um, x);
     t.scope.push_back(
-        {"scope: mfn is the lowest frame with the tuple",
-         z3::implies(any, s.m2b[z3::concat(um, x)] && forall_p({tt}, {{s.m2b[tt]}},
-                                                               z3::implies(s.m2b[tt] && tp.bds == x,
-                                                                           !z3::ult(tp.m, um))))});
-    const expr own = s.srv[ds(d, i)] && s.emu[ds(d, i)] == c && any;
+        {"scope: mfn is the lowest frame with C's tuple",
+         z3::implies(own, s.m2b[tu] && s.temu[tu] == c &&
+                              forall_p({tt}, {{s.m2b[tt]}},
+                                       z3::implies(s.m2b[tt] && tp.bds == x && s.temu[tt] == c,
+                                                   !z3::ult(tp.m, um))))});
     const expr scratch = s.ekind[cb] == bv(so, kScratch, so.K2);
     t.checks.push_back({"R1: reserved flag bits", reserved_clear(flags), kEinval});
     t.checks.push_back({"F5: C's own tuple, or a scratch entry at bfn", own || scratch, kEnoent});
     finish_checks(so, t);
-    // R5: the tuple and its reference; the foreign entry goes when no tuple of C uses bfn.
-    const Drop own_drop = drop_emulated_tuple(
+    // R5: the tuple, its reference deferred (R11); the foreign entry goes when no tuple of C
+    // uses bfn. D23: C's key goes, and every key of C at bfn when no tuple of C uses it.
+    const Drop dr = drop_emulated_tuple(
         so, s, um, x, b, c, kNone, mut == Mutant::unmap_foreign_keeps_entry, "unmap_foreign_page");
-    const St& n = own_drop.next;
-    const auto& own_cases = own_drop.cases;
-    // R5, F5: a scratch entry at bfn goes, whatever domid/ioserver say.
+    const St n = ite_state(dr.still, release_key(dr.next, key),
+                           release_at(so, dr.next, c, b, "unmap_foreign_page.k1"));
+    // R5, F5: a scratch entry at bfn goes, whatever domid/ioserver say; D23 as above.
     St sc = s;
     sc.ekind = z3::store(sc.ekind, cb, bv(so, kNone, so.K2));
-    t.next = ite_state(t.ok, ite_state(own, n, sc), s);
-    t.cases.clear();
-    for (const auto& [g, st] : own_cases) t.cases.push_back({t.ok && own && g, st});
-    t.cases.push_back({t.ok && !own, sc});
+    const expr cl = claimed(so, s, c, b, {}, "unmap_foreign_page");
+    const St sc_key = release_key(sc, key);
+    const St sc_all = release_at(so, sc, c, b, "unmap_foreign_page.k2");
+    t.next = ite_state(t.ok, ite_state(own, n, ite_state(cl, sc_key, sc_all)), s);
+    for (const DropCase& dc : dr.cases)
+        t.cases.push_back({t.ok && own && dc.guard,
+                           dc.unclaimed ? release_at(so, dc.st, c, b, "unmap_foreign_page.k1")
+                                        : release_key(dc.st, key)});
+    const expr w = so.ctx.constant((so.tag + "unmap_foreign_page.w").c_str(), so.T);
+    const TupleParts wp = parts(so, w);
+    t.cases.push_back({t.ok && !own && !cl, sc_all});
+    t.cases.push_back(
+        {t.ok && !own && s.m2b[w] && wp.b == b && s.temu[w] == c && sc.m2b[w], sc_key});
     t.cases.push_back({!t.ok, s});
     return t;
 }
@@ -724,8 +845,8 @@ Transition balloon(const Sorts& so, const St& s, Mutant mut) {
     const expr d = so.ctx.constant((so.tag + "balloon.D").c_str(), so.D);
     const expr g = so.ctx.constant((so.tag + "balloon.gfn").c_str(), so.A);
     const expr m = s.p2m[da(d, g)];
-    Transition t{"balloon", {}, {}, so.ctx.bool_val(true),   so.ctx.bool_val(true),
-                 s,         {}, m,  z3::expr_vector(so.ctx), {}};
+    Transition t = blank(so, s, "balloon");
+    t.frame = m;
     t.args.push_back(d);
     t.args.push_back(g);
     t.scope.push_back({"scope: D live (ref's precondition)", s.live[d]});
@@ -735,18 +856,31 @@ Transition balloon(const Sorts& so, const St& s, Mutant mut) {
     finish_checks(so, t);
     St n = s;
     n.p2mv = z3::store(n.p2mv, da(d, g), so.ctx.bool_val(false));  // R7: the P2M entry goes
-    // R7, F8: one invalidation per tuple of the frame, to the tuple's server, with its bfn.
+    // R7, F8: one invalidation per tuple of the frame, to the tuple's server, with its bfn;
+    // R9 v2: none for an orphan (it has no server any more).
     expr x = so.ctx.constant((so.tag + "balloon.x").c_str(), so.BDS);
-    t.sent = z3::lambda(x, t.ok && s.m2b[z3::concat(m, x)]);
-    // R7, D13: swap-flagged tuples of usable holders whose entry is foreign go at once.
+    t.sent = z3::lambda(x, t.ok && s.m2b[z3::concat(m, x)] && !s.torph[z3::concat(m, x)]);
+    // R7, D13: swap-flagged tuples of usable emulators whose entry is foreign go at once.
     expr tt = so.ctx.constant((so.tag + "balloon.t").c_str(), so.T);
     const TupleParts p = parts(so, tt);
-    const expr e = s.emu[ds(p.d, p.s)];
-    const expr dropped = p.m == m && s.m2b[tt] && s.swap[tt] && s.srv[ds(p.d, p.s)] &&
-                         usable(so, s, e) && s.ekind[da(e, p.b)] == bv(so, kForeign, so.K2);
+    const expr e = s.temu[tt];
+    const expr dropped = p.m == m && s.m2b[tt] && s.swap[tt] && usable(so, s, e) &&
+                         s.ekind[da(e, p.b)] == bv(so, kForeign, so.K2);
     if (mut != Mutant::swap_keeps_tuple_drops_ref) n.m2b = z3::lambda(tt, s.m2b[tt] && !dropped);
-    // Their references: the ghost count nT1[m] is the number of them (INV-COUNT, AUX-SWAP).
+    // Their references: the ghost count nT1[m] is the number of them (INV-COUNT, AUX-SWAP); they
+    // are deferred (R11) until the flush of every usable context (the emulators of the dropped
+    // tuples are among them: AUX-SWAP), which is where their stale translations may be cached.
     n.nT1 = z3::store(n.nT1, m, bv(so, 0, so.C));
+    n.pend = z3::store(n.pend, m, s.pend[m] + s.nT1[m]);
+    {
+        const expr ac = so.ctx.constant((so.tag + "balloon.ac").c_str(), so.D);
+        const expr af = so.ctx.constant((so.tag + "balloon.af").c_str(), so.A);
+        z3::expr_vector vs(so.ctx);
+        vs.push_back(ac);
+        vs.push_back(af);
+        n.await = z3::lambda(
+            vs, sel2(s.await, ac, af) || (af == m && s.nT1[m] != 0 && usable(so, s, ac)));
+    }
     // R7, D13: a foreign entry of the frame that no tuple of its emulator uses any more ->
     // scratch. (ref re-points only bfns of dropped tuples; under AUX-FOREIGN every foreign
     // entry is claimed before, so an unclaimed one after lost a dropped tuple; under
@@ -755,14 +889,13 @@ Transition balloon(const Sorts& so, const St& s, Mutant mut) {
     const auto [ec, eb] = parts_da(so, cb);
     expr qt = so.ctx.constant((so.tag + "balloon.qt").c_str(), so.T);
     const TupleParts q = parts(so, qt);
-    const expr still = exists_p(
-        {qt}, {{n.m2b[qt]}},
-        n.m2b[qt] && q.m == m && q.b == eb && s.srv[ds(q.d, q.s)] && s.emu[ds(q.d, q.s)] == ec);
+    const expr still =
+        exists_p({qt}, {{n.m2b[qt]}}, n.m2b[qt] && q.m == m && q.b == eb && s.temu[qt] == ec);
     n.ekind =
         z3::lambda(cb, z3::ite(s.ekind[cb] == bv(so, kForeign, so.K2) && s.emfn[cb] == m && !still,
                                bv(so, kScratch, so.K2), s.ekind[cb]));
-    // R7: the allocation reference is dropped; R8: freed at 0.
-    const expr left = s.count[m] - one(so) - s.nT1[m];
+    // R7: the allocation reference is dropped at once (no IOTLB holds it); R8: freed at 0.
+    const expr left = s.count[m] - one(so);
     const expr freed = mut == Mutant::balloon_frees_with_tuples ? so.ctx.bool_val(true) : left == 0;
     n.count = z3::store(n.count, m, z3::ite(freed, bv(so, 0, so.C), left));
     n.alloc = z3::store(n.alloc, m, so.ctx.bool_val(false));
@@ -778,8 +911,8 @@ Transition populate(const Sorts& so, const St& s, Mutant) {
     const expr g = so.ctx.constant((so.tag + "populate.gfn").c_str(), so.A);
     // R8: the lowest-numbered free frame, `pick`, pinned down by scope.
     const expr pick = so.ctx.constant((so.tag + "populate.mfn").c_str(), so.A);
-    Transition t{"populate", {}, {},   so.ctx.bool_val(true),   so.ctx.bool_val(true),
-                 s,          {}, pick, z3::expr_vector(so.ctx), {}};
+    Transition t = blank(so, s, "populate");
+    t.frame = pick;
     t.args.push_back(d);
     t.args.push_back(g);
     t.scope.push_back({"scope: D live (ref's precondition)", s.live[d]});
@@ -817,16 +950,7 @@ Transition populate(const Sorts& so, const St& s, Mutant) {
 // conformance samples and BMC cover every subop and event by name.
 Transition query_caps(const Sorts& so, const St& s, Mutant) {
     const expr c = so.ctx.constant((so.tag + "query_caps.C").c_str(), so.D);
-    Transition t{"query_caps",
-                 {},
-                 {},
-                 so.ctx.bool_val(true),
-                 so.ctx.bool_val(true),
-                 s,
-                 {},
-                 {},
-                 z3::expr_vector(so.ctx),
-                 {}};
+    Transition t = blank(so, s, "query_caps");
     t.args.push_back(c);
     t.scope.push_back({"scope: C live (ref's precondition)", s.live[c]});
     finish_checks(so, t);  // no check: query_caps always succeeds (R1: flags are output only)
@@ -838,8 +962,7 @@ Transition query_caps(const Sorts& so, const St& s, Mutant) {
 Transition drain(const Sorts& so, const St& s, Mutant) {
     const expr d = so.ctx.constant((so.tag + "drain.D").c_str(), so.D);
     const expr i = so.ctx.constant((so.tag + "drain.ioserver").c_str(), so.S);
-    Transition t{"drain", {}, {}, so.ctx.bool_val(true),   so.ctx.bool_val(true),
-                 s,       {}, {}, z3::expr_vector(so.ctx), {}};
+    Transition t = blank(so, s, "drain");
     t.args.push_back(d);
     t.args.push_back(i);
     t.scope.push_back({"scope: the server exists (ref's precondition)", s.srv[ds(d, i)]});
@@ -848,19 +971,112 @@ Transition drain(const Sorts& so, const St& s, Mutant) {
     return t;
 }
 
-// R9, destroy(D), as the preemptible teardown Xen runs (domain_relinquish_resources: one
+// R11 (v2): the IOTLBs. A device of usable context C may cache the translation of any local or
+// foreign entry of C at any time (tlb_fill); flush(C) empties C's IOTLB, and every deferred
+// reference awaiting C's flush stops awaiting it; put(M) drops the deferred references of M
+// once no flush is awaited for them (R8: freed at 0). An op that removes or re-points an entry
+// is its removal step (above: unmap_foreign_page, unmap_page, balloon, destroy's steps); its
+// flush and put are these steps, which any other step may interleave with. Identity entries
+// are not cached here: they hold no reference (the 1:1 map covers free frames by design, D18),
+// and INV-DEVICE-SAFE is what keeps a lookup's 1:1 address safe.
+Transition tlb_fill(const Sorts& so, const St& s, Mutant) {
+    const expr c = so.ctx.constant((so.tag + "tlb_fill.C").c_str(), so.D);
+    const expr b = so.ctx.constant((so.tag + "tlb_fill.bfn").c_str(), so.A);
+    const expr cb = da(c, b);
+    Transition t = blank(so, s, "tlb_fill");
+    t.args.push_back(c);
+    t.args.push_back(b);
+    t.checks.push_back({"R11: a local or foreign entry of a usable context",
+                        usable(so, s, c) && (s.ekind[cb] == bv(so, kLocal, so.K2) ||
+                                             s.ekind[cb] == bv(so, kForeign, so.K2)),
+                        kOk});
+    finish_checks(so, t);
+    St n = s;
+    n.tlb = st2(n.tlb, cb, s.emfn[cb], so.ctx.bool_val(true));
+    t.next = ite_state(t.ok, n, s);
+    t.cases = {{t.ok, n}, {!t.ok, s}};
+    return t;
+}
+
+Transition flush(const Sorts& so, const St& s, Mutant) {
+    const expr c = so.ctx.constant((so.tag + "flush.C").c_str(), so.D);
+    Transition t = blank(so, s, "flush");
+    t.args.push_back(c);
+    finish_checks(so, t);  // a flush is always possible
+    St n = s;
+    {
+        const expr x = so.ctx.constant((so.tag + "flush.x").c_str(), so.DA);
+        const expr f = so.ctx.constant((so.tag + "flush.f").c_str(), so.A);
+        z3::expr_vector vs(so.ctx);
+        vs.push_back(x);
+        vs.push_back(f);
+        n.tlb = z3::lambda(vs, sel2(s.tlb, x, f) && parts_da(so, x).first != c);
+    }
+    {
+        const expr ac = so.ctx.constant((so.tag + "flush.ac").c_str(), so.D);
+        const expr af = so.ctx.constant((so.tag + "flush.af").c_str(), so.A);
+        z3::expr_vector vs(so.ctx);
+        vs.push_back(ac);
+        vs.push_back(af);
+        n.await = z3::lambda(vs, sel2(s.await, ac, af) && ac != c);
+    }
+    t.next = n;
+    t.cases = {{t.ok, n}};
+    return t;
+}
+
+Transition put(const Sorts& so, const St& s, Mutant mut) {
+    const expr m = so.ctx.constant((so.tag + "put.mfn").c_str(), so.A);
+    Transition t = blank(so, s, "put");
+    t.frame = m;
+    t.args.push_back(m);
+    t.checks.push_back({"R11: deferred references on the frame", s.pend[m] != 0, kOk});
+    if (mut != Mutant::put_before_flush) {
+        const expr c = so.ctx.constant((so.tag + "put.c").c_str(), so.D);
+        t.checks.push_back({"R11: no flush awaited for them (the put comes after the flush)",
+                            forall_p({c}, {{sel2(s.await, c, m)}}, !sel2(s.await, c, m)), kOk});
+    }
+    finish_checks(so, t);
+    // R8: freed when the count reaches 0.
+    const expr left = s.count[m] - s.pend[m];
+    St kept = s;
+    kept.count = z3::store(kept.count, m, left);
+    kept.pend = z3::store(kept.pend, m, bv(so, 0, so.C));
+    St freed = kept;
+    freed.count = z3::store(s.count, m, bv(so, 0, so.C));
+    freed.fstate = z3::store(freed.fstate, m, bv(so, kFree, so.K2));
+    freed.owner = z3::store(freed.owner, m, bv(so, 0, so.D));
+    freed.alloc = z3::store(freed.alloc, m, so.ctx.bool_val(false));
+    const expr zero = left == 0;
+    t.next = ite_state(t.ok, ite_state(zero, freed, kept), s);
+    t.cases = {{t.ok && zero, freed}, {t.ok && !zero, kept}, {!t.ok, s}};
+    return t;
+}
+
+// R9 v2, destroy(D), as the preemptible teardown Xen runs (domain_relinquish_resources: one
 // holder at a time, restarted until none is left), then the domain goes. ref's atomic destroy
-// is these steps run to completion: destroy_drop_tuple for each tuple of a server D serves or
-// that serves D (step 1), balloon for each RAM gfn of D (step 2: the encoded balloon itself,
-// which finds no tuples once step 1 is done), destroy_drop_local for each local entry of D's
-// context (step 3), then destroy_finish. The conformance test runs the chain on ref's
-// pre-state and compares its end with ref's destroy. D stays live until destroy_finish, so the
-// intermediate states are states of this encoding, and every subop may interleave with them
-// (a stronger claim than ref's atomic destroy needs).
-//
-// A server (dom, i) that D serves or that serves D.
-expr dying_server(const St& s, const expr& d, const expr& dom, const expr& i) {
-    return s.srv[ds(dom, i)] && (dom == d || s.emu[ds(dom, i)] == d);
+// is these steps run to completion: destroy_begin (D's device is gone: H forgets D's keys; D
+// makes no call any more); destroy_drop_tuple for every tuple D holds (step 1) and every tuple
+// of a server whose target is D (step 2: dropped, or left as an orphan); balloon for each RAM
+// gfn of D (step 3: the encoded balloon itself); destroy_drop_local for each local entry of D's
+// context (step 4); then destroy_finish (D, its servers and those serving it, its context and
+// IOTLB). Each removal defers its reference, and a flush and a put follow each step (R11: a
+// flush after each step of a destroy). The conformance test runs the chain on ref's pre-state
+// and compares its end with ref's destroy. D stays live until destroy_finish, so the
+// intermediate states are states of this encoding, and every subop of another domain may
+// interleave with them (a stronger claim than ref's atomic destroy needs).
+Transition destroy_begin(const Sorts& so, const St& s, Mutant) {
+    const expr d = so.ctx.constant((so.tag + "destroy_begin.D").c_str(), so.D);
+    Transition t = blank(so, s, "destroy_begin");
+    t.args.push_back(d);
+    t.scope.push_back({"scope: D live (ref's precondition)", s.live[d]});
+    t.checks.push_back({"R9 v2: not being destroyed already", !s.dying[d], kOk});
+    finish_checks(so, t);
+    St n = forget_emulator(so, s, d, "destroy_begin.k");  // D23: destroy E removes E's keys
+    n.dying = z3::store(n.dying, d, so.ctx.bool_val(true));
+    t.next = ite_state(t.ok, n, s);
+    t.cases = {{t.ok, n}, {!t.ok, s}};
+    return t;
 }
 
 Transition destroy_drop_tuple(const Sorts& so, const St& s, Mutant mut) {
@@ -871,27 +1087,36 @@ Transition destroy_drop_tuple(const Sorts& so, const St& s, Mutant mut) {
     const expr i = so.ctx.constant((so.tag + "destroy_drop_tuple.ioserver").c_str(), so.S);
     const expr x = bds(b, dom, i);
     const expr tum = z3::concat(m, x);
-    const expr e = s.emu[ds(dom, i)];
-    Transition t{"destroy_drop_tuple",    {}, {}, so.ctx.bool_val(true),
-                 so.ctx.bool_val(true),   s,  {}, {},
-                 z3::expr_vector(so.ctx), {}};
+    const expr e = s.temu[tum];
+    Transition t = blank(so, s, "destroy_drop_tuple");
     for (const expr& a : {d, m, b, dom, i}) t.args.push_back(a);
     t.scope.push_back({"scope: D live (ref's precondition)", s.live[d]});
-    t.checks.push_back({"R9 step 1: a tuple of a server D serves or that serves D",
-                        s.m2b[tum] && dying_server(s, d, dom, i), kOk});
+    t.checks.push_back({"R9 v2: D is being destroyed", s.dying[d], kOk});
+    const expr held = e == d;
+    t.checks.push_back(
+        {"R9 v2 step 1 or 2: a tuple D holds, or a tuple of a server whose "
+         "target is D (not an orphan)",
+         s.m2b[tum] && (held || (!s.torph[tum] && dom == d)), kOk});
     finish_checks(so, t);
-    // The tuple goes with its reference (R9, D12); its emulator's foreign entry at bfn turns
-    // scratch (D7) when no other tuple of the emulator uses bfn (ref: scratch_if_unused, run
-    // after every drop; the same end state, since each drop re-checks what is left). The
-    // emulator may be D itself: its context goes at destroy_finish, and until then the entry
-    // is scratch like any other (AUX-FOREIGN holds in between).
+    // Step 1: a tuple D holds goes (D's context dies with D; until destroy_finish its entry at
+    // bfn turns scratch like any other, so AUX-FOREIGN holds in between). Step 2: a tuple of a
+    // server of D goes where its emulator E is usable and E's entry at bfn is foreign (re-pointed
+    // at E's scratch page unless another tuple of E uses bfn); otherwise it stays, an orphan,
+    // with its reference (E's device may still reach the frame: E not usable, or the 1:1 entry
+    // a lookup registered). Every dropped reference is deferred until E's flush (R11).
+    const expr release = mut == Mutant::teardown_v1
+                             ? so.ctx.bool_val(true)
+                             : usable(so, s, e) && s.ekind[da(e, b)] == bv(so, kForeign, so.K2);
     const Drop dr =
         drop_emulated_tuple(so, s, m, x, b, e, kScratch,
                             mut == Mutant::destroy_leaves_foreign_entry, "destroy_drop_tuple");
-    for (const auto& [g, st] : dr.cases) t.cases.push_back({t.ok && g, st});
-    const St& n = dr.next;
+    St orphan = s;
+    orphan.torph = z3::store(orphan.torph, tum, so.ctx.bool_val(true));
+    const expr goes = held || release;
+    for (const DropCase& dc : dr.cases) t.cases.push_back({t.ok && goes && dc.guard, dc.st});
+    t.cases.push_back({t.ok && !goes, orphan});
     t.cases.push_back({!t.ok, s});
-    t.next = ite_state(t.ok, n, s);
+    t.next = ite_state(t.ok, ite_state(goes, dr.next, orphan), s);
     return t;
 }
 
@@ -899,22 +1124,21 @@ Transition destroy_drop_local(const Sorts& so, const St& s, Mutant) {
     const expr d = so.ctx.constant((so.tag + "destroy_drop_local.D").c_str(), so.D);
     const expr b = so.ctx.constant((so.tag + "destroy_drop_local.bfn").c_str(), so.A);
     const expr cb = da(d, b);
-    Transition t{"destroy_drop_local",    {}, {}, so.ctx.bool_val(true),
-                 so.ctx.bool_val(true),   s,  {}, {},
-                 z3::expr_vector(so.ctx), {}};
+    Transition t = blank(so, s, "destroy_drop_local");
     t.args.push_back(d);
     t.args.push_back(b);
     t.scope.push_back({"scope: D live (ref's precondition)", s.live[d]});
+    t.checks.push_back({"R9 v2: D is being destroyed", s.dying[d], kOk});
     t.checks.push_back(
-        {"R9 step 3: a local entry of D's context", s.ekind[cb] == bv(so, kLocal, so.K2), kOk});
+        {"R9 v2 step 4: a local entry of D's context", s.ekind[cb] == bv(so, kLocal, so.K2), kOk});
     finish_checks(so, t);
-    // R9 step 3: the entry goes with its reference (as unmap_page's local case, without R6's
-    // usable check: teardown is Xen's, not a call of D).
+    // R9 step 4: the entry goes, its reference deferred until D's flush (as unmap_page's local
+    // case, without R6's usable check: teardown is Xen's, not a call of D).
     St n = s;
     const expr m = s.emfn[cb];
     n.ekind = z3::store(n.ekind, cb, bv(so, kNone, so.K2));
     n = ghost_remove_local(so, n, m, cb);
-    n = put_ref(so, n, m);
+    n = defer_put(so, n, m, d);
     t.next = ite_state(t.ok, n, s);
     t.cases = {{t.ok, n}, {!t.ok, s}};
     return t;
@@ -922,25 +1146,26 @@ Transition destroy_drop_local(const Sorts& so, const St& s, Mutant) {
 
 Transition destroy_finish(const Sorts& so, const St& s, Mutant) {
     const expr d = so.ctx.constant((so.tag + "destroy_finish.D").c_str(), so.D);
-    Transition t{"destroy_finish",        {}, {}, so.ctx.bool_val(true),
-                 so.ctx.bool_val(true),   s,  {}, {},
-                 z3::expr_vector(so.ctx), {}};
+    Transition t = blank(so, s, "destroy_finish");
     t.args.push_back(d);
     t.scope.push_back({"scope: D live (ref's precondition)", s.live[d]});
+    t.checks.push_back({"R9 v2: D is being destroyed", s.dying[d], kOk});
     expr tt = so.ctx.constant((so.tag + "destroy_finish.t").c_str(), so.T);
     const TupleParts p = parts(so, tt);
     expr g = so.ctx.constant((so.tag + "destroy_finish.g").c_str(), so.A);
-    t.checks.push_back({"R9 step 1 done: no tuple of a server D serves or that serves D",
-                        !exists_p({tt}, {{s.m2b[tt]}}, s.m2b[tt] && dying_server(s, d, p.d, p.s)),
-                        kOk});
-    // Step 2 is stated on frames, not gfns: D holds no allocation reference. A stronger guard
+    t.checks.push_back(
+        {"R9 v2 steps 1, 2 done: no tuple D holds, none of a server of D but orphans",
+         !exists_p({tt}, {{s.m2b[tt]}},
+                   s.m2b[tt] && (s.temu[tt] == d || (!s.torph[tt] && p.d == d))),
+         kOk});
+    // Step 3 is stated on frames, not gfns: D holds no allocation reference. A stronger guard
     // under AUX-P2M (a RAM gfn's frame is allocated and owned by its domain), the same one on
     // every reachable state (only populate sets allocated, only balloon clears it, each with
     // the P2M entry; conformance checks that the finish acts at every chain's end), and a flat
     // body: measured, the gfn form (a read of fstate at p2m[D, g]) left Z3's model search
     // unknown on 4 of 300 conformance samples.
     t.checks.push_back(
-        {"R9 step 2 done: no RAM frame in D's P2M (D holds no allocation reference)",
+        {"R9 v2 step 3 done: no RAM frame in D's P2M (D holds no allocation reference)",
          forall_p({g}, {{s.fstate[g]}},
                   !(s.fstate[g] == bv(so, kOwned, so.K2) && s.owner[g] == d && s.alloc[g])),
          kOk});
@@ -949,19 +1174,21 @@ Transition destroy_finish(const Sorts& so, const St& s, Mutant) {
     // back unknown on 2 of 300 conformance samples).
     expr cb = so.ctx.constant((so.tag + "destroy_finish.cb").c_str(), so.DA);
     t.checks.push_back(
-        {"R9 step 3 done: no local entry in D's context",
+        {"R9 v2 step 4 done: no local entry in D's context",
          forall_p({cb}, {{s.ekind[cb]}},
                   z3::implies(s.ekind[cb] == bv(so, kLocal, so.K2), parts_da(so, cb).first != d)),
          kOk});
     finish_checks(so, t);
     // The domain goes, with its servers and those serving it (F11), its P2M (the Xen-backed
-    // gfns that are left), its IOMMU context, its RMRRs and every privilege naming it (D8).
-    // No count changes: every reference D's teardown drops was dropped by the steps.
-    St n = s;
+    // gfns that are left), its IOMMU context and IOTLB (no flush of it is awaited any more: it
+    // is gone), its RMRRs, every privilege naming it (D8) and its keys in H (D23). No count
+    // changes: every reference D's teardown drops was deferred by the steps.
+    St n = forget_emulator(so, s, d, "destroy_finish.k");
     const expr f = so.ctx.bool_val(false);
     n.live = z3::store(n.live, d, f);
     n.hw = z3::store(n.hw, d, f);
     n.iommu_hw = z3::store(n.iommu_hw, d, f);
+    n.dying = z3::store(n.dying, d, f);
     expr dd = so.ctx.constant((so.tag + "destroy_finish.dd").c_str(), so.DD);
     n.dm = z3::lambda(dd, s.dm[dd] && dd.extract(2 * so.w.dom - 1, so.w.dom) != d &&
                               dd.extract(so.w.dom - 1, 0) != d);
@@ -970,7 +1197,7 @@ Transition destroy_finish(const Sorts& so, const St& s, Mutant) {
         return so.ctx.constant((so.tag + "destroy_finish." + what).c_str(), so.DA);
     };
     auto dom_of = [&](const expr& x) { return parts_da(so, x).first; };
-    const expr x1 = row("x1"), x2 = row("x2"), x3 = row("x3"), x4 = row("x4");
+    const expr x1 = row("x1"), x2 = row("x2"), x3 = row("x3"), x4 = row("x4"), x5 = row("x5");
     n.rmrr = z3::lambda(x1, s.rmrr[x1] && dom_of(x1) != d);
     n.p2mv = z3::lambda(x2, s.p2mv[x2] && dom_of(x2) != d);
     n.ekind = z3::lambda(x3, z3::ite(dom_of(x3) == d, bv(so, kNone, so.K2), s.ekind[x3]));
@@ -978,6 +1205,21 @@ Transition destroy_finish(const Sorts& so, const St& s, Mutant) {
     expr xs = so.ctx.constant((so.tag + "destroy_finish.xs").c_str(), so.DS);
     const expr sd = xs.extract(so.w.dom + so.w.sid - 1, so.w.sid);
     n.srv = z3::lambda(xs, s.srv[xs] && sd != d && s.emu[xs] != d);
+    {
+        const expr tf = so.ctx.constant((so.tag + "destroy_finish.tf").c_str(), so.A);
+        z3::expr_vector vs(so.ctx);
+        vs.push_back(x5);
+        vs.push_back(tf);
+        n.tlb = z3::lambda(vs, sel2(s.tlb, x5, tf) && dom_of(x5) != d);
+    }
+    {
+        const expr ac = so.ctx.constant((so.tag + "destroy_finish.ac").c_str(), so.D);
+        const expr af = so.ctx.constant((so.tag + "destroy_finish.af").c_str(), so.A);
+        z3::expr_vector vs(so.ctx);
+        vs.push_back(ac);
+        vs.push_back(af);
+        n.await = z3::lambda(vs, sel2(s.await, ac, af) && ac != d);
+    }
     t.next = ite_state(t.ok, n, s);
     t.cases = {{t.ok, n}, {!t.ok, s}};
     return t;
@@ -995,9 +1237,13 @@ Transition make_transition(const Sorts& so, const St& s, const std::string& name
     if (name == "populate") return populate(so, s, mut);
     if (name == "query_caps") return query_caps(so, s, mut);
     if (name == "drain") return drain(so, s, mut);
+    if (name == "destroy_begin") return destroy_begin(so, s, mut);
     if (name == "destroy_drop_tuple") return destroy_drop_tuple(so, s, mut);
     if (name == "destroy_drop_local") return destroy_drop_local(so, s, mut);
     if (name == "destroy_finish") return destroy_finish(so, s, mut);
+    if (name == "tlb_fill") return tlb_fill(so, s, mut);
+    if (name == "flush") return flush(so, s, mut);
+    if (name == "put") return put(so, s, mut);
     throw std::invalid_argument("no transition " + name);
 }
 
@@ -1012,11 +1258,16 @@ std::vector<std::string> invariant_names() {
             "INV-NO-XEN",
             "INV-PRIV",
             "INV-MAX-COUNT",
+            "INV-DEVICE-SAFE",
+            "INV-NO-FREE-WHILE-CACHED",
             "AUX-WF",
             "AUX-P2M",
             "AUX-SWAP",
             "AUX-FOREIGN",
-            "AUX-CLASS"};
+            "AUX-CLASS",
+            "AUX-HELD",
+            "AUX-ORPHAN",
+            "AUX-TLB"};
 }
 
 std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& name) {
@@ -1026,11 +1277,13 @@ std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& n
     const expr t = c.constant("q.t", so.T);
     const expr cb = c.constant("q.cb", so.DA);
     const expr dg = c.constant("q.dg", so.DA);
+    const expr k = c.constant("q.k", so.HK);
+    const expr qd = c.constant("q.d", so.D);
     const TupleParts p = parts(so, t);
     const auto [ec, eb] = parts_da(so, cb);
     const expr key = ds(p.d, p.s);
-    const expr E = s.emu[key];
-    auto k2 = [&](unsigned k) { return bv(so, k, so.K2); };
+    const expr E = s.temu[t];  // D22: the tuple's recorded emulator
+    auto k2 = [&](unsigned v) { return bv(so, v, so.K2); };
     const expr mapped = s.ekind[cb] == k2(kLocal) || s.ekind[cb] == k2(kForeign);
     std::vector<Clause> out;
     if (name == "INV-NO-FREE-WHILE-MAPPED") {
@@ -1041,25 +1294,28 @@ std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& n
             {name + "/entry", forall_p({cb}, {{s.ekind[cb]}},
                                        z3::implies(mapped, s.fstate[s.emfn[cb]] != k2(kFree)))});
     } else if (name == "INV-COUNT") {
-        const unsigned w = so.w.cnt + 2;
-        const expr sum = z3::ite(s.alloc[f], c.bv_val(1, w), c.bv_val(0, w)) +
-                         zext_to(s.nT0[f], w) + zext_to(s.nT1[f], w) + zext_to(s.nL[f], w);
+        const expr sum = z3::ite(s.alloc[f], c.int_val(1), c.int_val(0)) + s.nT0[f] + s.nT1[f] +
+                         s.nL[f] + s.pend[f];
         out.push_back(
-            {name + "/sum: count = allocated + #tuples + #local entries",
-             forall_p({f}, {{s.count[f]}, {s.nT0[f]}, {s.nT1[f]}, {s.nL[f]}, {s.alloc[f]}},
-                      zext_to(s.count[f], w) == sum)});
+            {name + "/sum: count = allocated + #tuples + #local entries + #deferred (R11)",
+             forall_p({f},
+                      {{s.count[f]}, {s.nT0[f]}, {s.nT1[f]}, {s.nL[f]}, {s.alloc[f]}, {s.pend[f]}},
+                      s.count[f] == sum)});
+        out.push_back({name + "/no holder count is negative",
+                       forall_p({f}, {{s.nT0[f]}, {s.nT1[f]}, {s.nL[f]}, {s.pend[f]}},
+                                s.nT0[f] >= 0 && s.nT1[f] >= 0 && s.nL[f] >= 0 && s.pend[f] >= 0)});
         // The class of a tuple is the ghost tcls (AUX-CLASS ties it to drop_class): the slot
         // clauses then carry no usable() expansion per instance.
         const expr cls = s.tcls[t];
-        for (int k = 0; k < 2; ++k) {
-            const expr& n = k ? s.nT1 : s.nT0;
-            const expr& slot = k ? s.slotT1 : s.slotT0;
-            const expr in_cls = k ? cls : !cls;
-            const std::string tag = "/tuples class " + std::to_string(k);
+        for (int kk = 0; kk < 2; ++kk) {
+            const expr& n = kk ? s.nT1 : s.nT0;
+            const expr& slot = kk ? s.slotT1 : s.slotT0;
+            const expr in_cls = kk ? cls : !cls;
+            const std::string tag = "/tuples class " + std::to_string(kk);
             out.push_back(
                 {name + tag + ": every tuple has its slot",
                  forall_p({t}, {{s.m2b[t]}},
-                          z3::implies(s.m2b[t] && in_cls, z3::ult(s.idxT[t], n[p.m]) &&
+                          z3::implies(s.m2b[t] && in_cls, 0 <= s.idxT[t] && s.idxT[t] < n[p.m] &&
                                                               sel2(slot, p.m, s.idxT[t]) == t))});
             // A slot holds the whole tuple (frame included): no index is ever rebuilt by
             // concatenation, so E-matching instances close by congruence.
@@ -1067,22 +1323,24 @@ std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& n
             out.push_back(
                 {name + tag + ": every slot holds a tuple",
                  forall_p({f, i}, {{sel2(slot, f, i)}},
-                          z3::implies(z3::ult(i, n[f]), s.m2b[tx] && parts(so, tx).m == f &&
-                                                            (k ? s.tcls[tx] : !s.tcls[tx]) &&
-                                                            s.idxT[tx] == i))});
+                          z3::implies(0 <= i && i < n[f], s.m2b[tx] && parts(so, tx).m == f &&
+                                                              (kk ? s.tcls[tx] : !s.tcls[tx]) &&
+                                                              s.idxT[tx] == i))});
         }
         out.push_back({name + "/locals: every local entry has its slot",
                        forall_p({cb}, {{s.ekind[cb]}},
                                 z3::implies(s.ekind[cb] == k2(kLocal),
-                                            z3::ult(s.idxL[cb], s.nL[s.emfn[cb]]) &&
+                                            0 <= s.idxL[cb] && s.idxL[cb] < s.nL[s.emfn[cb]] &&
                                                 sel2(s.slotL, s.emfn[cb], s.idxL[cb]) == cb))});
         const expr y = sel2(s.slotL, f, i);
         out.push_back(
             {name + "/locals: every slot holds a local entry",
              forall_p({f, i}, {{sel2(s.slotL, f, i)}},
-                      z3::implies(z3::ult(i, s.nL[f]),
+                      z3::implies(0 <= i && i < s.nL[f],
                                   s.ekind[y] == k2(kLocal) && s.emfn[y] == f && s.idxL[y] == i))});
     } else if (name == "INV-FREE-ZERO") {
+        out.push_back(
+            {name + "/no count is negative", forall_p({f}, {{s.count[f]}}, s.count[f] >= 0)});
         out.push_back(
             {name + "/not owned: count 0, not allocated",
              forall_p({f}, {{s.fstate[f]}},
@@ -1110,17 +1368,38 @@ std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& n
         out.push_back(
             {name + "/rmrr", forall_p({cb}, {{s.ekind[cb]}}, z3::implies(mapped, !s.rmrr[cb]))});
     } else if (name == "INV-PRIV") {
-        out.push_back({name + "/tuple: its server exists, its emulator has privilege",
-                       forall_p({t}, {{s.m2b[t]}},
-                                z3::implies(s.m2b[t], s.srv[key] && privileged(so, s, E, p.d)))});
+        out.push_back(
+            {name + "/tuple: but an orphan (D22), its server exists, is served by its emulator, "
+                    "and the emulator has privilege",
+             forall_p({t}, {{s.m2b[t]}},
+                      z3::implies(s.m2b[t] && !s.torph[t],
+                                  s.srv[key] && s.emu[key] == E && privileged(so, s, E, p.d)))});
     } else if (name == "INV-MAX-COUNT") {
         out.push_back({name + "/no count exceeds max_count (D19)",
-                       forall_p({f}, {{s.count[f]}}, z3::ule(s.count[f], s.maxc))});
+                       forall_p({f}, {{s.count[f]}}, s.count[f] <= s.maxc)});
+    } else if (name == "INV-DEVICE-SAFE") {
+        // BRIEF v2, D23, D25: for every key (E, bfn, domid, ioserver) -> mfn of H, E's device
+        // view of bfn is E's scratch page, or frame mfn and mfn is not free.
+        const KeyParts kp = key_parts(so, k);
+        const View v = dma_view(so, s, kp.e, kp.b);
+        const expr hm = s.hm[k];
+        out.push_back({name + "/a handed bfn reaches E's scratch page or its frame, not free",
+                       forall_p({k}, {{s.hk[k]}},
+                                z3::implies(s.hk[k], v.scratch || (v.frame && v.mfn == hm &&
+                                                                   s.fstate[hm] != k2(kFree))))});
+    } else if (name == "INV-NO-FREE-WHILE-CACHED") {
+        // R11: no IOTLB caches a translation to a free frame.
+        out.push_back({name + "/a cached translation's frame is not free",
+                       forall_p({cb, f}, {{sel2(s.tlb, cb, f)}},
+                                z3::implies(sel2(s.tlb, cb, f), s.fstate[f] != k2(kFree)))});
     } else if (name == "AUX-WF") {
         out.push_back({name + "/frame state is free, xen or owned",
                        forall_p({f}, {{s.fstate[f]}}, s.fstate[f] != 3)});
+        out.push_back({name + "/a frame that is not free is a numbered frame",
+                       forall_p({f}, {{s.fstate[f]}},
+                                z3::implies(s.fstate[f] != k2(kFree), z3::ult(f, s.nframes)))});
         out.push_back({name + "/DOMID_SELF is no domain", !s.live[ones(so.D)]});
-        out.push_back({name + "/max_count is at least 1 (D19)", s.maxc != 0});
+        out.push_back({name + "/max_count is at least 1 (D19)", s.maxc >= 1});
     } else if (name == "AUX-P2M") {
         const expr m = s.p2m[dg];
         const auto [pd, pg] = parts_da(so, dg);
@@ -1137,38 +1416,29 @@ std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& n
                                                 s.emfn[da(E, p.b)] == p.m))});
     } else if (name == "LEMMA-HOLDERS") {
         // Consequences of INV-COUNT and INV-FREE-ZERO (proved once, as "lemma/LEMMA-HOLDERS",
-        // then assumed): a frame with k holders has count >= k, for k = 1, 2. They spare each
-        // freeing step (count - 1 == 0?) the ghost-slot reasoning.
-        const expr t2 = c.constant("q.t3", so.T);
-        const expr cb2 = c.constant("q.cb2", so.DA);
-        const TupleParts p2 = parts(so, t2);
-        const expr loc = s.ekind[cb] == k2(kLocal);
-        const expr loc2 = s.ekind[cb2] == k2(kLocal);
-        const expr two = c.bv_val(2, so.w.cnt);
+        // then assumed): a frame's count covers its deferred references, and what is left
+        // (its holders) is at least its allocation reference plus one per tuple or local
+        // entry. They spare each freeing step (balloon: count - 1 == 0? put: count - pend ==
+        // 0?) the ghost-slot reasoning.
+        const expr held = s.count[f] - s.pend[f];
         out.push_back(
-            {name + "/a tuple's frame has count >= 1 + allocated",
+            {name + "/the count covers the deferred references and allocation",
+             forall_p({f}, {{s.count[f]}, {s.pend[f]}},
+                      s.pend[f] >= 0 && held >= z3::ite(s.alloc[f], c.int_val(1), c.int_val(0)))});
+        const expr tm = p.m;
+        const expr heldt = s.count[tm] - s.pend[tm];
+        out.push_back(
+            {name + "/a tuple's frame holds 1 + allocated besides its deferred references",
              forall_p({t}, {{s.m2b[t]}},
                       z3::implies(s.m2b[t],
-                                  s.count[p.m] != 0 &&
-                                      z3::implies(s.alloc[p.m], z3::uge(s.count[p.m], two))))});
+                                  heldt >= 1 + z3::ite(s.alloc[tm], c.int_val(1), c.int_val(0))))});
+        const expr lm = s.emfn[cb];
+        const expr heldl = s.count[lm] - s.pend[lm];
         out.push_back(
-            {name + "/a local entry's frame has count >= 1 + allocated",
+            {name + "/a local entry's frame holds 1 + allocated besides its deferred references",
              forall_p({cb}, {{s.ekind[cb]}},
-                      z3::implies(loc, s.count[s.emfn[cb]] != 0 &&
-                                           z3::implies(s.alloc[s.emfn[cb]],
-                                                       z3::uge(s.count[s.emfn[cb]], two))))});
-        out.push_back({name + "/two tuples of one frame: count >= 2",
-                       forall_p({t, t2}, {{s.m2b[t], s.m2b[t2]}},
-                                z3::implies(s.m2b[t] && s.m2b[t2] && t != t2 && p.m == p2.m,
-                                            z3::uge(s.count[p.m], two)))});
-        out.push_back({name + "/a tuple and a local entry of one frame: count >= 2",
-                       forall_p({t, cb}, {{s.m2b[t], s.ekind[cb]}},
-                                z3::implies(s.m2b[t] && loc && s.emfn[cb] == p.m,
-                                            z3::uge(s.count[p.m], two)))});
-        out.push_back({name + "/two local entries of one frame: count >= 2",
-                       forall_p({cb, cb2}, {{s.ekind[cb], s.ekind[cb2]}},
-                                z3::implies(loc && loc2 && cb != cb2 && s.emfn[cb] == s.emfn[cb2],
-                                            z3::uge(s.count[s.emfn[cb]], two)))});
+                      z3::implies(s.ekind[cb] == k2(kLocal),
+                                  heldl >= 1 + z3::ite(s.alloc[lm], c.int_val(1), c.int_val(0))))});
     } else if (name == "AUX-CLASS") {
         out.push_back({name + "/a tuple's ghost class is 1 exactly when a balloon's swap drops it",
                        forall_p({t}, {{s.m2b[t]}},
@@ -1182,8 +1452,52 @@ std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& n
                                             usable(so, s, ec) &&
                                                 exists_p({qt}, {{s.m2b[qt]}},
                                                          s.m2b[qt] && q.m == s.emfn[cb] &&
-                                                             q.b == eb && s.srv[ds(q.d, q.s)] &&
-                                                             s.emu[ds(q.d, q.s)] == ec)))});
+                                                             q.b == eb && s.temu[qt] == ec)))});
+    } else if (name == "AUX-HELD") {
+        // What keeps INV-DEVICE-SAFE through the deferred puts and the teardown: a handed bfn
+        // whose view is a frame is kept by E's foreign entry there (held by a tuple of E,
+        // AUX-FOREIGN), or by the key's own tuple.
+        const KeyParts kp = key_parts(so, k);
+        const View v = dma_view(so, s, kp.e, kp.b);
+        const expr ex = z3::concat(s.hm[k], kp.bds);
+        out.push_back(
+            {name + "/a handed bfn that reaches a frame is E's foreign entry or its own tuple's",
+             forall_p({k}, {{s.hk[k]}},
+                      z3::implies(s.hk[k] && v.frame, (usable(so, s, kp.e) &&
+                                                       s.ekind[da(kp.e, kp.b)] == k2(kForeign)) ||
+                                                          (s.m2b[ex] && s.temu[ex] == kp.e)))});
+        out.push_back({name + "/no key of a dying domain (destroy_begin took them)",
+                       forall_p({k}, {{s.hk[k]}}, z3::implies(s.hk[k], !s.dying[kp.e]))});
+        // INV-M2B-SET without "or nothing": R6 v2's -EBUSY keeps a lookup's 1:1 entry, and R5,
+        // R7, R9 remove or re-point a foreign entry only when no tuple of E uses it.
+        out.push_back(
+            {name + "/a usable emulator's tuple bfn maps its frame: foreign, or 1:1 (bfn == mfn)",
+             forall_p(
+                 {t}, {{s.m2b[t]}},
+                 z3::implies(s.m2b[t] && usable(so, s, E),
+                             (s.ekind[da(E, p.b)] == k2(kForeign) && s.emfn[da(E, p.b)] == p.m) ||
+                                 (identity_rule(so, s, E, p.b) && p.b == p.m)))});
+        out.push_back({name + "/an explicit entry is a usable context's, and never hides a 1:1 one",
+                       forall_p({cb}, {{s.ekind[cb]}},
+                                z3::implies(s.ekind[cb] != k2(kNone),
+                                            usable(so, s, ec) && !identity_cond(so, s, ec, eb)))});
+    } else if (name == "AUX-ORPHAN") {
+        out.push_back(
+            {name + "/an orphan's target is dead or dying (D22)",
+             forall_p({t}, {{s.m2b[t]}},
+                      z3::implies(s.m2b[t] && s.torph[t], !s.live[p.d] || s.dying[p.d]))});
+        out.push_back({name + "/a dying domain is live",
+                       forall_p({qd}, {{s.dying[qd]}}, z3::implies(s.dying[qd], s.live[qd]))});
+    } else if (name == "AUX-TLB") {
+        const expr ac = parts_da(so, cb).first;
+        out.push_back(
+            {name + "/a cached translation is its entry's, or a flush of it is awaited (R11)",
+             forall_p({cb, f}, {{sel2(s.tlb, cb, f)}},
+                      z3::implies(sel2(s.tlb, cb, f),
+                                  (mapped && s.emfn[cb] == f) || sel2(s.await, ac, f)))});
+        out.push_back({name + "/an awaited flush has a deferred reference to put",
+                       forall_p({qd, f}, {{sel2(s.await, qd, f)}},
+                                z3::implies(sel2(s.await, qd, f), s.pend[f] != 0))});
     } else {
         throw std::invalid_argument("no invariant " + name);
     }
@@ -1202,12 +1516,18 @@ std::vector<Clause> initial(const Sorts& so, const St& s) {
     const expr f = c.constant("i.f", so.A);
     const expr t = c.constant("i.t", so.T);
     const expr cb = c.constant("i.cb", so.DA);
+    const expr d = c.constant("i.d", so.D);
+    const expr k = c.constant("i.k", so.HK);
     return {
         {"init: no tuples", forall_p({t}, {{s.m2b[t]}}, !s.m2b[t])},
         {"init: no explicit entries, none removed",
          z3::forall(cb, s.ekind[cb] == 0 && !s.removed[cb])},
-        {"init: no ghost holders but allocation",
-         z3::forall(f, s.nT0[f] == 0 && s.nT1[f] == 0 && s.nL[f] == 0)},
+        {"init: no ghost holders but allocation, nothing deferred",
+         z3::forall(f, s.nT0[f] == 0 && s.nT1[f] == 0 && s.nL[f] == 0 && s.pend[f] == 0)},
+        {"init: nothing cached, no flush awaited",
+         z3::forall(cb, f, !sel2(s.tlb, cb, f) && z3::forall(d, !sel2(s.await, d, f)))},
+        {"init: nothing handed out, no domain dying",
+         z3::forall(k, !s.hk[k]) && z3::forall(d, !s.dying[d])},
         {"init: no fault armed", s.fault == 0},
     };
 }

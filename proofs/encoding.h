@@ -8,7 +8,10 @@
 //  - every map of spec::State is a Z3 array over (concatenations of) those sorts, with no bound
 //    on how many frames, domains, servers or tuples exist;
 //  - the reference counts are tied to the sets that hold them by ghost permutations
-//    (Hyperkernel): per frame, the slots [0, n) list exactly the holders of one class.
+//    (Hyperkernel): per frame, the slots [0, n) list exactly the holders of one class;
+//  - (v2) R11's deferred puts are a per-frame count of references whose holder is gone but
+//    whose put waits for IOTLB flushes (pend, await), each usable context's IOTLB is a ghost
+//    set of cached translations (tlb), and INV-DEVICE-SAFE's H (D23) is ghost state too (hk, hm).
 #pragma once
 
 #include <z3++.h>
@@ -21,14 +24,18 @@
 
 namespace proofs {
 
-// Bit widths. Proofs run at full(); counterexample search and non-vacuity at small().
+// Bit widths. Proofs run at full(); counterexample search and non-vacuity at small(). Counts
+// (reference counts, ghost counts, slot indices, max_count, armed faults) are integers (v2:
+// R11's deferred references move one unit between the terms of INV-COUNT's sum, which linear
+// arithmetic decides at once and the bit-blasted adders of a bit-vector sort did not: measured,
+// unmap_page/INV-COUNT's local case was unknown at 20 s with 16-bit counts); nothing bounds them
+// but max_count (INV-MAX-COUNT).
 struct Widths {
     unsigned addr = 8;  // mfn, gfn, bfn
     unsigned dom = 8;   // domid; the all-ones value stands for DOMID_SELF
     unsigned sid = 8;   // ioserver id
-    unsigned cnt = 16;  // reference counts, ghost counts and slot indices
     static Widths full() { return {}; }
-    static Widths small() { return {3, 2, 1, 4}; }
+    static Widths small() { return {3, 2, 1}; }
 };
 
 // Frame states (2 bits) and explicit IOMMU entry kinds (2 bits); identity entries are a rule
@@ -43,6 +50,7 @@ enum : unsigned {
     kEio = 5,
     kEnxio = 6,
     kEacces = 13,
+    kEbusy = 16,
     kEexist = 17,
     kEnodev = 19,
     kEinval = 22,
@@ -59,14 +67,17 @@ enum class Mutant {
     map_skips_rmrr,                // map_page / map_foreign_page skip the RMRR check
     map_skips_max_count,           // map_page skips D19's max_count check
     destroy_leaves_foreign_entry,  // R9: a dropped tuple's foreign entry keeps its frame
+    teardown_v1,                   // R9 step 2 drops every tuple of a server of the target (v1)
+    put_before_flush,              // R11: a deferred put does not wait for the IOTLB flush
 };
 
 struct Sorts {
     z3::context& ctx;
     Widths w;
-    z3::sort A, D, S, C, K2, B;       // addr, dom, sid, cnt, 2-bit state/kind, bool
-    z3::sort DA, DD, DS, AC, BDS, T;  // index sorts: (d,a), (d,d), (d,s), (a,c), (b,d,s), (m,b,d,s)
-    std::string tag;  // prefix of a transition's argument names (BMC: one set per step)
+    z3::sort A, D, S, C, K2, B;   // addr, dom, sid, count (Int), 2-bit state/kind, bool
+    z3::sort DA, DD, DS, BDS, T;  // index sorts: (d,a), (d,d), (d,s), (b,d,s), (m,b,d,s)
+    z3::sort HK;                  // (e,b,d,s): a key of INV-DEVICE-SAFE's ghost set H
+    std::string tag;              // prefix of a transition's argument names (BMC: one set per step)
     Sorts(z3::context& c, Widths w);
 };
 
@@ -88,7 +99,8 @@ struct St {
     z3::expr rmrr;                // (d,bfn) -> Bool: bfn lies in an RMRR of d
     z3::expr p2mv;                // (d,gfn) -> Bool: gfn has a frame
     z3::expr p2m;                 // (d,gfn) -> A
-    // IOREQ servers (static).
+    z3::expr dying;               // D -> Bool: destroy_begin ran, destroy_finish not yet (v2)
+    // IOREQ servers (only destroy_finish removes any).
     z3::expr srv;  // (d,s) -> Bool
     z3::expr emu;  // (d,s) -> D
     // IOMMU contexts: explicit entries.
@@ -98,6 +110,8 @@ struct St {
     // M2B.
     z3::expr m2b;    // (m,b,d,s) -> Bool
     z3::expr swap;   // (m,b,d,s) -> Bool
+    z3::expr temu;   // (m,b,d,s) -> D: the tuple's emulator (D22)
+    z3::expr torph;  // (m,b,d,s) -> Bool: an orphan of R9 v2 step 2 (D22)
     z3::expr fault;  // C: pending injected -EIO (D10)
     // Ghosts: the reference holders of each frame, by class (see "Proof encoding").
     z3::expr nT0, nT1;        // A -> C: tuples that stay at a balloon (0) / that a swap drops (1)
@@ -108,6 +122,13 @@ struct St {
     z3::expr slotL;           // (m, i) -> (c,bfn): a two-index array
     z3::expr idxL;            // (c,bfn) -> C
     z3::expr p2mg;            // A -> A: the gfn of an allocated frame in its owner's P2M
+    // R11 (v2): deferred puts and the IOTLBs.
+    z3::expr pend;   // A -> C: references whose holder is gone, their put deferred (INV-COUNT)
+    z3::expr await;  // (c, m) -> Bool, two-index: a deferred reference of m awaits c's flush
+    z3::expr tlb;    // ((c,bfn), m) -> Bool, two-index: c's IOTLB caches bfn -> frame m
+    // INV-DEVICE-SAFE's ghost set H (D23): key (e,b,d,s) present, and the frame it was handed.
+    z3::expr hk;  // HK -> Bool
+    z3::expr hm;  // HK -> A
 };
 
 St fresh_state(const Sorts& so, const std::string& prefix);
@@ -149,9 +170,11 @@ struct Transition {
 };
 
 // Transitions by name: map_foreign_page, unmap_foreign_page, lookup_foreign_page, map_page,
-// unmap_page, balloon, populate, and destroy (R9) as its teardown steps destroy_drop_tuple,
-// destroy_drop_local (with balloon for the P2M) and destroy_finish; query_caps and drain
-// (the identity on this state: see encoding.cpp).
+// unmap_page, balloon, populate, and destroy (R9 v2) as its teardown steps destroy_begin,
+// destroy_drop_tuple (steps 1 and 2), destroy_drop_local (step 4; balloon is step 3) and
+// destroy_finish; query_caps and drain (the identity on this state: see encoding.cpp); and R11's
+// tlb_fill (a device's translation cached), flush (a context's IOTLB) and put (the deferred
+// references of a frame). A removing op is its removal step; its flush and put follow as steps.
 std::vector<std::string> transition_names();
 Transition make_transition(const Sorts& so, const St& s, const std::string& name, Mutant mut);
 
@@ -171,9 +194,27 @@ std::vector<Clause> initial(const Sorts& so, const St& s);
 // transition depending on the seed once D19 was encoded; the witness takes milliseconds.
 Result non_vacuity_by_witness(const std::string& what, const Options& opt);
 
+// A planted bug caught on a witness: among the states that ref reaches in random small worlds
+// (driven as by the conformance test, each op as its chain of steps, every translation the
+// entries allow cached before each op), one state before a step `at`, encoded concretely,
+// where Inv holds and `transition` planted with `mut`, with arguments Z3 chooses, then the
+// steps `then` (unmutated, arguments chosen too) break a clause of `expected`. Tried on at
+// most `max_states` such states. `detail` gets the state and the steps; false when none is
+// found (or a query is unknown: `detail` says so).
+bool mutant_by_witness(const std::string& transition, Mutant mut,
+                       const std::vector<std::string>& then, const std::string& expected,
+                       const std::string& at, std::size_t max_states, const Options& opt,
+                       std::string& detail);
+
 // Derived predicates (shared with the tests).
 z3::expr usable(const Sorts& so, const St& s, const z3::expr& c);
 z3::expr privileged(const Sorts& so, const St& s, const z3::expr& e, const z3::expr& t);
 z3::expr eff_kind(const Sorts& so, const St& s, const z3::expr& c, const z3::expr& b);  // 3 bits
+// D25, F13: where a DMA of emulator e's device to bus address b lands: E's scratch page, a frame
+// (which one: mfn), or a fault (neither).
+struct View {
+    z3::expr scratch, frame, mfn;
+};
+View dma_view(const Sorts& so, const St& s, const z3::expr& e, const z3::expr& b);
 
 }  // namespace proofs

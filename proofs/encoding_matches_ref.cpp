@@ -2,21 +2,33 @@
 // states of small worlds are built by driving ref with random operations; each sample takes
 // such a state and one more operation, runs it on ref, and evaluates the encoded transition on
 // the same state: status and every successor component must agree. The state is handed to Z3
-// as concrete arrays (lambdas over ite tables), ghosts included (their slots computed here as
-// INV-COUNT describes them), so the solver only evaluates; the quantified checks (claimed,
-// "a tuple exists") are decided by it over the finite small-width domains.
+// as concrete arrays (constant arrays with stores, lambdas over ite tables), ghosts included
+// (their slots computed here as INV-COUNT describes them), so the solver only evaluates; the
+// quantified checks (claimed, "a tuple exists") are decided by it over the finite small-width
+// domains.
+//
+// v2: the encoded state carries what ref does not: R11's deferred references and awaited
+// flushes, the IOTLBs, INV-DEVICE-SAFE's H (D23) and the domains being destroyed. An Ext is a
+// spec::State with them. ref's atomic op is a chain of encoded steps (the removal, a flush of
+// each context it awaits, a put of each frame it deferred; destroy: R9 v2's steps, each with
+// its flush and puts); each step is compared with its C++ counterpart here on Exts, H with
+// spec/ghost.cpp's record_handed, and the chain's end with ref's post-state.
+#include <algorithm>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
 #include <map>
 #include <memory>
 #include <random>
+#include <set>
 #include <sstream>
+#include <tuple>
 
 #include "proofs/encoding.h"
 #include "proofs/explore.h"
 #include "proofs/prove.h"
 #include "ref/hypervisor.h"
+#include "spec/ghost.h"
 #include "spec/hypervisor.h"
 #include "spec/ops.h"
 
@@ -28,9 +40,33 @@ using z3::expr;
 using namespace spec;
 
 // Widths of the samples: 16 frame numbers, domids 0..2 (3 stands for DOMID_SELF), ioserver ids
-// 0..1, counts up to 63.
-Widths conf_widths() { return {4, 2, 1, 6}; }
+// 0..1 (counts are integers).
+Widths conf_widths() { return {4, 2, 1}; }
 constexpr unsigned kAddrs = 16, kDoms = 3, kSids = 2;
+
+// The encoded state beyond spec::State (see the file comment).
+struct Ext {
+    State s;
+    std::map<Mfn, std::uint32_t> pend;          // R11: deferred references per frame
+    std::set<std::pair<DomId, Mfn>> await;      // (c, m): a deferred reference of m awaits c
+    std::set<std::tuple<DomId, Bfn, Mfn>> tlb;  // c's IOTLB caches bfn -> m
+    Handed h;                                   // INV-DEVICE-SAFE's H (D23)
+    std::set<DomId> dying;                      // destroy_begin ran, destroy_finish not yet
+    bool operator==(const Ext&) const = default;
+};
+std::string ext_text(const Ext& x) {
+    std::ostringstream os;
+    os << dump(x.s);
+    for (const auto& [m, n] : x.pend) os << "pend mfn=" << m.v << " " << n << "\n";
+    for (const auto& [c, m] : x.await) os << "await " << c.v << " mfn=" << m.v << "\n";
+    for (const auto& [c, b, m] : x.tlb)
+        os << "tlb " << c.v << " bfn=" << b.v << " mfn=" << m.v << "\n";
+    for (const auto& [k, m] : x.h)
+        os << "handed " << k.emulator.v << " bfn=" << k.bfn.v << " domid=" << k.domid.v
+           << " ioserver=" << k.ioserver.v << " -> mfn=" << m.v << "\n";
+    for (DomId d : x.dying) os << "dying " << d.v << "\n";
+    return os.str();
+}
 
 // A table over a one-index domain: `def` everywhere but the listed points (a constant array
 // with stores; lambdas made Z3 4.8.12 abort when the context was deleted).
@@ -40,22 +76,37 @@ expr table(z3::context&, const std::vector<z3::sort>& dom, const expr& def,
     for (const auto& [ix, v] : points) a = z3::store(a, ix[0], v);
     return a;
 }
-// A two-index ghost slot array: only its slots below n matter (INV-COUNT), so a free constant
-// pinned at the listed points.
-expr table2(z3::context& c, const std::string& name, const z3::sort& d1, const z3::sort& d2,
-            const z3::sort& r, const std::vector<std::pair<std::vector<expr>, expr>>& points,
-            std::vector<expr>& facts) {
-    z3::sort_vector d(c);
-    d.push_back(d1);
-    d.push_back(d2);
-    expr a = c.constant(name.c_str(), c.array_sort(d, r));
+// SMT-LIB's name of a sort (bit-vector, Int or Bool).
+std::string sort_text(const z3::sort& s) {
+    if (s.is_bv()) return "(_ BitVec " + std::to_string(s.bv_size()) + ")";
+    return s.is_int() ? "Int" : "Bool";
+}
+// A two-index array: `def` everywhere but the listed points. A two-index constant array (the C
+// API makes one-index ones only: SMT-LIB's `as const` makes any) with stores. (Measured: a
+// lambda over an ite table made Z3 4.8.12 crash deleting a context where a step's lambda was
+// built over it; free arrays pinned or defined by facts left the encoded invariants unknown at
+// 20 s on some explored states, since Z3 then had to build a model of them.)
+expr table2(z3::context& c, const z3::sort& d1, const z3::sort& d2, const z3::sort& r,
+            const std::string& def, const std::vector<std::pair<std::vector<expr>, expr>>& points) {
+    const std::string k = "((as const (Array " + sort_text(d1) + " " + sort_text(d2) + " " +
+                          sort_text(r) + ")) " + def + ")";
+    const z3::expr_vector parsed = c.parse_string(("(assert (= " + k + " " + k + "))").c_str());
+    expr a = parsed[0].arg(0);
     for (const auto& [ix, v] : points) {
         z3::expr_vector iv(c);
         iv.push_back(ix[0]);
         iv.push_back(ix[1]);
-        facts.push_back(z3::select(a, iv) == v);
+        a = z3::store(a, iv, v);
     }
     return a;
+}
+
+// A two-index Bool set (the awaited flushes, the IOTLBs): true exactly at the listed points.
+expr set2(z3::context& c, const z3::sort& d1, const z3::sort& d2,
+          const std::vector<std::pair<expr, expr>>& points) {
+    std::vector<std::pair<std::vector<expr>, expr>> pts;
+    for (const auto& [x, y] : points) pts.push_back({{x, y}, c.bool_val(true)});
+    return table2(c, d1, d2, c.bool_sort(), "false", pts);
 }
 
 struct Enc {
@@ -67,34 +118,36 @@ struct Enc {
     }
     expr s(IoServId v) const { return c.bv_val(v.v, so.w.sid); }
     expr k2(unsigned v) const { return c.bv_val(v, 2); }
-    expr cnt(std::uint64_t v) const { return c.bv_val(v, so.w.cnt); }
+    expr cnt(std::uint64_t v) const { return c.int_val(v); }
     expr da(DomId x, std::uint64_t y) const { return z3::concat(d(x), a(y)); }
     expr ds(DomId x, IoServId y) const { return z3::concat(d(x), s(y)); }
     expr tup(Mfn m, const Tuple& t) const {
         return z3::concat(a(m.v), z3::concat(a(t.bfn.v), z3::concat(d(t.domid), s(t.ioserver))));
     }
+    expr key(const HandedKey& k) const {
+        return z3::concat(d(k.emulator),
+                          z3::concat(a(k.bfn.v), z3::concat(d(k.domid), s(k.ioserver))));
+    }
 };
 
-bool drop_class_ref(const State& st, const Tuple& t, const TupleInfo& info) {
-    const IoServer* srv = st.server(t.domid, t.ioserver);
-    return info.swap && srv != nullptr && st.usable(srv->emulator);
+bool drop_class_ref(const State& st, const TupleInfo& info) {
+    return info.swap && st.usable(info.emulator);  // drop_class: swap, usable emulator
 }
 
-// spec::State -> St (concrete). Ghosts: slots in (mfn, tuple) order per class, locals in
-// (domid, bfn) order.
-St encode_state(const Sorts& so, const State& st, std::vector<expr>& facts) {
+// Ext -> St (concrete). Ghosts: slots in (mfn, tuple) order per class, locals in (domid, bfn)
+// order.
+St encode_state(const Sorts& so, const Ext& x) {
+    const State& st = x.s;
     z3::context& c = so.ctx;
     Enc e{c, so};
     St s = fresh_state(so, "conf.");
     s.host_iommu = c.bool_val(st.host.iommu);
     s.mode = e.k2(static_cast<unsigned>(st.host.mode));
     s.nframes = e.a(st.host.frames);
-    // D19: a max_count above the count sort's top is that top (the small worlds' counts stay
-    // far below it: at most 1 + 12 steps' tuples and entries).
-    s.maxc = e.cnt(std::min<std::uint64_t>(st.host.max_count, (std::uint64_t{1} << so.w.cnt) - 1));
+    s.maxc = e.cnt(st.host.max_count);  // D19
     std::vector<std::pair<std::vector<expr>, expr>> fstate, owner, count, alloc, live, hw, iommu_hw,
-        dm, rmrr, p2mv, p2m, srv, emu, ekind, emfn, removed, m2b, swap, nT0, nT1, slotT0, slotT1,
-        idxT, tcls, nL, slotL, idxL, p2mg;
+        dm, rmrr, p2mv, p2m, srv, emu, ekind, emfn, removed, m2b, swap, temu, torph, nT0, nT1,
+        slotT0, slotT1, idxT, tcls, nL, slotL, idxL, p2mg, dying, pend, hk, hm;
     for (const auto& [m, f] : st.frames) {
         fstate.push_back({{e.a(m.v)},
                           e.k2(f.state == FrameState::free  ? kFree
@@ -141,9 +194,11 @@ St encode_state(const Sorts& so, const State& st, std::vector<expr>& facts) {
         std::uint64_t n[2] = {0, 0};
         for (const auto& [t, info] : tuples) {
             const expr tt = e.tup(m, t);
-            const bool k = drop_class_ref(st, t, info);
+            const bool k = drop_class_ref(st, info);
             m2b.push_back({{tt}, c.bool_val(true)});
             swap.push_back({{tt}, c.bool_val(info.swap)});
+            temu.push_back({{tt}, e.d(info.emulator)});
+            torph.push_back({{tt}, c.bool_val(info.orphan)});
             tcls.push_back({{tt}, c.bool_val(k)});
             idxT.push_back({{tt}, e.cnt(n[k])});
             (k ? slotT1 : slotT0).push_back({{e.a(m.v), e.cnt(n[k])}, tt});
@@ -152,6 +207,15 @@ St encode_state(const Sorts& so, const State& st, std::vector<expr>& facts) {
         nT0.push_back({{e.a(m.v)}, e.cnt(n[0])});
         nT1.push_back({{e.a(m.v)}, e.cnt(n[1])});
     }
+    for (DomId d : x.dying) dying.push_back({{e.d(d)}, c.bool_val(true)});
+    for (const auto& [m, n] : x.pend) pend.push_back({{e.a(m.v)}, e.cnt(n)});
+    for (const auto& [k, m] : x.h) {
+        hk.push_back({{e.key(k)}, c.bool_val(true)});
+        hm.push_back({{e.key(k)}, e.a(m.v)});
+    }
+    std::vector<std::pair<expr, expr>> await, tlb;
+    for (const auto& [d, m] : x.await) await.push_back({e.d(d), e.a(m.v)});
+    for (const auto& [d, b, m] : x.tlb) tlb.push_back({e.da(d, b.v), e.a(m.v)});
     const expr f = c.bool_val(false);
     s.fstate = table(c, {so.A}, e.k2(kFree), fstate);
     s.owner = table(c, {so.A}, e.d(DomId{0}), owner);
@@ -164,6 +228,7 @@ St encode_state(const Sorts& so, const State& st, std::vector<expr>& facts) {
     s.rmrr = table(c, {so.DA}, f, rmrr);
     s.p2mv = table(c, {so.DA}, f, p2mv);
     s.p2m = table(c, {so.DA}, e.a(0), p2m);
+    s.dying = table(c, {so.D}, f, dying);
     s.srv = table(c, {so.DS}, f, srv);
     s.emu = table(c, {so.DS}, e.d(DomId{0}), emu);
     s.ekind = table(c, {so.DA}, e.k2(kNone), ekind);
@@ -171,18 +236,40 @@ St encode_state(const Sorts& so, const State& st, std::vector<expr>& facts) {
     s.removed = table(c, {so.DA}, f, removed);
     s.m2b = table(c, {so.T}, f, m2b);
     s.swap = table(c, {so.T}, f, swap);
+    s.temu = table(c, {so.T}, e.d(DomId{0}), temu);
+    s.torph = table(c, {so.T}, f, torph);
     s.fault = e.cnt(st.fault_iommu_map);
     s.nT0 = table(c, {so.A}, e.cnt(0), nT0);
     s.nT1 = table(c, {so.A}, e.cnt(0), nT1);
-    s.slotT0 = table2(c, "conf.slotT0", so.A, so.C, so.T, slotT0, facts);
-    s.slotT1 = table2(c, "conf.slotT1", so.A, so.C, so.T, slotT1, facts);
+    const std::string t0 = "(_ bv0 " + std::to_string(so.T.bv_size()) + ")";
+    s.slotT0 = table2(c, so.A, so.C, so.T, t0, slotT0);
+    s.slotT1 = table2(c, so.A, so.C, so.T, t0, slotT1);
     s.idxT = table(c, {so.T}, e.cnt(0), idxT);
     s.tcls = table(c, {so.T}, f, tcls);
     s.nL = table(c, {so.A}, e.cnt(0), nL);
-    s.slotL = table2(c, "conf.slotL", so.A, so.C, so.DA, slotL, facts);
+    s.slotL =
+        table2(c, so.A, so.C, so.DA, "(_ bv0 " + std::to_string(so.DA.bv_size()) + ")", slotL);
     s.idxL = table(c, {so.DA}, e.cnt(0), idxL);
     s.p2mg = table(c, {so.A}, e.a(0), p2mg);
+    s.pend = table(c, {so.A}, e.cnt(0), pend);
+    s.await = set2(c, so.D, so.A, await);
+    s.tlb = set2(c, so.DA, so.A, tlb);
+    s.hk = table(c, {so.HK}, f, hk);
+    s.hm = table(c, {so.HK}, e.a(0), hm);
     return s;
+}
+
+// An Ext of a state ref reached with nothing in flight; `full_tlb`: every usable context caches
+// every translation its local and foreign entries allow (the most R11's fill can cache).
+Ext ext_of(const State& st, const Handed& h, bool full_tlb) {
+    Ext x{st, {}, {}, {}, h, {}};
+    if (full_tlb)
+        for (const auto& [d, dom] : st.domains)
+            if (st.usable(d))
+                for (const auto& [b, en] : dom.iommu)
+                    if (en.kind == EntryKind::local || en.kind == EntryKind::foreign)
+                        x.tlb.insert({d, b, en.mfn});
+    return x;
 }
 
 // A random small world on ref: the host, domains 0..2 (at most one hardware), privileges,
@@ -194,7 +281,7 @@ struct Gen {
 };
 
 struct Sample {
-    std::string op;  // the transition's name
+    std::string op;  // the transition's name (or "destroy": its chain of steps)
     DomId c;         // caller (or the event's domain)
     Flags flags;
     Bfn bfn;
@@ -202,96 +289,60 @@ struct Sample {
     DomId domid;
     IoServId ioserver;
     bool bfn_invalid = true;  // lookup_foreign_page
-    Mfn mfn;                  // destroy_drop_tuple: the tuple's frame
+    Mfn mfn;                  // destroy_drop_tuple: the tuple's frame; put: the frame
 };
 
-// R9's teardown steps (destroy_drop_tuple, destroy_drop_local, destroy_finish; the P2M goes by
-// balloon) that ref's destroy(d) amounts to on st, in ref's order: the tuples of each server d
-// serves or that serves d, every RAM gfn of d, every local entry of d's context, the end.
-std::vector<Sample> destroy_chain(const State& st, DomId d) {
-    std::vector<Sample> out;
-    auto step = [&](const char* op, Bfn b, Gfn g, DomId dom, IoServId i, Mfn m) {
-        out.push_back(Sample{op, d, Flags{}, b, g, dom, i, true, m});
-    };
-    for (const auto& [key, srv] : st.servers) {
-        if (key.first != d && srv.emulator != d) continue;
-        for (const auto& [m, tuples] : st.m2b)
-            for (const auto& [t, info] : tuples)
-                if (t.domid == key.first && t.ioserver == key.second)
-                    step("destroy_drop_tuple", t.bfn, Gfn{}, t.domid, t.ioserver, m);
-    }
-    const Domain& dom = st.domains.at(d);
-    for (const auto& [g, m] : dom.p2m)
-        if (st.frame(m).state != FrameState::xen)
-            step("balloon", Bfn{}, g, DomId{}, IoServId{}, Mfn{});
-    for (const auto& [b, en] : dom.iommu)
-        if (en.kind == EntryKind::local)
-            step("destroy_drop_local", b, Gfn{}, DomId{}, IoServId{}, Mfn{});
-    step("destroy_finish", Bfn{}, Gfn{}, DomId{}, IoServId{}, Mfn{});
-    return out;
-}
-
-// One teardown step on a state, as the encoding's step does it (the conformance test compares
-// each encoded step with it, and the chain's end with ref's destroy).
-State teardown_step(const State& st, const Sample& smp) {
-    State s = st;
-    auto put_ref = [&](Mfn m) {  // R8: freed (a fresh frame) at 0
-        Frame& f = s.frames.at(m);
-        if (--f.count == 0) s.frames.erase(m);
-    };
-    if (smp.op == "balloon") {
-        ref::Hypervisor hv(s);
-        (void)hv.balloon(smp.c, smp.gfn);
-        return hv.state();
-    }
-    if (smp.op == "destroy_drop_tuple") {
-        const Tuple t{smp.bfn, smp.domid, smp.ioserver};
-        auto it = s.m2b.find(smp.mfn);
-        it->second.erase(t);
-        if (it->second.empty()) s.m2b.erase(it);
-        put_ref(smp.mfn);
-        const DomId e = s.servers.at({t.domid, t.ioserver}).emulator;
-        bool used = false;  // claimed(e, bfn)
-        for (const auto& [m, ts] : s.m2b)
-            for (const auto& [u, info] : ts)
-                used =
-                    used || (u.bfn == t.bfn && s.servers.at({u.domid, u.ioserver}).emulator == e);
-        auto& ctx = s.domains.at(e).iommu;
-        if (auto en = ctx.find(t.bfn);
-            en != ctx.end() && en->second.kind == EntryKind::foreign && !used)
-            en->second = Entry{Mfn{}, en->second.perms, EntryKind::scratch};  // D7
-        return s;
-    }
-    if (smp.op == "destroy_drop_local") {
-        auto& ctx = s.domains.at(smp.c).iommu;
-        const Mfn m = ctx.at(smp.bfn).mfn;
-        ctx.erase(smp.bfn);
-        put_ref(m);
-        return s;
-    }
-    // destroy_finish: the domain, its servers and those serving it, every privilege naming it.
-    std::erase_if(s.servers, [&](const auto& kv) {
-        return kv.first.first == smp.c || kv.second.emulator == smp.c;
-    });
-    s.domains.erase(smp.c);
-    for (auto& [id, dom] : s.domains) dom.dm_over.erase(smp.c);
-    return s;
-}
-
-// A teardown step `what` that acts on st itself (for the non-vacuity witnesses): a tuple drop
-// or a local drop of any live domain's chain, or the end of a chain that is only the end.
-std::optional<Sample> acting_step(const std::string& what, const State& st) {
-    for (const auto& [d, dom] : st.domains) {
-        const std::vector<Sample> ch = destroy_chain(st, d);
-        for (const Sample& smp : ch)
-            if (smp.op == what && (what != "destroy_finish" || ch.size() == 1)) return smp;
-    }
-    return std::nullopt;
-}
-bool is_destroy_step(const std::string& op) { return op.rfind("destroy_", 0) == 0; }
-
 // `text` (if given) gets the world as TRACE-FORMAT statements, so that `pviommu run` rebuilds it.
-std::unique_ptr<ref::Hypervisor> make_world(Gen& g, std::string* text = nullptr) {
+std::unique_ptr<ref::Hypervisor> make_world(Gen& g, std::string* text = nullptr);
+
+// A world of the emulation shapes v2 is about, with the IOMMU on: the hardware domain (mostly
+// with an IOMMU, mostly inclusive: lookups on the 1:1 map, R6's -EBUSY) emulates guests 1 and
+// 2; guest 1 emulates guest 2 through `dm` (a stub domain); guest 2 mostly has no IOMMU (its
+// emulator... and an emulator without one hands out frames as bus addresses: R9 v2's orphans).
+std::unique_ptr<ref::Hypervisor> make_emulation_world(Gen& g, std::string* text) {
+    std::ostringstream os;
+    Host h;
+    h.iommu = true;
+    h.mode = g.coin(70) ? IommuMode::inclusive : IommuMode::strict;
+    h.max_order = 0;
+    h.frames = 10 + g.below(5);
+    if (g.coin(15)) h.max_count = static_cast<std::uint32_t>(2 + g.below(3));  // D19
+    os << "host iommu=on mode=" << mode_name(h.mode) << " max_order=0 frames=" << h.frames;
+    if (h.max_count != spec::kMaxCountLimit) os << " max_count=" << h.max_count;
+    os << "\n";
+    auto hvp = std::make_unique<ref::Hypervisor>(h);
+    ref::Hypervisor& hv = *hvp;
+    const bool io[3] = {g.coin(75), g.coin(85), g.coin(30)};
+    const std::uint64_t ram[3] = {g.below(3), 1 + g.below(3), 1 + g.below(3)};
+    for (std::uint16_t d = 0; d < 3; ++d) {
+        (void)hv.create_domain(DomId{d}, d == 0 ? DomainRole::hardware : DomainRole::guest, io[d],
+                               ram[d]);
+        os << "domain " << d << (d == 0 ? " hardware" : " guest") << (io[d] ? " iommu_hw" : "")
+           << " ram=" << ram[d] << "\n";
+    }
+    if (g.coin(70)) {
+        hv.grant_dm(DomId{1}, DomId{2});
+        os << "dm 1 over 2\n";
+    }
+    auto server = [&](std::uint16_t t, std::uint16_t id, std::uint16_t e) {
+        const auto ring = static_cast<std::uint32_t>(g.below(5));
+        hv.create_ioserver(DomId{t}, IoServId{id}, DomId{e}, ring);
+        os << "ioserver " << t << " id=" << id << " emulator=" << e << " ring=" << ring << "\n";
+    };
+    server(1, 0, 0);
+    server(2, 0, 0);
+    if (g.coin(70)) server(2, 1, 1);
+    if (g.coin(30)) server(1, 1, 0);
+    if (g.coin(15)) {
+        hv.arm_iommu_map_fault(1);
+        os << "fault iommu_map count=1\n";
+    }
+    if (text != nullptr) *text = os.str();
+    return hvp;
+}
+
+std::unique_ptr<ref::Hypervisor> make_world(Gen& g, std::string* text) {
+    if (g.coin(35)) return make_emulation_world(g, text);
     std::ostringstream os;
     Host h;
     h.iommu = g.coin(90);
@@ -380,15 +431,26 @@ Sample random_op(Gen& g, const State& st) {
         s.bfn = jt->first.bfn;
         s.domid = jt->first.domid;
         s.ioserver = jt->first.ioserver;
+        // F5, F12: the tuple's own emulator (orphans included) unmaps it.
+        if (g.coin(50) && st.domain(jt->second.emulator) != nullptr) s.c = jt->second.emulator;
     } else {
         s.domid = g.coin(5) ? kDomIdSelf : DomId{static_cast<std::uint16_t>(g.below(kDoms))};
         s.ioserver = IoServId{static_cast<std::uint16_t>(g.below(kSids))};
     }
     // Aimed at the success rows and those after them (-EEXIST, D19's -EOVERFLOW): an emulator
     // of a server, that server's target and one of its RAM gfns, and often a bfn C uses.
-    if (!st.servers.empty() && g.coin(35)) {
+    if (!st.servers.empty() && g.coin(50)) {
         auto it = st.servers.begin();
         std::advance(it, static_cast<long>(g.below(st.servers.size())));
+        // Mostly a server whose emulator has privilege over its target (the rows after R3's
+        // privilege check, success among them, and the tuples R5, R7 and R9 then remove).
+        std::vector<decltype(it)> good;
+        for (auto jt = st.servers.begin(); jt != st.servers.end(); ++jt)
+            if (jt->second.emulator != jt->first.first &&
+                st.privileged(jt->second.emulator, jt->first.first) &&
+                (s.op != "map_foreign_page" || st.usable(jt->second.emulator)))
+                good.push_back(jt);
+        if (!good.empty() && g.coin(70)) it = good[g.below(good.size())];
         s.c = it->second.emulator;
         s.domid = it->first.first;
         s.ioserver = it->first.second;
@@ -404,6 +466,31 @@ Sample random_op(Gen& g, const State& st) {
         }
     }
     s.bfn_invalid = g.coin(80);
+    // R11's removing ops where they remove something: a tuple by its emulator (orphans too),
+    // a local entry by its context (their chains then flush and put).
+    if (s.op != "destroy" && !st.m2b.empty() && g.coin(12)) {
+        auto it = st.m2b.begin();
+        std::advance(it, static_cast<long>(g.below(st.m2b.size())));
+        auto jt = it->second.begin();
+        std::advance(jt, static_cast<long>(g.below(it->second.size())));
+        s.op = "unmap_foreign_page", s.flags = Flags{}, s.c = jt->second.emulator;
+        s.bfn = jt->first.bfn, s.domid = jt->first.domid, s.ioserver = jt->first.ioserver;
+    } else if (s.op != "destroy" && g.coin(8)) {
+        std::vector<std::pair<DomId, Bfn>> locals;
+        for (const auto& [d, dom] : st.domains)
+            for (const auto& [b, en] : dom.iommu)
+                if (en.kind == EntryKind::local) locals.emplace_back(d, b);
+        // (and a 1:1 bfn that a lookup registered: R6 v2's -EBUSY)
+        for (const auto& [m, tuples] : st.m2b)
+            for (const auto& [t, info] : tuples)
+                if (const auto en = st.entry(info.emulator, t.bfn);
+                    en && en->kind == EntryKind::identity)
+                    locals.emplace_back(info.emulator, t.bfn);
+        if (!locals.empty()) {
+            const auto [d, b] = locals[g.below(locals.size())];
+            s.op = "unmap_page", s.flags = Flags{}, s.c = d, s.bfn = b;
+        }
+    }
     // drain names an existing server (ref's precondition), as `drain T id=S` must.
     if (s.op == "drain") {
         if (st.servers.empty()) {
@@ -420,18 +507,23 @@ Sample random_op(Gen& g, const State& st) {
     if (s.op == "destroy" && !st.m2b.empty() && g.coin(75)) {
         auto it = st.m2b.begin();
         std::advance(it, static_cast<long>(g.below(st.m2b.size())));
-        const Tuple& t = it->second.begin()->first;
-        const IoServer* srv = st.server(t.domid, t.ioserver);
-        s.c = g.coin(50) || srv == nullptr ? t.domid : srv->emulator;
-        if (st.domain(s.c) == nullptr) s.c = t.domid;
+        const auto& [t, info] = *it->second.begin();
+        s.c = g.coin(50) ? t.domid : info.emulator;
+        if (st.domain(s.c) == nullptr) s.c = t.domid == s.c ? info.emulator : t.domid;
+        if (st.domain(s.c) == nullptr) s.op = "query_caps", s.c = live.empty() ? DomId{0} : live[0];
     }
     return s;
 }
 
 // Runs the sample on ref; returns its status code (-status) and leaves the post-state in hv.
-// query_caps: `caps` (if given) gets the flags it returned.
-unsigned run_ref(ref::Hypervisor& hv, const Sample& s, Flags* caps = nullptr) {
+// query_caps: `caps` (if given) gets the flags it returned; `results` (if given) gets a call's
+// OpResult (out fields included), for D23's record_handed.
+unsigned run_ref(ref::Hypervisor& hv, const Sample& s, Flags* caps = nullptr,
+                 std::vector<OpResult>* results = nullptr) {
     Status st = Status::ok;
+    auto done = [&](const Op& op) {
+        if (results != nullptr) results->push_back({st, op});
+    };
     if (s.op == "query_caps") {
         QueryCaps op;
         st = hv.query_caps(s.c, op);
@@ -447,23 +539,28 @@ unsigned run_ref(ref::Hypervisor& hv, const Sample& s, Flags* caps = nullptr) {
         op.flags = s.flags, op.bfn = s.bfn, op.gfn = s.gfn, op.domid = s.domid,
         op.ioserver = s.ioserver;
         st = hv.map_foreign_page(s.c, op);
+        done(op);
     } else if (s.op == "unmap_foreign_page") {
         UnmapForeignPage op;
         op.flags = s.flags, op.bfn = s.bfn, op.domid = s.domid, op.ioserver = s.ioserver;
         st = hv.unmap_foreign_page(s.c, op);
+        done(op);
     } else if (s.op == "lookup_foreign_page") {
         LookupForeignPage op;
         op.flags = s.flags, op.bfn = s.bfn_invalid ? kBfnInvalid : s.bfn, op.gfn = s.gfn,
         op.domid = s.domid, op.ioserver = s.ioserver;
         st = hv.lookup_foreign_page(s.c, op);
+        done(op);
     } else if (s.op == "map_page") {
         MapPage op;
         op.flags = s.flags, op.bfn = s.bfn, op.gfn = s.gfn;
         st = hv.map_page(s.c, op);
+        done(op);
     } else if (s.op == "unmap_page") {
         UnmapPage op;
         op.flags = s.flags, op.bfn = s.bfn;
         st = hv.unmap_page(s.c, op);
+        done(op);
     } else if (s.op == "balloon") {
         (void)hv.balloon(s.c, s.gfn);
     } else if (s.op == "destroy") {
@@ -479,8 +576,257 @@ std::string sample_text(const Sample& s) {
     os << s.op << " C=" << s.c.v << " flags=" << flags_text(s.flags) << " bfn=" << s.bfn.v
        << (s.bfn_invalid ? "(lookup: BFN_INVALID)" : "") << " gfn=" << s.gfn.v
        << " domid=" << s.domid.v << " ioserver=" << s.ioserver.v;
-    if (s.op == "destroy_drop_tuple") os << " mfn=" << s.mfn.v;
+    if (s.op == "destroy_drop_tuple" || s.op == "put") os << " mfn=" << s.mfn.v;
     return os.str();
+}
+
+// ---------------------------------------------------------------------------------------------
+// The encoded steps on Exts (C++), one per transition that is no ref operation, and ref's
+// operations as the encoding's removal step (R11: references deferred).
+
+// One step of a chain: the transition, its Ext before and after, ref's status (subops).
+struct Step {
+    Sample smp;
+    Ext pre, post;
+    unsigned status = 0;
+    Flags caps{};
+};
+
+Sample event(const char* op, DomId c) {
+    Sample s;
+    s.op = op;
+    s.c = c;
+    return s;
+}
+
+// R11: flush(c): c's IOTLB is emptied and no deferred reference awaits c any more.
+Ext ext_flush(Ext x, DomId c) {
+    std::erase_if(x.tlb, [c](const auto& e) { return std::get<0>(e) == c; });
+    std::erase_if(x.await, [c](const auto& e) { return e.first == c; });
+    return x;
+}
+// R11: put(m): m's deferred references go once no flush is awaited for them; R8: freed at 0.
+Ext ext_put(Ext x, Mfn m) {
+    const auto it = x.pend.find(m);
+    if (it == x.pend.end() ||
+        std::any_of(x.await.begin(), x.await.end(), [m](const auto& e) { return e.second == m; }))
+        return x;
+    Frame& f = x.s.frames.at(m);
+    f.count -= it->second;
+    x.pend.erase(it);
+    if (f.count == 0) x.s.frames.erase(m);
+    return x;
+}
+// R11: a device of usable context c caches the translation of its local or foreign entry at b.
+Ext ext_fill(Ext x, DomId c, Bfn b) {
+    const Domain* d = x.s.domain(c);
+    if (!x.s.usable(c) || d == nullptr) return x;
+    const auto it = d->iommu.find(b);
+    if (it == d->iommu.end() ||
+        (it->second.kind != EntryKind::local && it->second.kind != EntryKind::foreign))
+        return x;
+    x.tlb.insert({c, b, it->second.mfn});
+    return x;
+}
+
+// A ref operation (a subop, balloon, populate, query_caps, drain) as the encoding's step: ref's
+// successor, every reference it dropped from a tuple or a local entry kept as deferred (R11),
+// awaiting the flush of the caller (unmap_foreign_page, unmap_page) or of every usable context
+// (balloon's swap: the emulators of the dropped tuples are among them); H as record_handed.
+struct RefStep {
+    Ext post;
+    unsigned status = 0;
+    Flags caps{};
+    State ref_post;
+};
+RefStep ref_step(const Ext& pre, const Sample& smp) {
+    ref::Hypervisor hv(pre.s);
+    Flags caps;
+    std::vector<OpResult> results;
+    const unsigned st = run_ref(hv, smp, &caps, &results);
+    RefStep r{pre, st, caps, hv.state()};
+    r.post.s = hv.state();
+    std::optional<Mfn> ballooned;
+    if (smp.op == "balloon")
+        if (const auto m = pre.s.p2m(smp.c, smp.gfn); m && pre.s.frame(*m).state != FrameState::xen)
+            ballooned = *m;
+    if (smp.op == "unmap_foreign_page" || smp.op == "unmap_page" || smp.op == "balloon") {
+        for (const auto& [m, f] : pre.s.frames) {
+            if (f.state != FrameState::owned) continue;
+            const Frame after = hv.state().frame(m);
+            const std::uint32_t alloc_drop = ballooned == m ? 1 : 0;
+            const std::uint32_t deferred = f.count - alloc_drop - after.count;
+            if (deferred == 0) continue;
+            r.post.s.frames[m] =
+                Frame{FrameState::owned, f.owner, after.count + deferred, after.allocated};
+            r.post.pend[m] += deferred;
+            if (smp.op == "balloon") {
+                for (const auto& [d, dom] : pre.s.domains)
+                    if (pre.s.usable(d)) r.post.await.insert({d, m});
+            } else {
+                r.post.await.insert({smp.c, m});
+            }
+        }
+    }
+    if (!results.empty()) record_handed(r.post.h, &pre.s, hv.state(), smp.c, results);
+    return r;
+}
+
+// R11 after a step: a flush of every context awaited, then a put of every frame deferred.
+void settle(std::vector<Step>& out, Ext& cur) {
+    std::set<DomId> ctxs;
+    for (const auto& [c, m] : cur.await) ctxs.insert(c);
+    for (DomId c : ctxs) {
+        Ext n = ext_flush(cur, c);
+        out.push_back({event("flush", c), cur, n});
+        cur = n;
+    }
+    std::vector<Mfn> ms;
+    for (const auto& [m, n] : cur.pend) ms.push_back(m);
+    for (Mfn m : ms) {
+        Sample smp = event("put", DomId{});
+        smp.mfn = m;
+        Ext n = ext_put(cur, m);
+        out.push_back({smp, cur, n});
+        cur = n;
+    }
+}
+
+// R9 v2 steps 1 and 2 on one tuple (m, t) of dying d (destroy_drop_tuple): it goes (d holds
+// it, or its emulator E is usable and E's entry at bfn is foreign; E's entry re-pointed at
+// scratch unless another tuple of E uses bfn, D7), its reference deferred until E's flush; or
+// it stays, an orphan.
+Ext ext_drop_tuple(Ext x, DomId d, Mfn m, const Tuple& t) {
+    State& s = x.s;
+    TupleInfo& info = s.m2b.at(m).at(t);
+    const DomId e = info.emulator;
+    const auto entry = s.entry(e, t.bfn);
+    if (e != d && !(s.usable(e) && entry && entry->kind == EntryKind::foreign)) {
+        info.orphan = true;
+        return x;
+    }
+    auto it = s.m2b.find(m);
+    it->second.erase(t);
+    if (it->second.empty()) s.m2b.erase(it);
+    ++x.pend[m];
+    x.await.insert({e, m});
+    auto& ctx = s.domains.at(e).iommu;
+    if (auto en = ctx.find(t.bfn);
+        en != ctx.end() && en->second.kind == EntryKind::foreign && !s.claimed(e, t.bfn))
+        en->second = Entry{Mfn{}, en->second.perms, EntryKind::scratch};  // D7
+    return x;
+}
+// R9 v2 step 4 on one local entry of d: it goes, its reference deferred until d's flush.
+Ext ext_drop_local(Ext x, DomId d, Bfn b) {
+    auto& ctx = x.s.domains.at(d).iommu;
+    const Mfn m = ctx.at(b).mfn;
+    ctx.erase(b);
+    ++x.pend[m];
+    x.await.insert({d, m});
+    return x;
+}
+
+// ref's destroy(d) as the encoding's steps, each followed by its flush and puts (R11): begin,
+// step 1 (the tuples d holds), step 2 (the tuples of servers whose target is d), step 3 (a
+// balloon per RAM gfn of d), step 4 (d's local entries), finish.
+std::vector<Step> destroy_steps(const Ext& pre, DomId d) {
+    std::vector<Step> out;
+    Ext cur = pre;
+    auto add = [&](const Sample& smp, const Ext& n) {
+        out.push_back({smp, cur, n});
+        cur = n;
+    };
+    {
+        Ext n = cur;
+        n.dying.insert(d);
+        forget_emulator(n.h, d);  // D23
+        add(event("destroy_begin", d), n);
+    }
+    auto drop = [&](Mfn m, const Tuple& t) {
+        Sample smp = event("destroy_drop_tuple", d);
+        smp.mfn = m, smp.bfn = t.bfn, smp.domid = t.domid, smp.ioserver = t.ioserver;
+        add(smp, ext_drop_tuple(cur, d, m, t));
+        settle(out, cur);
+    };
+    std::vector<std::pair<Mfn, Tuple>> held;
+    for (const auto& [m, tuples] : cur.s.m2b)
+        for (const auto& [t, info] : tuples)
+            if (info.emulator == d) held.emplace_back(m, t);
+    for (const auto& [m, t] : held) drop(m, t);
+    std::vector<std::pair<Mfn, Tuple>> of_servers;
+    for (const auto& [key, srv] : cur.s.servers) {
+        if (key.first != d) continue;
+        for (const auto& [m, tuples] : cur.s.m2b)
+            for (const auto& [t, info] : tuples)
+                if (t.domid == d && t.ioserver == key.second && !info.orphan)
+                    of_servers.emplace_back(m, t);
+    }
+    for (const auto& [m, t] : of_servers) drop(m, t);
+    const auto p2m = cur.s.domains.at(d).p2m;
+    for (const auto& [g, m] : p2m) {
+        if (cur.s.frame(m).state == FrameState::xen) continue;  // goes at the finish
+        Sample smp = event("balloon", d);
+        smp.gfn = g;
+        const RefStep r = ref_step(cur, smp);
+        add(smp, r.post);
+        settle(out, cur);
+    }
+    const auto iommu = cur.s.domains.at(d).iommu;
+    for (const auto& [b, en] : iommu) {
+        if (en.kind != EntryKind::local) continue;
+        Sample smp = event("destroy_drop_local", d);
+        smp.bfn = b;
+        add(smp, ext_drop_local(cur, d, b));
+        settle(out, cur);
+    }
+    {
+        Ext n = cur;
+        std::erase_if(n.s.servers, [d](const auto& kv) {
+            return kv.first.first == d || kv.second.emulator == d;
+        });
+        n.s.domains.erase(d);
+        for (auto& [id, dom] : n.s.domains) dom.dm_over.erase(d);  // D8
+        std::erase_if(n.tlb, [d](const auto& e) { return std::get<0>(e) == d; });
+        std::erase_if(n.await, [d](const auto& e) { return e.first == d; });
+        forget_emulator(n.h, d);
+        n.dying.erase(d);
+        add(event("destroy_finish", d), n);
+    }
+    return out;
+}
+
+// The chain of encoded steps that ref's operation `smp` amounts to from `pre`; `ref_post`
+// gets ref's own post-state (the chain must end there), `status` ref's status.
+std::vector<Step> chain_of(const Ext& pre, const Sample& smp, State& ref_post, unsigned& status) {
+    if (smp.op == "destroy") {
+        ref::Hypervisor hv(pre.s);
+        hv.destroy(smp.c);
+        ref_post = hv.state();
+        status = 0;
+        return destroy_steps(pre, smp.c);
+    }
+    const RefStep r = ref_step(pre, smp);
+    ref_post = r.ref_post;
+    status = r.status;
+    std::vector<Step> out{{smp, pre, r.post, r.status, r.caps}};
+    Ext cur = r.post;
+    settle(out, cur);
+    return out;
+}
+
+// A tlb_fill of a random usable context's local or foreign entry (nullopt: none exists).
+std::optional<Sample> random_fill(Gen& g, const State& st) {
+    std::vector<std::pair<DomId, Bfn>> can;
+    for (const auto& [d, dom] : st.domains)
+        if (st.usable(d))
+            for (const auto& [b, en] : dom.iommu)
+                if (en.kind == EntryKind::local || en.kind == EntryKind::foreign)
+                    can.emplace_back(d, b);
+    if (can.empty()) return std::nullopt;
+    const auto [d, b] = can[g.below(can.size())];
+    Sample smp = event("tlb_fill", d);
+    smp.bfn = b;
+    return smp;
 }
 
 // The concrete state `st` encoded, and a solver that holds its facts. The bare smt tactic: no
@@ -490,10 +836,8 @@ struct Concrete {
     St s;
     z3::solver sv;
 };
-Concrete concrete_solver(const Sorts& so, const State& st, unsigned timeout_ms) {
-    std::vector<expr> facts;
-    Concrete out{encode_state(so, st, facts), z3::tactic(so.ctx, "smt").mk_solver()};
-    for (const expr& f : facts) out.sv.add(f);
+Concrete concrete_solver(const Sorts& so, const Ext& st, unsigned timeout_ms) {
+    Concrete out{encode_state(so, st), z3::tactic(so.ctx, "smt").mk_solver()};
     z3::params p(so.ctx);
     p.set("timeout", timeout_ms);
     out.sv.set(p);
@@ -527,10 +871,13 @@ void fix_args(z3::solver& sv, const Enc& e, const Transition& t, const Sample& s
     }
 }
 
-// The encoded transition on `pre` with the sample's arguments; compares with ref's outcome
-// (`caps`: what ref's query_caps returned). Returns "" on agreement, else what differs.
-std::string compare(const State& pre, const Sample& smp, unsigned ref_status, const State& post,
-                    const Options& opt, Flags caps = Flags{}) {
+// The encoded transition of step `sp` on its pre-state with its arguments; compares status and
+// every successor component with the step's post-state (`caps`: what ref's query_caps
+// returned). Returns "" on agreement, else what differs.
+std::string compare(const Step& sp, const Options& opt) {
+    const Ext& pre = sp.pre;
+    const Ext& post = sp.post;
+    const Sample& smp = sp.smp;
     z3::context c;
     Sorts so(c, conf_widths());
     Enc e{c, so};
@@ -541,9 +888,9 @@ std::string compare(const State& pre, const Sample& smp, unsigned ref_status, co
     // Successor reads become named constants, so that the solver decides their quantifiers.
     const expr okv = c.bool_const("conf.ok");
     const expr stv = c.constant("conf.status", c.bv_sort(8));
-    // destroy_finish acts on every state its chain reaches (its three checks are universal:
-    // all of D's holders are gone): that is refuted apart, where the negated checks are ground
-    // after skolemization, and its successor (lambdas, no quantifier) is read in the ok case.
+    // destroy_finish acts on every state its chain reaches (its checks are universal: all of
+    // D's holders are gone): that is refuted apart, where the negated checks are ground after
+    // skolemization, and its successor (lambdas, no quantifier) is read in the ok case.
     // Measured: with the checks in the successor's ite, 5 of 43 chains' finish came back
     // unknown (incomplete quantifiers), whichever check was left out.
     const bool finish = smp.op == "destroy_finish";
@@ -574,9 +921,9 @@ std::string compare(const State& pre, const Sample& smp, unsigned ref_status, co
     };
     const St& n = finish ? t.cases.front().second : t.next;
     if (t.out)  // query_caps: R2's map_cap bit
-        read("query_caps map_cap", *t.out, c.bool_val((caps.raw & IOMMU_QUERY_map_cap) != 0));
+        read("query_caps map_cap", *t.out, c.bool_val((sp.caps.raw & IOMMU_QUERY_map_cap) != 0));
     for (std::uint64_t m = 0; m < kAddrs; ++m) {
-        const Frame f = post.frame(Mfn{m});
+        const Frame f = post.s.frame(Mfn{m});
         const std::string w = "frame " + std::to_string(m);
         read(w + " state", n.fstate[e.a(m)],
              e.k2(f.state == FrameState::free  ? kFree
@@ -585,24 +932,37 @@ std::string compare(const State& pre, const Sample& smp, unsigned ref_status, co
         if (f.state == FrameState::owned) read(w + " owner", n.owner[e.a(m)], e.d(f.owner));
         read(w + " count", n.count[e.a(m)], e.cnt(f.count));
         read(w + " allocated", n.alloc[e.a(m)], c.bool_val(f.allocated));
+        const auto pe = post.pend.find(Mfn{m});
+        read(w + " deferred references", n.pend[e.a(m)],
+             e.cnt(pe == post.pend.end() ? 0 : pe->second));
     }
     // Domains, servers and privileges: destroy_finish changes them. A domain that is gone (or
     // never was) reads as an empty one.
     const Domain none;
     for (std::uint16_t d = 0; d < kDoms; ++d) {
         const DomId dd{d};
-        const Domain* pd = post.domain(dd);
+        const Domain* pd = post.s.domain(dd);
         read("domain " + std::to_string(d) + " live", n.live[e.d(dd)], c.bool_val(pd != nullptr));
+        read("domain " + std::to_string(d) + " dying", n.dying[e.d(dd)],
+             c.bool_val(post.dying.contains(dd)));
         for (std::uint16_t i = 0; i < kSids; ++i)
             read("ioserver " + std::to_string(d) + " id=" + std::to_string(i),
-                 n.srv[e.ds(dd, IoServId{i})], c.bool_val(post.server(dd, IoServId{i}) != nullptr));
+                 n.srv[e.ds(dd, IoServId{i})],
+                 c.bool_val(post.s.server(dd, IoServId{i}) != nullptr));
         for (std::uint16_t t2 = 0; t2 < kDoms; ++t2)
             read("dm " + std::to_string(d) + " over " + std::to_string(t2),
                  n.dm[z3::concat(e.d(dd), e.d(DomId{t2}))],
                  c.bool_val(pd != nullptr && pd->dm_over.contains(DomId{t2})));
+        for (std::uint64_t m = 0; m < kAddrs; ++m) {
+            z3::expr_vector ix(c);
+            ix.push_back(e.d(dd));
+            ix.push_back(e.a(m));
+            read("await " + std::to_string(d) + " mfn=" + std::to_string(m),
+                 z3::select(n.await, ix), c.bool_val(post.await.contains({dd, Mfn{m}})));
+        }
     }
     for (std::uint16_t d = 0; d < kDoms; ++d) {
-        const Domain* dom = post.domain(DomId{d});
+        const Domain* dom = post.s.domain(DomId{d});
         if (dom == nullptr) dom = &none;
         for (std::uint64_t x = 0; x < kAddrs; ++x) {
             const std::string w = "domain " + std::to_string(d) + " @" + std::to_string(x);
@@ -623,21 +983,49 @@ std::string compare(const State& pre, const Sample& smp, unsigned ref_status, co
     }
     // Tuples: those before and after, and every tuple of the frames involved.
     std::map<std::pair<std::uint64_t, Tuple>, bool> tuples;
-    for (const State* st : {&pre, &post})
+    for (const State* st : {&pre.s, &post.s})
         for (const auto& [m, ts] : st->m2b)
             for (const auto& [tp, info] : ts) tuples[{m.v, tp}] = false;
     for (auto& [k, v] : tuples) {
-        const auto it = post.m2b.find(Mfn{k.first});
-        v = it != post.m2b.end() && it->second.contains(k.second);
+        const auto it = post.s.m2b.find(Mfn{k.first});
+        v = it != post.s.m2b.end() && it->second.contains(k.second);
+        const expr tt = e.tup(Mfn{k.first}, k.second);
         read("tuple mfn=" + std::to_string(k.first) + " bfn=" + std::to_string(k.second.bfn.v) +
                  " domid=" + std::to_string(k.second.domid.v) +
                  " ioserver=" + std::to_string(k.second.ioserver.v),
-             n.m2b[e.tup(Mfn{k.first}, k.second)], c.bool_val(v));
-        if (v)
-            read("tuple swap", n.swap[e.tup(Mfn{k.first}, k.second)],
-                 c.bool_val(post.m2b.at(Mfn{k.first}).at(k.second).swap));
+             n.m2b[tt], c.bool_val(v));
+        if (v) {
+            const TupleInfo& info = post.s.m2b.at(Mfn{k.first}).at(k.second);
+            read("tuple swap", n.swap[tt], c.bool_val(info.swap));
+            read("tuple emulator", n.temu[tt], e.d(info.emulator));
+            read("tuple orphan", n.torph[tt], c.bool_val(info.orphan));
+        }
     }
-    read("fault", n.fault, e.cnt(post.fault_iommu_map));
+    // The IOTLBs: every translation cached before or after.
+    std::set<std::tuple<DomId, Bfn, Mfn>> cached = pre.tlb;
+    cached.insert(post.tlb.begin(), post.tlb.end());
+    for (const auto& [d, b, m] : cached) {
+        z3::expr_vector ix(c);
+        ix.push_back(e.da(d, b.v));
+        ix.push_back(e.a(m.v));
+        read("tlb " + std::to_string(d.v) + " bfn=" + std::to_string(b.v) +
+                 " mfn=" + std::to_string(m.v),
+             z3::select(n.tlb, ix), c.bool_val(post.tlb.contains({d, b, m})));
+    }
+    // H: every key before or after, and the key the sample names.
+    std::set<HandedKey> keys;
+    for (const Handed* h : {&pre.h, &post.h})
+        for (const auto& [k, m] : *h) keys.insert(k);
+    keys.insert({smp.c, smp.bfn, smp.domid, smp.ioserver});
+    for (const HandedKey& k : keys) {
+        const std::string w =
+            "H key " + std::to_string(k.emulator.v) + " bfn=" + std::to_string(k.bfn.v) +
+            " domid=" + std::to_string(k.domid.v) + " ioserver=" + std::to_string(k.ioserver.v);
+        const auto it = post.h.find(k);
+        read(w, n.hk[e.key(k)], c.bool_val(it != post.h.end()));
+        if (it != post.h.end()) read(w + " mfn", n.hm[e.key(k)], e.a(it->second.v));
+    }
+    read("fault", n.fault, e.cnt(post.s.fault_iommu_map));
     const z3::check_result r = sv.check();
     if (r != z3::sat)
         return std::string("solver: ") + (r == z3::unsat ? "unsat (scope excludes the sample)"
@@ -645,7 +1033,7 @@ std::string compare(const State& pre, const Sample& smp, unsigned ref_status, co
     const z3::model mdl = sv.get_model();
     std::ostringstream diff;
     const unsigned zst = static_cast<unsigned>(mdl.eval(stv, true).get_numeral_uint64());
-    if (zst != ref_status) diff << "  status: ref " << ref_status << ", encoding " << zst << "\n";
+    if (zst != sp.status) diff << "  status: ref " << sp.status << ", encoding " << zst << "\n";
 
     for (const Read& rd : reads) {
         const expr got = mdl.eval(rd.v, true), want = mdl.eval(rd.want, true);
@@ -655,6 +1043,68 @@ std::string compare(const State& pre, const Sample& smp, unsigned ref_status, co
     return diff.str();
 }
 
+}  // namespace
+
+ConformanceResult conformance(std::uint64_t seed, std::size_t samples, const Options& opt) {
+    ConformanceResult res;
+    res.seed = seed;
+    const auto t0 = std::chrono::steady_clock::now();
+    Gen g{std::mt19937_64(seed)};
+    auto diverged = [&](const std::string& what, const std::string& d, const Ext& pre) {
+        ++res.divergences;
+        if (res.detail.size() < 20000)
+            res.detail +=
+                "divergence on " + what + "\n" + d + "  pre-state:\n" + ext_text(pre) + "\n";
+    };
+    while (res.samples < samples) {
+        const auto hvp = make_world(g);
+        Ext cur = ext_of(hvp->state(), {}, false);
+        const std::size_t steps = 1 + g.below(20);
+        for (std::size_t k = 0; k < steps && res.samples < samples; ++k) {
+            // R11: a device may cache a translation at any time (a step of its own).
+            if (g.coin(30))
+                if (const auto fill = random_fill(g, cur.s)) {
+                    const Step sp{*fill, cur, ext_fill(cur, fill->c, fill->bfn)};
+                    if (const std::string d = compare(sp, opt); !d.empty())
+                        diverged(sample_text(*fill), d, cur);
+                    ++res.samples;
+                    ++res.per_op["tlb_fill"];
+                    cur = sp.post;
+                    if (res.samples >= samples) break;
+                }
+            const Sample smp = random_op(g, cur.s);
+            if (cur.s.domain(smp.c) == nullptr) break;  // every encoded op has a live caller
+            State ref_post;
+            unsigned st = 0;
+            const std::vector<Step> chain = chain_of(cur, smp, ref_post, st);
+            std::string d;
+            for (const Step& sp : chain) {
+                // R9 v2 step 2 left an orphan (the tuple is still there).
+                if (sp.smp.op == "destroy_drop_tuple" && sp.post.s.m2b.contains(sp.smp.mfn) &&
+                    sp.post.s.m2b.at(sp.smp.mfn)
+                        .contains(Tuple{sp.smp.bfn, sp.smp.domid, sp.smp.ioserver}))
+                    ++res.orphans;
+                const std::string dd = compare(sp, opt);
+                if (!dd.empty())
+                    d += chain.size() == 1 ? dd : "  step " + sample_text(sp.smp) + ":\n" + dd;
+                if (sp.smp.op != smp.op) ++res.per_op[sp.smp.op];
+            }
+            const Ext& end = chain.back().post;
+            if (!(end.s == ref_post) || !end.pend.empty() || !end.await.empty())
+                d += "  the chain of steps ends elsewhere than ref:\n" + ext_text(end) +
+                     "  ref's post-state:\n" + dump(ref_post);
+            ++res.samples;
+            ++res.per_op[smp.op];
+            ++res.per_status[st];
+            if (!d.empty()) diverged(sample_text(smp), d, cur);
+            cur = end;
+        }
+    }
+    res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return res;
+}
+
+namespace {
 // What a BMC checks after a step: every INV-* but INV-COUNT (ref's check_invariants decides
 // INV-COUNT on every explored state; its ghosts are the induction's device, not a property of
 // the state).
@@ -665,11 +1115,19 @@ std::vector<std::string> bmc_invariants() {
     return invs;
 }
 
+// The subops and events, and R11's steps (a removal's flush and put, a device's IOTLB fill),
+// which a removing op needs before its references go.
 const std::vector<std::string>& bmc_ops() {
-    static const std::vector<std::string> v = {
-        "map_foreign_page", "unmap_foreign_page", "lookup_foreign_page",
-        "map_page",         "unmap_page",         "balloon",
-        "populate"};
+    static const std::vector<std::string> v = {"map_foreign_page",
+                                               "unmap_foreign_page",
+                                               "lookup_foreign_page",
+                                               "map_page",
+                                               "unmap_page",
+                                               "balloon",
+                                               "populate",
+                                               "tlb_fill",
+                                               "flush",
+                                               "put"};
     return v;
 }
 
@@ -680,7 +1138,7 @@ z3::check_result bmc_world(const State& init, const std::string& world, unsigned
                            const Options& opt, std::string& trace, std::string& detail) {
     z3::context c;
     Sorts so(c, conf_widths());
-    auto [s, sv] = concrete_solver(so, init, opt.timeout_ms);
+    auto [s, sv] = concrete_solver(so, ext_of(init, {}, false), opt.timeout_ms);
     const std::vector<std::string> invs = bmc_invariants();
     expr bad = c.bool_val(false);
     struct Step {
@@ -692,32 +1150,17 @@ z3::check_result bmc_world(const State& init, const std::string& world, unsigned
     for (unsigned k = 0; k < depth; ++k) {
         Sorts sk = so;
         sk.tag = "s" + std::to_string(k) + ":";
-        const expr sel = c.constant(("bmc.sel" + std::to_string(k)).c_str(), c.bv_sort(3));
-        sv.add(z3::ult(sel, c.bv_val(static_cast<unsigned>(bmc_ops().size()), 3)));
+        const expr sel = c.constant(("bmc.sel" + std::to_string(k)).c_str(), c.bv_sort(4));
+        sv.add(z3::ult(sel, c.bv_val(static_cast<unsigned>(bmc_ops().size()), 4)));
         Step st{sel, {}};
         St next = fresh_state(so, "bmc" + std::to_string(k + 1) + ".");
         for (unsigned j = 0; j < bmc_ops().size(); ++j) {
             st.ts.push_back(make_transition(sk, s, bmc_ops()[j], Mutant::none));
             const Transition& t = st.ts.back();
-            const expr on = sel == c.bv_val(j, 3);
+            const expr on = sel == c.bv_val(j, 4);
             for (const Clause& cl : t.scope) sv.add(z3::implies(on, cl.e));
-            const St& n = t.next;
-            const std::vector<std::pair<expr, expr>> fields = {
-                {next.fstate, n.fstate}, {next.owner, n.owner}, {next.count, n.count},
-                {next.alloc, n.alloc},   {next.p2mv, n.p2mv},   {next.p2m, n.p2m},
-                {next.ekind, n.ekind},   {next.emfn, n.emfn},   {next.removed, n.removed},
-                {next.m2b, n.m2b},       {next.swap, n.swap},   {next.fault, n.fault},
-                {next.nT0, n.nT0},       {next.nT1, n.nT1},     {next.slotT0, n.slotT0},
-                {next.slotT1, n.slotT1}, {next.idxT, n.idxT},   {next.tcls, n.tcls},
-                {next.nL, n.nL},         {next.slotL, n.slotL}, {next.idxL, n.idxL},
-                {next.p2mg, n.p2mg}};
-            for (const auto& [a, b] : fields) sv.add(z3::implies(on, a == b));
+            sv.add(z3::implies(on, same_state(next, t.next)));
         }
-        // Static components: the host, domains, privileges, RMRRs and servers.
-        next.host_iommu = s.host_iommu, next.mode = s.mode, next.nframes = s.nframes;
-        next.maxc = s.maxc;
-        next.live = s.live, next.hw = s.hw, next.iommu_hw = s.iommu_hw, next.dm = s.dm;
-        next.rmrr = s.rmrr, next.srv = s.srv, next.emu = s.emu;
         steps.push_back(st);
         s = next;
         for (const auto& n : invs)
@@ -755,6 +1198,13 @@ z3::check_result bmc_world(const State& init, const std::string& world, unsigned
             a.emplace(n.substr(n.find('.') + 1), t.args[i]);
         }
         const std::string& op = bmc_ops()[j];
+        if (op == "tlb_fill" || op == "flush" || op == "put") {
+            // R11's steps have no statement: ref's ops end flushed.
+            os << "# " << op;
+            for (const auto& [n, v] : a) os << " " << n << "=" << num(v);
+            os << "\n";
+            continue;
+        }
         if (op == "balloon" || op == "populate") {
             os << op << " " << num(a.at("D")) << " gfn=" << num(a.at("gfn")) << "\n";
         } else {
@@ -802,58 +1252,12 @@ BmcResult bmc(std::uint64_t seed, unsigned depth, std::size_t worlds, const Opti
     return res;
 }
 
-ConformanceResult conformance(std::uint64_t seed, std::size_t samples, const Options& opt) {
-    ConformanceResult res;
-    res.seed = seed;
-    const auto t0 = std::chrono::steady_clock::now();
-    Gen g{std::mt19937_64(seed)};
-    while (res.samples < samples) {
-        const auto hvp = make_world(g);
-        ref::Hypervisor& hv = *hvp;
-        const std::size_t steps = 1 + g.below(12);
-        for (std::size_t k = 0; k < steps && res.samples < samples; ++k) {
-            const State pre = hv.state();
-            const Sample smp = random_op(g, pre);
-            if (pre.domain(smp.c) == nullptr) break;  // every encoded op has a live caller
-            Flags caps;
-            const unsigned st = run_ref(hv, smp, &caps);
-            std::string d;
-            if (smp.op == "destroy") {
-                // R9: each teardown step's encoding against the step, and the steps' end
-                // against ref's destroy.
-                State cur = pre;
-                for (const Sample& step : destroy_chain(pre, smp.c)) {
-                    const State nx = teardown_step(cur, step);
-                    const std::string dd = compare(cur, step, 0, nx, opt);
-                    if (!dd.empty()) d += "  teardown step " + sample_text(step) + ":\n" + dd;
-                    ++res.per_op[step.op];
-                    cur = nx;
-                }
-                if (!(cur == hv.state()))
-                    d += "  the teardown steps end elsewhere than ref's destroy:\n" + dump(cur);
-            } else {
-                d = compare(pre, smp, st, hv.state(), opt, caps);
-            }
-            ++res.samples;
-            ++res.per_op[smp.op];
-            ++res.per_status[st];
-            if (!d.empty()) {
-                ++res.divergences;
-                if (res.detail.size() < 20000)
-                    res.detail += "divergence on " + sample_text(smp) + "\n" + d +
-                                  "  pre-state:\n" + dump(pre) + "  ref's post-state:\n" +
-                                  dump(hv.state()) + "\n";
-            }
-        }
-    }
-    res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    return res;
-}
-
-std::string encoded_invariants_on(const State& st, const Options& opt) {
+std::string encoded_invariants_on(const State& st, const Handed& h, const Options& opt) {
     z3::context c;
     Sorts so(c, conf_widths());
-    auto [s, sv] = concrete_solver(so, st, opt.timeout_ms);
+    // Every translation the state's entries allow cached: the most R11's fills can reach.
+    const Ext x = ext_of(st, h, true);
+    auto [s, sv] = concrete_solver(so, x, opt.timeout_ms);
     const std::vector<Clause> inv = all_invariants(so, s);
     for (const Clause& cl : inv) sv.add(cl.e);
     const z3::check_result r = sv.check();
@@ -861,7 +1265,7 @@ std::string encoded_invariants_on(const State& st, const Options& opt) {
     if (r == z3::unknown) return "unknown (" + sv.reason_unknown() + ")";
     // Which clause: each one alone on the state (only on failure, so the cost is no matter).
     for (const Clause& cl : inv) {
-        auto [s1, sv1] = concrete_solver(so, st, opt.timeout_ms);
+        auto [s1, sv1] = concrete_solver(so, x, opt.timeout_ms);
         for (const Clause& c1 : all_invariants(so, s1))
             if (c1.name == cl.name) sv1.add(c1.e);
         if (sv1.check() != z3::sat) return cl.name;
@@ -869,93 +1273,98 @@ std::string encoded_invariants_on(const State& st, const Options& opt) {
     return "the conjunction (no single clause fails)";
 }
 
-std::string encoded_step_from(const State& st, const Options& opt) {
-    z3::context c;
-    Sorts so(c, conf_widths());
-    auto [s, sv] = concrete_solver(so, st, opt.timeout_ms);
-    // As bmc_world: one selector over the transitions, bmc_invariants() after it.
+std::string encoded_step_from(const State& st, const Handed& h, const Options& opt) {
+    const Ext x = ext_of(st, h, true);
+    // As bmc_world, bmc_invariants() after the step; one query per transition (measured: one
+    // query over all 16 with a selector came back unknown at 20 s on some order-1 states).
     const std::vector<std::string> invs = bmc_invariants();
-    // Every encoded transition, the teardown steps of destroy included.
-    const std::vector<std::string> ops = transition_names();
-    const expr sel = c.constant("step.sel", c.bv_sort(4));
-    sv.add(z3::ult(sel, c.bv_val(static_cast<unsigned>(ops.size()), 4)));
-    expr bad = c.bool_val(false);
-    std::vector<Clause> clauses;
-    for (unsigned j = 0; j < ops.size(); ++j) {
-        const Transition t = make_transition(so, s, ops[j], Mutant::none);
-        const expr on = sel == c.bv_val(j, 4);
-        expr scope = c.bool_val(true);
-        for (const Clause& cl : t.scope) scope = scope && cl.e;
+    // Every encoded transition, the teardown steps of destroy and R11's steps included.
+    for (const std::string& op : transition_names()) {
+        z3::context c;
+        Sorts so(c, conf_widths());
+        auto [s, sv] = concrete_solver(so, x, opt.timeout_ms);
+        const Transition t = make_transition(so, s, op, Mutant::none);
+        for (const Clause& cl : t.scope) sv.add(cl.e);
+        expr bad = c.bool_val(false);
+        std::vector<Clause> clauses;
         for (const auto& n : invs)
             for (const Clause& cl : invariant(so, t.next, n)) {
-                bad = bad || (on && scope && !cl.e);
-                clauses.push_back({ops[j] + " breaks " + cl.name, on && scope && !cl.e});
+                bad = bad || !cl.e;
+                clauses.push_back(cl);
             }
+        sv.add(bad);
+        const z3::check_result r = sv.check();
+        if (r == z3::unsat) continue;
+        if (r == z3::unknown) return "unknown (" + sv.reason_unknown() + ", " + op + ")";
+        const z3::model m = sv.get_model();
+        for (const Clause& cl : clauses)
+            if (m.eval(cl.e, true).is_false()) return op + " breaks " + cl.name;
+        return op + ": a violation (no clause named)";
     }
-    sv.add(bad);
-    const z3::check_result r = sv.check();
-    if (r == z3::unsat) return "";
-    if (r == z3::unknown) return "unknown (" + sv.reason_unknown() + ")";
-    const z3::model m = sv.get_model();
-    for (const Clause& cl : clauses)
-        if (m.eval(cl.e, true).is_true()) return cl.name;
-    return "a violation (no clause named)";
+    return "";
 }
 
 Result non_vacuity_by_witness(const std::string& what, const Options& opt) {
     Result res{"non-vacuity/" + what, "sat", true, 0, 0, "", ""};
     const auto t0 = std::chrono::steady_clock::now();
-    // A reachable state of a random small world where `what` acts (ref changes the state, or
-    // returns 0), found by driving ref as the conformance test does; for "init", the initial
-    // state of a world where a domain owns a frame.
+    // A reachable state of a random small world where `what` acts (its step changes the
+    // encoded state, or a subop returns 0), found by driving ref as the conformance test does,
+    // each op as its chain of steps (R11's flushes and puts, destroy's teardown steps); for
+    // "init", the initial state of a world where a domain owns a frame.
+    const bool ref_op = what == "map_foreign_page" || what == "unmap_foreign_page" ||
+                        what == "lookup_foreign_page" || what == "map_page" ||
+                        what == "unmap_page" || what == "balloon" || what == "populate" ||
+                        what == "query_caps" || what == "drain";
     Gen g{std::mt19937_64(20151117)};
     for (unsigned tries = 0; tries < 2000; ++tries) {
         const auto hvp = make_world(g);
-        ref::Hypervisor& hv = *hvp;
-        std::optional<Sample> found;
-        State pre = hv.state();
+        Ext cur = ext_of(hvp->state(), {}, false);
+        std::optional<Step> found;
         if (what == "init") {
             bool owns = false;
-            for (const auto& [m, f] : pre.frames) owns = owns || f.state == FrameState::owned;
+            for (const auto& [m, f] : cur.s.frames) owns = owns || f.state == FrameState::owned;
             if (!owns) continue;
-        } else if (is_destroy_step(what)) {
-            // A teardown step is no ref operation: a state where one acts, by destroy_chain.
-            for (std::size_t k = 0; k < 12 && !found; ++k) {
-                pre = hv.state();
-                found = acting_step(what, pre);
-                if (found) break;
-                const Sample smp = random_op(g, pre);
-                if (pre.domain(smp.c) == nullptr) break;
-                (void)run_ref(hv, smp);
-            }
-            if (!found) continue;
         } else {
             for (std::size_t k = 0; k < 12 && !found; ++k) {
-                pre = hv.state();
-                Sample smp = random_op(g, pre);
-                if (pre.domain(smp.c) == nullptr) break;
+                if (what == "tlb_fill" || g.coin(30))
+                    if (const auto fill = random_fill(g, cur.s)) {
+                        const Step sp{*fill, cur, ext_fill(cur, fill->c, fill->bfn)};
+                        if (what == "tlb_fill" && !(sp.post == sp.pre)) found = sp;
+                        cur = sp.post;
+                        if (found) break;
+                    }
+                Sample smp = random_op(g, cur.s);
+                if (cur.s.domain(smp.c) == nullptr) break;
                 // (drain only where it is well formed: on an existing server)
-                if (g.coin(50) && (what != "drain" || pre.server(smp.c, smp.ioserver) != nullptr))
+                if (ref_op && g.coin(50) &&
+                    (what != "drain" || cur.s.server(smp.c, smp.ioserver) != nullptr))
                     smp.op = what;
-                const unsigned st = run_ref(hv, smp);
+                State ref_post;
+                unsigned st = 0;
+                const std::vector<Step> chain = chain_of(cur, smp, ref_post, st);
                 // query_caps and drain edit no encoded component: acting is returning 0.
                 const bool identity = what == "query_caps" || what == "drain";
-                if (smp.op == what && st == 0 && (identity || dump(hv.state()) != dump(pre)))
-                    found = smp;
+                for (const Step& sp : chain)
+                    if (sp.smp.op == what && sp.status == 0 && (identity || !(sp.post == sp.pre))) {
+                        found = sp;
+                        break;
+                    }
+                cur = chain.back().post;
             }
             if (!found) continue;
         }
         z3::context c;
         Sorts so(c, conf_widths());
         Enc e{c, so};
-        auto [s, sv] = concrete_solver(so, pre, std::max(opt.timeout_ms, 20000u));
+        auto [s, sv] =
+            concrete_solver(so, found ? found->pre : cur, std::max(opt.timeout_ms, 20000u));
         for (const Clause& cl : all_invariants(so, s)) sv.add(cl.e);
         std::optional<Transition> t;
         if (what == "init") {
             for (const Clause& cl : initial(so, s)) sv.add(cl.e);
         } else {
             t = make_transition(so, s, what, Mutant::none);
-            fix_args(sv, e, *t, *found);
+            fix_args(sv, e, *t, found->smp);
             for (const Clause& cl : t->scope) sv.add(cl.e);
             sv.add(t->ok);
         }
@@ -967,10 +1376,11 @@ Result non_vacuity_by_witness(const std::string& what, const Options& opt) {
             res.detail =
                 (r == z3::unsat ? std::string("the invariants (or ok) fail on a state ref reached")
                                 : "unknown (" + sv.reason_unknown() + ")") +
-                (found ? "\n  " + sample_text(*found) : std::string()) + "\n" + dump(pre);
+                (found ? "\n  " + sample_text(found->smp) : std::string()) + "\n" +
+                ext_text(found ? found->pre : cur);
         } else {
             res.detail = "witness: a state ref reached" +
-                         (found ? ", then " + sample_text(*found) : std::string());
+                         (found ? ", then " + sample_text(found->smp) : std::string());
         }
         res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         return res;
@@ -980,6 +1390,90 @@ Result non_vacuity_by_witness(const std::string& what, const Options& opt) {
     res.detail = "no state found where " + what + " acts";
     res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     return res;
+}
+
+bool mutant_by_witness(const std::string& transition, Mutant mut,
+                       const std::vector<std::string>& then, const std::string& expected,
+                       const std::string& at, std::size_t max_states, const Options& opt,
+                       std::string& detail) {
+    // A state just before a step `at` of a chain: encoded, the planted step and `then` from it.
+    auto query = [&](const Ext& pre) -> z3::check_result {
+        z3::context c;
+        Sorts so(c, conf_widths());
+        auto [s, sv] = concrete_solver(so, pre, std::max(opt.timeout_ms, 20000u));
+        for (const Clause& cl : all_invariants(so, s)) sv.add(cl.e);
+        Sorts sm = so;
+        sm.tag = "mutant:";
+        std::vector<Transition> steps{make_transition(sm, s, transition, mut)};
+        for (std::size_t j = 0; j < then.size(); ++j) {
+            Sorts sj = so;
+            sj.tag = "then" + std::to_string(j) + ":";
+            steps.push_back(make_transition(sj, steps.back().next, then[j], Mutant::none));
+        }
+        for (const Transition& t : steps)
+            for (const Clause& cl : t.scope) sv.add(cl.e);
+        expr holds = c.bool_val(true);
+        const std::vector<Clause> goal = invariant(so, steps.back().next, expected);
+        for (const Clause& cl : goal) holds = holds && cl.e;
+        sv.add(!holds);
+        const z3::check_result r = sv.check();
+        if (r == z3::unknown) {
+            detail = "unknown (" + sv.reason_unknown() + ") on\n" + ext_text(pre);
+        } else if (r == z3::sat) {
+            const z3::model m = sv.get_model();
+            std::ostringstream os;
+            for (const Clause& cl : goal)
+                if (m.eval(cl.e, true).is_false()) {
+                    os << "counterexample to " << cl.name << "\n";
+                    break;
+                }
+            for (const Transition& t : steps) {
+                os << "  " << (&t == &steps.front() ? "" : "then ") << t.name;
+                for (unsigned k = 0; k < t.args.size(); ++k) {
+                    const std::string n = t.args[k].decl().name().str();
+                    os << " " << n.substr(n.find('.') + 1) << "=" << m.eval(t.args[k], true);
+                }
+                os << "\n";
+            }
+            os << "  from a state ref reached (encoded with its ghosts):\n" << ext_text(pre);
+            detail = os.str();
+        }
+        return r;
+    };
+    Gen g{std::mt19937_64(19700101)};
+    std::size_t tried = 0;
+    for (unsigned world = 0; world < 4000 && tried < max_states; ++world) {
+        const auto hvp = make_world(g);
+        Ext cur = ext_of(hvp->state(), {}, true);
+        for (std::size_t k = 0; k < 16 && tried < max_states; ++k) {
+            Sample smp = random_op(g, cur.s);
+            if (cur.s.domain(smp.c) == nullptr) break;
+            // Aimed at `at`: a ref op with the same draw of arguments, or a destroy of a
+            // tuple's target (R9 v2 step 2) for a teardown step.
+            const bool ref_op = at == "map_foreign_page" || at == "unmap_foreign_page" ||
+                                at == "lookup_foreign_page" || at == "map_page" ||
+                                at == "unmap_page" || at == "balloon" || at == "populate";
+            if (ref_op && smp.op != "destroy" && g.coin(40)) smp.op = at;
+            if (at.rfind("destroy_", 0) == 0 && !cur.s.m2b.empty() && g.coin(25)) {
+                const Tuple& t = cur.s.m2b.begin()->second.begin()->first;
+                if (cur.s.domain(t.domid) != nullptr) smp.op = "destroy", smp.c = t.domid;
+            }
+            State ref_post;
+            unsigned st = 0;
+            const std::vector<Step> chain = chain_of(cur, smp, ref_post, st);
+            for (const Step& sp : chain) {
+                if (sp.smp.op != at || tried >= max_states) continue;
+                ++tried;
+                const z3::check_result r = query(sp.pre);
+                if (r == z3::sat) return true;
+                if (r == z3::unknown) return false;
+            }
+            // R11: a device caches every translation it may before the next op.
+            cur = ext_of(chain.back().post.s, chain.back().post.h, true);
+        }
+    }
+    detail = "no counterexample on " + std::to_string(tried) + " reached states before " + at;
+    return false;
 }
 
 }  // namespace proofs

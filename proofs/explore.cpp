@@ -1,7 +1,9 @@
 // proofs/explore.cpp: explicit-state bounded model checking (see proofs/explore.h). The step
 // function is ref, run through trace::Runner (so each statement gets the checks `pviommu run`
-// makes: INV-INVALIDATE on balloons, R10 on calls); states are deduplicated by their canonical
-// dump, which is exact (spec/state.cpp: every component, ioreq queues included).
+// makes: INV-INVALIDATE on balloons) or, for calls, as the runner runs them (the ABI, R10) with
+// the ghost set H updated from the results (D23, spec/ghost.h); states are deduplicated by
+// their canonical dump, which is exact (spec/state.cpp: every component, ioreq queues
+// included), together with H.
 #include "proofs/explore.h"
 
 #include <algorithm>
@@ -14,6 +16,7 @@
 
 #include "proofs/parallel.h"
 #include "ref/hypervisor.h"
+#include "spec/ghost.h"
 #include "trace/runner.h"
 #include "trace/trace.h"
 
@@ -148,14 +151,41 @@ std::vector<trace::Stmt> statements(const World& w, const State& st) {
     return out;
 }
 
-// Runs one statement of trace `t` on h with trace::Runner's checks; "" or the failures.
-std::string run_one(trace::Trace& t, const trace::Stmt& s, spec::Hypervisor& h) {
+// Runs one statement of trace `t` on h with trace::Runner's checks; "" or the failures. H
+// follows the statement (D23): a call's results (the ABI round trip the runner makes, R10's
+// status checked), destroy's forget_emulator.
+std::string run_one(trace::Trace& t, const trace::Stmt& s, spec::Hypervisor& h, Handed& handed) {
+    if (const auto* call = std::get_if<trace::CallStmt>(&s)) {
+        std::optional<State> before;  // record_handed reads it for unmap_foreign_page only
+        if (std::any_of(call->ops.begin(), call->ops.end(),
+                        [](const Op& op) { return std::holds_alternative<UnmapForeignPage>(op); }))
+            before = h.snapshot();
+        std::vector<pv_iommu_op> raw;
+        for (const Op& op : call->ops) raw.push_back(encode(op));
+        const long rc = h.iommu_op(call->caller, raw);
+        std::vector<OpResult> results;
+        for (const pv_iommu_op& r : raw)
+            results.push_back({static_cast<Status>(r.status), decode(r)});
+        record_handed(handed, before ? &*before : nullptr, h.snapshot(), call->caller, results);
+        return rc == 0 ? "" : "the hypercall returned " + std::to_string(rc) + ", not 0 (R10)\n";
+    }
     t.statements.assign(1, trace::Statement{1, s});
     trace::Runner r(t, h);
     const trace::StepRecord rec = r.step();
     std::string f;
     for (const std::string& x : rec.failures) f += x + "\n";
+    if (const auto* d = std::get_if<trace::DestroyStmt>(&s)) forget_emulator(handed, d->d);
     return f;
+}
+
+// H as text, for the states' identity.
+std::string handed_text(const Handed& h) {
+    std::string out;
+    for (const auto& [k, m] : h)
+        out += "H " + std::to_string(k.emulator.v) + " " + std::to_string(k.bfn.v) + " " +
+               std::to_string(k.domid.v) + " " + std::to_string(k.ioserver.v) + " " +
+               std::to_string(m.v) + "\n";
+    return out;
 }
 
 struct Node {
@@ -211,41 +241,66 @@ State planted(const std::string& mutant, const trace::Stmt& s, const State& pre,
                             en = it->second;
         return post;
     }
+    if (mutant == "teardown-v1") {
+        // R9 v1: step 2 drops every tuple of a server of the destroyed domain with its
+        // reference, where v2 leaves an orphan (the emulator may still reach the frame).
+        if (const auto* ds = std::get_if<trace::DestroyStmt>(&s))
+            for (auto it = post.m2b.begin(); it != post.m2b.end();) {
+                const Mfn m = it->first;
+                std::erase_if(it->second, [&](const auto& kv) {
+                    const bool was_orphan = pre.m2b.contains(m) &&
+                                            pre.m2b.at(m).contains(kv.first) &&
+                                            pre.m2b.at(m).at(kv.first).orphan;
+                    if (!kv.second.orphan || was_orphan || kv.first.domid != ds->d) return false;
+                    if (--post.frames.at(m).count == 0) post.frames.erase(m);  // R8
+                    return true;
+                });
+                it = it->second.empty() ? post.m2b.erase(it) : std::next(it);
+            }
+        return post;
+    }
     throw std::invalid_argument("no explore mutant named " + mutant);
 }
 
 }  // namespace
 
 namespace {
-// Each planted bug of `planted` and the invariant that must catch it.
-const std::vector<std::pair<std::string, std::string>>& explore_mutants() {
-    static const std::vector<std::pair<std::string, std::string>> m = {
-        {"balloon_frees_with_tuples", "INV-NO-FREE-WHILE-MAPPED"},
-        {"unmap_foreign_keeps_ref", "INV-COUNT"},
-        {"destroy_leaves_foreign_entry", "INV-NO-FREE-WHILE-MAPPED"}};
+// Each planted bug of `planted`, the invariant that must catch it, and the world it runs on.
+struct ExploreMutant {
+    std::string name, expected, world;
+};
+const std::vector<ExploreMutant>& explore_mutants() {
+    static const std::vector<ExploreMutant> m = {
+        {"balloon_frees_with_tuples", "INV-NO-FREE-WHILE-MAPPED", "xengt"},
+        {"unmap_foreign_keeps_ref", "INV-COUNT", "xengt"},
+        {"destroy_leaves_foreign_entry", "INV-NO-FREE-WHILE-MAPPED", "xengt"},
+        // The hardware domain emulates guest 2 without an IOMMU: its lookups hand out bus
+        // addresses that are the frames themselves, which R9 v2 keeps as orphans.
+        {"teardown-v1", "INV-DEVICE-SAFE", "stubdom"}};
     return m;
 }
 }  // namespace
 
 std::vector<std::string> explore_mutant_names() {
     std::vector<std::string> n;
-    for (const auto& [m, inv] : explore_mutants()) n.push_back(m);
+    for (const auto& m : explore_mutants()) n.push_back(m.name);
     return n;
 }
 
 MutantResult check_explore_mutant(const std::string& name) {
     const auto it = std::find_if(explore_mutants().begin(), explore_mutants().end(),
-                                 [&](const auto& m) { return m.first == name; });
+                                 [&](const auto& m) { return m.name == name; });
     if (it == explore_mutants().end())
         throw std::invalid_argument("no explore mutant named " + name);
     ExploreOptions o;
     o.depth = 4;
     o.z3_every = 0;
     o.mutant = name;
-    const ExploreResult r = explore("xengt", o);
-    MutantResult m{"bmc:" + name, "explicit bmc (ref, world xengt)", it->second, false, r.seconds,
-                   r.trace};
-    m.caught = r.violation && r.trace.find(it->second) != std::string::npos;
+    const ExploreResult r = explore(it->world, o);
+    MutantResult m{"bmc:" + name, "explicit bmc (ref, world " + it->world + ")",
+                   it->expected,  false,
+                   r.seconds,     r.trace};
+    m.caught = r.violation && r.trace.find(it->expected) != std::string::npos;
     if (!r.violation) m.detail = "no violation within depth 4";
     return m;
 }
@@ -272,8 +327,14 @@ ExploreResult explore(const std::string& name, const ExploreOptions& opt) {
     t.statements.clear();
 
     std::vector<Node> nodes{{0, trace::CheckInvariants{}}};
+    // A state of the exploration: the model's state and the ghost set H of its path (D23).
+    struct Point {
+        std::size_t node;
+        State st;
+        Handed h;
+    };
     std::unordered_map<std::string, std::size_t> seen{{dump(init.state()), 0}};
-    std::vector<std::pair<std::size_t, State>> level{{0, init.state()}};
+    std::vector<Point> level{{0, init.state(), {}}};
     res.per_level.push_back(1);
     std::size_t fresh = 0;  // new states so far (z3_every / step_every count them)
 
@@ -284,27 +345,28 @@ ExploreResult explore(const std::string& name, const ExploreOptions& opt) {
     // The Z3 checks of one level's new states `lv`: the encoded invariants on those at the
     // indices `inv`, one encoded step from those at `step`, on the machine's threads (each
     // query has its own context). The first failure in order wins.
-    auto z3_checks = [&](const std::vector<std::pair<std::size_t, State>>& lv,
-                         const std::vector<std::size_t>& inv,
+    auto z3_checks = [&](const std::vector<Point>& lv, const std::vector<std::size_t>& inv,
                          const std::vector<std::size_t>& step) {
         std::vector<std::pair<std::size_t, bool>> work;  // (index into lv, a step check)
         for (std::size_t i : inv) work.emplace_back(i, false);
         for (std::size_t i : step) work.emplace_back(i, true);
         std::vector<std::string> out(work.size());
         parallel_for(work.size(), default_jobs(), [&](std::size_t k) {
-            const State& st = lv[work[k].first].second;
-            out[k] =
-                work[k].second ? encoded_step_from(st, opt.z3) : encoded_invariants_on(st, opt.z3);
+            const Point& p = lv[work[k].first];
+            out[k] = work[k].second ? encoded_step_from(p.st, p.h, opt.z3)
+                                    : encoded_invariants_on(p.st, p.h, opt.z3);
         });
         res.z3_checked += inv.size();
         res.z3_steps += step.size();
         for (std::size_t k = 0; k < work.size() && !res.violation && !res.unknown; ++k) {
             if (out[k].empty()) continue;
-            const std::size_t node = lv[work[k].first].first;
+            const std::size_t node = lv[work[k].first].node;
             if (out[k].rfind("unknown", 0) == 0) {
                 res.unknown = true;
-                res.detail = "a Z3 query was " + out[k] + " on this state:\n" +
-                             dump(lv[work[k].first].second);
+                res.detail = std::string("a Z3 query (") +
+                             (work[k].second ? "one encoded step" : "the encoded invariants") +
+                             ") was " + out[k] + " on this state:\n" + dump(lv[work[k].first].st) +
+                             handed_text(lv[work[k].first].h);
             } else {
                 fail(node, work[k].second
                                ? "one encoded step further: " + out[k]
@@ -314,33 +376,35 @@ ExploreResult explore(const std::string& name, const ExploreOptions& opt) {
     };
     auto pick = [&](std::size_t every) { return every != 0 && fresh % every == 0; };
 
-    if (const auto v = check_invariants(init.state()); !v.empty())
+    if (const auto v = check_invariants(init.state(), Handed{}); !v.empty())
         fail(0, v.front().invariant + ": " + v.front().detail);
     else
         z3_checks(level,
                   opt.z3_every != 0 ? std::vector<std::size_t>{0} : std::vector<std::size_t>{},
                   opt.step_every != 0 ? std::vector<std::size_t>{0} : std::vector<std::size_t>{});
     for (unsigned k = 1; k <= opt.depth && !res.violation && !res.unknown && !level.empty(); ++k) {
-        std::vector<std::pair<std::size_t, State>> next;
+        std::vector<Point> next;
         std::vector<std::size_t> inv, step;
-        for (const auto& [from, st] : level) {
-            for (const trace::Stmt& s : statements(w, st)) {
-                ref::Hypervisor h(st);
-                std::string why = run_one(t, s, h);
+        for (const Point& from : level) {
+            for (const trace::Stmt& s : statements(w, from.st)) {
+                ref::Hypervisor h(from.st);
+                Handed handed = from.h;
+                std::string why = run_one(t, s, h, handed);
                 ++res.edges;
                 // ref's successor in place; a copy only for a planted bug or a new state (most
                 // statements fail and change nothing).
                 const std::optional<State> mutated =
                     opt.mutant.empty() ? std::nullopt
-                                       : std::optional(planted(opt.mutant, s, st, h.state()));
+                                       : std::optional(planted(opt.mutant, s, from.st, h.state()));
                 const State& post = mutated ? *mutated : h.state();
-                if (why.empty() && post == st) continue;
-                const auto [it, added] = seen.try_emplace(dump(post), nodes.size());
+                if (why.empty() && post == from.st && handed == from.h) continue;
+                const auto [it, added] =
+                    seen.try_emplace(dump(post) + handed_text(handed), nodes.size());
                 if (!added && why.empty()) continue;
                 // A failing statement into a known state gets a node of its own, for its trace.
-                nodes.push_back({from, s});
+                nodes.push_back({from.node, s});
                 if (why.empty())
-                    for (const Violation& v : check_invariants(post))
+                    for (const Violation& v : check_invariants(post, handed))
                         why += v.invariant + ": " + v.detail + "\n";
                 if (!why.empty()) {
                     fail(nodes.size() - 1, why);
@@ -349,7 +413,7 @@ ExploreResult explore(const std::string& name, const ExploreOptions& opt) {
                 ++fresh;
                 if (pick(opt.z3_every)) inv.push_back(next.size());
                 if (pick(opt.step_every)) step.push_back(next.size());
-                next.emplace_back(nodes.size() - 1, post);
+                next.push_back({nodes.size() - 1, post, std::move(handed)});
             }
             if (res.violation) break;
         }

@@ -4,10 +4,12 @@
 // state of a fixed small world it runs EVERY statement of the world's universe (every subop
 // with every argument the world lists, every event: balloon, populate, drain, destroy) on every
 // distinct state, breadth first, to depth K, and checks on every state reached:
-//   - ref's state invariants (spec::check_invariants: every INV-* of BRIEF), and INV-INVALIDATE
-//     on every balloon, and R10 on every call (trace::Runner's checks);
+//   - ref's state invariants (spec::check_invariants with H: every INV-* of BRIEF, INV-DEVICE-SAFE
+//     included, with the ghost set H kept per path as the trace runner keeps it, D23), and
+//     INV-INVALIDATE on every balloon, and R10 on every call (trace::Runner's checks);
 //   - the ENCODED invariants (every INV-* and AUX-* of proofs/invariants.cpp), by Z3 on the
-//     state encoded concretely: the induction's hypotheses hold on every reachable state;
+//     state encoded concretely (H too, and every translation its entries allow cached in the
+//     IOTLBs): the induction's hypotheses hold on every reachable state;
 //   - on a sample of the states, one symbolic step of the encoding with any arguments
 //     (encoded_step_from): no INV-* fails one step further in the encoding.
 // A violation prints a TRACE-FORMAT file (the world, then one statement per step, each followed
@@ -55,20 +57,26 @@ struct ExploreResult {
 // the explorer must catch: balloon_frees_with_tuples (INV-NO-FREE-WHILE-MAPPED),
 // unmap_foreign_keeps_ref (INV-COUNT), destroy_leaves_foreign_entry (INV-NO-FREE-WHILE-MAPPED:
 // R9 leaves a surviving emulator's foreign entry on the dead domain's freed frame; issue 5's
-// fifth planted bug, here because destroy is not encoded).
+// fifth planted bug), teardown-v1 (INV-DEVICE-SAFE: R9 step 2 drops the tuples it should
+// leave as orphans, as v1 did, and their frames are freed under an emulator's bus address).
 [[nodiscard]] std::vector<std::string> explore_mutant_names();
-// Runs the explorer on world xengt with planted bug `name` (depth 4, no Z3): caught when it
+// Runs the explorer on the mutant's world (xengt; stubdom for teardown-v1, whose hardware
+// domain emulates without an IOMMU) with planted bug `name` (depth 4, no Z3): caught when it
 // reports a violation of the expected invariant; the detail is the trace.
 [[nodiscard]] MutantResult check_explore_mutant(const std::string& name);
 [[nodiscard]] ExploreResult explore(const std::string& world, const ExploreOptions& opt);
 
-// The encoded invariants (every INV-* and AUX-*) on a concrete state, at the conformance
-// widths (frames, gfns and bfns below 16, domids 0..2, ioserver ids 0..1): "" when Z3 confirms
-// them all, else the failing clause's name (or "unknown (...)").
-[[nodiscard]] std::string encoded_invariants_on(const spec::State& st, const Options& opt);
-// One encoded step from a concrete state: with any transition and any arguments, no INV-*
-// (but INV-COUNT, whose ghosts are the induction's) fails after it. "" when Z3 shows none
-// does, else "TRANSITION breaks CLAUSE" (or "unknown (...)").
-[[nodiscard]] std::string encoded_step_from(const spec::State& st, const Options& opt);
+// The encoded invariants (every INV-* and AUX-*) on a concrete state with its ghost set H (and
+// every translation its entries allow cached), at the conformance widths (frames, gfns and
+// bfns below 16, domids 0..2, ioserver ids 0..1): "" when Z3 confirms them all, else the
+// failing clause's name (or "unknown (...)").
+[[nodiscard]] std::string encoded_invariants_on(const spec::State& st, const spec::Handed& h,
+                                                const Options& opt);
+// One encoded step from a concrete state (with H, every translation cached): with any
+// transition and any arguments, no INV-* (but INV-COUNT, whose ghosts are the induction's)
+// fails after it. "" when Z3 shows none does, else "TRANSITION breaks CLAUSE" (or
+// "unknown (...)").
+[[nodiscard]] std::string encoded_step_from(const spec::State& st, const spec::Handed& h,
+                                            const Options& opt);
 
 }  // namespace proofs

@@ -3,8 +3,13 @@
 //
 // Obligations:
 //   TRANSITION/INVARIANT   Inv AND scope(T) AND T => INVARIANT(next), unbounded, at full width
-//                          (every INV-* and AUX-* for every transition; Inv is their conjunction)
-//   INV-INVALIDATE/balloon a balloon of a frame with k tuples emits exactly those k invalidations
+//                          (every INV-* and AUX-* for every transition; Inv is their conjunction;
+//                          v2: INV-DEVICE-SAFE over the ghost set H and INV-NO-FREE-WHILE-CACHED
+//                          over the ghost IOTLBs, with destroy's teardown steps and R11's fill,
+//                          flush and deferred put among the transitions)
+//   lemma/LEMMA-HOLDERS    Inv => the count facts the freeing steps use
+//   INV-INVALIDATE/balloon a balloon of a frame with k tuples (orphans aside) emits exactly those
+//                          k invalidations
 //   non-vacuity/init       Inv AND the initial state, with a live domain owning a frame, is sat
 //   non-vacuity/T          Inv AND scope(T) AND ok(T) is sat (each transition can succeed)
 // The non-vacuity checks are shown by witnesses: states that ref reached in small worlds,
@@ -56,7 +61,10 @@ std::vector<Result> check_obligations(const std::vector<std::string>& names, con
 // The default for `jobs`: the machine's hardware threads (at least 1).
 [[nodiscard]] unsigned default_jobs();
 
-// Planted bugs: each must give a counterexample (at small widths) to its expected invariant.
+// Planted bugs: each must give a counterexample to its expected invariant, after the planted
+// step and the unmutated steps that follow it (R11: a put deferred to the end of the op): on a
+// state ref reaches, encoded concretely, with the steps' arguments chosen by Z3; failing that,
+// by Z3's model search at small widths from any state where Inv holds.
 struct MutantResult {
     std::string mutant;
     std::string transition;
@@ -75,6 +83,7 @@ struct ConformanceResult {
     std::size_t divergences = 0;
     std::map<std::string, std::size_t> per_op;   // samples per transition
     std::map<unsigned, std::size_t> per_status;  // samples per ref status (-errno; 0 ok)
+    std::size_t orphans = 0;  // teardown steps that left an orphan (R9 v2 step 2)
     double seconds = 0;
     std::string detail;  // each divergence: the op, what differs, both states
 };

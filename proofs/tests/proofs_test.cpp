@@ -16,9 +16,10 @@
 namespace {
 
 // PVIOMMU_BUDGET=ci (default) | full, as the props tests. Both prove the inductive obligations
-// at full width (about a minute of CPU in all since 2026-12-01); full also runs 5,000
-// conformance samples and BMC to depth 3 (measured: 68 s from 3 worlds; at depth 4 some worlds'
-// queries time out at 60 s, so depth 4 would fail as unknown).
+// at full width (v2, 291 obligations: about 40 s of CPU in all); full also runs 5,000
+// conformance samples and the symbolic BMC from 6 worlds instead of 3 (v2: at depth 3 with
+// R11's steps among the transitions some worlds' queries time out at 60 s, so depth 3 would
+// fail as unknown; the explicit BMC below goes deeper).
 bool full_budget() {
     const char* b = std::getenv("PVIOMMU_BUDGET");
     return b != nullptr && std::string(b) == "full";
@@ -76,6 +77,29 @@ TEST_CASE("inductive: map_page preserves every invariant") { expect_all("map_pag
 TEST_CASE("inductive: unmap_page preserves every invariant") { expect_all("unmap_page/"); }
 TEST_CASE("inductive: balloon preserves every invariant") { expect_all("balloon/"); }
 TEST_CASE("inductive: populate preserves every invariant") { expect_all("populate/"); }
+TEST_CASE("inductive: query_caps and drain preserve every invariant") {
+    expect_all("query_caps/");
+    expect_all("drain/");
+}
+TEST_CASE("inductive: destroy's teardown steps (R9 v2) preserve every invariant") {
+    expect_all("destroy_begin/");
+    expect_all("destroy_drop_tuple/");
+    expect_all("destroy_drop_local/");
+    expect_all("destroy_finish/");
+}
+TEST_CASE("inductive: R11's IOTLB fill, flush and deferred put preserve every invariant") {
+    expect_all("tlb_fill/");
+    expect_all("flush/");
+    expect_all("put/");
+}
+TEST_CASE("inductive: INV-DEVICE-SAFE and INV-NO-FREE-WHILE-CACHED hold for every transition") {
+    // (Also among the per-transition cases above; named here as v2's headline obligations.)
+    std::size_t n = 0;
+    for (const auto& name : proofs::obligation_names())
+        n += name.find("/INV-DEVICE-SAFE") != std::string::npos ||
+             name.find("/INV-NO-FREE-WHILE-CACHED") != std::string::npos;
+    CHECK(n == 2 * 16);
+}
 TEST_CASE("INV-INVALIDATE: a balloon emits one invalidation per tuple") {
     expect_all("INV-INVALIDATE/");
 }
@@ -100,6 +124,16 @@ TEST_CASE("mutant: map skips the RMRR check") { expect_caught("map_skips_rmrr", 
 TEST_CASE("mutant: map_page skips the max_count check (D19)") {
     expect_caught("map_skips_max_count", "INV-MAX-COUNT");
 }
+TEST_CASE(
+    "mutant: destroy leaves a surviving emulator's foreign entry on a dropped tuple's frame") {
+    expect_caught("destroy_leaves_foreign_entry", "INV-NO-FREE-WHILE-MAPPED");
+}
+TEST_CASE("mutant: teardown-v1, destroy drops the tuples R9 v2 keeps as orphans") {
+    expect_caught("teardown-v1", "INV-DEVICE-SAFE");
+}
+TEST_CASE("mutant: put-before-flush, a deferred put does not wait for the IOTLB flush (R11)") {
+    expect_caught("put-before-flush", "INV-NO-FREE-WHILE-CACHED");
+}
 
 TEST_CASE("inductive: every obligation holds at small width too") {
     proofs::Options o;
@@ -120,35 +154,41 @@ TEST_CASE("every open obligation is a real obligation name") {
 }
 
 TEST_CASE("every obligation and mutant has a name the CLI can select") {
-    CHECK(proofs::obligation_names().size() == 12 * 12 + 1 + 1 + 13);
-    CHECK(proofs::mutant_names().size() == 7);
+    // 16 transitions x 17 invariants, LEMMA-HOLDERS, INV-INVALIDATE, non-vacuity of init and of
+    // each transition.
+    CHECK(proofs::obligation_names().size() == 16 * 17 + 1 + 1 + 17);
+    CHECK(proofs::mutant_names().size() == 9);
 }
 
 TEST_CASE("conformance: the encoded transitions agree with ref on random concrete states") {
     const bool full = full_budget();
     proofs::Options o;
     o.timeout_ms = 20000u;
-    // Seed 2: its 1,000 samples reach every row below (rows after many checks, -EEXIST and
-    // D19's -EOVERFLOW, take a few per thousand).
+    // Seed 4: its 1,000 samples reach every row below (rows after many checks, -EEXIST, R6
+    // v2's -EBUSY and D19's -EOVERFLOW, take a few per thousand) and make orphans.
     const proofs::ConformanceResult r = proofs::conformance(4, full ? 5000 : 1000, o);
     MESSAGE("conformance: " << r.samples << " samples (seed " << r.seed << ") in " << r.seconds
                             << " s");
     for (const auto& [op, n] : r.per_op) MESSAGE("  " << op << ": " << n);
     INFO(r.detail);
     CHECK(r.divergences == 0);
-    // Every encoded transition (destroy's teardown steps by their chains), and destroy.
-    CHECK(r.per_op.size() == 13);
-    // The rows the encoding must get right are reached: D19's -EOVERFLOW among them.
-    for (const unsigned st : {0u, 1u, 2u, 5u, 6u, 17u, 19u, 22u, 75u}) {
+    // Every encoded transition (destroy's teardown steps and R11's flushes and puts by their
+    // chains), and destroy.
+    CHECK(r.per_op.size() == 17);
+    // R9 v2 step 2 left orphans, and their chains still end where ref's destroy does.
+    CHECK(r.orphans > 0);
+    // The rows the encoding must get right are reached: D19's -EOVERFLOW and R6 v2's -EBUSY
+    // among them.
+    for (const unsigned st : {0u, 1u, 2u, 5u, 6u, 16u, 17u, 19u, 22u, 75u}) {
         INFO("status -" << st);
         CHECK(r.per_status.count(st) == 1);
     }
 }
 
-TEST_CASE("bmc: no INV-* fails within 2 steps (3 with the full budget) from small worlds") {
+TEST_CASE("bmc: no INV-* fails within 2 steps from 3 small worlds (6 with the full budget)") {
     proofs::Options o;
     o.timeout_ms = 60000u;
-    const proofs::BmcResult r = proofs::bmc(1, full_budget() ? 3 : 2, 3, o);
+    const proofs::BmcResult r = proofs::bmc(1, 2, full_budget() ? 6 : 3, o);
     MESSAGE("bmc depth " << r.depth << ", " << r.worlds << " worlds in " << r.seconds << " s");
     INFO(r.trace << r.detail);
     CHECK(r.worlds > 0);
@@ -158,14 +198,16 @@ TEST_CASE("bmc: no INV-* fails within 2 steps (3 with the full budget) from smal
 
 // The explicit-state BMC (proofs/explore.h): every sequence of statements over each fixed
 // world's universe, on ref, with ref's invariants on every state and Z3's encoded ones on a
-// sample. CI: depth 6; the full budget: depth 8 (measured without Z3 on this 2-core machine:
-// 56 s for xengt and stubdom, 51 s for order1, whose states cost Z3 about 30 ms each).
+// sample. CI: depth 6, Z3 on every 100th state; the full budget: depth 8, every 500th (v2:
+// with H, the IOTLBs and the deferred puts a state costs Z3 about 80 ms, one step from it (16
+// transitions) about 0.5 s; measured at depth 6 on this 2-core machine without Z3: 3.0 s for
+// xengt, 0.6 s for stubdom, 3.2 s for order1).
 TEST_CASE(
     "bmc explicit: every sequence of 6 statements (8 with the full budget) breaks no invariant") {
     for (const std::string& w : proofs::explore_world_names()) {
         proofs::ExploreOptions o;
         o.depth = full_budget() ? 8 : 6;
-        o.z3_every = 50;
+        o.z3_every = full_budget() ? 500 : 100;
         o.step_every = full_budget() ? 10000 : 5000;
         o.z3.timeout_ms = 20000u;
         const proofs::ExploreResult r = proofs::explore(w, o);
@@ -186,7 +228,7 @@ TEST_CASE(
 
 TEST_CASE("planted bugs in the explicit BMC's step are caught, with traces pviommu run parses") {
     const auto names = proofs::explore_mutant_names();
-    CHECK(names.size() == 3);
+    CHECK(names.size() == 4);
     for (const std::string& n : names) {
         const proofs::MutantResult r = proofs::check_explore_mutant(n);
         INFO(n << ": " << r.detail);
@@ -213,12 +255,25 @@ TEST_CASE("the encoded invariants fail, naming the clause, on a state that break
     REQUIRE(hv.map_foreign_page(spec::DomId{0}, op) == spec::Status::ok);
     proofs::Options o;
     o.timeout_ms = 20000u;
-    CHECK(proofs::encoded_invariants_on(hv.state(), o).empty());
+    CHECK(proofs::encoded_invariants_on(hv.state(), {}, o).empty());
     spec::State bad = hv.state();
     const spec::Mfn m = bad.m2b.begin()->first;
     bad.frames[m].state = spec::FrameState::free;  // a mapped frame freed
-    const std::string e = proofs::encoded_invariants_on(bad, o);
+    const std::string e = proofs::encoded_invariants_on(bad, {}, o);
     INFO(e);
     CHECK(e.rfind("INV-", 0) == 0);
-    CHECK(proofs::encoded_step_from(hv.state(), o).empty());
+    CHECK(proofs::encoded_step_from(hv.state(), {}, o).empty());
+    // INV-DEVICE-SAFE (D23): H says emulator 0 was handed bfn 0 for another frame than the one
+    // its entry there reaches.
+    spec::Handed handed;
+    handed[{spec::DomId{0}, spec::Bfn{0}, spec::DomId{1}, spec::IoServId{0}}] = m;
+    CHECK(proofs::encoded_invariants_on(hv.state(), handed, o).empty());
+    spec::Mfn other = m;
+    for (const auto& [f, fr] : hv.state().frames)
+        if (f != m && fr.state == spec::FrameState::owned) other = f;
+    REQUIRE(other != m);
+    handed[{spec::DomId{0}, spec::Bfn{0}, spec::DomId{1}, spec::IoServId{0}}] = other;
+    const std::string d = proofs::encoded_invariants_on(hv.state(), handed, o);
+    INFO(d);
+    CHECK(d.rfind("INV-DEVICE-SAFE", 0) == 0);
 }
