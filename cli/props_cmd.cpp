@@ -105,8 +105,8 @@ int run_props(const PropsArgs& a, std::ostream& out) {
                 // race must catch it instead: ctest mutants:<name> (impl/CMakeLists.txt).
                 ++by_devices;
                 out << std::setw(2) << m.id << " " << std::left << std::setw(22) << m.name
-                    << std::right << " left to impl_tests (needs devices: ctest mutants:"
-                    << m.name << ")\n";
+                    << std::right << " left to impl_tests (needs devices: ctest mutants:" << m.name
+                    << ")\n";
                 continue;
             }
             ++total;

@@ -118,8 +118,7 @@ public:
     }
     bool compare_exchange_weak(T& expected, T desired, std::memory_order success,
                                std::memory_order failure) {
-        return a_($).compare_exchange_weak(expected, desired, rl_order(success),
-                                           rl_order(failure));
+        return a_($).compare_exchange_weak(expected, desired, rl_order(success), rl_order(failure));
     }
 
 private:

@@ -1218,10 +1218,9 @@ Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
                 });
                 if (it != set.end()) {
                     set.erase(it);  // R5: tuple and ref
-                    const bool still_used =
-                        std::any_of(set.begin(), set.end(), [&](const TupleRec& r) {
-                            return r.bfn == op.bfn && emulator_of(r) == c;
-                        });
+                    const bool still_used = std::any_of(
+                        set.begin(), set.end(),
+                        [&](const TupleRec& r) { return r.bfn == op.bfn && emulator_of(r) == c; });
                     set_tuples(w, m, std::move(set));
                     defer_ref(w, m);    // step 5: put after C's flush
                     charge(w, cd, -1);  // D20

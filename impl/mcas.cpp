@@ -43,7 +43,7 @@ constexpr bool planted(int) { return false; }
 
 #ifdef PVIOMMU_RELACY
 constexpr int kMaxThreads = relacy::kMaxThreads + 1;  // + the thread running before()/after()
-constexpr std::size_t kCollectEvery = 1;  // reclaim as early as the protocol allows
+constexpr std::size_t kCollectEvery = 1;              // reclaim as early as the protocol allows
 #else
 constexpr int kMaxThreads = 1024;
 constexpr std::size_t kCollectEvery = 64;
@@ -96,9 +96,9 @@ bool try_advance() {
     // the load may return an older bound than the raise that precedes the announcement in the
     // total order, and the advance skips a pinned thread (found by Relacy, issue 15: the epoch
     // advanced past a pinned reader and its descriptor was reclaimed under it).
-    const int hw = k.slot_hw.load(planted(PV_MUTANT(slot_bound_acquire))
-                                       ? std::memory_order_acquire
-                                       : std::memory_order_seq_cst);
+    const int hw =
+        k.slot_hw.load(planted(PV_MUTANT(slot_bound_acquire)) ? std::memory_order_acquire
+                                                              : std::memory_order_seq_cst);
     for (int i = 0; i < hw; ++i) {
         const std::uint64_t e = k.slots[i].epoch.load(std::memory_order_seq_cst);
         if (e != 0 && e != g) return false;
@@ -132,7 +132,7 @@ struct ThreadCtx {
                 // seq_cst: ordered before this thread's first announcement in the total order
                 // that try_advance's scan reads (see there).
                 const auto mo = planted(PV_MUTANT(slot_bound_acquire)) ? std::memory_order_release
-                                                                        : std::memory_order_seq_cst;
+                                                                       : std::memory_order_seq_cst;
                 while (hw < i + 1 && !k.slot_hw.compare_exchange_weak(hw, i + 1, mo)) {
                 }
                 return;
@@ -398,8 +398,7 @@ void help(Mcas* d) {
         int desired = kSucceeded;
         for (RdcssEntry& e : d->entries) {  // phase 1
             // Planted helper-skips-word: a helper (not the owner) skips the last word.
-            if (planted(PV_MUTANT(helper_skips_word)) && &e == &d->entries.back() &&
-                !is_owner(d))
+            if (planted(PV_MUTANT(helper_skips_word)) && &e == &d->entries.back() && !is_owner(d))
                 continue;
             bool next = false;
             while (!next) {

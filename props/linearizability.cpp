@@ -325,7 +325,7 @@ private:
                     const auto it = s0.m2b.find(*m);
                     if (it != s0.m2b.end())
                         for (const auto& [t, info] :
-                             it->second)  // F8: ascending (bfn, domid, ioserver)
+                             it->second)       // F8: ascending (bfn, domid, ioserver)
                             if (!info.orphan)  // R9 v2: an orphan has no server to tell
                                 f.reqs.push_back({ServerKey{t.domid, t.ioserver}, t.bfn});
                 }

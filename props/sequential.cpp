@@ -454,8 +454,7 @@ struct Populate : Stmt {
     std::string line() const override {
         return "populate " + std::to_string(d.v) + " gfn=" + hex(g.v);
     }
-    std::string exec(spec::Hypervisor& h, const State&,
-                     std::vector<OpResult>&) const override {
+    std::string exec(spec::Hypervisor& h, const State&, std::vector<OpResult>&) const override {
         const auto out = h.populate(d, g);
         if (h.name() == "impl") count(out.mfn ? "populate took a frame" : "populate nothing");
         return out.mfn ? hex(out.mfn->v) : "nothing";
@@ -480,8 +479,7 @@ struct Drain : Stmt {
         return "drain " + std::to_string(t.v) + " id=" + std::to_string(id.v) +
                " count=" + std::to_string(n);
     }
-    std::string exec(spec::Hypervisor& h, const State&,
-                     std::vector<OpResult>&) const override {
+    std::string exec(spec::Hypervisor& h, const State&, std::vector<OpResult>&) const override {
         std::string out;
         for (const IoReq& q : h.drain(t, id, n)) out += hex(q.bfn.v) + " ";
         if (h.name() == "impl") count(out.empty() ? "drain empty" : "drain got requests");

@@ -259,8 +259,7 @@ std::vector<Violation> check_device_safe(const State& s, const Handed& h) {
     for (const auto& [k, m] : h) {
         const DmaView v = s.dma(k.emulator, k.bfn);
         if (v.kind == DmaView::Kind::scratch) continue;  // E's own scratch page (R12)
-        if (v.kind == DmaView::Kind::frame && v.mfn == m &&
-            s.frame(m).state != FrameState::free)
+        if (v.kind == DmaView::Kind::frame && v.mfn == m && s.frame(m).state != FrameState::free)
             continue;
         std::string reach = dma_text(v);
         if (v.kind == DmaView::Kind::frame)

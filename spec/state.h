@@ -85,8 +85,8 @@ struct Tuple {
     auto operator<=>(const Tuple&) const = default;
 };
 struct TupleInfo {
-    bool swap = false;  // swap_mfn of the map_foreign_page that made it (R3)
-    DomId emulator{};   // D22: whose bus address space bfn is in (its server's, when made)
+    bool swap = false;    // swap_mfn of the map_foreign_page that made it (R3)
+    DomId emulator{};     // D22: whose bus address space bfn is in (its server's, when made)
     bool orphan = false;  // D22, R9 v2: its server went with its target; kept until E unmaps
     bool operator==(const TupleInfo&) const = default;
 };

@@ -1,7 +1,5 @@
 #include "trace/gen.h"
 
-#include "trace/runner.h"
-
 #include <algorithm>
 #include <cstdint>
 #include <initializer_list>
@@ -13,6 +11,8 @@
 #include <stdexcept>
 #include <utility>
 #include <vector>
+
+#include "trace/runner.h"
 
 namespace trace {
 
@@ -449,7 +449,8 @@ private:
         // The answer is the frame itself (no IOMMU, or the 1:1 map): guess it, so that later
         // unmap_page and unmap_foreign_page calls aim at the claim (R6 v2 -EBUSY, orphans).
         std::uint64_t answer = o.bfn.v == spec::kBfnInvalid.v ? 0 : o.bfn.v;
-        if (const auto t = live_.find(o.domid.v); t != live_.end()) answer = t->second.base + o.gfn.v;
+        if (const auto t = live_.find(o.domid.v); t != live_.end())
+            answer = t->second.base + o.gfn.v;
         hint({c, o.domid.v, o.ioserver.v, answer, o.gfn.v, false});
         return o;
     }

@@ -44,8 +44,8 @@ private:
     const Trace& t_;
     spec::Hypervisor& h_;
     std::size_t next_ = 0;
-    std::vector<spec::OpResult> last_;  // results of the last call or batch
-    spec::Handed handed_;               // INV-DEVICE-SAFE's ghost set H (D23)
+    std::vector<spec::OpResult> last_;        // results of the last call or batch
+    spec::Handed handed_;                     // INV-DEVICE-SAFE's ghost set H (D23)
     std::optional<spec::State> before_call_;  // before the last call, if record_handed needs it
 };
 

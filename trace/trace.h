@@ -121,7 +121,7 @@ struct CheckIoreqNext {
     DomId target;
     IoServId id;
     std::optional<Bfn> bfn;
-};  // nullopt: none
+};                 // nullopt: none
 struct CheckDma {  // (v2) D25, F13: where a DMA by a device of emulator e to bfn lands now
     DomId e;
     Bfn bfn;

@@ -11,8 +11,8 @@
 
 #include <chrono>
 #include <cstdlib>
-#include <iostream>
 #include <fstream>
+#include <iostream>
 #include <sstream>
 #include <string>
 
@@ -89,7 +89,7 @@ struct UpDown : rl::test_suite<UpDown, 3> {
         const std::uint64_t va = a->load(std::memory_order_relaxed);
         const std::uint64_t vb = b->load(std::memory_order_relaxed);
         RL_ASSERT((va & 3) == 0 && (vb & 3) == 0);  // no descriptor or install left
-        RL_ASSERT(dec(va) == 5);                     // +1 -1 +1 -1: back to 5
+        RL_ASSERT(dec(va) == 5);                    // +1 -1 +1 -1: back to 5
         RL_ASSERT(dec(vb) == 1);
         delete a;
         delete b;
@@ -156,8 +156,9 @@ bool replay(const std::string& state) {
 }
 
 // Every interleaving up to `bound` preemptions (0: none; measured: bound 1 on the 3-thread
-// suites below takes over 2 minutes, bound 2 over 20, so the tests use random schedules), then `random` random schedules. A
-// failure prints the failing schedule's full history and how to replay it.
+// suites below takes over 2 minutes, bound 2 over 20, so the tests use random schedules), then
+// `random` random schedules. A failure prints the failing schedule's full history and how to replay
+// it.
 template <class Suite>
 bool explore(const std::string& name, unsigned bound, rl::iteration_t random,
              bool print_failure = true) {
@@ -185,17 +186,17 @@ bool explore(const std::string& name, unsigned bound, rl::iteration_t random,
     }
     const double secs =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    MESSAGE(name << ": context bound " << bound << ": " << bounded << " schedules; random: "
-                 << (ok ? random : q.stop_iteration) << " schedules; " << secs << " s"
-                 << (ok ? "" : " -- FAILED"));
+    MESSAGE(name << ": context bound " << bound << ": " << bounded
+                 << " schedules; random: " << (ok ? random : q.stop_iteration) << " schedules; "
+                 << secs << " s" << (ok ? "" : " -- FAILED"));
     if (!ok && print_failure) {
         const std::string state(bounded != 0 && p.test_result != rl::test_result_success
                                     ? p.final_state.c_str()
                                     : q.final_state.c_str());
         std::cout << "---- " << name << ": the failing schedule\n";
         (void)replay<Suite>(state);
-        std::cout << "replay: PVIOMMU_RELACY_REPLAY='" << state << "' " << "relacy_tests -tc='*"
-                  << name << "*'\n";
+        std::cout << "replay: PVIOMMU_RELACY_REPLAY='" << state << "' "
+                  << "relacy_tests -tc='*" << name << "*'\n";
     }
     return ok;
 }
@@ -225,17 +226,16 @@ TEST_CASE("relacy: concurrency mutants of the MCAS core are caught") {
             continue;
         }
         impl::relacy::plant(m.m);
-        const bool found =
-            !explore<UpDown>(std::string("mutant ") + m.name + ": up/down", 0, kMutantRandom,
-                             false) ||
-            !explore<Transfer>(std::string("mutant ") + m.name + ": transfer", 0, kMutantRandom,
-                               false);
+        const bool found = !explore<UpDown>(std::string("mutant ") + m.name + ": up/down", 0,
+                                            kMutantRandom, false) ||
+                           !explore<Transfer>(std::string("mutant ") + m.name + ": transfer", 0,
+                                              kMutantRandom, false);
         impl::relacy::plant(impl::relacy::Mutant::none);
         caught += found;
         MESSAGE("planted bug " << std::string(m.name)
                                << std::string(found    ? ": caught"
-                                                              : m.deep ? ": not caught (deep)"
-                                                                       : ": NOT caught"));
+                                              : m.deep ? ": not caught (deep)"
+                                                       : ": NOT caught"));
         if (!m.deep)
             CHECK_MESSAGE(found, "planted bug " << std::string(m.name) << " ("
                                                 << std::string(m.what) << ") was not caught");

@@ -244,8 +244,8 @@ TEST_CASE("random traces reach every subop's success and error rows, full rings 
     // [subop variant index] -> status -> count; index 6 is an unknown subop id.
     std::array<std::map<Status, std::size_t>, 7> st;
     std::size_t balloons_with_tuples = 0, synchronous = 0, invalidates = 0, drained = 0, fatal = 0;
-    std::size_t orphans = 0;            // orphan tuples seen after destroys (R9 v2)
-    std::array<std::size_t, 3> dma{};   // check dma views: fault, scratch, frame (D25)
+    std::size_t orphans = 0;           // orphan tuples seen after destroys (R9 v2)
+    std::array<std::size_t, 3> dma{};  // check dma views: fault, scratch, frame (D25)
     for (std::uint64_t seed = 1; seed <= kTraces; ++seed) {
         const trace::Trace t = trace::random_trace(seed, kSteps, ref::make);
         auto h = ref::make(t.host);
@@ -294,9 +294,9 @@ TEST_CASE("random traces reach every subop's success and error rows, full rings 
         table << "\n";
     }
     table << "balloons with tuples=" << balloons_with_tuples << " invalidates=" << invalidates
-          << " synchronous=" << synchronous << " drained=" << drained << "\norphans after destroy="
-          << orphans << " check dma fault=" << dma[0] << " scratch=" << dma[1]
-          << " frame=" << dma[2];
+          << " synchronous=" << synchronous << " drained=" << drained
+          << "\norphans after destroy=" << orphans << " check dma fault=" << dma[0]
+          << " scratch=" << dma[1] << " frame=" << dma[2];
     MESSAGE("over " << kTraces << " traces x " << kSteps << " steps on ref:\n" << table.str());
     CHECK(fatal == 0);
     // BRIEF v2 in the mix (300 x 100 steps gave -EBUSY 14, orphans 85, check dma 395 fault,

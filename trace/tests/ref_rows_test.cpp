@@ -450,9 +450,10 @@ expect status=0 bfn=0x5
 destroy 1
 )";
     // v2: both tuples stay as orphans, so the new guest gets frames 6 and 7.
-    auto parsed = trace::parse("issue", head + "domain 3 guest ram=2\ncheck invariants\n"
-                                              "check p2m 3 gfn=0 mfn=0x6\ncheck dma 2 bfn=0x4 "
-                                              "mfn=0x4\ncheck dma 0 bfn=0x5 mfn=0x5\n");
+    auto parsed = trace::parse("issue", head +
+                                            "domain 3 guest ram=2\ncheck invariants\n"
+                                            "check p2m 3 gfn=0 mfn=0x6\ncheck dma 2 bfn=0x4 "
+                                            "mfn=0x4\ncheck dma 0 bfn=0x5 mfn=0x5\n");
     REQUIRE(std::holds_alternative<trace::Trace>(parsed));
     const auto& t = std::get<trace::Trace>(parsed);
     auto h = ref::make(t.host);
