@@ -82,6 +82,8 @@ template <class T>
 class Atomic {
 public:
     Atomic() : a_(T{}) {}
+    // Implicit, as std::atomic's: `Atomic<int> x{0}` and `Word w = enc(5)` read the same.
+    // cppcheck-suppress noExplicitConstructor
     explicit(false) Atomic(T v) : a_(v) {}
     Atomic(const Atomic&) = delete;
     Atomic& operator=(const Atomic&) = delete;
