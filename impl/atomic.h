@@ -13,9 +13,14 @@
 
 #include <atomic>
 #include <cstdint>
+#include <thread>
 
 #ifdef PVIOMMU_RELACY
+// Headers whose templates use errno, before relacy.hpp redefines it (and this header removes
+// its macro): their bodies are parsed here, with libc's errno.
+#include <fstream>
 #include <relacy/relacy.hpp>
+#include <sstream>
 // relacy.hpp redefines the std memory orders, new/delete, malloc/free and assert as macros
 // for code written against its own dialect; impl/ is written against std:: and this header
 // maps it, so the macros go (allocation stays the C++ runtime's: mcas.cpp's poisoned
@@ -46,6 +51,12 @@ template <class T>
 using Atomic = std::atomic<T>;
 
 inline constexpr bool kRelacy = false;
+
+inline void fence(std::memory_order mo) { std::atomic_thread_fence(mo); }
+
+// One round of a wait loop for another thread's progress (a flush waiting for a device
+// section): lets it run (2 cores shared by more threads).
+inline void spin_pause() { std::this_thread::yield(); }
 
 #else
 
@@ -126,6 +137,13 @@ public:
 private:
     mutable rl::atomic<T> a_;
 };
+
+// A fence is one Relacy step too (and relaxed-memory semantics: Relacy models fences).
+inline void fence(std::memory_order mo) { rl::atomic_thread_fence(rl_order(mo), $); }
+
+// Tells Relacy the thread spins waiting for another (a wait loop of only loads otherwise
+// looks like a livelock to its fair schedulers).
+inline void spin_pause() { rl::yield(1, $); }
 
 #endif
 

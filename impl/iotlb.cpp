@@ -1,9 +1,24 @@
 #include "impl/iotlb.h"
 
 #include <cassert>
-#include <thread>
 
 namespace impl {
+
+namespace {
+#ifdef PVIOMMU_RELACY
+int g_planted = 0;  // relacy::IotlbMutant; plain: Relacy runs one OS thread
+bool planted(relacy::IotlbMutant m) { return g_planted == static_cast<int>(m); }
+#define PV_IOTLB_MUTANT(m) relacy::IotlbMutant::m
+#else
+constexpr bool planted(int) { return false; }
+#define PV_IOTLB_MUTANT(m) 0
+#endif
+}  // namespace
+
+#ifdef PVIOMMU_RELACY
+void relacy::plant_iotlb(IotlbMutant m) { g_planted = static_cast<int>(m); }
+bool relacy::iotlb_planted(IotlbMutant m) { return planted(m); }
+#endif
 
 int Iotlb::attach() {
     for (unsigned i = 0; i < kReaders; ++i) {
@@ -34,6 +49,7 @@ std::uint64_t Iotlb::enter(int reader) {
     std::uint64_t g = gen_.load(std::memory_order_seq_cst);
     for (;;) {
         slot.store(g, std::memory_order_seq_cst);
+        if (planted(PV_IOTLB_MUTANT(enter_no_recheck))) return g;
         const std::uint64_t again = gen_.load(std::memory_order_seq_cst);
         if (again == g) return g;
         g = again;  // a flush started meanwhile: announce its generation instead
@@ -42,7 +58,8 @@ std::uint64_t Iotlb::enter(int reader) {
 
 void Iotlb::exit(int reader) {
     // release: the section's walk and DMA happen before a flusher that reads 0 (I3, I4).
-    readers_[reader].store(0, std::memory_order_release);
+    readers_[reader].store(0, planted(PV_IOTLB_MUTANT(exit_relaxed)) ? std::memory_order_relaxed
+                                                                     : std::memory_order_release);
 }
 
 bool Iotlb::read_slot(const Slot& s, std::uint64_t& bfn, std::uint64_t& gen, std::uint64_t& leaf) {
@@ -55,7 +72,7 @@ bool Iotlb::read_slot(const Slot& s, std::uint64_t& bfn, std::uint64_t& gen, std
     leaf = s.leaf.load(std::memory_order_relaxed);
     // acquire fence: if a field load saw a later fill's store, the re-load below sees that
     // fill's odd sequence (it pairs with the fill's release fence).
-    std::atomic_thread_fence(std::memory_order_acquire);
+    fence(std::memory_order_acquire);
     return s.seq.load(std::memory_order_relaxed) == s1;  // relaxed: ordered by the fence
 }
 
@@ -76,7 +93,7 @@ void Iotlb::fill(std::uint64_t gen, std::uint64_t bfn, std::uint64_t leaf) {
     if (!s.seq.compare_exchange_strong(seq, seq + 1, std::memory_order_relaxed)) return;
     // release fence: a reader whose field load sees a store below then sees the odd sequence
     // (or a later one) on its re-load, and discards the read.
-    std::atomic_thread_fence(std::memory_order_release);
+    fence(std::memory_order_release);
     // relaxed: guarded by the odd sequence.
     s.bfn.store(bfn, std::memory_order_relaxed);
     s.gen.store(gen, std::memory_order_relaxed);
@@ -95,7 +112,7 @@ void Iotlb::flush() {
         // (exit's release store) orders that section's DMA before our caller's deferred put.
         for (std::uint64_t v = r.load(std::memory_order_seq_cst); v != 0 && v < g;
              v = r.load(std::memory_order_seq_cst))
-            std::this_thread::yield();  // a device section is short; let it run (2 cores)
+            spin_pause();  // a device section is short; let it run (2 cores)
     }
 }
 

@@ -41,6 +41,10 @@
 //    an acquire fence and re-loads the sequence relaxed. A torn read is discarded as a miss
 //    (the cache is only a cache). Every field is an atomic, so no data race exists at all.
 //
+// Atomics: impl::Atomic (impl/atomic.h), so that this file runs under Relacy in the relacy
+// build (impl/relacy/iotlb_relacy.cpp: devices DMA through it against a deferred put), with
+// fewer slots, readers and scratch words there.
+//
 // Lifetime: created with its context (create_domain of a usable domain) and freed with it
 // (destroy, quiescent). Devices must detach before their domain is destroyed (as Xen deassigns
 // a device before tearing its domain down); destroy asserts it.
@@ -51,14 +55,30 @@
 #include <cstddef>
 #include <cstdint>
 
+#include "impl/atomic.h"
+
 namespace impl {
+
+#ifdef PVIOMMU_RELACY
+namespace relacy {
+// Planted bugs of the IOTLB protocol (issue 15), for impl/relacy/iotlb_relacy.cpp.
+enum class IotlbMutant : int {
+    none = 0,
+    put_before_flush,  // I4: the deferred put before the flush (the suite's hypervisor steps)
+    enter_no_recheck,  // I1: the announcement without the re-read of the generation
+    exit_relaxed,      // I1/I4: exit() a relaxed store: the DMA not ordered before the put
+};
+void plant_iotlb(IotlbMutant m);  // for every later iteration; none: the real code
+[[nodiscard]] bool iotlb_planted(IotlbMutant m);
+}  // namespace relacy
+#endif
 
 class Iotlb {
 public:
-    static constexpr unsigned kSlots = 64;    // direct-mapped by bfn
-    static constexpr unsigned kReaders = 16;  // devices attached to this context at once
+    static constexpr unsigned kSlots = kRelacy ? 4 : 64;    // direct-mapped by bfn
+    static constexpr unsigned kReaders = kRelacy ? 2 : 16;  // devices attached at once
     // R12, D24: the context's own scratch page, 4 KiB of Xen's memory, never shared.
-    static constexpr std::size_t kScratchWords = 512;
+    static constexpr std::size_t kScratchWords = kRelacy ? 2 : 512;
 
     Iotlb() = default;
     Iotlb(const Iotlb&) = delete;
@@ -75,8 +95,8 @@ public:
     [[nodiscard]] bool lookup(std::uint64_t gen, std::uint64_t bfn, std::uint64_t& leaf) const;
     // I2: caches leaf for bfn, tagged gen. Skipped if another fill of the slot is under way.
     void fill(std::uint64_t gen, std::uint64_t bfn, std::uint64_t leaf);
-    [[nodiscard]] std::atomic<std::uint64_t>* scratch() { return scratch_.data(); }
-    [[nodiscard]] const std::atomic<std::uint64_t>* scratch() const { return scratch_.data(); }
+    [[nodiscard]] Atomic<std::uint64_t>* scratch() { return scratch_.data(); }
+    [[nodiscard]] const Atomic<std::uint64_t>* scratch() const { return scratch_.data(); }
 
     // --- Hypervisor side.
     // I3: invalidates every cached translation and returns once every read section that
@@ -104,24 +124,24 @@ public:
 private:
     struct Slot {
         // The seqlock: odd while a fill writes the fields.
-        std::atomic<std::uint64_t> seq{0};
+        Atomic<std::uint64_t> seq{0};
         // Guarded by seq (seqlock fields, written only by the fill that holds it odd).
-        std::atomic<std::uint64_t> bfn{0}, gen{0}, leaf{0};
+        Atomic<std::uint64_t> bfn{0}, gen{0}, leaf{0};
     };
     static bool read_slot(const Slot& s, std::uint64_t& bfn, std::uint64_t& gen,
                           std::uint64_t& leaf);
 
     // The flush generation (I2, I3). Starts at 1: a reader slot of 0 means "no section".
-    std::atomic<std::uint64_t> gen_{1};
+    Atomic<std::uint64_t> gen_{1};
     // Per reader: 0 outside a section, else the generation its section announced (I1).
     // Written by the device that owns the slot, read by flushers.
-    std::array<std::atomic<std::uint64_t>, kReaders> readers_{};
+    std::array<Atomic<std::uint64_t>, kReaders> readers_{};
     // Per reader: whether a device owns it (claimed by CAS in attach, released by detach).
-    std::array<std::atomic<bool>, kReaders> claimed_{};
+    std::array<Atomic<bool>, kReaders> claimed_{};
     std::array<Slot, kSlots> slots_{};
-    std::atomic<std::uint64_t> flushes_{0};  // statistic; relaxed
+    Atomic<std::uint64_t> flushes_{0};  // statistic; relaxed
     // R12: written by devices (DMA to scratch) with atomic stores; Xen never reads it.
-    std::array<std::atomic<std::uint64_t>, kScratchWords> scratch_{};
+    std::array<Atomic<std::uint64_t>, kScratchWords> scratch_{};
 };
 
 }  // namespace impl

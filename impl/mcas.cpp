@@ -22,6 +22,17 @@ using spec::FaultPoint;
 //  3. The global epoch advances from g to g+1 only when every pinned thread announced g.
 //  4. An object retired in epoch e is freed once the global epoch is >= e + 2: every thread that
 //     could have reached it was pinned at an epoch <= e, and such a thread blocks step 3 at e+1.
+//
+// Reclamation of descriptors (issue 15, bug 1): an MCAS descriptor d waits one epoch more
+// (freed at e + 3). Reason: unlike a node a caller unlinks, d can be published again after
+// its retirement, by a helper that read d's status UNDECIDED before the decision (so it pinned
+// at an epoch <= e) and then installs one of d's entries into a word that holds that entry's
+// old value again (d failed, or the word went through an ABA), or completes such an install
+// to d. A reader pinned at e + 1 can load that publication, and with the ordinary grace
+// period d is freed at e + 2 once the helper has left, under the reader. The helper removes
+// whatever it published before it unpins (it completes its own install, and its phase 2
+// releases d), and while it is pinned the epoch stays <= e + 1: so every thread that can
+// reach d after its retirement is pinned at <= e + 1, and none is left at e + 3.
 // =============================================================================================
 
 namespace {
@@ -33,10 +44,10 @@ namespace {
 #endif
 
 #ifdef PVIOMMU_RELACY
-// The planted bug of this Relacy run (relacy::plant), 0: none. Plain int: Relacy runs one
-// OS thread.
-int g_planted = 0;
-bool planted(relacy::Mutant m) { return g_planted == static_cast<int>(m); }
+// The planted bugs of this Relacy run (relacy::plant), one bit per Mutant; 0: none. Plain:
+// Relacy runs one OS thread.
+unsigned g_planted = 0;
+bool planted(relacy::Mutant m) { return (g_planted >> static_cast<unsigned>(m) & 1U) != 0; }
 #else
 constexpr bool planted(int) { return false; }
 #endif
@@ -112,11 +123,12 @@ struct ThreadCtx {
     int slot = -1;
     int depth = 0;  // EpochGuard nesting; only the outermost pins
     // Retired objects not yet freed, in retirement order, so their epochs never decrease (each
-    // retire reads the monotonic global epoch): limbo[first_live..] are still waiting and a collect
-    // frees a prefix. Reason (issue 6): a thread preempted inside its critical section holds
-    // the epoch back for a whole time slice; a collect that scanned all of limbo then cost
-    // O(limbo) every kCollectEvery retires, quadratic while the epoch was stuck (W2 at 4
-    // threads on 2 cores: limbo of 20,000 entries rescanned every 64 retires).
+    // retire reads the monotonic global epoch; a descriptor's entry carries one more, so it may
+    // hold the next entry back one epoch, never free it early): limbo[first_live..] are still
+    // waiting and a collect frees a prefix. Reason (issue 6): a thread preempted inside its
+    // critical section holds the epoch back for a whole time slice; a collect that scanned all of
+    // limbo then cost O(limbo) every kCollectEvery retires, quadratic while the epoch was stuck (W2
+    // at 4 threads on 2 cores: limbo of 20,000 entries rescanned every 64 retires).
     std::vector<Retired> limbo;
     std::size_t first_live = 0;
     std::size_t since_collect = 0;
@@ -243,13 +255,20 @@ EpochGuard::~EpochGuard() {
     }
 }
 
-void retire(void* p, void (*deleter)(void*)) {
+namespace {
+// retire() for an object that waits `extra` epochs more than the protocol's two (the limbo's
+// epochs then decrease by at most `extra` from one entry to the next: a prefix collect holds
+// a later entry back at most that long, never frees early).
+void retire_late(void* p, void (*deleter)(void*), std::uint64_t extra) {
     stall(FaultPoint::stall_before_retire);
     ThreadCtx& c = ctx();
     assert(c.depth > 0);
-    c.limbo.push_back({core().epoch.load(std::memory_order_seq_cst), p, deleter});  // step 2
+    c.limbo.push_back({core().epoch.load(std::memory_order_seq_cst) + extra, p, deleter});  // 2
     ++c.since_collect;
 }
+}  // namespace
+
+void retire(void* p, void (*deleter)(void*)) { retire_late(p, deleter, 0); }
 
 void epoch_quiesce() {
     ThreadCtx& c = ctx();
@@ -353,6 +372,7 @@ RdcssEntry* untag_rdcss(std::uint64_t v) { return reinterpret_cast<RdcssEntry*>(
 // that read UNDECIDED long ago could turn a later install back into the descriptor of an MCAS
 // that has since succeeded, whose phase 2 then writes a stale value).
 void rdcss_complete(std::uint64_t installed) {
+    stall(FaultPoint::stall_rdcss_loaded);  // holds an install it loaded: its owner must live
     RdcssEntry* r = untag_rdcss(installed);
     std::uint64_t expected = installed;
     const std::uint64_t repl = status_of(r->owner) == kUndecided ? tag(r->owner, kMcasTag) : r->old;
@@ -373,6 +393,7 @@ std::uint64_t rdcss(RdcssEntry* r) {
                 ? 0
                 : r->owner->installs.fetch_add(1, std::memory_order_relaxed) & 0xffffU;
         const std::uint64_t mine = tag(r, kRdcssTag) | (gen << kGenShift);
+        stall(FaultPoint::stall_rdcss_before_install);  // a stale installer's window
         if (r->addr->compare_exchange_strong(v, mine, std::memory_order_seq_cst)) {
             stall(FaultPoint::stall_rdcss_phases);  // others meet the entry and complete it
             rdcss_complete(mine);
@@ -426,7 +447,8 @@ void help(Mcas* d) {
         // decided, so it goes back to the old value. Reason (issue 15, bug 1): left there, its
         // completer, having read UNDECIDED before the decision, would install d after d's
         // owner retired it; once no word holds d or one of its installs when the owner's phase
-        // 2 ends, only threads pinned before the retirement can still reach d.
+        // 2 ends, only threads pinned before the retirement can still reach d (and readers of
+        // what a stale installer among them publishes: see "Reclamation of descriptors").
         std::uint64_t v = e.addr->load(std::memory_order_seq_cst);
         for (;;) {
             if ((v & kTagMask) == kRdcssTag && untag_rdcss(v) == &e &&
@@ -452,6 +474,12 @@ std::uint64_t mcas_read_slow(Word& w, std::uint64_t v) {
         if ((v & kTagMask) == kRdcssTag) {
             rdcss_complete(v);
         } else if ((v & kTagMask) == kMcasTag) {
+#ifdef PVIOMMU_RELACY
+            if (planted(PV_MUTANT(read_skips_help))) {  // the value d replaced, d unhelped
+                for (const RdcssEntry& e : untag_mcas(v)->entries)
+                    if (e.addr == &w) return e.old;
+            }
+#endif
             stall(FaultPoint::stall_help_other);
             help(untag_mcas(v));
         } else {
@@ -463,14 +491,20 @@ std::uint64_t mcas_read_slow(Word& w, std::uint64_t v) {
 #ifdef PVIOMMU_RELACY
 namespace relacy {
 
+StallHook g_stall_hook = nullptr;
+
 const std::vector<MutantInfo>& mutants() {
     static const std::vector<MutantInfo> m = {
         {Mutant::grace_period_short, "grace-period-short",
          "EBR frees an object retired in epoch e at e+1 instead of e+2"},
         {Mutant::rdcss_no_generation, "rdcss-no-generation",
-         "RDCSS installs carry no generation: a stale completer succeeds after an ABA", true},
+         "RDCSS installs carry no generation: a stale completer succeeds after an ABA"},
         {Mutant::phase2_no_cleanup, "phase2-no-cleanup",
-         "phase 2 leaves a helper's pending install of a decided MCAS in the word", true},
+         "phase 2 leaves a helper's pending install of a decided MCAS in the word"},
+        {Mutant::descriptor_grace_two, "descriptor-grace-two",
+         "MCAS descriptors freed two epochs after retirement, as other objects, not three"},
+        {Mutant::read_skips_help, "read-skips-help",
+         "mcas_read returns the value a descriptor replaced, without helping it"},
         {Mutant::slot_bound_acquire, "slot-bound-acquire",
          "the EBR slot bound is raised with release and read with acquire, not seq_cst"},
         {Mutant::helper_skips_word, "helper-skips-word",
@@ -479,7 +513,12 @@ const std::vector<MutantInfo>& mutants() {
     return m;
 }
 
-void plant(Mutant m) { g_planted = static_cast<int>(m); }
+void plant(Mutant m) {
+    if (m == Mutant::none)
+        g_planted = 0;
+    else
+        g_planted |= 1U << static_cast<unsigned>(m);
+}
 
 CoreScope::CoreScope() {
     g_core = new Core;
@@ -545,7 +584,8 @@ bool Txn::commit() {
               [](const RdcssEntry& a, const RdcssEntry& b) { return a.addr < b.addr; });
     help(d);
     const bool ok = status_of(d) == kSucceeded;
-    retire(d, recycle_mcas);
+    // One epoch more than other objects (see "Reclamation of descriptors").
+    retire_late(d, recycle_mcas, planted(PV_MUTANT(descriptor_grace_two)) ? 0 : 1);
     return ok;
 }
 

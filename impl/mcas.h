@@ -23,7 +23,9 @@
 // Reclamation
 //   Descriptors, and any node a caller retires, are freed only after every thread that might
 //   hold a pointer to them has left its critical section (three-epoch EBR, Fraser 2004). All
-//   MCAS calls and all reads of words must run inside an EpochGuard.
+//   MCAS calls and all reads of words must run inside an EpochGuard. MCAS descriptors wait one
+//   epoch more than other objects: a stale helper can publish one again after its retirement
+//   (mcas.cpp, "Reclamation of descriptors").
 #pragma once
 
 #include <atomic>
@@ -42,10 +44,24 @@ namespace impl {
 // and a never-taken branch.
 extern constinit thread_local spec::FaultPlan* t_faults;
 
+#ifdef PVIOMMU_RELACY
+namespace relacy {
+// Relacy's scheduler explores the interleavings itself; a scripted test (impl/relacy/) may set
+// a hook that parks a thread at a named window until other threads have run (issue 15: the
+// schedules that reach a stale helper need it parked across two later MCASs). Plain pointer:
+// Relacy runs one OS thread; set between simulations.
+using StallHook = void (*)(spec::FaultPoint);
+extern StallHook g_stall_hook;
+}  // namespace relacy
+#endif
+
 inline void stall(spec::FaultPoint p) {
-    if constexpr (kRelacy) return;  // Relacy's scheduler explores the interleavings itself
+#ifdef PVIOMMU_RELACY
+    if (relacy::g_stall_hook != nullptr) relacy::g_stall_hook(p);
+#else
     if (t_faults != nullptr) [[unlikely]]
         t_faults->stall(p);
+#endif
 }
 
 // Installs plan as this thread's t_faults for its lifetime (nesting restores the outer one).
@@ -123,22 +139,22 @@ inline constexpr int kMaxThreads = 4;  // Relacy threads a test may run
 // test of impl/relacy/ fail. Compiled into the Relacy build only.
 enum class Mutant : int {
     none = 0,
-    grace_period_short,   // EBR frees one epoch early (bug 1's class: reclamation too early)
-    rdcss_no_generation,  // RDCSS installs without a generation (bug 2's class: ABA)
-    phase2_no_cleanup,    // phase 2 leaves a helper's pending install of a decided MCAS (bug 1)
-    slot_bound_acquire,   // the slot bound raised/read with release/acquire, not seq_cst
-    helper_skips_word,    // a helper's phase 1 skips the last word
+    grace_period_short,    // EBR frees one epoch early (bug 1's class: reclamation too early)
+    rdcss_no_generation,   // RDCSS installs without a generation (bug 2's class: ABA)
+    phase2_no_cleanup,     // phase 2 leaves a helper's pending install of a decided MCAS (bug 1)
+    slot_bound_acquire,    // the slot bound raised/read with release/acquire, not seq_cst
+    helper_skips_word,     // a helper's phase 1 skips the last word
+    descriptor_grace_two,  // descriptors freed after two epochs, not three (bug 1's class)
+    read_skips_help,       // mcas_read returns a descriptor's old value without helping
 };
 struct MutantInfo {
     Mutant m;
     const char* name;
     const char* what;
-    // Needs a schedule deeper than the tests' random and bounded search reach (a helper
-    // parked across two other threads' MCASs): not yet caught, reported as such (issue 15).
-    bool deep = false;
 };
 [[nodiscard]] const std::vector<MutantInfo>& mutants();
-void plant(Mutant m);  // for every later iteration; Mutant::none: the real code
+// Adds m to the planted bugs of every later iteration; Mutant::none: the real code again.
+void plant(Mutant m);
 }  // namespace relacy
 #endif
 

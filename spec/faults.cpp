@@ -8,9 +8,20 @@ namespace spec {
 namespace {
 
 constexpr std::array<std::string_view, kFaultPoints> kNames{
-    "iommu_map",          "ring_full",           "stall.txn_between_reads",  "stall.before_commit",
-    "stall.rdcss_phases", "stall.mcas_phase1",   "stall.mcas_decide",        "stall.mcas_phase2",
-    "stall.help_other",   "stall.before_retire", "stall.balloon_deliveries", "stall.populate_scan",
+    "iommu_map",
+    "ring_full",
+    "stall.txn_between_reads",
+    "stall.before_commit",
+    "stall.rdcss_phases",
+    "stall.mcas_phase1",
+    "stall.mcas_decide",
+    "stall.mcas_phase2",
+    "stall.help_other",
+    "stall.before_retire",
+    "stall.balloon_deliveries",
+    "stall.populate_scan",
+    "stall.rdcss_before_install",
+    "stall.rdcss_loaded",
 };
 
 constexpr auto kAll = [] {
@@ -59,6 +70,7 @@ bool FaultPlan::ring_full() {
 }
 
 void FaultPlan::stall(FaultPoint p) {
+    if (hook_) hook_(p);
     if (one_in_[static_cast<std::size_t>(p)] == 0) return;
     StallStream& s = t_stream;
     if (s.plan != this) {

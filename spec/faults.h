@@ -19,6 +19,7 @@
 #include <array>
 #include <atomic>
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string_view>
@@ -41,6 +42,9 @@ enum class FaultPoint : std::uint8_t {
     // stalls (impl): operations
     stall_balloon_deliveries,  // a balloon, after its commit / between per-server deliveries
     stall_populate_scan,       // populate saw a free frame, before reading it in its Txn
+    // stalls (impl): MCAS core, RDCSS windows (issue 15's scripted schedules park threads here)
+    stall_rdcss_before_install,  // RDCSS: generation drawn, before the install CAS
+    stall_rdcss_loaded,          // RDCSS completion: an install loaded, before its status read
     count_
 };
 inline constexpr std::size_t kFaultPoints = static_cast<std::size_t>(FaultPoint::count_);
@@ -63,6 +67,13 @@ public:
     }
     // Every stall point at once.
     FaultPlan& stalls(std::uint32_t one_in);
+    // A test's hook, called by the visiting thread at every visit of every stall point, before
+    // any random stall (whatever the rates), e.g. to park a thread in a window while another
+    // thread acts. Configure before the plan is set on a Hypervisor.
+    FaultPlan& on_stall(std::function<void(FaultPoint)> hook) {
+        hook_ = std::move(hook);
+        return *this;
+    }
     // Longest sleep of a stall, in microseconds (spins and yields are shorter).
     FaultPlan& max_sleep_us(std::uint32_t us) {
         max_sleep_us_ = us;
@@ -102,6 +113,7 @@ private:
     const std::uint64_t seed_;
     std::array<std::uint32_t, kFaultPoints> one_in_{};  // configured before use, then read-only
     std::uint32_t max_sleep_us_ = 20;                   // likewise
+    std::function<void(FaultPoint)> hook_;              // likewise (on_stall)
     // The sequential stream's next index. relaxed: each draw needs a distinct index only; the
     // order of draws is the program order of the (sequential) scenario.
     std::atomic<std::uint64_t> next_{0};
