@@ -5,8 +5,9 @@
 // =============================================================================================
 // State lives in 64-bit MCAS Words (impl/mcas.h): per MFN a frame word (state, owner, count,
 // allocated) and an M2B word (pointer to an immutable, sorted TupleSet); per domain a P2M and an
-// IOMMU context (radix trees of Words); per ioreq server a buffered ring (read/write counters and
-// slots, as Xen's buffered_iopage) and a synchronous channel (a Michael-Scott queue of Words).
+// IOMMU context (radix trees of Words); per ioreq server a buffered ring (one word of packed,
+// canonical read/write pointers and the slots, as Xen's buffered_iopage: impl/ring.h) and a
+// synchronous channel (a Michael-Scott queue of Words).
 // Domains, servers, privileges and RMRRs are control-plane state: written only at quiescent
 // points, read freely by the data path.
 //
@@ -21,8 +22,8 @@
 //     any Word changed since step 3, nothing is written and the operation restarts at step 3.
 //     The MCAS's decision is the linearization point, for failures too: an error status is
 //     returned only if the Words it was decided on were all unchanged at one instant.
-//     After a successful commit: retire replaced TupleSets (EBR) and lower the allocation hint
-//     for freed frames. Reason: only now are they unreachable / free.
+//     After a successful commit: retire replaced TupleSets (EBR) and report freed frames to
+//     the allocation hint (impl/frame_hint.h step 1). Reason: only now are they unreachable / free.
 //
 // Removals: R11's IOTLB flush and deferred put (D21: per op). An operation that removes or
 // re-points an entry or a tuple (unmap_foreign_page, unmap_page, a balloon's swap, each step of
@@ -74,7 +75,9 @@
 // are single MCASs over all the Words involved: all-or-nothing and atomic without a lock.
 // populate scans frame words upward from a hint and takes the first free one with one MCAS over
 // the frame word and the P2M leaf (relaxation (b) when it races frees: a frame whose references
-// are deferred is not free yet, and the op that will free it is in flight).
+// are deferred is not free yet, and the op that will free it is in flight). The hint carries a
+// free generation (impl/frame_hint.h), so that no free is lost behind a scan (issue 15, bug 3).
+// Reads and error paths never allocate: radix paths are created only by writes (impl/radix.h).
 //
 // destroy (control plane, quiescent for hypercalls but not for devices) runs R9 v2's four
 // steps; each step commits its removals (step 5), then flushes the contexts it touched and puts
@@ -156,6 +159,19 @@ EntryKind code_kind(std::uint64_t code) {
         default:
             return EntryKind::scratch;
     }
+}
+
+// A leaf's value now, outside any Txn: 0 if its path is absent. Never allocates.
+std::uint64_t leaf_now(const RadixMap& map, std::uint64_t key) {
+    Word* const leaf = map.find(key);
+    return leaf != nullptr ? mcas_read(*leaf) : 0;
+}
+
+// The leaf an order-k map stages unit key into. If an injected IOMMU fault (fail_at) will
+// discard the staging anyway (F10), only a leaf whose path exists is staged (nullptr otherwise):
+// an error path allocates nothing. Otherwise the write creates the path (RadixMap::get).
+Word* leaf_to_write(const RadixMap& map, std::uint64_t key, std::optional<std::uint64_t> fail_at) {
+    return fail_at ? map.find(key) : &map.get(key);
 }
 
 // P2M leaf: 0 none, else enc(mfn + 1).
@@ -319,7 +335,7 @@ bool Hypervisor::is_xen(Mfn m) const {
 }
 
 std::optional<Entry> Hypervisor::entry(Work& w, const DomainRec& c, Bfn b) {
-    const std::uint64_t v = w.t.read(c.iommu.get(b.v));
+    const std::uint64_t v = c.iommu.read(w.t, b.v).value;  // never allocates (radix.h)
     const std::uint64_t code = entry_code(v);
     if (code == 0) {
         // D18: the 1:1 map of a usable hardware domain in inclusive mode.
@@ -339,9 +355,17 @@ Hypervisor::TupleVec Hypervisor::tuples(Work& w, Mfn m) {
     return {t.begin(), t.end()};
 }
 
+std::span<const Hypervisor::TupleRec> Hypervisor::tuple_view(Work& w, Mfn m) {
+    // The set read in w: published, so immutable, and not freed while the caller is pinned
+    // (retired only after the commit that unlinks it).
+    const auto* ts = as_ptr<const TupleSet>(w.t.read(m2b_[m.v]));
+    if (ts == nullptr) return {};
+    return ts->t();
+}
+
 bool Hypervisor::claimed_at_identity(Work& w, DomId c, Bfn b) {
     if (b.v >= host_.frames) return false;
-    for (const TupleRec& r : tuples(w, Mfn{b.v}))
+    for (const TupleRec& r : tuple_view(w, Mfn{b.v}))
         if (r.bfn == b && emulator_of(r) == c) return true;  // D22: orphans too (F12)
     return false;
 }
@@ -506,12 +530,7 @@ bool Hypervisor::commit(Work& w) {
         for (const TupleSet* ts : w.replaced)
             retire(const_cast<TupleSet*>(ts),
                    [](void* p) { TupleSet::dispose(static_cast<const TupleSet*>(p)); });
-        for (Mfn m : w.freed) {
-            std::uint64_t h = hint_.load(std::memory_order_relaxed);
-            // relaxed: the hint is only a lower bound for the search; frame words are the truth.
-            while (m.v < h && !hint_.compare_exchange_weak(h, m.v, std::memory_order_relaxed)) {
-            }
-        }
+        for (Mfn m : w.freed) hint_.freed(m.v);  // impl/frame_hint.h step 1
     } else {
         for (TupleSet* ts : w.created) TupleSet::dispose(ts);
     }
@@ -561,43 +580,43 @@ void Hypervisor::charge(Work& w, const DomainRec& e, std::int64_t delta) {
 }
 
 std::optional<Mfn> Hypervisor::alloc_frame(DomId d, Gfn g, FrameState state) {
-    Word& leaf = dom(d)->p2m.get(g.v);
+    RadixMap& p2m = dom(d)->p2m;
     WorkLease lease;
     Work& w = *lease;
-    for (;;) {
-        const std::uint64_t start = hint_.load(std::memory_order_relaxed);
-        if (w.t.read(leaf) != 0) {  // the gfn has a frame: nothing
-            if (commit(w)) return std::nullopt;
-            continue;
-        }
-        bool raced = false;
-        for (std::uint64_t m = start; m < host_.frames; ++m) {
-            if (mcas_read(frames_[m]) != 0) continue;
+    bool mapped = false;  // the gfn already has a frame: nothing (decided in a committed Txn)
+    // impl/frame_hint.h steps 2-4; each attempt's Txn reads the P2M leaf (or its absent path,
+    // RadixMap::read) and the frame, so the outcome is decided at one MCAS.
+    const auto got = take_lowest_free(
+        hint_, host_.frames, [&](std::uint64_t m) { return mcas_read(frames_[m]) == 0; },
+        [&](std::uint64_t m) -> Take {
+            if (p2m.read(w.t, g.v).value != 0) {  // the gfn has a frame: nothing
+                if (!commit(w)) return Take::retry;
+                mapped = true;
+                return Take::stop;
+            }
             stall(FaultPoint::stall_populate_scan);  // another populate may take it now
             if (w.t.read(frames_[m]) != 0) {         // taken since the scan read it
                 w.reset();
-                raced = true;
-                break;
+                return Take::retry;
             }
             FrameVal f{state == FrameState::owned ? 1u : 0u, state == FrameState::owned, state,
                        d.v};
             if (state != FrameState::owned) f.owner = 0;
             w.t.write(frames_[m], pack(f));
+            // A write: the only place populate creates the gfn's radix path (if the read above
+            // found it absent, this attempt's commit fails on the new node and retries once).
+            Word& leaf = p2m.get(g.v);
+            (void)w.t.read(leaf);
             w.t.write(leaf, pack_p2m(Mfn{m}));
-            if (commit(w)) {
-                std::uint64_t h = start;
-                // relaxed: a hint only; keep a lower value a concurrent free stored.
-                hint_.compare_exchange_strong(h, m + 1, std::memory_order_relaxed);
-                return Mfn{m};
-            }
-            raced = true;  // the frame or the leaf changed: start again
-            break;
-        }
-        if (!raced) {
-            // No free frame seen at or above the hint (relaxation (b) covers racing frees).
-            if (commit(w)) return std::nullopt;
-        }
-    }
+            return commit(w) ? Take::taken : Take::retry;  // the frame or the leaf moved
+        },
+        [&] {
+            // No free frame seen at or above the hint and no free since the scan started.
+            (void)p2m.read(w.t, g.v);  // the gfn's leaf: "nothing" either way, validated
+            return commit(w);
+        });
+    if (!got || mapped) return std::nullopt;
+    return Mfn{*got};
 }
 
 bool Hypervisor::deliver(Server& s, Bfn b) {
@@ -607,17 +626,10 @@ bool Hypervisor::deliver(Server& s, Bfn b) {
     // Fault point ring_full: one draw per invalidate (as ref), whatever the ring's fill.
     const bool forced_full = faults_ != nullptr && faults_->ring_full();
     for (;;) {
-        const auto r = static_cast<std::uint32_t>(dec(w.t.read(s.read_ptr)));
-        const auto wp = static_cast<std::uint32_t>(dec(w.t.read(s.write_ptr)));
-        const std::uint32_t used = wp - r;
-        if (!forced_full && s.slots >= 2 && s.slots - used >= 2) {  // R7: 2 free slots -> buffered
-            Word& lo = s.ring[wp % s.slots];
-            Word& hi = s.ring[(wp + 1) % s.slots];
-            (void)w.t.read(lo);
-            (void)w.t.read(hi);
-            w.t.write(lo, pack_slot(static_cast<std::uint32_t>(b.v)));
-            w.t.write(hi, pack_slot(static_cast<std::uint32_t>(b.v >> 32)));
-            w.t.write(s.write_ptr, enc(wp + 2));
+        // R7: 2 free slots -> buffered (the ring's pointers are read in w either way, so the
+        // "full" decision is part of this commit).
+        if (!forced_full && s.ring->push(w.t, pack_slot(static_cast<std::uint32_t>(b.v)),
+                                         pack_slot(static_cast<std::uint32_t>(b.v >> 32)))) {
             if (commit(w)) {
                 delete node;  // never published
                 return false;
@@ -676,7 +688,7 @@ void Hypervisor::create_ioserver(DomId target, IoServId id, DomId emulator, std:
     s->emulator = emulator;
     s->id = id;
     s->slots = slots;
-    s->ring = std::make_unique<Word[]>(std::max<std::uint32_t>(slots, 1));
+    s->ring = std::make_unique<BufRing>(slots);
     auto* dummy = new SyncNode;
     // relaxed: quiescent; the first data-path operation is ordered after us by quiescence.
     s->sync_head.store(as_word(dummy), std::memory_order_relaxed);
@@ -904,7 +916,7 @@ Status Hypervisor::map_page(DomId c, MapPage& op) {
         Small<Mfn> mfns;
         const Status st = [&]() -> Status {
             for (std::uint64_t i = 0; i < n; ++i) {  // R6, F2: own P2M
-                const auto m = unpack_p2m(w.t.read(cd.p2m.get(op.gfn.v + i)));
+                const auto m = unpack_p2m(cd.p2m.read(w.t, op.gfn.v + i).value);
                 if (!m) return Status::enxio;
                 mfns.push_back(*m);
             }
@@ -926,8 +938,8 @@ Status Hypervisor::map_page(DomId c, MapPage& op) {
                     abandon(w);
                     return Status::eio;
                 }
-                put_entry(w.t, cd.iommu.get(op.bfn.v + i),
-                          pack_entry(kLocal, op.flags.perms(), mfns[i]));
+                if (Word* leaf = leaf_to_write(cd.iommu, op.bfn.v + i, fail_at))
+                    put_entry(w.t, *leaf, pack_entry(kLocal, op.flags.perms(), mfns[i]));
                 get_ref(w, mfns[i]);  // R6: one ref each
             }
             charge(w, cd, static_cast<std::int64_t>(n));  // D20
@@ -1004,8 +1016,9 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
         Small<Mfn> late;  // mutant 1 only
         const Status st = [&]() -> Status {
             for (std::uint64_t i = 0; i < n; ++i) {  // R3, F2: gfns
-                Word& leaf = td->p2m.get(op.gfn.v + i);
-                const auto m = unpack_p2m(PVIOMMU_MUTANT(6) ? mcas_read(leaf) : w.t.read(leaf));
+                const auto m =
+                    unpack_p2m(PVIOMMU_MUTANT(6) ? leaf_now(td->p2m, op.gfn.v + i)
+                                                 : td->p2m.read(w.t, op.gfn.v + i).value);
                 if (PVIOMMU_MUTANT(6))  // the window between P2M read and get_page, widened
                     std::this_thread::sleep_for(std::chrono::microseconds(300));
                 if (!m) return Status::enxio;
@@ -1026,7 +1039,7 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
             std::uint64_t fresh = 0;  // new tuples
             for (std::uint64_t i = 0; i < n; ++i) {
                 const Bfn b{op.bfn.v + i};
-                const auto set = tuples(w, mfns[i]);
+                const auto set = tuple_view(w, mfns[i]);
                 if (std::any_of(set.begin(), set.end(), [&](const TupleRec& r) {
                         return r.bfn == b && r.domid == op.domid && r.ioserver == op.ioserver;
                     }))
@@ -1047,8 +1060,8 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
                 const auto old = entry(w, cd, b);
                 if (old && old->perms != op.flags.perms())
                     needs_flush(w, cd);  // D3 narrows or widens a cached permission
-                put_entry(w.t, cd.iommu.get(b.v),
-                          pack_entry(kForeign, op.flags.perms(), mfns[i]));  // D3
+                if (Word* leaf = leaf_to_write(cd.iommu, b.v, fail_at))
+                    put_entry(w.t, *leaf, pack_entry(kForeign, op.flags.perms(), mfns[i]));  // D3
                 auto set = tuples(w, mfns[i]);
                 const bool have = std::any_of(set.begin(), set.end(), [&](const TupleRec& r) {
                     return r.bfn == b && r.domid == op.domid && r.ioserver == op.ioserver;
@@ -1101,8 +1114,9 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
 // frame), which is why it is the word read at the linearization point, not the one whose
 // constancy is relied on. Anything else (no tuple, a changed word) takes the MCAS path.
 bool Hypervisor::lookup_registered(const DomainRec& td, const LookupForeignPage& op, Bfn& out) {
-    Word& leaf = td.p2m.get(op.gfn.v);
-    const std::uint64_t p2m = mcas_read(leaf);  // t1
+    Word* const leaf = td.p2m.find(op.gfn.v);    // never allocates
+    if (leaf == nullptr) return false;           // no frame: an error row, slow path
+    const std::uint64_t p2m = mcas_read(*leaf);  // t1
     const auto m = unpack_p2m(p2m);
     // No is_xen test: a frame with a tuple is never Xen's (INV-NO-XEN: xen_gfn takes a free
     // frame, and map refuses Xen frames), so a Xen frame fails the tuple test below and takes
@@ -1119,7 +1133,7 @@ bool Hypervisor::lookup_registered(const DomainRec& td, const LookupForeignPage&
     if (it == recs.end()) return false;
     const Bfn found = it->bfn;
     stall(FaultPoint::stall_txn_between_reads);  // either word may move before the re-reads
-    if (mcas_read(leaf) != p2m || mcas_read(m2b) != set) return false;  // t3, t4
+    if (mcas_read(*leaf) != p2m || mcas_read(m2b) != set) return false;  // t3, t4
     out = found;
     return true;
 }
@@ -1143,20 +1157,21 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
     for (;;) {
         Bfn out{};
         const Status st = [&]() -> Status {
-            const auto m = unpack_p2m(w.t.read(td->p2m.get(op.gfn.v)));
+            const auto m = unpack_p2m(td->p2m.read(w.t, op.gfn.v).value);
             if (!m) return Status::enxio;          // R4(R3): gfn
             if (is_xen(*m)) return Status::eperm;  // R4(R3): Xen frame
-            auto set = tuples(w, *m);
+            const auto view = tuple_view(w, *m);   // copied only to register a tuple
             const Bfn ident{m->v};
             if (!cd.usable) {
                 if (op.bfn != kBfnInvalid) return Status::einval;  // R4, F4: last
                 out = ident;                                       // bfn = mfn
-                const bool have = std::any_of(set.begin(), set.end(), [&](const TupleRec& r) {
+                const bool have = std::any_of(view.begin(), view.end(), [&](const TupleRec& r) {
                     return r.bfn == ident && r.domid == op.domid && r.ioserver == op.ioserver;
                 });
                 if (!have) {
                     if (count_full(w, *m)) return Status::eoverflow;  // D19: count
                     if (over_quota(w, cd, 1)) return Status::enomem;  // D20: C's quota
+                    TupleVec set(view.begin(), view.end());
                     set.push_back(TupleRec{ident, op.domid, op.ioserver, c, false, false});  // F4
                     set_tuples(w, *m, std::move(set));
                     get_ref(w, *m);
@@ -1164,7 +1179,7 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
                 }
                 return Status::ok;
             }
-            for (const TupleRec& r : set) {  // R4: lowest bfn
+            for (const TupleRec& r : view) {  // R4: lowest bfn
                 if (r.domid == op.domid && r.ioserver == op.ioserver) {
                     out = r.bfn;
                     return Status::ok;
@@ -1175,6 +1190,7 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
                 if (count_full(w, *m)) return Status::eoverflow;  // D19: count
                 if (over_quota(w, cd, 1)) return Status::enomem;  // D20: C's quota
                 out = ident;
+                TupleVec set(view.begin(), view.end());
                 set.push_back(TupleRec{ident, op.domid, op.ioserver, c, false, false});
                 set_tuples(w, *m, std::move(set));
                 get_ref(w, *m);  // registers interest
@@ -1211,13 +1227,14 @@ Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
             // can hold it).
             const Mfn m = foreign ? ent.mfn : Mfn{op.bfn.v};
             if (m.v < host_.frames) {
-                auto set = tuples(w, m);
-                auto it = std::find_if(set.begin(), set.end(), [&](const TupleRec& r) {
+                const auto view = tuple_view(w, m);  // copied only to remove the tuple
+                const auto at = std::find_if(view.begin(), view.end(), [&](const TupleRec& r) {
                     return r.bfn == op.bfn && r.domid == op.domid && r.ioserver == op.ioserver &&
                            emulator_of(r) == c;
                 });
-                if (it != set.end()) {
-                    set.erase(it);  // R5: tuple and ref
+                if (at != view.end()) {
+                    TupleVec set(view.begin(), view.end());
+                    set.erase(set.begin() + (at - view.begin()));  // R5: tuple and ref
                     const bool still_used = std::any_of(
                         set.begin(), set.end(),
                         [&](const TupleRec& r) { return r.bfn == op.bfn && emulator_of(r) == c; });
@@ -1252,20 +1269,21 @@ Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
 BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
     EpochGuard guard;
     FaultScope fs(faults_.get());
-    Word& leaf = dom(d)->p2m.get(g.v);
+    const RadixMap& p2m = dom(d)->p2m;
     WorkLease lease;
     Work& w = *lease;
     TupleVec seen;
     Mfn mfn{};
     for (;;) {
-        const auto m = unpack_p2m(w.t.read(leaf));
+        const RadixMap::Read leaf = p2m.read(w.t, g.v);  // never allocates
+        const auto m = unpack_p2m(leaf.value);
         if (!m || is_xen(*m)) {  // R7 / F7: nothing happens
             if (commit(w)) return {};
             continue;
         }
         mfn = *m;
-        seen = tuples(w, *m);  // F8 order (sorted)
-        w.t.write(leaf, 0);    // R7: the P2M entry goes
+        seen = tuples(w, *m);      // F8 order (sorted)
+        w.t.write(*leaf.leaf, 0);  // R7: the P2M entry goes (a frame: the path exists)
         // R7, D13: swap-flagged tuples of usable holders with a foreign entry go at once.
         TupleVec keep;
         Small<std::pair<DomId, Entry>> swapped;
@@ -1338,15 +1356,10 @@ std::vector<IoReq> Hypervisor::drain(DomId target, IoServId id, std::uint32_t ma
     Work& w = *lease;
     for (;;) {
         std::vector<IoReq> out;
-        const auto r = static_cast<std::uint32_t>(dec(w.t.read(s.read_ptr)));
-        const auto wp = static_cast<std::uint32_t>(dec(w.t.read(s.write_ptr)));
-        const std::uint32_t k = std::min(max, (wp - r) / 2);  // D11: buffered first
-        for (std::uint32_t i = 0; i < k; ++i) {
-            const std::uint64_t lo = slot_data(w.t.read(s.ring[(r + 2 * i) % s.slots]));
-            const std::uint64_t hi = slot_data(w.t.read(s.ring[(r + 2 * i + 1) % s.slots]));
-            out.push_back(IoReq{PV_IOMMU_IOREQ_TYPE_INVALIDATE, Bfn{lo | hi << 32}});
-        }
-        if (k != 0) w.t.write(s.read_ptr, enc(r + 2 * k));
+        (void)s.ring->pop(w.t, max, [&](std::uint64_t lo, std::uint64_t hi) {  // D11: ring first
+            out.push_back(IoReq{PV_IOMMU_IOREQ_TYPE_INVALIDATE,
+                                Bfn{slot_data(lo) | std::uint64_t{slot_data(hi)} << 32}});
+        });
         auto* head = as_ptr<SyncNode>(w.t.read(s.sync_head));
         auto* cur = head;
         std::vector<SyncNode*> gone;
@@ -1521,13 +1534,10 @@ State Hypervisor::snapshot() const {
         IoServer& out = s.servers[{DomId{key.first}, IoServId{key.second}}];
         out.emulator = srv->emulator;
         out.ring_slots = srv->slots;
-        const auto r = static_cast<std::uint32_t>(dec(mcas_read(srv->read_ptr)));
-        const auto wp = static_cast<std::uint32_t>(dec(mcas_read(srv->write_ptr)));
-        for (std::uint32_t i = r; i != wp; i += 2) {
-            const std::uint64_t lo = slot_data(mcas_read(srv->ring[i % srv->slots]));
-            const std::uint64_t hi = slot_data(mcas_read(srv->ring[(i + 1) % srv->slots]));
-            out.buffered.push_back(IoReq{PV_IOMMU_IOREQ_TYPE_INVALIDATE, Bfn{lo | hi << 32}});
-        }
+        srv->ring->for_each([&](std::uint64_t lo, std::uint64_t hi) {
+            out.buffered.push_back(IoReq{PV_IOMMU_IOREQ_TYPE_INVALIDATE,
+                                         Bfn{slot_data(lo) | std::uint64_t{slot_data(hi)} << 32}});
+        });
         auto* n = as_ptr<SyncNode>(mcas_read(srv->sync_head));
         while (auto* next = as_ptr<SyncNode>(mcas_read(n->next))) {
             out.sync.push_back(IoReq{PV_IOMMU_IOREQ_TYPE_INVALIDATE, next->bfn});

@@ -37,9 +37,11 @@
 #pragma GCC diagnostic pop
 #endif
 
+#include "impl/frame_hint.h"
 #include "impl/iotlb.h"
 #include "impl/mcas.h"
 #include "impl/radix.h"
+#include "impl/ring.h"
 #include "spec/hypervisor.h"
 
 namespace impl {
@@ -219,8 +221,7 @@ private:
         spec::DomId target, emulator;
         spec::IoServId id;
         std::uint32_t slots = 0;
-        std::unique_ptr<Word[]> ring;     // buf_ioreq slots; an invalidate takes two (R7)
-        Word read_ptr{0}, write_ptr{0};   // enc(free-running counters), as buffered_iopage
+        std::unique_ptr<BufRing> ring;    // buf_ioreq slots, 2 per invalidate (R7); ring.h
         Word sync_head{0}, sync_tail{0};  // SyncNode*: dummy head, last node
     };
 
@@ -283,6 +284,9 @@ private:
     // entry to its own frame there.
     [[nodiscard]] bool claimed_at_identity(Work& w, spec::DomId c, spec::Bfn b);
     [[nodiscard]] TupleVec tuples(Work& w, spec::Mfn m);
+    // m's tuples as w reads them, without a copy (read-only uses: a frame's set may hold more
+    // tuples than TupleVec's inline 8, and reads and error paths must not allocate).
+    [[nodiscard]] std::span<const TupleRec> tuple_view(Work& w, spec::Mfn m);
     // lookup_foreign_page's read-only success path (usable caller, tuple present): no MCAS.
     // True with the tuple's bfn in out; false: take the MCAS path. (bool and an out parameter
     // for the same store-forwarding reason as check_target.)
@@ -301,8 +305,9 @@ private:
     // Protocol steps 6-8, after a successful commit: flush every context in w.to_flush, then
     // put every reference in w.to_put (one MCAS), before the operation returns.
     void finish(Work& w);
-    // Commits w; on success retires what it replaced and lowers the allocation hint; on failure
-    // frees what it created. Either way w is reset for the next attempt.
+    // Commits w; on success retires what it replaced and reports its frees to the allocation
+    // hint (frame_hint.h step 1); on failure frees what it created. Either way w is reset for
+    // the next attempt.
     [[nodiscard]] bool commit(Work& w);
     // Consumes one armed IOMMU-unit fault in this attempt, if any is pending (F9).
     [[nodiscard]] bool take_fault(Work& w);
@@ -344,9 +349,9 @@ private:
     std::unique_ptr<Word[]> frames_;  // per MFN: packed frame word (see hypervisor.cpp)
     std::unique_ptr<Word[]> m2b_;     // per MFN: TupleSet* or 0
     mutable Word fault_{0};           // enc(pending injected -EIO), D10; MCAS-guarded
-    // Lower bound on the lowest free frame (R8's search starts here). relaxed-ordered hint: the
-    // frame words themselves are the truth, read with MCAS.
-    std::atomic<std::uint64_t> hint_{0};
+    // Lower bound on the lowest free frame (R8's search starts here) and the free generation:
+    // its own protocol, impl/frame_hint.h. The frame words themselves are the truth (MCAS).
+    FrameHint hint_;
 
     // Control plane. Written only at quiescent points under control_mu_; the data path reads
     // them without synchronisation (quiescence orders the writes before any later operation).

@@ -7,7 +7,7 @@ namespace impl {
 
 namespace {
 
-constexpr std::array<MutantInfo, 11> kMutants{{
+constexpr std::array<MutantInfo, 12> kMutants{{
     {1, "ref-after-publish",
      "map_foreign_page publishes the tuple, then takes the reference in a second step", true},
     {2, "no-sync-fallback", "a balloon drops the invalidate when the ring is full", false},
@@ -28,6 +28,10 @@ constexpr std::array<MutantInfo, 11> kMutants{{
      true, true},
     {11, "teardown-v1",
      "destroy drops every tuple of a server of the target, as R9 v1 did (no orphans)", false},
+    {12, "populate-hint-no-generation",
+     "a free lowers populate's hint only below it and bumps no generation (issue 15 bug 3): a "
+     "scan that passed the frame raises the hint over it",
+     true},
 }};
 
 // Written at quiescent points only; relaxed: every later operation is ordered after the write by

@@ -4,15 +4,23 @@
 // gfn and bfn that names one 1:1) live in a second tree of the last 3 levels only: 3 dependent
 // loads instead of 8 (issue 6: the depth was the first cost of a lookup named in RESULTS.md).
 //
-// Concurrency: interior nodes are installed once with a CAS (nullptr -> node) and never removed
-// while the tree lives, so a reader that loaded a child pointer can use it for as long as the
-// tree exists; a thread that loses the install race deletes its own unpublished node. Leaves
-// are changed only through MCAS (impl/mcas.h). The tree is destroyed only at a quiescent point
-// (domain teardown on the control plane, or the Hypervisor's destructor).
+// Reads never allocate (issue 15: lookups used to create the path of every key they read, so
+// 20,000 map_page calls on absent gfns grew memory by 200 MiB): find() and read() only follow
+// existing nodes; get(), which creates the path, is for writes only.
+//
+// Concurrency: interior slots (and the roots) are MCAS Words holding a node pointer or 0.
+// A node is installed once, by a CAS from 0, and never removed while the tree lives, so a
+// reader that loaded a child pointer can use it for as long as the tree exists; a thread that
+// loses the install race deletes its own unpublished node. Leaves are changed only through MCAS
+// (impl/mcas.h). The tree is destroyed only at a quiescent point (domain teardown on the control
+// plane, or the Hypervisor's destructor). Why slots are Words: read() of an absent key puts the
+// empty slot where its path ends into the caller's Txn, so the commit validates the absence (a
+// writer that creates the path changes that slot first, and the commit fails). A Txn may
+// therefore have a descriptor installed on a slot for a moment: every load of a slot goes
+// through mcas_read (the caller holds an EpochGuard), and an install CASes only from a 0 it read.
 #pragma once
 
 #include <array>
-#include <atomic>
 #include <cstdint>
 
 #include "impl/mcas.h"
@@ -29,42 +37,52 @@ public:
         free_node(low_root_.load(std::memory_order_relaxed), kLowStart);
     }
 
-    // The leaf word of key, creating its path if needed (lock-free). A Txn must read a leaf it
-    // decides on through this, so that a concurrent writer of the same key conflicts with it.
+    // The leaf word of key, creating its path if needed (lock-free; allocates up to one node per
+    // level). For writes only: a Txn that writes a leaf gets it here and reads it before writing.
     [[nodiscard]] Word& get(std::uint64_t key) const {
         const bool low = key < kLowLimit;
-        std::atomic<void*>* slot = low ? &low_root_ : &root_;
+        Word* slot = low ? &low_root_ : &root_;
         for (int level = low ? kLowStart : 0; level < kLevels; ++level) {
-            // acquire: pairs with the release install below, so the node's zeroed slots are seen.
-            void* n = slot->load(std::memory_order_acquire);
-            if (n == nullptr) n = install(*slot, level);
-            if (level == kLevels - 1) return static_cast<Leaf*>(n)->w[index(key, level)];
-            slot = &static_cast<Interior*>(n)->child[index(key, level)];
+            std::uint64_t n = mcas_read(*slot);
+            if (n == 0) n = install(*slot, level);
+            if (level == kLevels - 1) return as_leaf(n)->w[index(key, level)];
+            slot = &as_interior(n)->child[index(key, level)];
         }
         __builtin_unreachable();
     }
 
-    // The leaf word of key if its path exists, else nullptr (then the leaf is 0): a lookup
-    // that never allocates, for device walks (impl/iotlb.h) that must not grow the tree.
+    // The leaf word of key if its path exists, else nullptr (then the leaf is 0). Never
+    // allocates: device walks (impl/iotlb.h) and reads outside a Txn.
     [[nodiscard]] Word* find(std::uint64_t key) const {
-        const bool low = key < kLowLimit;
-        const std::atomic<void*>* slot = low ? &low_root_ : &root_;
-        for (int level = low ? kLowStart : 0; level < kLevels; ++level) {
-            // acquire: pairs with the release install, as in get().
-            void* n = slot->load(std::memory_order_acquire);
-            if (n == nullptr) return nullptr;
-            if (level == kLevels - 1) return &static_cast<Leaf*>(n)->w[index(key, level)];
-            slot = &static_cast<Interior*>(n)->child[index(key, level)];
-        }
-        __builtin_unreachable();
+        const Walk wk = walk_to(key);
+        return wk.leaf ? wk.slot : nullptr;
     }
 
-    // Calls f(key, value) for every leaf whose value is not 0, in key order. Quiescent only.
+    // key's leaf as Txn t reads it: value 0 if its path is absent, and then t has read the empty
+    // slot where the path ends, so t's commit fails if a writer creates the path meanwhile (the
+    // absence is validated like a leaf). Never allocates. leaf: the leaf word, or nullptr.
+    struct Read {
+        Word* leaf = nullptr;
+        std::uint64_t value = 0;
+    };
+    [[nodiscard]] Read read(Txn& t, std::uint64_t key) const {
+        for (;;) {
+            const Walk wk = walk_to(key);
+            const std::uint64_t v = t.read(*wk.slot);
+            if (wk.leaf) return Read{wk.slot, v};
+            // A slot, read 0 by the walk: 0 in t too, or a node installed since (t then holds a
+            // slot that never changes again; walk again through the new node).
+            if (v == 0) return Read{};
+        }
+    }
+
+    // Calls f(key, value) for every leaf whose value is not 0, in key order. Quiescent only
+    // (and under an EpochGuard).
     template <class F>
     void for_each(F&& f) const {
         // The low tree holds exactly the keys below 2^24, the full one only keys above.
-        walk(low_root_.load(std::memory_order_acquire), kLowStart, 0, f);
-        walk(root_.load(std::memory_order_acquire), 0, 0, f);
+        walk(mcas_read(low_root_), kLowStart, 0, f);
+        walk(mcas_read(root_), 0, 0, f);
     }
 
 private:
@@ -73,64 +91,93 @@ private:
     // bytes.
     static constexpr int kLowStart = 5;
     static constexpr std::uint64_t kLowLimit = std::uint64_t{1} << (kBits * (kLevels - kLowStart));
-    struct Interior {
-        std::array<std::atomic<void*>, kFan> child{};
+    struct alignas(8) Interior {
+        std::array<Word, kFan> child{};  // node pointers or 0 (see the file comment)
     };
-    struct Leaf {
+    struct alignas(8) Leaf {
         std::array<Word, kFan> w{};
     };
+    static Interior* as_interior(std::uint64_t v) { return reinterpret_cast<Interior*>(v); }
+    static Leaf* as_leaf(std::uint64_t v) { return reinterpret_cast<Leaf*>(v); }
 
     static unsigned index(std::uint64_t key, int level) {
         return static_cast<unsigned>(key >> (kBits * (kLevels - 1 - level))) & (kFan - 1);
     }
 
-    static void* install(std::atomic<void*>& slot, int level) {
-        void* fresh =
-            level == kLevels - 1 ? static_cast<void*>(new Leaf) : static_cast<void*>(new Interior);
-        void* expected = nullptr;
-        // release: the node's zero-initialised contents happen before any reader that finds it.
-        // acquire on failure: we use the winner's node.
-        if (slot.compare_exchange_strong(expected, fresh, std::memory_order_acq_rel,
-                                         std::memory_order_acquire))
-            return fresh;
-        if (level == kLevels - 1)
-            delete static_cast<Leaf*>(fresh);
-        else
-            delete static_cast<Interior*>(fresh);
-        return expected;
+    // Where key's walk ends: its leaf word (leaf), or the first empty slot of its path.
+    struct Walk {
+        Word* slot;
+        bool leaf;
+    };
+    [[nodiscard]] Walk walk_to(std::uint64_t key) const {
+        const bool low = key < kLowLimit;
+        Word* slot = low ? &low_root_ : &root_;
+        for (int level = low ? kLowStart : 0; level < kLevels; ++level) {
+            // mcas_read (seq_cst): pairs with the install CAS, so the node's zeroed slots are
+            // seen; it also completes a Txn's descriptor met on the slot (file comment).
+            const std::uint64_t n = mcas_read(*slot);
+            if (n == 0) return Walk{slot, false};
+            if (level == kLevels - 1) return Walk{&as_leaf(n)->w[index(key, level)], true};
+            slot = &as_interior(n)->child[index(key, level)];
+        }
+        __builtin_unreachable();
     }
 
-    static void free_node(void* n, int level) {
-        if (n == nullptr) return;
+    static std::uint64_t install(Word& slot, int level) {
+        const std::uint64_t fresh = level == kLevels - 1
+                                        ? reinterpret_cast<std::uint64_t>(new Leaf)
+                                        : reinterpret_cast<std::uint64_t>(new Interior);
+        for (;;) {
+            std::uint64_t expected = 0;
+            // seq_cst, as the MCAS core's CASes (impl/mcas.h): the node's zero-initialised
+            // contents happen before any reader that finds it; on failure we use the winner's.
+            if (slot.compare_exchange_strong(expected, fresh, std::memory_order_seq_cst))
+                return fresh;
+            // A node (use it), or a Txn's descriptor on the empty slot: complete it and look
+            // again.
+            const std::uint64_t now = mcas_read(slot);
+            if (now != 0) {
+                if (level == kLevels - 1)
+                    delete as_leaf(fresh);
+                else
+                    delete as_interior(fresh);
+                return now;
+            }
+        }
+    }
+
+    static void free_node(std::uint64_t n, int level) {
+        if (n == 0) return;
         if (level == kLevels - 1) {
-            delete static_cast<Leaf*>(n);
+            delete as_leaf(n);
             return;
         }
-        auto* in = static_cast<Interior*>(n);
+        auto* in = as_interior(n);
         for (auto& c : in->child) free_node(c.load(std::memory_order_relaxed), level + 1);
         delete in;
     }
 
     template <class F>
-    static void walk(void* n, int level, std::uint64_t prefix, F& f) {
-        if (n == nullptr) return;
+    static void walk(std::uint64_t n, int level, std::uint64_t prefix, F& f) {
+        if (n == 0) return;
         if (level == kLevels - 1) {
-            auto* leaf = static_cast<Leaf*>(n);
+            auto* leaf = as_leaf(n);
             for (int i = 0; i < kFan; ++i) {
                 const std::uint64_t v = mcas_read(leaf->w[i]);
                 if (v != 0) f((prefix << kBits) | static_cast<std::uint64_t>(i), v);
             }
             return;
         }
-        auto* in = static_cast<Interior*>(n);
+        auto* in = as_interior(n);
         for (int i = 0; i < kFan; ++i)
-            walk(in->child[i].load(std::memory_order_acquire), level + 1,
+            walk(mcas_read(in->child[i]), level + 1,
                  (prefix << kBits) | static_cast<std::uint64_t>(i), f);
     }
 
-    // Guarded by their own CAS protocol (see the file comment).
-    mutable std::atomic<void*> root_{nullptr};  // keys >= 2^24; get() on a const map may grow it
-    mutable std::atomic<void*> low_root_{nullptr};  // keys < 2^24, from level kLowStart
+    // Guarded by their own CAS protocol (see the file comment). mutable: get() on a const map
+    // may grow it (a write through a const DomainRec's map).
+    mutable Word root_{0};      // keys >= 2^24
+    mutable Word low_root_{0};  // keys < 2^24, from level kLowStart
 };
 
 }  // namespace impl

@@ -1,2 +1,168 @@
-#define DOCTEST_CONFIG_IMPLEMENT_WITH_MAIN
+// impl/relacy/main.cpp: relacy_tests' entry point.
+//   relacy_tests [doctest options]   the Relacy suites (doctest; ctest relacy:*)
+//   relacy_tests --mutants           the concurrency-mutant sweep (ctest relacy:mutants): each
+//                                    planted bug of the table below in turn, and the suites that
+//                                    must catch it, at the CI budget. One line per mutant:
+//     concurrency-mutant NAME caught by SUITE (N schedules, T s)
+//     concurrency-mutant NAME MISSED (N schedules, T s)
+//   and last `concurrency mutants caught K/N`; exit 1 unless every one is caught.
+//   PVIOMMU_RELACY_PLANT=NAME[,NAME...] relacy_tests [doctest options]
+//                                    the suites with those bugs of the table planted (to see
+//                                    which suite catches what, and the failing schedule).
+#define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
+
+#include <algorithm>
+#include <cstdio>
+#include <cstdlib>
+#include <iostream>
+#include <string>
+
+#include "impl/frame_hint.h"
+#include "impl/iotlb.h"
+#include "impl/mcas.h"
+#include "impl/relacy/harness.h"
+#include "impl/ring.h"
+
+namespace {
+
+using impl::relacy::Verdict;
+
+// One planted bug: plant() puts it into every later Relacy iteration, unplant() takes it out,
+// check() runs the suites that must catch it and says which did.
+struct ConcurrencyMutant {
+    const char* name;
+    const char* what;
+    void (*plant)();
+    void (*unplant)();
+    Verdict (*check)();
+};
+
+#define CORE_MUTANT(m)                                    \
+    [] { impl::relacy::plant(impl::relacy::Mutant::m); }, \
+        [] { impl::relacy::plant(impl::relacy::Mutant::none); }
+#define IOTLB_MUTANT(m)                                              \
+    [] { impl::relacy::plant_iotlb(impl::relacy::IotlbMutant::m); }, \
+        [] { impl::relacy::plant_iotlb(impl::relacy::IotlbMutant::none); }
+
+// The table. Register a mutant here: its name, what it plants, how to plant and remove it, and
+// the check that runs the suites that must catch it (impl/relacy/harness.h declares them).
+const ConcurrencyMutant kMutants[] = {
+    // MCAS core (impl/mcas.h, relacy::Mutant)
+    {"grace-period-short", "EBR frees an object retired in epoch e at e+1, not e+2",
+     CORE_MUTANT(grace_period_short), impl::relacy::check_ebr},
+    {"rdcss-no-generation", "RDCSS installs carry no generation (issue 15 bug 2: ABA)",
+     CORE_MUTANT(rdcss_no_generation), impl::relacy::check_mcas_scripted},
+    {"descriptor-grace-two",
+     "MCAS descriptors freed two epochs after retirement (issue 15 bug 1: a stale helper "
+     "publishes a retired descriptor to a reader of the next epoch)",
+     CORE_MUTANT(descriptor_grace_two), impl::relacy::check_mcas_scripted},
+    {"slot-bound-acquire", "EBR slot bound raised/read with release/acquire, not seq_cst",
+     CORE_MUTANT(slot_bound_acquire), impl::relacy::check_ebr},
+    {"helper-skips-word", "a helper's phase 1 skips the last word", CORE_MUTANT(helper_skips_word),
+     impl::relacy::check_mcas_random},
+    {"read-skips-help", "mcas_read returns the value a descriptor replaced, without helping",
+     CORE_MUTANT(read_skips_help), impl::relacy::check_mcas_reads},
+    // Issue 15's three MCAS fixes reverted at once: the code before the issue.
+    {"mcas-before-issue-15",
+     "no generations, no phase-2 cleanup, descriptors freed after two epochs",
+     [] {
+         impl::relacy::plant(impl::relacy::Mutant::rdcss_no_generation);
+         impl::relacy::plant(impl::relacy::Mutant::phase2_no_cleanup);
+         impl::relacy::plant(impl::relacy::Mutant::descriptor_grace_two);
+     },
+     [] { impl::relacy::plant(impl::relacy::Mutant::none); }, impl::relacy::check_mcas_scripted},
+    // Not in the sweep: phase2-no-cleanup alone (relacy::Mutant::phase2_no_cleanup) is
+    // equivalent once descriptors wait three epochs (README.md); with descriptor-grace-two
+    // the scripted stale-completion suite catches it.
+    // IOTLB and the deferred put (impl/iotlb.h, relacy::IotlbMutant)
+    {"put-before-flush", "the deferred put (R11) done before the IOTLB flush",
+     IOTLB_MUTANT(put_before_flush), impl::relacy::check_iotlb},
+    {"enter-no-recheck",
+     "a device section announces its generation without re-reading it (no store-load)",
+     IOTLB_MUTANT(enter_no_recheck), impl::relacy::check_iotlb},
+    {"exit-relaxed", "a device section ends with a relaxed store (its DMA not released)",
+     IOTLB_MUTANT(exit_relaxed), impl::relacy::check_iotlb},
+    // The buf_ioreq ring (impl/ring.h, relacy::RingMutant)
+    {"ring-free-running",
+     "free-running 32-bit ring counters (slots alias at the wrap when the count is not a power "
+     "of two)",
+     [] { impl::relacy::g_ring_mutant = impl::relacy::RingMutant::free_running; },
+     [] { impl::relacy::g_ring_mutant = impl::relacy::RingMutant::none; },
+     impl::relacy::check_ring},
+    {"ring-pop-unvalidated",
+     "a pop reads its slots outside its transaction (ABA on the packed word)",
+     [] { impl::relacy::g_ring_mutant = impl::relacy::RingMutant::pop_unvalidated; },
+     [] { impl::relacy::g_ring_mutant = impl::relacy::RingMutant::none; },
+     impl::relacy::check_ring},
+    // populate's allocation hint (impl/frame_hint.h, relacy::HintMutant)
+    {"populate-hint-no-generation",
+     "the allocation hint raised without a free generation (issue 15 bug 3: a free is lost)",
+     [] { impl::relacy::g_hint_mutant = impl::relacy::HintMutant::no_generation; },
+     [] { impl::relacy::g_hint_mutant = impl::relacy::HintMutant::none; },
+     impl::relacy::check_populate},
+};
+
+int run_mutants() {
+    int caught = 0, n = 0;
+    for (const ConcurrencyMutant& m : kMutants) {
+        m.plant();
+        const Verdict v = m.check();
+        m.unplant();
+        ++n;
+        caught += v.caught ? 1 : 0;
+        char figures[96];
+        std::snprintf(figures, sizeof figures, "(%llu schedules, %.1f s)",
+                      static_cast<unsigned long long>(v.schedules), v.secs);
+        if (v.caught)
+            std::cout << "concurrency-mutant " << m.name << " caught by " << v.suite << " "
+                      << figures << "\n";
+        else
+            std::cout << "concurrency-mutant " << m.name << " MISSED " << figures << ": " << m.what
+                      << "\n";
+        std::cout.flush();
+    }
+    std::cout << "concurrency mutants caught " << caught << "/" << n << "\n";
+    return caught == n ? 0 : 1;
+}
+
+// Plants the table's mutants named in PVIOMMU_RELACY_PLANT (comma-separated); false if a name
+// is unknown.
+bool plant_from_env() {
+    const char* env = std::getenv("PVIOMMU_RELACY_PLANT");  // NOLINT(concurrency-mt-unsafe)
+    if (env == nullptr) return true;
+    const std::string list(env);
+    std::size_t at = 0;
+    while (at <= list.size()) {
+        const std::size_t end = std::min(list.find(',', at), list.size());
+        const std::string name = list.substr(at, end - at);
+        bool found = false;
+        for (const ConcurrencyMutant& m : kMutants) {
+            if (name == m.name) {
+                m.plant();
+                found = true;
+            }
+        }
+        for (const auto& m : impl::relacy::mutants()) {  // the core's, phase2-no-cleanup too
+            if (!found && name == m.name) {
+                impl::relacy::plant(m.m);
+                found = true;
+            }
+        }
+        if (!found) {
+            std::cerr << __FILE__ << ":" << __LINE__ << ": unknown mutant '" << name << "'\n";
+            return false;
+        }
+        at = end + 1;
+    }
+    return true;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+    if (argc == 2 && std::string(argv[1]) == "--mutants") return run_mutants();
+    if (!plant_from_env()) return 2;
+    doctest::Context ctx(argc, argv);
+    return ctx.run();
+}

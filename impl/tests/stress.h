@@ -18,6 +18,8 @@ namespace impl_test {
 struct Counters {
     std::uint64_t invalidates = 0, drained = 0, ok = 0, errors = 0, sync = 0;
     std::uint64_t eio = 0, enomem = 0, eoverflow = 0;  // injected faults and resource limits
+    // Populates that raced no free (checked: the lowest free frame, R8), and those that were not.
+    std::uint64_t populate_checked = 0, populate_not_lowest = 0;
 };
 
 // What a stress run varies: the host's count limit (D19), quotas (D20), a fault plan.

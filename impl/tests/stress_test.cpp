@@ -55,8 +55,40 @@ std::unique_ptr<spec::Hypervisor> build_world(const Setup& setup = {}) {
     return hv;
 }
 
+// Which operations may free a frame now: an in-flight count (low 32 bits) and a started count
+// (high 32 bits), moved together by the stress threads around every unmap and balloon (the only
+// data-path operations that put references). A populate whose interval saw the word constant
+// with nothing in flight raced no free: it must have taken the lowest free frame (R8; the
+// concurrency contract allows a higher one only to a populate racing frees).
+struct FreeRaces {
+    std::atomic<std::uint64_t> word{0};
+    // seq_cst: a populate's reads of this word, of the frames and of it again must be ordered
+    // with the brackets' increments (a store-load pattern across threads).
+    void begin() { word.fetch_add((std::uint64_t{1} << 32) + 1, std::memory_order_seq_cst); }
+    void end() { word.fetch_sub(1, std::memory_order_seq_cst); }
+    [[nodiscard]] std::uint64_t now() const { return word.load(std::memory_order_seq_cst); }
+};
+
+// A populate that raced no free took the lowest free frame: checks every frame below it is not
+// free now, and that still no free started (so a free frame below it was free at its commit).
+void check_populate(const impl::Hypervisor& hv, FreeRaces& races, std::uint64_t before,
+                    const PopulateOutcome& out, Counters& c) {
+    if ((before & 0xffffffffu) != 0 || !out.mfn) return;  // a free in flight: not checked
+    std::uint64_t lower_free = ~std::uint64_t{0};
+    for (std::uint64_t m = 0; m < out.mfn->v && lower_free == ~std::uint64_t{0}; ++m)
+        if (hv.frame_view(Mfn{m}).state == FrameState::free) lower_free = m;
+    if (races.now() != before) return;  // a free started meanwhile: not checked
+    ++c.populate_checked;
+    if (lower_free != ~std::uint64_t{0}) {
+        ++c.populate_not_lowest;
+        MESSAGE("populate took mfn " << out.mfn->v << " while mfn " << lower_free
+                                     << " was free and no free raced it");
+    }
+}
+
 void worker(spec::Hypervisor& hv, std::uint64_t seed, std::uint64_t ops, Counters& c,
-            std::atomic<int>& start) {
+            std::atomic<int>& start, FreeRaces& races) {
+    const auto& ihv = dynamic_cast<const impl::Hypervisor&>(hv);
     std::mt19937_64 rng(seed);
     // Start together so the operations really overlap. acq_rel/acquire: the world built before
     // the threads started is visible (thread creation orders it anyway).
@@ -122,14 +154,19 @@ void worker(spec::Hypervisor& hv, std::uint64_t seed, std::uint64_t ops, Counter
                 break;
             }
             case 7: {
+                races.begin();
                 const BalloonOutcome b = hv.balloon(target, Gfn{pick(36)});
+                races.end();
                 c.invalidates += b.invalidates;
                 c.sync += b.synchronous;
                 continue;
             }
-            case 8:
-                (void)hv.populate(target, Gfn{pick(40)});
+            case 8: {
+                const std::uint64_t before = races.now();
+                const PopulateOutcome out = hv.populate(target, Gfn{pick(40)});
+                check_populate(ihv, races, before, out, c);
                 continue;
+            }
             default:
                 c.drained += hv.drain(target, IoServId{static_cast<std::uint16_t>(pick(2))},
                                       static_cast<std::uint32_t>(1 + pick(4)))
@@ -137,7 +174,11 @@ void worker(spec::Hypervisor& hv, std::uint64_t seed, std::uint64_t ops, Counter
                 continue;
         }
         raw = encode(op);
+        const bool may_free =
+            std::holds_alternative<UnmapForeignPage>(op) || std::holds_alternative<UnmapPage>(op);
+        if (may_free) races.begin();
         (void)hv.iommu_op(caller, std::span<pv_iommu_op>(&raw, 1));
+        if (may_free) races.end();
         (raw.status == 0 ? c.ok : c.errors)++;
         c.eio += raw.status == static_cast<std::int32_t>(Status::eio);
         c.enomem += raw.status == static_cast<std::int32_t>(Status::enomem);
@@ -173,9 +214,10 @@ Counters run_stress(std::uint64_t iters, std::uint64_t ops, const Setup& setup,
         std::vector<Counters> cs(threads);
         std::vector<std::thread> ts;
         std::atomic<int> start{static_cast<int>(threads)};
+        FreeRaces races;
         for (unsigned t = 0; t < threads; ++t)
             ts.emplace_back(worker, std::ref(*hv), seed * 31 + t, ops, std::ref(cs[t]),
-                            std::ref(start));
+                            std::ref(start), std::ref(races));
         for (auto& t : ts) t.join();
 
         const State s = hv->snapshot();
@@ -203,7 +245,10 @@ Counters run_stress(std::uint64_t iters, std::uint64_t ops, const Setup& setup,
             sum.ok += c.ok;
             sum.errors += c.errors;
             sum.sync += c.sync;
+            sum.populate_checked += c.populate_checked;
+            sum.populate_not_lowest += c.populate_not_lowest;
         }
+        CHECK(sum.populate_not_lowest == 0);  // R8 when no free races it (issue 15 bug 3)
         std::uint64_t pending = 0, pending_sync = 0;
         for (const auto& [k, srv] : s.servers) {
             pending += srv.buffered.size() + srv.sync.size();
@@ -222,6 +267,8 @@ Counters run_stress(std::uint64_t iters, std::uint64_t ops, const Setup& setup,
         total.errors += sum.errors;
         total.invalidates += sum.invalidates;
         total.sync += sum.sync;
+        total.populate_checked += sum.populate_checked;
+        total.populate_not_lowest += sum.populate_not_lowest;
         for (const auto& c : cs) {
             total.eio += c.eio;
             total.enomem += c.enomem;
@@ -238,12 +285,15 @@ TEST_CASE("impl stress: concurrent subops and balloons keep every invariant and 
     const std::uint64_t ops = env_or("PVIOMMU_STRESS_OPS", 2000);
     const unsigned threads = 4;
     const Counters total = run_stress(iters, ops, {});
-    MESSAGE("stress: " << iters << " iterations x " << threads << " threads x " << ops << " ops: "
-                       << total.ok << " successful calls, " << total.errors << " failed calls, "
-                       << total.invalidates << " invalidates (" << total.sync << " synchronous)");
+    MESSAGE("stress: " << iters << " iterations x " << threads << " threads x " << ops
+                       << " ops: " << total.ok << " successful calls, " << total.errors
+                       << " failed calls, " << total.invalidates << " invalidates (" << total.sync
+                       << " synchronous); " << total.populate_checked
+                       << " populates raced no free and were checked lowest");
     CHECK(total.ok > 0);
     CHECK(total.invalidates > 0);
     CHECK(total.sync > 0);
+    CHECK(total.populate_checked > 0);  // the populate check is not vacuous
     impl::epoch_quiesce();
 }
 

@@ -1,0 +1,414 @@
+// No allocation on any read or error path of impl's data path (BRIEF; issue 15: RadixMap::get
+// created the radix path of every key a lookup read, so 20,000 map_page calls on absent gfns,
+// all -ENXIO, grew memory by about 200 MiB: a guest-triggerable denial of service).
+//
+// This executable replaces the global operator new/delete (impl_tests does not: its own binary)
+// to count every allocation while a test's window is open. Each error row of every subop that a
+// world can reach, the read-only success paths (lookup of a registered tuple, query_caps) and
+// the no-op events (balloon of an absent gfn, populate with no free frame or of a mapped gfn,
+// an empty drain) run thousands of times, on fresh keys spread over the 64-bit space, after one
+// warm-up round (per-thread caches: Work leases, descriptor pools, Txn buffers); the count
+// must be 0.
+#include <doctest/doctest.h>
+
+#include <algorithm>
+#include <atomic>
+#include <cstdlib>
+#include <memory>
+#include <new>
+#include <string>
+#include <vector>
+
+#include "impl/hypervisor.h"
+
+// The replacements pair malloc with free on purpose; GCC sees operator delete's free of a
+// pointer from operator new (inlined) and warns.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic ignored "-Wmismatched-new-delete"
+#endif
+
+namespace {
+
+std::atomic<bool> g_counting{false};
+std::atomic<std::uint64_t> g_allocs{0}, g_bytes{0}, g_largest{0};
+
+void* counted(std::size_t n, std::size_t align = 0) {
+    // relaxed: the counters are read by the same thread after the window, or after joins.
+    if (g_counting.load(std::memory_order_relaxed)) {
+        g_allocs.fetch_add(1, std::memory_order_relaxed);
+        g_bytes.fetch_add(n, std::memory_order_relaxed);
+        if (n > g_largest.load(std::memory_order_relaxed))
+            g_largest.store(n, std::memory_order_relaxed);  // one thread counts at a time
+    }
+    if (n == 0) n = 1;
+    void* p =
+        align == 0 ? std::malloc(n) : std::aligned_alloc(align, (n + align - 1) / align * align);
+    return p;
+}
+
+}  // namespace
+
+void* operator new(std::size_t n) {
+    if (void* p = counted(n)) return p;
+    throw std::bad_alloc();
+}
+void* operator new[](std::size_t n) {
+    if (void* p = counted(n)) return p;
+    throw std::bad_alloc();
+}
+void* operator new(std::size_t n, std::align_val_t a) {
+    if (void* p = counted(n, static_cast<std::size_t>(a))) return p;
+    throw std::bad_alloc();
+}
+void* operator new[](std::size_t n, std::align_val_t a) {
+    if (void* p = counted(n, static_cast<std::size_t>(a))) return p;
+    throw std::bad_alloc();
+}
+void* operator new(std::size_t n, const std::nothrow_t&) noexcept { return counted(n); }
+void* operator new[](std::size_t n, const std::nothrow_t&) noexcept { return counted(n); }
+void operator delete(void* p) noexcept { std::free(p); }
+void operator delete[](void* p) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t) noexcept { std::free(p); }
+void operator delete(void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::align_val_t) noexcept { std::free(p); }
+void operator delete(void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+void operator delete[](void* p, std::size_t, std::align_val_t) noexcept { std::free(p); }
+
+using namespace spec;
+
+namespace {
+
+constexpr DomId kHw{0}, kG1{1}, kG2{2}, kStub{3};
+
+// Allocations (count, bytes) made by f.
+struct Count {
+    std::uint64_t allocs = 0, bytes = 0, largest = 0;
+};
+template <class F>
+Count counting(F&& f) {
+    g_allocs.store(0, std::memory_order_relaxed);
+    g_bytes.store(0, std::memory_order_relaxed);
+    g_largest.store(0, std::memory_order_relaxed);
+    g_counting.store(true, std::memory_order_relaxed);
+    f();
+    g_counting.store(false, std::memory_order_relaxed);
+    return Count{g_allocs.load(std::memory_order_relaxed), g_bytes.load(std::memory_order_relaxed),
+                 g_largest.load(std::memory_order_relaxed)};
+}
+
+// The verdict on a window: no allocation at all. Under AddressSanitizer impl's pools free
+// instead of recycling (impl/mcas.h kAddressSanitizer), so every MCAS, read-only ones included,
+// allocates its descriptor there: the check is then that no radix node (2 KiB, 256 words) or
+// anything as large was made.
+void check_none(const Count& c) {
+    if (impl::kAddressSanitizer) {
+        MESSAGE("AddressSanitizer build: descriptors are not pooled; largest allocation "
+                << c.largest << " bytes");
+        CHECK(c.largest < 2048);
+        return;
+    }
+    CHECK(c.allocs == 0);
+}
+
+// A fresh key spread over the 64-bit space (every call a new radix path), aligned to 2^order.
+std::uint64_t spread(std::uint64_t i, unsigned order = 0) {
+    return splitmix64(i) & ~((std::uint64_t{1} << order) - 1) & ~std::uint64_t{0xfff};
+}
+
+// Every frame taken (64 frames: hardware domain 0 and guest 1 23 RAM + 1 Xen frame each, guest 2
+// and the stub domain 3 8 each), so populate finds none free. 0 and 3 are usable; 3 (quota 1,
+// full) emulates guest 1 through server (1,1), 0 through (1,0); guest 2 (not usable) through
+// (1,2). Frame of guest 1 gfn 5 is at max_count (12: allocation + 11 tuples of 0).
+struct World {
+    std::unique_ptr<spec::Hypervisor> hv;
+    std::uint64_t lookup_gfn = 4;  // guest 1: a tuple of (1,0) registered by server 0
+    Bfn busy_bfn{};                // 0's identity bfn that lookup registered (-EBUSY)
+};
+
+World make_world() {
+    Host h;
+    h.frames = 64;
+    h.max_order = 2;
+    h.max_count = 12;
+    World w;
+    w.hv = impl::make(h);
+    auto& hv = *w.hv;
+    REQUIRE(hv.create_domain(kHw, DomainRole::hardware, true, 23));
+    REQUIRE(hv.create_domain(kG1, DomainRole::guest, false, 23));
+    REQUIRE(hv.create_domain(kG2, DomainRole::guest, false, 8));
+    REQUIRE(hv.create_domain(kStub, DomainRole::guest, true, 8));
+    REQUIRE(hv.add_xen_gfn(kHw, Gfn{30}));
+    REQUIRE(hv.add_xen_gfn(kG1, Gfn{30}));
+    hv.set_quota(kStub, 1);
+    hv.grant_dm(kStub, kG1);
+    hv.grant_dm(kG2, kG1);
+    hv.create_ioserver(kG1, IoServId{0}, kHw, 511);
+    hv.create_ioserver(kG1, IoServId{1}, kStub, 511);
+    hv.create_ioserver(kG1, IoServId{2}, kG2, 511);
+    hv.add_rmrr(kHw, Bfn{0x5000}, 4);
+    // The stub's quota: one local map.
+    MapPage mp;
+    mp.flags = Flags::with_order(0, IOMMUOP_readable);
+    mp.bfn = Bfn{0x100};
+    mp.gfn = Gfn{0};
+    REQUIRE(run_op(hv, kStub, mp).status == Status::ok);
+    // Guest 1 gfn 5's frame at max_count: allocation + 11 tuples (more than TupleVec's inline
+    // 8: reading the set must not copy it).
+    for (std::uint64_t k = 0; k < 11; ++k) {
+        MapForeignPage f;
+        f.flags = Flags::with_order(0, IOMMUOP_readable);
+        f.bfn = Bfn{0x7000 + k};
+        f.gfn = Gfn{5};
+        f.domid = kG1;
+        f.ioserver = IoServId{0};
+        REQUIRE(run_op(hv, kHw, f).status == Status::ok);
+    }
+    // A lookup on 0's 1:1 map registers a tuple on gfn 4's frame at bfn = mfn.
+    LookupForeignPage l;
+    l.gfn = Gfn{w.lookup_gfn};
+    l.domid = kG1;
+    l.ioserver = IoServId{0};
+    const OpResult lr = run_op(hv, kHw, l);
+    REQUIRE(lr.status == Status::ok);
+    w.busy_bfn = std::get<LookupForeignPage>(lr.op).bfn;
+    return w;
+}
+
+// One row: a caller and an encoded op, and the status it must return.
+struct Row {
+    std::string name;
+    DomId caller;
+    pv_iommu_op raw;
+    Status expect;
+};
+
+std::vector<Row> rows(const World& w, std::uint64_t i) {
+    std::vector<Row> out;
+    const auto add = [&](std::string name, DomId c, const Op& op, Status st) {
+        out.push_back(Row{std::move(name), c, encode(op), st});
+    };
+    const std::uint16_t r = IOMMUOP_readable;
+    {
+        pv_iommu_op raw{};
+        raw.subop_id = 99;
+        out.push_back(Row{"R1 unknown subop", kHw, raw, Status::eopnotsupp});
+    }
+    MapPage mp;
+    mp.flags = Flags::with_order(0, r);
+    mp.bfn = Bfn{spread(i)};
+    mp.gfn = Gfn{spread(i + 1)};
+    add("map_page absent gfn -ENXIO", kHw, mp, Status::enxio);
+    {
+        MapPage m = mp;
+        m.flags = Flags{static_cast<std::uint16_t>(r | (1u << 3))};
+        add("map_page reserved flag -EINVAL", kHw, m, Status::einval);
+        m.flags = Flags::with_order(3, r);
+        add("map_page order -ENOSPC", kHw, m, Status::enospc);
+        m.flags = Flags::with_order(0, r);
+        add("map_page not usable -EPERM", kG1, m, Status::eperm);
+        m.gfn = Gfn{30};
+        add("map_page Xen frame -EPERM", kHw, m, Status::eperm);
+        m.gfn = Gfn{1};
+        m.bfn = Bfn{0x5001};
+        add("map_page RMRR -EACCES", kHw, m, Status::eacces);
+        m.bfn = Bfn{2};
+        add("map_page identity occupied -EEXIST", kHw, m, Status::eexist);
+        m.bfn = Bfn{spread(i + 2)};
+        m.gfn = Gfn{1};
+        add("map_page quota -ENOMEM", kStub, m, Status::enomem);
+    }
+    {
+        UnmapPage u;
+        u.bfn = Bfn{spread(i + 3)};
+        add("unmap_page absent -ENOENT", kHw, u, Status::enoent);
+        u.bfn = Bfn{0x7000};
+        add("unmap_page foreign -EPERM", kHw, u, Status::eperm);
+        u.bfn = w.busy_bfn;
+        add("unmap_page claimed -EBUSY", kHw, u, Status::ebusy);
+        add("unmap_page not usable -EPERM", kG1, u, Status::eperm);
+    }
+    MapForeignPage f;
+    f.flags = Flags::with_order(0, r);
+    f.bfn = Bfn{spread(i + 4)};
+    f.gfn = Gfn{spread(i + 5)};
+    f.domid = kG1;
+    f.ioserver = IoServId{0};
+    add("map_foreign_page absent gfn -ENXIO", kHw, f, Status::enxio);
+    {
+        MapForeignPage m = f;
+        add("map_foreign_page not usable -EPERM", kG2, m, Status::eperm);
+        m.domid = kHw;
+        add("map_foreign_page self -EPERM", kHw, m, Status::eperm);
+        m.domid = DomId{50};
+        add("map_foreign_page dead domid -ENXIO", kHw, m, Status::enxio);
+        m.domid = kG2;
+        add("map_foreign_page no privilege -EPERM", kStub, m, Status::eperm);
+        m.domid = kG1;
+        m.ioserver = IoServId{7};
+        add("map_foreign_page ioserver -ENODEV", kHw, m, Status::enodev);
+        m.ioserver = IoServId{0};
+        m.gfn = Gfn{30};
+        add("map_foreign_page Xen frame -EPERM", kHw, m, Status::eperm);
+        m.gfn = Gfn{1};
+        m.bfn = Bfn{0x5002};
+        add("map_foreign_page RMRR -EACCES", kHw, m, Status::eacces);
+        m.bfn = Bfn{3};
+        add("map_foreign_page identity -EEXIST", kHw, m, Status::eexist);
+        m.bfn = Bfn{spread(i + 6)};
+        m.gfn = Gfn{5};
+        add("map_foreign_page count -EOVERFLOW, frame of 11 tuples", kHw, m, Status::eoverflow);
+        m.gfn = Gfn{1};
+        m.ioserver = IoServId{1};
+        add("map_foreign_page quota -ENOMEM", kStub, m, Status::enomem);
+    }
+    {
+        LookupForeignPage l;
+        l.gfn = Gfn{spread(i + 7)};
+        l.domid = kG1;
+        l.ioserver = IoServId{0};
+        add("lookup_foreign_page absent gfn -ENXIO", kHw, l, Status::enxio);
+        l.gfn = Gfn{w.lookup_gfn};
+        add("lookup_foreign_page registered (read-only success)", kHw, l, Status::ok);
+        l.gfn = Gfn{30};
+        add("lookup_foreign_page Xen frame -EPERM", kHw, l, Status::eperm);
+        l.gfn = Gfn{6};
+        l.ioserver = IoServId{1};
+        add("lookup_foreign_page no tuple, no 1:1 -ENOENT", kStub, l, Status::enoent);
+        l.gfn = Gfn{5};
+        add("lookup_foreign_page -ENOENT, frame of 11 tuples", kStub, l, Status::enoent);
+        l.ioserver = IoServId{2};
+        l.bfn = Bfn{spread(i + 8)};
+        add("lookup_foreign_page not usable, bfn given -EINVAL", kG2, l, Status::einval);
+        l.flags = Flags::with_order(1, 0);
+        add("lookup_foreign_page order -ENOSPC", kG2, l, Status::enospc);
+    }
+    {
+        UnmapForeignPage u;
+        u.bfn = Bfn{spread(i + 9)};
+        u.domid = kG1;
+        u.ioserver = IoServId{0};
+        add("unmap_foreign_page absent -ENOENT", kHw, u, Status::enoent);
+        add("unmap_foreign_page not usable, absent -ENOENT", kG2, u, Status::enoent);
+        u.bfn = Bfn{2};
+        add("unmap_foreign_page identity -ENOENT", kHw, u, Status::enoent);
+        u.bfn = Bfn{0x7003};
+        u.ioserver = IoServId{1};
+        add("unmap_foreign_page other key, frame of 11 tuples -ENOENT", kHw, u, Status::enoent);
+    }
+    add("query_caps", kHw, QueryCaps{}, Status::ok);
+    return out;
+}
+
+// Runs every row and the no-op events for keys [from, to); returns the number of wrong
+// statuses and outcomes.
+std::uint64_t run_rows(World& w, std::uint64_t from, std::uint64_t to) {
+    auto& hv = *w.hv;
+    std::uint64_t bad = 0;
+    for (std::uint64_t i = from; i < to; ++i) {
+        for (Row& row : rows(w, i * 16)) {
+            (void)hv.iommu_op(row.caller, std::span<pv_iommu_op>(&row.raw, 1));
+            if (row.raw.status != static_cast<std::int32_t>(row.expect)) {
+                ++bad;
+                MESSAGE(row.name << ": status " << row.raw.status);
+            }
+        }
+        bad += hv.balloon(kG1, Gfn{spread(i * 16 + 10)}).mfn.has_value();   // absent: nothing
+        bad += hv.balloon(kG1, Gfn{30}).mfn.has_value();                    // Xen frame (F7)
+        bad += hv.populate(kG2, Gfn{spread(i * 16 + 11)}).mfn.has_value();  // none free
+        bad += hv.populate(kG2, Gfn{1}).mfn.has_value();                    // mapped gfn
+        bad += !hv.drain(kG1, IoServId{0}, 4).empty();                      // empty
+    }
+    return bad;
+}
+
+}  // namespace
+
+TEST_CASE("alloc: no read or error path allocates (issue 15)") {
+    World w = make_world();
+    // The rows vector itself allocates: built outside the window, per key, below.
+    std::vector<std::vector<Row>> all;
+    constexpr std::uint64_t kKeys = 2000;
+    REQUIRE(run_rows(w, 0, 200) == 0);  // warm-up: per-thread caches, pools
+    for (std::uint64_t i = 200; i < 200 + kKeys; ++i) all.push_back(rows(w, i * 16));
+    // Counted per row, so that a failure names the rows that allocate.
+    const std::size_t nrows = all[0].size();
+    const std::vector<std::string> events{"balloon of an absent gfn", "balloon of a Xen gfn",
+                                          "populate, no frame free", "populate of a mapped gfn",
+                                          "drain, nothing pending"};
+    std::vector<Count> per(nrows + events.size());
+    const auto tally = [&](std::size_t j, auto&& f) {
+        const Count one = counting(f);
+        per[j].allocs += one.allocs;
+        per[j].bytes += one.bytes;
+        per[j].largest = std::max(per[j].largest, one.largest);
+    };
+    std::uint64_t bad = 0, calls = 0;
+    auto& hv = *w.hv;
+    for (std::uint64_t k = 0; k < kKeys; ++k) {
+        for (std::size_t j = 0; j < nrows; ++j) {
+            Row& row = all[k][j];
+            tally(j, [&] { (void)hv.iommu_op(row.caller, std::span<pv_iommu_op>(&row.raw, 1)); });
+            bad += row.raw.status != static_cast<std::int32_t>(row.expect);
+            ++calls;
+        }
+        const std::uint64_t i = k + 200;
+        tally(nrows, [&] { bad += hv.balloon(kG1, Gfn{spread(i * 16 + 10)}).mfn.has_value(); });
+        tally(nrows + 1, [&] { bad += hv.balloon(kG1, Gfn{30}).mfn.has_value(); });
+        tally(nrows + 2,
+              [&] { bad += hv.populate(kG2, Gfn{spread(i * 16 + 11)}).mfn.has_value(); });
+        tally(nrows + 3, [&] { bad += hv.populate(kG2, Gfn{1}).mfn.has_value(); });
+        tally(nrows + 4, [&] { bad += !hv.drain(kG1, IoServId{0}, 4).empty(); });
+        calls += events.size();
+    }
+    Count c;
+    for (std::size_t j = 0; j < per.size(); ++j) {
+        c.allocs += per[j].allocs;
+        c.bytes += per[j].bytes;
+        c.largest = std::max(c.largest, per[j].largest);
+        if (per[j].allocs != 0 && !impl::kAddressSanitizer)
+            MESSAGE("  allocates: " << (j < nrows ? all[0][j].name : events[j - nrows]) << ": "
+                                    << per[j].allocs << " allocations, " << per[j].bytes
+                                    << " bytes");
+    }
+    MESSAGE("alloc: " << calls << " read/error-path calls (" << nrows << " subop rows + "
+                      << events.size() << " events, x " << kKeys << " keys): " << c.allocs
+                      << " allocations, " << c.bytes << " bytes");
+    CHECK(bad == 0);
+    check_none(c);
+    impl::epoch_quiesce();
+}
+
+TEST_CASE("alloc: 20,000 map_page on absent gfns allocate nothing (issue 15's DoS)") {
+    World w = make_world();
+    REQUIRE(run_rows(w, 0, 1) == 0);
+    constexpr std::uint64_t kCalls = 20000;
+    std::vector<pv_iommu_op> ops(kCalls);
+    for (std::uint64_t i = 0; i < kCalls; ++i) {
+        MapPage mp;
+        mp.flags = Flags::with_order(0, IOMMUOP_readable);
+        mp.bfn = Bfn{0x200000 + i};
+        mp.gfn = Gfn{spread(i + 1000000)};
+        ops[i] = encode(mp);
+    }
+    std::uint64_t bad = 0;
+    const Count c = counting([&] {
+        for (auto& raw : ops) {
+            (void)w.hv->iommu_op(kHw, std::span<pv_iommu_op>(&raw, 1));
+            bad += raw.status != static_cast<std::int32_t>(Status::enxio);
+        }
+    });
+    MESSAGE("alloc: " << kCalls << " map_page on absent gfns: " << c.allocs << " allocations, "
+                      << c.bytes / (1024 * 1024) << " MiB");
+    CHECK(bad == 0);
+    check_none(c);
+    impl::epoch_quiesce();
+}
+
+TEST_CASE("alloc: the counter sees allocations (non-vacuity)") {
+    static std::vector<std::uint64_t>* volatile sink = nullptr;  // not elided
+    const Count c = counting([] { sink = new std::vector<std::uint64_t>(63); });
+    delete sink;
+    CHECK(c.allocs == 2);  // the vector and its 63 elements
+    CHECK(c.bytes == sizeof(std::vector<std::uint64_t>) + 63 * sizeof(std::uint64_t));
+}
