@@ -1,5 +1,13 @@
-// cli/props_cmd.h: `pviommu props`: the property suites (props/) with a summary table, and the
-// planted-bug run (`--mutants`: one line per mutant, then `mutants caught K/N`).
+// cli/props_cmd.h: `pviommu props`: the property suites (props/) with a summary table (the
+// parallel row fails when fewer than 80% of its histories overlap, props/parallel.h), and the
+// planted-bug run (`--mutants`, a -DPVIOMMU_MUTANTS=ON build): one line per impl mutant, then
+// `mutants caught K/N`; then the concurrency mutants (issue 15), one line each,
+//   concurrency-mutant impl:NAME caught by overlapping histories (...)   needs_concurrency
+//   concurrency-mutant impl:NAME caught by impl_tests' device race (...) needs_devices
+//   concurrency-mutant relacy:NAME caught by Relacy: SUITE (...)         relacy_tests --mutants
+// (or MISSED; a device mutant without impl_tests beside, "not counted" with the reason), and
+// last `concurrency mutants caught K/N`. impl_tests and relacy_tests are looked up in this
+// executable's build tree (impl/impl_tests, impl/relacy/relacy_tests beside /proc/self/exe).
 #pragma once
 
 #include <CLI/CLI.hpp>
@@ -21,7 +29,8 @@ struct PropsArgs {
 };
 
 CLI::App* add_props_command(CLI::App& app, PropsArgs& args);
-// Exit status: 0 every property held (or, with --mutants, every mutant was caught), 1 not,
+// Exit status: 0 every property held (or, with --mutants, every mutant of both lists was
+// caught), 1 not,
 // 2 a mutant was asked of a build without them.
 int run_props(const PropsArgs& args, std::ostream& out);
 

@@ -2,11 +2,15 @@
 
 #include <chrono>
 #include <cstdlib>
+#include <iomanip>
 #include <map>
+#include <optional>
 #include <ostream>
 #include <random>
+#include <sstream>
 #include <string>
 
+#include "props/workers.h"
 #include "ref/hypervisor.h"
 #include "trace/gen.h"
 #include "trace/runner.h"
@@ -134,7 +138,28 @@ public:
         return u;
     }
 
+    // Allocator-heavy cases: mostly balloons and populates of the servers' targets, on more
+    // empty gfns, so that populates race the frees of balloons and later populates see where
+    // the racing ones left the allocation hint (issue 15, bug 3's class: a scan that passed a
+    // frame freed behind it).
+    // populate_share: percent of populates (the rest of 85% balloons); threads lean one way
+    // or the other, so that one thread's populates meet another's frees.
+    void alloc_heavy(bool on, unsigned populate_share = 40) {
+        alloc_ = on;
+        populates_ = populate_share;
+    }
+
     DataOp statement() {
+        if (alloc_ && !t_.domains.empty()) {
+            const std::uint64_t a = r_.below(100);
+            const DomId d = hot_domain();
+            const std::vector<std::uint64_t>& g = t_.gfns.at(d);
+            if (a < populates_) {  // an empty gfn: one past the RAM gfns, or one more above
+                const std::uint64_t next = g.empty() ? 0 : g.back() + r_.below(3);
+                return trace::PopulateStmt{d, Gfn{r_.percent(25) ? r_.pick(g) : next}};
+            }
+            if (a < 85) return trace::BalloonStmt{d, Gfn{r_.pick(g)}};
+        }
         const std::uint64_t k = r_.below(100);
         if (k < 50 || t_.domains.empty()) {
             trace::CallStmt c;
@@ -178,6 +203,8 @@ private:
     Rand& r_;
     const Targets& t_;
     DomId caller_{};
+    bool alloc_ = false;
+    unsigned populates_ = 40;
 };
 
 // The stress test's world, with a varied host mode and ring sizes.
@@ -232,46 +259,107 @@ ConcurrentCase random_case(std::uint64_t seed) {
         t = targets_of(world_state(c.world));
     }
     CaseGen g(r, t);
+    const bool alloc = r.percent(25);
     const std::uint64_t prefix = r.below(5);
     for (std::uint64_t i = 0; i < prefix; ++i)
         c.world.statements.push_back(trace::Statement{0, g.statement()});
+    if (alloc && !t.servers.empty()) {
+        // A frame freed and taken again: populate's hint rests just above it, below frames
+        // that are taken (where a scan passes frames that a racing balloon may free).
+        const DomId d = t.servers.front().target;
+        const std::vector<std::uint64_t>& gs = t.gfns.at(d);
+        c.world.statements.push_back(trace::Statement{0, trace::BalloonStmt{d, Gfn{gs.front()}}});
+        c.world.statements.push_back(
+            trace::Statement{0, trace::PopulateStmt{d, Gfn{gs.back() + 3}}});
+    }
     // Renumber lines as printed (the world is printed for replay).
     const trace::ParseResult reparsed = trace::parse(c.world.file, trace::print(c.world));
     if (const auto* tr = std::get_if<trace::Trace>(&reparsed)) c.world = *tr;
     const std::uint64_t threads = 2 + r.below(2);
     c.threads.resize(threads);
-    for (auto& th : c.threads) {
+    for (std::size_t ti = 0; ti < threads; ++ti) {
+        auto& th = c.threads[ti];
+        // The threads only (the prefix stays as it was): thread 0 leans to populates, the
+        // others to balloons.
+        g.alloc_heavy(alloc, ti == 0 ? 65 : 20);
         const std::uint64_t n = 3 + r.below(4);
         for (std::uint64_t i = 0; i < n; ++i) th.push_back(g.statement());
     }
     return c;
 }
 
+void OverlapTotals::add(const Overlap& o) {
+    if (o.threads < 2) return;
+    ++histories;
+    overlapped += o.pairs != 0 ? 1 : 0;
+    pairs += o.pairs;
+    ops += o.ops;
+    overlapped_ops += o.overlapped;
+}
+
+void OverlapTotals::add(const OverlapTotals& t) {
+    histories += t.histories;
+    overlapped += t.overlapped;
+    pairs += t.pairs;
+    ops += t.ops;
+    overlapped_ops += t.overlapped_ops;
+}
+
+double OverlapTotals::share() const {
+    return histories == 0 ? 0.0 : static_cast<double>(overlapped) / static_cast<double>(histories);
+}
+double OverlapTotals::mean_pairs() const {
+    return histories == 0 ? 0.0 : static_cast<double>(pairs) / static_cast<double>(histories);
+}
+double OverlapTotals::op_share() const {
+    return ops == 0 ? 0.0 : static_cast<double>(overlapped_ops) / static_cast<double>(ops);
+}
+
+std::string OverlapTotals::text() const {
+    std::ostringstream os;
+    os << std::fixed << std::setprecision(1) << "overlap " << 100 * share() << "% of " << histories
+       << " histories (>= " << 100 * kMinOverlapShare << "% required), " << std::setprecision(2)
+       << mean_pairs() << " overlapping pairs/history, " << std::setprecision(1) << 100 * op_share()
+       << "% of operations overlapped";
+    return os.str();
+}
+
 CaseResult check_case(const ConcurrentCase& c, const SutFactory& sut, unsigned repetitions,
-                      std::uint64_t seed) {
+                      std::uint64_t seed, Workers* workers) {
     CaseResult res;
+    std::optional<Workers> own;
+    if (workers == nullptr || workers->size() < c.threads.size()) {
+        own.emplace(static_cast<unsigned>(c.threads.size()));
+        workers = &*own;
+    }
     for (unsigned i = 0; i < repetitions; ++i) {
         RunOptions ro;
         ro.seed = seed * 1000003 + i;
-        // Vary the timing: from no spinning at all to long spins and frequent yields.
+        // Vary the timing: from no spinning at all to long spins and frequent yields. Park
+        // threads at the stall points in 7 runs of 8 (a loaded machine's threads otherwise run
+        // one after the other: without stalls about half the histories overlap on 2 CPUs, with
+        // them nearly all), and run the threads in lockstep rounds in 1 of 4.
         ro.max_spin = (i % 4 == 0) ? 0 : 4u << (i % 4) * 2;  // 0, 16, 64, 256
         ro.yield_one_in = i % 3 == 0 ? 0 : 2 + i % 5;        // sometimes never
-        History h = run_history(c, sut, ro);
+        ro.stalls = i % 8 != 0;
+        ro.lockstep = i % 4 == 0;
+        History h = run_history(c, sut, ro, workers);
         CheckResult cr = check_linearizable(h);
         ++res.runs;
         res.nodes += cr.nodes;
-        for (std::size_t a = 0; a < h.events.size(); ++a) {
-            const Event& e = h.events[a];
+        for (const Event& e : h.events) {
             if (const auto* rs = std::get_if<std::vector<OpResult>>(&e.outcome)) {
                 res.ops += rs->size();
                 for (const OpResult& r : *rs) res.ok_ops += r.status == Status::ok ? 1 : 0;
             } else if (const auto* b = std::get_if<BalloonOutcome>(&e.outcome)) {
                 res.invalidates += b->invalidates;
             }
-            for (std::size_t z = a + 1; z < h.events.size(); ++z)  // sorted by invocation
-                if (h.events[z].invoked < e.responded && h.events[z].thread != e.thread)
-                    ++res.overlaps;
         }
+        const Overlap o = overlap(h);
+        res.overlaps += o.pairs;
+        res.overlap.add(o);
+        res.stalled_runs += ro.stalls ? 1 : 0;
+        for (std::size_t p = 0; p < kFaultPoints; ++p) res.stall_hits[p] += h.stall_hits[p];
         if (cr.verdict != Verdict::linearizable) {
             res.failed = true;
             res.history = std::move(h);
@@ -369,11 +457,12 @@ ParallelSummary run_parallel(const ParallelOptions& opt, std::ostream& out) {
     const unsigned reps = opt.repetitions != 0 ? opt.repetitions : b.repetitions;
     const SutFactory sut = opt.sut ? opt.sut : impl_factory();
     ParallelSummary sum;
+    Workers workers(3);  // every case has 2-3 threads; recycled across all of them
     const auto t0 = std::chrono::steady_clock::now();
     for (std::uint64_t i = 0; i < cases; ++i) {
         const std::uint64_t cs = opt.seed * 0x100000001b3ULL + i;
         const ConcurrentCase c = random_case(cs);
-        CaseResult r = check_case(c, sut, reps, cs);
+        CaseResult r = check_case(c, sut, reps, cs, &workers);
         ++sum.cases;
         sum.histories += r.runs;
         sum.nodes += r.nodes;
@@ -381,15 +470,18 @@ ParallelSummary run_parallel(const ParallelOptions& opt, std::ostream& out) {
         sum.ok_ops += r.ok_ops;
         sum.overlaps += r.overlaps;
         sum.invalidates += r.invalidates;
+        sum.overlap.add(r.overlap);
+        sum.stalled_runs += r.stalled_runs;
+        for (std::size_t p = 0; p < kFaultPoints; ++p) sum.stall_hits[p] += r.stall_hits[p];
         if (!r.failed) continue;
-        ++sum.failed;
+        if (sum.failed++ == 0) sum.first_failed_case = cs;
         out << "parallel: case seed=" << cs << " (property seed " << opt.seed << ", case " << i
             << ") is NOT linearizable after " << r.runs << " runs\n";
         ConcurrentCase shown = c;
         CaseResult shown_r = std::move(r);
         if (opt.shrink) {
             shown = shrink_case(c, sut, reps * 4, cs);
-            CaseResult again = check_case(shown, sut, reps * 4, cs);
+            CaseResult again = check_case(shown, sut, reps * 4, cs, &workers);
             if (again.failed)
                 shown_r = std::move(again);
             else
@@ -400,6 +492,7 @@ ParallelSummary run_parallel(const ParallelOptions& opt, std::ostream& out) {
             << case_text(shown) << "--- recorded history ---\n"
             << history_text(shown_r.history) << "--- checker ---\n"
             << shown_r.check.report;
+        if (opt.stop_at_first_failure) break;
     }
     sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     out << "parallel: " << sum.cases << " cases x " << reps << " runs = " << sum.histories
@@ -409,6 +502,12 @@ ParallelSummary run_parallel(const ParallelOptions& opt, std::ostream& out) {
         << (sum.seconds > 0 ? static_cast<double>(sum.histories) / sum.seconds : 0.0)
         << " histories/s); " << sum.ops << " subops (" << sum.ok_ops << " succeeded), "
         << sum.invalidates << " invalidates, " << sum.overlaps << " overlapping pairs\n";
+    out << "parallel: " << sum.overlap.text() << (sum.overlap.ok() ? "" : ": FAIL") << "\n";
+    out << "parallel: stalls armed in " << sum.stalled_runs << " runs, hits:";
+    for (FaultPoint p : all_fault_points())
+        if (is_stall(p))
+            out << " " << fault_point_name(p) << "=" << sum.stall_hits[static_cast<std::size_t>(p)];
+    out << "\n";
     return sum;
 }
 
@@ -416,7 +515,7 @@ int run_parallel_props(std::uint64_t seed, std::uint64_t cases, std::ostream& ou
     ParallelOptions opt;
     opt.seed = seed;
     opt.cases = cases;
-    return run_parallel(opt, out).failed == 0 ? 0 : 1;
+    return run_parallel(opt, out).passed() ? 0 : 1;
 }
 
 }  // namespace props
