@@ -2,9 +2,13 @@
 
 #include <algorithm>
 #include <chrono>
+#include <cstdlib>
+#include <filesystem>
 #include <iomanip>
 #include <iostream>
+#include <map>
 #include <nlohmann/json.hpp>
+#include <set>
 #include <sstream>
 
 #include "proofs/explore.h"
@@ -26,17 +30,52 @@ std::string fixed(double v, int prec) {
     return os.str();
 }
 
+// Obligations per kind (proofs::obligation_kind), in a fixed order.
+struct KindCount {
+    std::size_t proved = 0, total = 0;
+};
+const char* const kKinds[] = {"inductive", "identity", "base", "lemma", "coverage", "witness"};
+
 int run_obligations(const ProveArgs& args, std::ostream& out) {
     proofs::Options opt;
-    opt.timeout_ms = args.timeout_ms;
+    opt.rlimit = args.rlimit;
+    opt.obligation_timeout_ms = args.obligation_timeout_ms;
     opt.stats = args.stats;
     opt.small = args.small;
+    opt.smt2_dir = args.smt2_dir;
+    const bool cvc5 = args.solver == "cvc5";
+    if (args.solver != "z3" && !cvc5) {
+        out << "--solver: z3 or cvc5, not " << args.solver << "\n";
+        return 2;
+    }
+    std::string cvc5_ver;
+    if (cvc5) {
+        cvc5_ver = proofs::cvc5_version();
+        if (cvc5_ver.empty()) {
+            out << "--solver=cvc5: no cvc5 on PATH (Debian: apt-get install cvc5)\n";
+            return 2;
+        }
+        if (opt.smt2_dir.empty()) {
+            char tmpl[] = "/tmp/pviommu-smt2-XXXXXX";
+            if (mkdtemp(tmpl) == nullptr) {
+                out << "--solver=cvc5: cannot make a directory for the SMT-LIB files\n";
+                return 2;
+            }
+            opt.smt2_dir = tmpl;
+        }
+    }
+    if (!opt.smt2_dir.empty()) std::filesystem::create_directories(opt.smt2_dir);
+    // cvc5's verdicts on every exported query: agree with Z3, disagree, or unknown/error.
+    std::size_t agree = 0, disagree = 0, undecided = 0, errors = 0;
     const auto t0 = std::chrono::steady_clock::now();
     std::size_t proved = 0, total = 0;
+    std::uint64_t rlimit_total = 0;
+    std::map<std::string, KindCount> kinds;
     json rows = json::array();
     if (!args.json)
         out << std::left << std::setw(48) << "obligation" << std::setw(9) << "result" << std::right
-            << std::setw(9) << "seconds" << (args.stats ? "  statistics" : "") << "\n";
+            << std::setw(9) << "seconds" << std::setw(12) << "rlimit"
+            << (args.stats ? "  statistics" : "") << "\n";
     const auto& open = proofs::open_obligations();
     std::vector<std::string> names;
     for (const auto& name : proofs::obligation_names()) {
@@ -48,37 +87,91 @@ int run_obligations(const ProveArgs& args, std::ostream& out) {
     (void)proofs::check_obligations(names, opt, jobs, [&](const proofs::Result& r) {
         ++total;
         proved += r.pass;
+        rlimit_total += r.rlimit;
+        KindCount& kc = kinds[proofs::obligation_kind(r.name)];
+        ++kc.total;
+        kc.proved += r.pass;
+        std::string second;  // cvc5's row: agree/disagree/unknown over the obligation's queries
+        if (cvc5) {
+            std::size_t a = 0, d = 0, u = 0, e = 0;
+            for (const auto& [file, z3v] : r.exported) {
+                const std::string v = proofs::cvc5_verdict(file, args.cvc5_timeout_ms);
+                if (v == z3v) {
+                    ++a;
+                } else if (v == "sat" || v == "unsat") {
+                    ++d;
+                    second += "\n  DISAGREE: cvc5 " + v + ", Z3 " + z3v + " on " + file;
+                } else if (v == "unknown") {
+                    ++u;
+                } else {
+                    ++e;  // cvc5 could not read it (an array-valued lambda)
+                }
+            }
+            agree += a, disagree += d, undecided += u, errors += e;
+            second = "cvc5 agree " + std::to_string(a) + "/" + std::to_string(a + d + u + e) +
+                     (d ? ", disagree " + std::to_string(d) : "") +
+                     (u ? ", unknown " + std::to_string(u) : "") +
+                     (e ? ", unread " + std::to_string(e) : "") + second;
+        }
         if (args.json) {
-            json row{{"obligation", r.name},
-                     {"result", r.result},
-                     {"pass", r.pass},
-                     {"seconds", r.seconds},
+            json row{{"obligation", r.name}, {"kind", proofs::obligation_kind(r.name)},
+                     {"result", r.result},   {"pass", r.pass},
+                     {"seconds", r.seconds}, {"rlimit", r.rlimit},
                      {"queries", r.queries}};
             if (args.stats) row["statistics"] = r.stats;
+            if (cvc5) row["cvc5"] = second;
             if (!r.detail.empty()) row["detail"] = r.detail;
             rows.push_back(row);
         } else {
             out << std::left << std::setw(48) << r.name << std::setw(9) << r.result << std::right
-                << std::setw(9) << fixed(r.seconds, 3);
+                << std::setw(9) << fixed(r.seconds, 3) << std::setw(12) << r.rlimit;
             if (args.stats) out << "  " << r.stats;
+            if (cvc5) out << "  " << second;
             out << "\n";
             if (!r.pass) out << "  " << r.detail << "\n";
             out.flush();
         }
     });
     const double secs = since(t0);
+    // Issue 17's honest summary: what kind each obligation is (identity transitions and witness
+    // evaluations are not proofs of anything hard), the widths, the solver, the work.
+    std::ostringstream by_kind;
+    json kinds_json = json::object();
+    for (const char* k : kKinds) {
+        const auto it = kinds.find(k);
+        if (it == kinds.end()) continue;
+        by_kind << (by_kind.tellp() > 0 ? ", " : "") << k << " " << it->second.proved << "/"
+                << it->second.total;
+        kinds_json[k] = {{"proved", it->second.proved}, {"total", it->second.total}};
+    }
+    const std::string widths = proofs::widths_text(args.small);
     if (args.json) {
         out << json{{"obligations", rows},
                     {"proved", proved},
                     {"total", total},
+                    {"kinds", kinds_json},
+                    {"widths", widths},
+                    {"solver", proofs::solver_version()},
+                    {"rlimit_per_query", args.rlimit},
+                    {"rlimit_total", rlimit_total},
                     {"seconds", secs},
                     {"jobs", jobs}}
                    .dump(2)
             << "\n";
     } else {
-        out << "obligations proved " << proved << "/" << total << " in " << fixed(secs, 1) << " s ("
-            << jobs << (jobs == 1 ? " job" : " jobs") << ")\n";
+        out << "obligations proved " << proved << "/" << total << " (" << by_kind.str()
+            << "); widths: " << widths << "; " << proofs::solver_version() << ", rlimit "
+            << args.rlimit << " per query, " << rlimit_total << " used in all; " << fixed(secs, 1)
+            << " s (" << jobs << (jobs == 1 ? " job" : " jobs") << ")\n";
+        if (!opt.smt2_dir.empty()) out << "SMT-LIB 2 queries written to " << opt.smt2_dir << "\n";
+        if (cvc5)
+            out << cvc5_ver << ": agrees with Z3 on " << agree << " of "
+                << agree + disagree + undecided + errors << " queries, disagrees on " << disagree
+                << ", unknown on " << undecided << " (" << args.cvc5_timeout_ms
+                << " ms each), cannot read " << errors
+                << " (array-valued lambdas: not SMT-LIB 2, and cvc5 1.0.3 reads none)\n";
     }
+    if (disagree > 0) return 1;
     return total > 0 && proved == total ? 0 : 1;
 }
 
@@ -87,14 +180,17 @@ int run_mutants(const ProveArgs& args, std::ostream& out) {
     opt.timeout_ms = args.timeout_ms;
     std::size_t caught = 0, total = 0;
     json rows = json::array();
-    // The encoding's planted bugs, then the explicit BMC's ("bmc:NAME").
+    // The encoding's planted bugs, then the explicit BMC's ("bmc:NAME"), then ref's, caught
+    // by the conformance on the explicit BMC's edges ("ref:NAME").
     std::vector<std::string> names = proofs::mutant_names();
     for (const auto& n : proofs::explore_mutant_names()) names.push_back("bmc:" + n);
+    for (const auto& n : proofs::ref_mutant_names()) names.push_back("ref:" + n);
     for (const auto& name : names) {
         if (!args.only.empty() && name.find(args.only) == std::string::npos) continue;
-        const proofs::MutantResult r = name.rfind("bmc:", 0) == 0
-                                           ? proofs::check_explore_mutant(name.substr(4))
-                                           : proofs::check_mutant(name, opt);
+        const proofs::MutantResult r =
+            name.rfind("bmc:", 0) == 0   ? proofs::check_explore_mutant(name.substr(4))
+            : name.rfind("ref:", 0) == 0 ? proofs::check_ref_mutant(name.substr(4))
+                                         : proofs::check_mutant(name, opt);
         ++total;
         caught += r.caught;
         if (args.json) {
@@ -145,6 +241,70 @@ int run_conformance(const ProveArgs& args, std::ostream& out) {
             << " divergences in " << fixed(r.seconds, 1) << " s\n";
     }
     return r.divergences == 0 && r.samples > 0 ? 0 : 1;
+}
+
+// Conformance driven from the explicit BMC's edges, with per-case coverage (issue 17).
+int run_edge_conformance(const ProveArgs& args, std::ostream& out) {
+    proofs::Options opt;
+    opt.timeout_ms = std::max(args.timeout_ms, 20000u);
+    std::map<std::string, std::set<std::size_t>> hit;
+    std::size_t divergences = 0;
+    bool unknown = false;
+    json rows = json::array();
+    for (const std::string& w : proofs::edge_conformance_worlds()) {
+        if (!args.bmc_world.empty() && w != args.bmc_world) continue;
+        const proofs::EdgeConformanceResult r =
+            proofs::conformance_on_edges(w, args.edges, args.edges_per_bucket, "", opt);
+        divergences += r.divergences;
+        unknown = unknown || r.unknown;
+        for (const auto& [t, ks] : r.cases_hit) hit[t].insert(ks.begin(), ks.end());
+        if (args.json) {
+            rows.push_back({{"world", r.world},
+                            {"depth", r.depth},
+                            {"edges", r.edges},
+                            {"buckets", r.buckets},
+                            {"compared", r.compared},
+                            {"steps", r.steps},
+                            {"skipped", r.skipped},
+                            {"divergences", r.divergences},
+                            {"unknown", r.unknown},
+                            {"seconds", r.seconds},
+                            {"detail", r.detail}});
+            continue;
+        }
+        out << r.detail << "edge conformance world " << r.world << ": depth " << r.depth << ", "
+            << r.edges << " edges in " << r.buckets << " buckets, " << r.compared << " compared ("
+            << r.steps << " encoded steps), " << r.skipped << " outside the "
+            << "encoding, " << r.divergences << " divergences in " << fixed(r.seconds, 1) << " s\n";
+    }
+    // Per-case coverage of the union: every case reached but the documented ones.
+    const auto unreached = proofs::unreached_cases();
+    std::size_t missing = 0;
+    json cov = json::object();
+    for (const auto& [t, n] : proofs::case_counts()) {
+        std::string line = "  " + t + ": cases reached";
+        for (std::size_t k = 0; k < n; ++k) {
+            const bool h = hit[t].contains(k);
+            const auto ut = unreached.find(t);
+            const bool excused = ut != unreached.end() && ut->second.contains(k);
+            line += " " + std::to_string(k) + (h ? "" : excused ? "(-)" : "(MISSING)");
+            missing += !h && !excused;
+        }
+        cov[t] = {{"cases", n}, {"reached", hit[t]}};
+        if (!args.json) out << line << "\n";
+    }
+    if (args.json) {
+        out << json{{"worlds", rows},
+                    {"coverage", cov},
+                    {"missing", missing},
+                    {"divergences", divergences}}
+                   .dump(2)
+            << "\n";
+    } else {
+        out << "edge conformance: " << divergences << " divergences; " << missing
+            << " cases missing ((-): not reachable, see proofs::unreached_cases)\n";
+    }
+    return divergences == 0 && !unknown && missing == 0 ? 0 : 1;
 }
 
 const char* verdict(bool violation, bool unknown) {
@@ -228,13 +388,35 @@ CLI::App* add_prove_command(CLI::App& app, ProveArgs& args) {
     p->add_flag("--mutants", args.mutants,
                 "Run the planted bugs instead: each must yield a counterexample to its invariant");
     p->add_flag("--stats", args.stats, "Print solver statistics per obligation");
-    p->add_option("--timeout-ms", args.timeout_ms, "Per-query solver timeout (a timeout fails)");
+    p->add_option("--timeout-ms", args.timeout_ms,
+                  "Per-query wall-clock timeout of --conformance, --bmc-depth and --mutants' "
+                  "searches (the obligations use --rlimit)");
+    p->add_option("--rlimit", args.rlimit,
+                  "Z3 resource limit per obligation query (0: none); exhausted, the obligation "
+                  "is unknown and fails. A count of Z3's work: the verdict does not depend on "
+                  "the machine's load");
+    p->add_option("--smt2", args.smt2_dir,
+                  "Also write every decided obligation query as an SMT-LIB 2 file into DIR");
+    p->add_option("--solver", args.solver,
+                  "z3 (default), or cvc5: after Z3, cvc5 checks every exported query and each "
+                  "row says agree/disagree/unknown (needs cvc5 on PATH)");
+    p->add_option("--cvc5-timeout-ms", args.cvc5_timeout_ms, "cvc5's wall-clock limit per query");
+    p->add_option("--obligation-timeout-ms", args.obligation_timeout_ms,
+                  "An extra wall-clock cap per obligation query (default 0: none; set, verdicts "
+                  "may depend on load)");
     p->add_flag("--skip-open", args.skip_open,
                 "Skip the obligations Z3 does not discharge yet (proofs::open_obligations)");
     p->add_option("--conformance", args.conformance,
                   "Instead: N random concrete states from ref, each transition's encoding "
                   "compared with ref (status and successor)");
     p->add_option("--seed", args.seed, "Seed of --conformance");
+    p->add_option("--conformance-edges", args.edges,
+                  "Instead: conformance driven from the explicit BMC's edges to depth K (every "
+                  "statement from every state reached, bucketed by kind, status and change; "
+                  "--edges-per-bucket of each compared), with per-case coverage of the encoded "
+                  "transitions; --bmc-world picks one world");
+    p->add_option("--edges-per-bucket", args.edges_per_bucket,
+                  "Edges compared per bucket of --conformance-edges (default 1)");
     p->add_option("--bmc-depth", args.bmc_depth,
                   "Instead: bounded model checking. Every sequence of K statements (every "
                   "subop and event over each fixed small world's universe) on ref, with ref's "
@@ -260,6 +442,7 @@ CLI::App* add_prove_command(CLI::App& app, ProveArgs& args) {
 }
 
 int run_prove(const ProveArgs& args, std::ostream& out) {
+    if (args.edges > 0) return run_edge_conformance(args, out);
     if (args.conformance > 0) return run_conformance(args, out);
     if (args.bmc_depth > 0) return run_bmc(args, out);
     return args.mutants ? run_mutants(args, out) : run_obligations(args, out);
@@ -270,9 +453,8 @@ bool prove_summary(std::string& line) {
     const auto& open = proofs::open_obligations();
     std::size_t proved = 0, total = 0;
     std::string failed;
-    // The same full-width run as `pviommu prove` (v2: 291 obligations, 20-26 s on 2 cores).
-    proofs::Options opt;
-    opt.timeout_ms = 20000u;
+    // The same full-width run as `pviommu prove` (v3: 324 obligations, rlimit-bounded).
+    proofs::Options opt;  // rlimit only, as `pviommu prove`
     for (const proofs::Result& r :
          proofs::check_obligations(proofs::obligation_names(), opt, proofs::default_jobs())) {
         ++total;

@@ -8,19 +8,28 @@
 #include <iosfwd>
 #include <string>
 
+#include "proofs/prove.h"
+
 namespace cli {
 
 struct ProveArgs {
     bool json = false;
-    std::string only;        // run only obligations whose name contains it ("" = all)
-    bool mutants = false;    // run the planted bugs instead of the obligations
-    bool stats = false;      // print solver statistics
-    bool skip_open = false;  // skip proofs::open_obligations() (they are not proved)
-    unsigned timeout_ms = 10000;
-    std::size_t conformance = 0;  // > 0: run that many encoding-vs-ref samples instead
-    std::uint64_t seed = 1;       // the conformance samples' seed
-    bool small = false;           // inductive obligations at small width (weaker claim)
-    unsigned bmc_depth = 0;       // > 0: bounded model checking to that depth instead
+    std::string only;             // run only obligations whose name contains it ("" = all)
+    bool mutants = false;         // run the planted bugs instead of the obligations
+    bool stats = false;           // print solver statistics
+    bool skip_open = false;       // skip proofs::open_obligations() (they are not proved)
+    unsigned timeout_ms = 10000;  // wall clock: --conformance, --bmc-depth, --mutants' searches
+    unsigned rlimit = proofs::kDefaultRlimit;  // Z3 rlimit per obligation query
+    unsigned obligation_timeout_ms = 0;        // extra wall-clock cap on obligations (0 none)
+    std::string smt2_dir;                      // write each decided query as SMT-LIB 2 here
+    std::string solver = "z3";                 // z3 | cvc5 (then cvc5 checks every exported query)
+    unsigned cvc5_timeout_ms = 10000;          // cvc5's wall-clock limit per query
+    std::size_t conformance = 0;               // > 0: run that many encoding-vs-ref samples instead
+    std::uint64_t seed = 1;                    // the conformance samples' seed
+    unsigned edges = 0;  // > 0: conformance on the explicit BMC's edges to that depth
+    std::size_t edges_per_bucket = 1;
+    bool small = false;      // inductive obligations at small width (weaker claim)
+    unsigned bmc_depth = 0;  // > 0: bounded model checking to that depth instead
     // With --bmc-depth: the explicit-state BMC of proofs/explore.h runs to bmc_depth on these
     // worlds ("" every one), then the symbolic BMC (the encoding unrolled) to bmc_symbolic
     // steps from bmc_worlds random small worlds.

@@ -244,6 +244,21 @@ St ite_state(const expr& c, const St& a, const St& b) {
     return zip_state(a, b, [&c](const expr& x, const expr& y) { return z3::ite(c, x, y); });
 }
 
+std::vector<Clause> same_fields(const St& a, const St& b) {
+    static const char* const names[] = {
+        "host_iommu", "mode",     "nframes", "maxc", "fstate", "owner", "count", "alloc", "live",
+        "hw",         "iommu_hw", "dm",      "rmrr", "p2mv",   "p2m",   "dying", "srv",   "emu",
+        "ekind",      "emfn",     "removed", "m2b",  "swap",   "temu",  "torph", "fault", "nT0",
+        "nT1",        "slotT0",   "slotT1",  "idxT", "tcls",   "nL",    "slotL", "idxL",  "p2mg",
+        "pend",       "await",    "tlb",     "hk",   "hm"};
+    std::vector<Clause> out;
+    (void)zip_state(a, b, [&out](const expr& x, const expr& y) {
+        out.push_back({names[out.size()], x == y});
+        return x;
+    });
+    return out;
+}
+
 expr same_state(const St& a, const St& b) {
     expr all = a.fault.ctx().bool_val(true);
     (void)zip_state(a, b, [&all](const expr& x, const expr& y) {
@@ -753,6 +768,7 @@ struct Drop {
     St next;
     expr still;
     std::vector<DropCase> cases;
+    expr w;  // the free witness constant of the "still claimed" cases
 };
 Drop drop_emulated_tuple(const Sorts& so, const St& s, const expr& m, const expr& x, const expr& b,
                          const expr& e, unsigned after, bool keep_entry, const std::string& name) {
@@ -769,7 +785,7 @@ Drop drop_emulated_tuple(const Sorts& so, const St& s, const expr& m, const expr
     const expr w = so.ctx.constant((so.tag + name + ".other").c_str(), so.T);
     const TupleParts wp = parts(so, w);
     const expr claims_w = s.m2b[w] && w != tum && wp.b == b && s.temu[w] == e;
-    Drop out{s, still, {}};
+    Drop out{s, still, {}, w};
     for (bool k : {true, false}) {
         const St dropped = unlink_tuple(so, s, m, x, k, e);
         St gone = dropped;
@@ -819,8 +835,11 @@ Transition unmap_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     // uses bfn. D23: C's key goes, and every key of C at bfn when no tuple of C uses it.
     const Drop dr = drop_emulated_tuple(
         so, s, um, x, b, c, kNone, mut == Mutant::unmap_foreign_keeps_entry, "unmap_foreign_page");
-    const St n = ite_state(dr.still, release_key(dr.next, key),
-                           release_at(so, dr.next, c, b, "unmap_foreign_page.k1"));
+    St n = ite_state(dr.still, release_key(dr.next, key),
+                     release_at(so, dr.next, c, b, "unmap_foreign_page.k1"));
+    // A planted bug in `next` only (the cases below stay right): the tuple stays, its
+    // reference is still deferred and dropped.
+    if (mut == Mutant::unmap_foreign_next_keeps_tuple) n.m2b = s.m2b;
     // R5, F5: a scratch entry at bfn goes, whatever domid/ioserver say; D23 as above.
     St sc = s;
     sc.ekind = z3::store(sc.ekind, cb, bv(so, kNone, so.K2));
@@ -838,6 +857,7 @@ Transition unmap_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     t.cases.push_back(
         {t.ok && !own && s.m2b[w] && wp.b == b && s.temu[w] == c && sc.m2b[w], sc_key});
     t.cases.push_back({!t.ok, s});
+    t.case_vars = {dr.w, w};
     return t;
 }
 
@@ -1117,6 +1137,7 @@ Transition destroy_drop_tuple(const Sorts& so, const St& s, Mutant mut) {
     t.cases.push_back({t.ok && !goes, orphan});
     t.cases.push_back({!t.ok, s});
     t.next = ite_state(t.ok, ite_state(goes, dr.next, orphan), s);
+    t.case_vars = {dr.w};
     return t;
 }
 
@@ -1528,7 +1549,24 @@ std::vector<Clause> initial(const Sorts& so, const St& s) {
          z3::forall(cb, f, !sel2(s.tlb, cb, f) && z3::forall(d, !sel2(s.await, d, f)))},
         {"init: nothing handed out, no domain dying",
          z3::forall(k, !s.hk[k]) && z3::forall(d, !s.dying[d])},
-        {"init: no fault armed", s.fault == 0},
+        // What create, populate and xen_gfn leave (the control plane, before any subop): a
+        // frame is free, Xen's (count 0) or a domain's RAM, owned, allocated and holding only
+        // that allocation reference (R8: populate); a RAM gfn's frame is its domain's and knows
+        // its gfn; DOMID_SELF is no domain (create refuses it); max_count is at least 1 (host,
+        // D19); a `fault` statement may have armed faults.
+        {"init: a frame is free, Xen's, or owned with only its allocation reference",
+         forall_p({f}, {{s.fstate[f]}},
+                  s.fstate[f] != 3 && z3::implies(s.fstate[f] != 0, z3::ult(f, s.nframes)) &&
+                      z3::ite(s.fstate[f] == bv(so, kOwned, so.K2), s.count[f] == 1 && s.alloc[f],
+                              s.count[f] == 0 && !s.alloc[f]))},
+        {"init: a RAM gfn's frame is its domain's, allocated, and knows its gfn (populate)",
+         forall_p({cb}, {{s.p2mv[cb]}},
+                  z3::implies(s.p2mv[cb] && s.fstate[s.p2m[cb]] != bv(so, kXen, so.K2),
+                              s.fstate[s.p2m[cb]] == bv(so, kOwned, so.K2) &&
+                                  s.owner[s.p2m[cb]] == parts_da(so, cb).first &&
+                                  s.p2mg[s.p2m[cb]] == parts_da(so, cb).second))},
+        {"init: DOMID_SELF is no domain, max_count at least 1, faults armed or not",
+         !s.live[ones(so.D)] && s.maxc >= 1 && s.fault >= 0},
     };
 }
 

@@ -69,6 +69,10 @@ enum class Mutant {
     destroy_leaves_foreign_entry,  // R9: a dropped tuple's foreign entry keeps its frame
     teardown_v1,                   // R9 step 2 drops every tuple of a server of the target (v1)
     put_before_flush,              // R11: a deferred put does not wait for the IOTLB flush
+    // Planted in `next` only, its cases left right (issue 17): unmap_foreign_page's successor
+    // drops the reference but keeps the tuple. The inductive obligations read the cases, so
+    // only coverage/unmap_foreign_page (each case equals next) can catch it.
+    unmap_foreign_next_keeps_tuple,
 };
 
 struct Sorts {
@@ -142,6 +146,9 @@ struct Clause {
     z3::expr e;
 };
 
+// same_state, one named equality per component (a failing one names what differs).
+std::vector<Clause> same_fields(const St& a, const St& b);
+
 // A check of the ruled order: `ok` when it holds, else `status` (the first failing one wins).
 struct Check {
     std::string rule;
@@ -163,10 +170,15 @@ struct Transition {
     std::optional<z3::expr> sent;   // balloon: (b,d,s) -> Bool, the invalidations it emitted
     std::optional<z3::expr> frame;  // balloon: the frame that left the P2M
     z3::expr_vector args;           // the operation's arguments (for printing counterexamples)
-    // The same successor as guarded cases (disjoint, covering): next == the St of the case whose
-    // guard holds. The obligations are proved case by case (smaller queries).
+    // The same successor as guarded cases: next == the St of a case whose guard holds. The
+    // obligations are proved case by case (smaller queries); coverage/T proves that some case
+    // holds under scope and that each case equals next (issue 17), so the cases are T.
     std::vector<std::pair<z3::expr, St>> cases;
     std::optional<z3::expr> out = std::nullopt;  // query_caps: the map_cap bit it returns (Bool)
+    // Free constants of the case guards that stand for a witness of an existential (a case
+    // "another tuple w of E still uses bfn" covers `exists w` for every w): coverage/T
+    // quantifies them existentially ("some case holds for some choice of them").
+    std::vector<z3::expr> case_vars = {};
 };
 
 // Transitions by name: map_foreign_page, unmap_foreign_page, lookup_foreign_page, map_page,

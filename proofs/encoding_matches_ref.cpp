@@ -22,7 +22,9 @@
 #include <random>
 #include <set>
 #include <sstream>
+#include <stdexcept>
 #include <tuple>
+#include <variant>
 
 #include "proofs/encoding.h"
 #include "proofs/explore.h"
@@ -31,6 +33,7 @@
 #include "spec/ghost.h"
 #include "spec/hypervisor.h"
 #include "spec/ops.h"
+#include "trace/trace.h"
 
 namespace proofs {
 
@@ -639,13 +642,43 @@ struct RefStep {
     Flags caps{};
     State ref_post;
 };
-RefStep ref_step(const Ext& pre, const Sample& smp) {
+// Planted bugs of ref (ref_mutant_names): ref's successor `post` of `smp` from `pre` (status
+// `st`) as the buggy ref would leave it.
+State planted_ref(const std::string& mutant, const State& pre, const Sample& smp, unsigned st,
+                  State post) {
+    if (mutant.empty()) return post;
+    if (mutant == "unmap_keeps_foreign_entry") {
+        // R5 broken: the foreign entry stays after its last tuple went.
+        if (smp.op != "unmap_foreign_page" || st != 0) return post;
+        const Domain* was = pre.domain(smp.c);
+        Domain* now = post.domains.contains(smp.c) ? &post.domains.at(smp.c) : nullptr;
+        if (was == nullptr || now == nullptr) return post;
+        const auto it = was->iommu.find(smp.bfn);
+        if (it != was->iommu.end() && it->second.kind == EntryKind::foreign &&
+            !now->iommu.contains(smp.bfn))
+            now->iommu[smp.bfn] = it->second;
+        return post;
+    }
+    if (mutant == "ring_full_drop") {
+        // R7 broken: what goes to the synchronous channel (the ring is full) is dropped.
+        if (smp.op != "balloon") return post;
+        for (auto& [key, srv] : post.servers)
+            if (const IoServer* was = pre.server(key.first, key.second);
+                was != nullptr && srv.sync.size() > was->sync.size())
+                srv.sync.resize(was->sync.size());
+        return post;
+    }
+    throw std::invalid_argument("no ref mutant named " + mutant);
+}
+
+RefStep ref_step(const Ext& pre, const Sample& smp, const std::string& mutant = "") {
     ref::Hypervisor hv(pre.s);
     Flags caps;
     std::vector<OpResult> results;
     const unsigned st = run_ref(hv, smp, &caps, &results);
-    RefStep r{pre, st, caps, hv.state()};
-    r.post.s = hv.state();
+    const State rp = planted_ref(mutant, pre.s, smp, st, hv.state());
+    RefStep r{pre, st, caps, rp};
+    r.post.s = rp;
     std::optional<Mfn> ballooned;
     if (smp.op == "balloon")
         if (const auto m = pre.s.p2m(smp.c, smp.gfn); m && pre.s.frame(*m).state != FrameState::xen)
@@ -653,7 +686,7 @@ RefStep ref_step(const Ext& pre, const Sample& smp) {
     if (smp.op == "unmap_foreign_page" || smp.op == "unmap_page" || smp.op == "balloon") {
         for (const auto& [m, f] : pre.s.frames) {
             if (f.state != FrameState::owned) continue;
-            const Frame after = hv.state().frame(m);
+            const Frame after = rp.frame(m);
             const std::uint32_t alloc_drop = ballooned == m ? 1 : 0;
             const std::uint32_t deferred = f.count - alloc_drop - after.count;
             if (deferred == 0) continue;
@@ -668,7 +701,7 @@ RefStep ref_step(const Ext& pre, const Sample& smp) {
             }
         }
     }
-    if (!results.empty()) record_handed(r.post.h, &pre.s, hv.state(), smp.c, results);
+    if (!results.empty()) record_handed(r.post.h, &pre.s, rp, smp.c, results);
     return r;
 }
 
@@ -797,7 +830,8 @@ std::vector<Step> destroy_steps(const Ext& pre, DomId d) {
 
 // The chain of encoded steps that ref's operation `smp` amounts to from `pre`; `ref_post`
 // gets ref's own post-state (the chain must end there), `status` ref's status.
-std::vector<Step> chain_of(const Ext& pre, const Sample& smp, State& ref_post, unsigned& status) {
+std::vector<Step> chain_of(const Ext& pre, const Sample& smp, State& ref_post, unsigned& status,
+                           const std::string& ref_mutant = "") {
     if (smp.op == "destroy") {
         ref::Hypervisor hv(pre.s);
         hv.destroy(smp.c);
@@ -805,7 +839,7 @@ std::vector<Step> chain_of(const Ext& pre, const Sample& smp, State& ref_post, u
         status = 0;
         return destroy_steps(pre, smp.c);
     }
-    const RefStep r = ref_step(pre, smp);
+    const RefStep r = ref_step(pre, smp, ref_mutant);
     ref_post = r.ref_post;
     status = r.status;
     std::vector<Step> out{{smp, pre, r.post, r.status, r.caps}};
@@ -836,10 +870,13 @@ struct Concrete {
     St s;
     z3::solver sv;
 };
-Concrete concrete_solver(const Sorts& so, const Ext& st, unsigned timeout_ms) {
+// `timeout_ms` 0: none; `rlimit` 0: none (an obligation, non-vacuity, uses the rlimit only, so
+// that its verdict does not depend on the machine's load).
+Concrete concrete_solver(const Sorts& so, const Ext& st, unsigned timeout_ms, unsigned rlimit = 0) {
     Concrete out{encode_state(so, st), z3::tactic(so.ctx, "smt").mk_solver()};
     z3::params p(so.ctx);
-    p.set("timeout", timeout_ms);
+    if (timeout_ms != 0) p.set("timeout", timeout_ms);
+    if (rlimit != 0) p.set("rlimit", rlimit);
     out.sv.set(p);
     return out;
 }
@@ -874,7 +911,9 @@ void fix_args(z3::solver& sv, const Enc& e, const Transition& t, const Sample& s
 // The encoded transition of step `sp` on its pre-state with its arguments; compares status and
 // every successor component with the step's post-state (`caps`: what ref's query_caps
 // returned). Returns "" on agreement, else what differs.
-std::string compare(const Step& sp, const Options& opt) {
+// `hit` (if given) gets the indices of the transition's cases whose guard holds on the sample
+// (the guards' witness constants chosen by the solver: some case must hold, coverage/T).
+std::string compare(const Step& sp, const Options& opt, std::vector<std::size_t>* hit = nullptr) {
     const Ext& pre = sp.pre;
     const Ext& post = sp.post;
     const Sample& smp = sp.smp;
@@ -894,6 +933,7 @@ std::string compare(const Step& sp, const Options& opt) {
     // Measured: with the checks in the successor's ite, 5 of 43 chains' finish came back
     // unknown (incomplete quantifiers), whichever check was left out.
     const bool finish = smp.op == "destroy_finish";
+    std::vector<expr> guards;  // conf.caseK == case K's guard
     if (finish) {
         auto [s2, sv2] = concrete_solver(so, pre, opt.timeout_ms);
         const Transition t2 = make_transition(so, s2, smp.op, Mutant::none);
@@ -904,8 +944,21 @@ std::string compare(const Step& sp, const Options& opt) {
             return r2 == z3::sat ? "  destroy_finish's checks fail at the end of the chain\n"
                                  : "solver: unknown (" + sv2.reason_unknown() + ")";
         sv.add(okv && stv == 0);
+        if (hit != nullptr) hit->push_back(0);
     } else {
         sv.add(okv == t.ok && stv == t.status);
+        if (hit != nullptr) {
+            // Named, so that the solver decides each guard's quantifiers (a model's evaluation
+            // of a quantifier is not reliable).
+            expr any = c.bool_val(false);
+            for (std::size_t k = 0; k < t.cases.size(); ++k) {
+                const expr hk = c.bool_const(("conf.case" + std::to_string(k)).c_str());
+                sv.add(hk == t.cases[k].first);
+                guards.push_back(hk);
+                any = any || hk;
+            }
+            sv.add(any);
+        }
     }
     struct Read {
         std::string what;
@@ -1026,12 +1079,45 @@ std::string compare(const Step& sp, const Options& opt) {
         if (it != post.h.end()) read(w + " mfn", n.hm[e.key(k)], e.a(it->second.v));
     }
     read("fault", n.fault, e.cnt(post.s.fault_iommu_map));
+    // A balloon's invalidations (R7, INV-INVALIDATE): the encoded `sent` set against the
+    // requests ref queued, per server, on the ring or the synchronous channel.
+    std::string dup;
+    if (t.sent && smp.op == "balloon") {
+        std::set<std::tuple<std::uint64_t, DomId, IoServId>> queued, points;
+        for (const auto& [key, srv] : post.s.servers) {
+            const IoServer* was = pre.s.server(key.first, key.second);
+            for (const bool ring : {true, false}) {
+                const auto& q = ring ? srv.buffered : srv.sync;
+                const std::size_t before =
+                    was == nullptr ? 0 : (ring ? was->buffered.size() : was->sync.size());
+                for (std::size_t j = before; j < q.size(); ++j) {
+                    const auto x = std::make_tuple(q[j].bfn.v, key.first, key.second);
+                    if (!queued.insert(x).second)
+                        dup += "  invalidation bfn=" + std::to_string(q[j].bfn.v) +
+                               " queued twice for server " + std::to_string(key.first.v) +
+                               " id=" + std::to_string(key.second.v) + "\n";
+                    points.insert(x);
+                }
+            }
+        }
+        for (const auto& [m, ts] : pre.s.m2b)
+            for (const auto& [tp, info] : ts) points.insert({tp.bfn.v, tp.domid, tp.ioserver});
+        for (const auto& [b, d, i] : points)
+            read("invalidation bfn=" + std::to_string(b) + " to server " + std::to_string(d.v) +
+                     " id=" + std::to_string(i.v),
+                 z3::select(*t.sent, z3::concat(e.a(b), z3::concat(e.d(d), e.s(i)))),
+                 c.bool_val(queued.contains({b, d, i})));
+    }
     const z3::check_result r = sv.check();
     if (r != z3::sat)
         return std::string("solver: ") + (r == z3::unsat ? "unsat (scope excludes the sample)"
                                                          : "unknown (" + sv.reason_unknown() + ")");
     const z3::model mdl = sv.get_model();
     std::ostringstream diff;
+    diff << dup;
+    if (hit != nullptr && !finish)
+        for (std::size_t k = 0; k < guards.size(); ++k)
+            if (mdl.eval(guards[k], true).is_true()) hit->push_back(k);
     const unsigned zst = static_cast<unsigned>(mdl.eval(stv, true).get_numeral_uint64());
     if (zst != sp.status) diff << "  status: ref " << sp.status << ", encoding " << zst << "\n";
 
@@ -1252,6 +1338,242 @@ BmcResult bmc(std::uint64_t seed, unsigned depth, std::size_t worlds, const Opti
     return res;
 }
 
+namespace {
+
+// The explorer's statement as a conformance sample (nullopt: outside the encoding: a batch,
+// an order > 0 call).
+std::optional<Sample> sample_of(const trace::Stmt& st) {
+    Sample smp;
+    if (const auto* b = std::get_if<trace::BalloonStmt>(&st)) {
+        smp.op = "balloon", smp.c = b->d, smp.gfn = b->gfn;
+        return smp;
+    }
+    if (const auto* p = std::get_if<trace::PopulateStmt>(&st)) {
+        smp.op = "populate", smp.c = p->d, smp.gfn = p->gfn;
+        return smp;
+    }
+    if (const auto* d = std::get_if<trace::DestroyStmt>(&st)) {
+        smp.op = "destroy", smp.c = d->d;
+        return smp;
+    }
+    if (const auto* dr = std::get_if<trace::DrainStmt>(&st)) {
+        smp.op = "drain", smp.c = dr->target, smp.ioserver = dr->id;
+        return smp;
+    }
+    const auto* call = std::get_if<trace::CallStmt>(&st);
+    if (call == nullptr || call->ops.size() != 1) return std::nullopt;
+    smp.c = call->caller;
+    bool order0 = true;
+    std::visit(
+        [&](const auto& op) {
+            using T = std::decay_t<decltype(op)>;
+            if constexpr (std::is_same_v<T, QueryCaps>) {
+                smp.op = "query_caps";
+            } else if constexpr (std::is_same_v<T, UnknownOp>) {
+                order0 = false;  // R1's -EOPNOTSUPP: no encoded transition
+            } else {
+                smp.flags = op.flags;
+                order0 = (op.flags.raw >> 10) == 0;
+                smp.bfn = op.bfn;
+                if constexpr (std::is_same_v<T, MapPage>) {
+                    smp.op = "map_page", smp.gfn = op.gfn;
+                } else if constexpr (std::is_same_v<T, UnmapPage>) {
+                    smp.op = "unmap_page";
+                } else if constexpr (std::is_same_v<T, MapForeignPage>) {
+                    smp.op = "map_foreign_page", smp.gfn = op.gfn, smp.domid = op.domid,
+                    smp.ioserver = op.ioserver;
+                } else if constexpr (std::is_same_v<T, UnmapForeignPage>) {
+                    smp.op = "unmap_foreign_page", smp.domid = op.domid, smp.ioserver = op.ioserver;
+                } else {
+                    smp.op = "lookup_foreign_page", smp.gfn = op.gfn, smp.domid = op.domid,
+                    smp.ioserver = op.ioserver, smp.bfn_invalid = op.bfn == kBfnInvalid;
+                }
+            }
+        },
+        call->ops.front());
+    if (!order0) return std::nullopt;
+    return smp;
+}
+
+// What an edge changed, coarsely (counts of each kind of fact before and after): edges with
+// the same statement kind, status and change take the same path through ref and the encoding
+// far more often than not, so a few of each bucket reach every case cheaply.
+std::string change_signature(const State& a, const State& b) {
+    auto counts = [](const State& s) {
+        std::vector<long> v(16, 0);
+        for (const auto& [m, f] : s.frames) {
+            ++v[static_cast<std::size_t>(f.state)];
+            v[3] += f.count;
+            v[4] += f.allocated;
+        }
+        for (const auto& [m, ts] : s.m2b)
+            for (const auto& [t, info] : ts) {
+                ++v[5];
+                v[6] += info.orphan + 10L * info.swap;
+            }
+        for (const auto& [d, dom] : s.domains) {
+            ++v[7];
+            v[8] += static_cast<long>(dom.p2m.size());
+            v[9] += static_cast<long>(dom.removed_identity.size());
+            for (const auto& [bf, en] : dom.iommu) ++v[10 + static_cast<std::size_t>(en.kind) % 4];
+        }
+        for (const auto& [k, srv] : s.servers) {
+            v[14] += static_cast<long>(srv.buffered.size());
+            v[15] += static_cast<long>(srv.sync.size()) * 100 + 1;
+        }
+        v[3] += 1000L * s.fault_iommu_map;
+        return v;
+    };
+    const auto x = counts(a), y = counts(b);
+    std::string out;
+    for (std::size_t i = 0; i < x.size(); ++i) out += std::to_string(y[i] - x[i]) + ",";
+    return out;
+}
+
+}  // namespace
+
+std::vector<std::string> edge_conformance_worlds() { return {"xengt", "stubdom", "inclusive"}; }
+
+std::map<std::string, std::map<std::size_t, std::string>> unreached_cases() {
+    const std::string chain = "a failing step: ref's chains only take this step where it acts";
+    return {
+        {"destroy_begin", {{1, chain}}},
+        {"destroy_drop_local", {{1, chain}}},
+        {"destroy_finish", {{1, chain}}},
+        {"put", {{2, chain}}},
+        {"tlb_fill", {{1, chain}}},
+        {"destroy_drop_tuple",
+         {{1,
+           "a class-1 tuple whose emulator has no foreign entry at its bfn: AUX-SWAP says none "
+           "exists"},
+          {7, chain}}},
+        {"unmap_foreign_page",
+         {{1,
+           "a class-1 tuple whose emulator has no foreign entry at its bfn: AUX-SWAP says none "
+           "exists"},
+          {7,
+           "a scratch entry at a bfn that another tuple of C claims: a bfn turns scratch only "
+           "when no tuple of C uses it, and a scratch bfn is never claimed again (R3 -EEXIST; "
+           "a lookup registers only on the 1:1 map or without an IOMMU)"}}},
+    };
+}
+
+std::map<std::string, std::size_t> case_counts() {
+    std::map<std::string, std::size_t> out;
+    z3::context c;
+    Sorts so(c, conf_widths());
+    const St s = fresh_state(so, "");
+    for (const std::string& n : transition_names())
+        out[n] = make_transition(so, s, n, Mutant::none).cases.size();
+    return out;
+}
+
+EdgeConformanceResult conformance_on_edges(const std::string& world, unsigned depth,
+                                           std::size_t per_bucket, const std::string& ref_mutant,
+                                           const Options& opt) {
+    EdgeConformanceResult res;
+    res.world = world;
+    res.depth = depth;
+    const auto t0 = std::chrono::steady_clock::now();
+    struct Pick {
+        State pre;
+        Handed h;
+        Sample smp;
+    };
+    std::vector<Pick> picks;
+    std::map<std::string, std::size_t> bucket;
+    ExploreOptions eo;
+    eo.depth = depth;
+    eo.z3_every = 0;
+    eo.on_edge = [&](const Edge& e) {
+        ++res.edges;
+        const std::optional<Sample> smp = sample_of(e.stmt);
+        const int st = e.statuses.empty() ? 0 : e.statuses.front();
+        // D20's quotas are not encoded (-ENOMEM), nor order > 0.
+        if (!smp || st == -PV_IOMMU_ENOMEM) {
+            ++res.skipped;
+            return;
+        }
+        const std::string key =
+            smp->op + "/" + std::to_string(st) + "/" + change_signature(e.pre, e.post);
+        if (bucket[key]++ < per_bucket) picks.push_back({e.pre, e.h, *smp});
+    };
+    const ExploreResult er = explore(world, eo);
+    res.buckets = bucket.size();
+    for (std::size_t k = 0; k < picks.size(); ++k) {
+        const Pick& p = picks[k];
+        // Every other pick with every translation cached (R11's flushes then clear some).
+        const Ext cur = ext_of(p.pre, p.h, k % 2 == 1);
+        State ref_post;
+        unsigned st = 0;
+        const std::vector<Step> chain = chain_of(cur, p.smp, ref_post, st, ref_mutant);
+        std::string d;
+        for (const Step& sp : chain) {
+            std::vector<std::size_t> hit;
+            const std::string dd = compare(sp, opt, &hit);
+            ++res.steps;
+            for (std::size_t h : hit) res.cases_hit[sp.smp.op].insert(h);
+            if (dd.rfind("solver: unknown", 0) == 0) res.unknown = true;
+            if (!dd.empty())
+                d += chain.size() == 1 ? dd : "  step " + sample_text(sp.smp) + ":\n" + dd;
+        }
+        const Ext& end = chain.back().post;
+        if (!(end.s == ref_post) || !end.pend.empty() || !end.await.empty())
+            d += "  the chain of steps ends elsewhere than ref:\n" + ext_text(end) +
+                 "  ref's post-state:\n" + dump(ref_post);
+        // R11: a device caches a translation (on the picks with nothing cached yet).
+        if (k % 2 == 0) {
+            for (const auto& [dd, dom] : p.pre.domains) {
+                if (!p.pre.usable(dd)) continue;
+                for (const auto& [b, en] : dom.iommu) {
+                    if (en.kind != EntryKind::local && en.kind != EntryKind::foreign) continue;
+                    Sample fill = event("tlb_fill", dd);
+                    fill.bfn = b;
+                    std::vector<std::size_t> hit;
+                    const std::string df =
+                        compare(Step{fill, cur, ext_fill(cur, dd, b)}, opt, &hit);
+                    ++res.steps;
+                    for (std::size_t h : hit) res.cases_hit["tlb_fill"].insert(h);
+                    if (!df.empty()) d += "  step " + sample_text(fill) + ":\n" + df;
+                    break;
+                }
+                break;
+            }
+        }
+        ++res.compared;
+        if (!d.empty()) {
+            ++res.divergences;
+            if (res.detail.size() < 20000)
+                res.detail += "divergence on " + sample_text(p.smp) + "\n" + d + "  pre-state:\n" +
+                              ext_text(cur) + "\n";
+        }
+    }
+    if (er.violation) res.detail += "the explorer found a violation:\n" + er.trace;
+    res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return res;
+}
+
+std::vector<std::string> ref_mutant_names() {
+    return {"unmap_keeps_foreign_entry", "ring_full_drop"};
+}
+
+MutantResult check_ref_mutant(const std::string& name) {
+    const auto names = ref_mutant_names();
+    if (std::find(names.begin(), names.end(), name) == names.end())
+        throw std::invalid_argument("no ref mutant named " + name);
+    Options o;
+    o.timeout_ms = 20000u;
+    // xengt: a one-request ring (the second invalidation of a balloon goes synchronous), an
+    // emulator that maps and unmaps foreign pages. Depth 3 reaches both rows.
+    const EdgeConformanceResult r = conformance_on_edges("xengt", 3, 1, name, o);
+    MutantResult m{"ref:" + name, "conformance on the explicit BMC's edges (world xengt, depth 3)",
+                   "CONFORMANCE", r.divergences > 0 && !r.unknown,
+                   r.seconds,     ""};
+    m.detail = std::to_string(r.divergences) + " divergences in " + std::to_string(r.compared) +
+               " edges compared\n" + r.detail.substr(0, 1500);
+    return m;
+}
+
 std::string encoded_invariants_on(const State& st, const Handed& h, const Options& opt) {
     z3::context c;
     Sorts so(c, conf_widths());
@@ -1357,7 +1679,7 @@ Result non_vacuity_by_witness(const std::string& what, const Options& opt) {
         Sorts so(c, conf_widths());
         Enc e{c, so};
         auto [s, sv] =
-            concrete_solver(so, found ? found->pre : cur, std::max(opt.timeout_ms, 20000u));
+            concrete_solver(so, found ? found->pre : cur, opt.obligation_timeout_ms, opt.rlimit);
         for (const Clause& cl : all_invariants(so, s)) sv.add(cl.e);
         std::optional<Transition> t;
         if (what == "init") {
@@ -1370,6 +1692,11 @@ Result non_vacuity_by_witness(const std::string& what, const Options& opt) {
         }
         const z3::check_result r = sv.check();
         ++res.queries;
+        {
+            const z3::stats stt = sv.statistics();
+            for (unsigned i = 0; i < stt.size(); ++i)
+                if (stt.key(i) == "rlimit count" && stt.is_uint(i)) res.rlimit = stt.uint_value(i);
+        }
         if (r != z3::sat) {
             res.pass = false;
             res.result = r == z3::unsat ? "failed" : "unknown";
