@@ -1,10 +1,12 @@
 #include "cli/bench_cmd.h"
 
 #include <algorithm>
+#include <cstdio>
 #include <iomanip>
 #include <ostream>
 #include <sstream>
 
+#include "cli/diff_cmd.h"
 #include "proofs/prove.h"
 #include "props/parallel.h"
 #include "props/sequential.h"
@@ -36,7 +38,15 @@ void row(std::ostream& out, const std::string& what, std::uint64_t n, const char
 }  // namespace
 
 int run_bench_command(const bench::BenchOptions& opt, std::ostream& out) {
+    // Which phase runs, on stderr when it is a terminal (the tables themselves go to out, a line
+    // at a time).
+    const bool tty = Progress("", 0).shown();
+    const auto phase = [tty](const char* what) {
+        if (tty) std::fprintf(stderr, "bench: %s...\n", what);
+    };
+    phase("workloads W1-W4 on impl and its peers (minutes)");
     int rc = bench::run_bench(opt, out);
+    phase("verification tools: property suites, then proofs");
     const ToolBudget b = tool_budget(opt);
     out << "\nVerification tools (same run, seed " << opt.seed << "):\n";
 
@@ -77,7 +87,9 @@ int run_bench_command(const bench::BenchOptions& opt, std::ostream& out) {
     std::size_t proved = 0;
     std::string slowest;
     double slowest_s = -1;
-    for (const auto& name : proofs::obligation_names()) {
+    const auto names = proofs::obligation_names();
+    Progress progress("bench: proof obligations", names.size());
+    for (const auto& name : names) {
         const proofs::Result r = proofs::check_obligation(name, prove_opt);
         secs.push_back(r.seconds);
         total += r.seconds;
@@ -89,6 +101,7 @@ int run_bench_command(const bench::BenchOptions& opt, std::ostream& out) {
         out << "    prove " << std::left << std::setw(46) << name << std::right << std::fixed
             << std::setprecision(3) << std::setw(9) << r.seconds << " s"
             << (r.pass ? "" : "  NOT PROVED") << '\n';
+        progress.update(secs.size());
     }
     std::sort(secs.begin(), secs.end());
     const double median = secs.empty() ? 0 : secs[secs.size() / 2];

@@ -1,5 +1,5 @@
 // cli/bench_cmd.h: `pviommu bench`: impl against its peers (bench/bench.h), then, in the same
-// command, the throughput of the verification tools themselves (issue 6 item 5), so that a
+// command, the throughput of the verification tools themselves, so that a
 // regression in the property suites or the proofs shows up next to the data-path figures.
 #pragma once
 

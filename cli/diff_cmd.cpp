@@ -1,6 +1,9 @@
 #include "cli/diff_cmd.h"
 
+#include <unistd.h>
+
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
 #include <fstream>
 #include <ostream>
@@ -37,19 +40,40 @@ std::string outcome_text(const std::string& outcome, bool fatal) {
 
 }  // namespace
 
+Progress::Progress(std::string what, std::size_t total)
+    : what_(std::move(what)),
+      total_(total),
+      tty_(isatty(STDERR_FILENO) != 0),
+      start_(std::chrono::steady_clock::now()),
+      last_(start_) {}
+
+Progress::~Progress() {
+    if (drawn_) std::fprintf(stderr, "\r\033[K");
+}
+
+void Progress::update(std::size_t done) {
+    if (!tty_) return;
+    const auto now = std::chrono::steady_clock::now();
+    if (done < total_ && now - last_ < std::chrono::milliseconds(200)) return;
+    last_ = now;
+    const double secs = std::chrono::duration<double>(now - start_).count();
+    const double rate = secs > 0 ? static_cast<double>(done) / secs : 0;
+    const double eta = rate > 0 ? static_cast<double>(total_ - std::min(done, total_)) / rate : 0;
+    std::fprintf(stderr, "\r\033[K%s: %zu/%zu (%.1f/s, ETA %.0f s)", what_.c_str(), done, total_,
+                 rate, eta);
+    std::fflush(stderr);
+    drawn_ = true;
+}
+
 std::vector<FileDiff> diff_files(const std::vector<std::string>& files, const Models& m) {
-    std::vector<FileDiff> malformed;
-    std::vector<trace::Trace> traces;
+    std::vector<FileDiff> out;
     for (const auto& f : files) {
         auto parsed = trace::parse_file(f);
-        if (auto* err = std::get_if<trace::ParseError>(&parsed))
-            malformed.push_back({f, kExitMalformed, err->text(), std::nullopt});
-        else
-            traces.push_back(std::move(std::get<trace::Trace>(parsed)));
-    }
-    if (!malformed.empty()) return malformed;
-    std::vector<FileDiff> out;
-    for (const auto& t : traces) {
+        if (auto* err = std::get_if<trace::ParseError>(&parsed)) {
+            out.push_back({err->file, kExitMalformed, err->text(), std::nullopt});
+            continue;
+        }
+        const trace::Trace& t = std::get<trace::Trace>(parsed);
         FileDiff r{t.file, 0, {}, trace::diff(t, m.a, m.b)};
         r.exit_code = r.result->diverged() ? 1 : 0;
         out.push_back(std::move(r));
@@ -115,6 +139,7 @@ CampaignResult run_campaign(const Campaign& c, const Models& m) {
         const trace::DiffResult d = trace::diff(t, m.a, m.b);
         ++r.traces_run;
         r.statements += d.statements;
+        if (c.progress) c.progress(r.traces_run);
         if (d.diverged()) {
             r.bad_seed = seed;
             r.original_statements = t.statements.size();
@@ -190,7 +215,8 @@ void print_campaign(const Campaign& c, const CampaignResult& r, const Models& m,
 }
 
 json to_json(const Campaign& c, const CampaignResult& r, const Models& m) {
-    json j{{"seed", c.seed},
+    json j{{"version", kVersion},
+           {"seed", c.seed},
            {"traces", c.traces},
            {"steps", c.steps},
            {"model_a", m.name_a},

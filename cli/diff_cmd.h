@@ -1,10 +1,13 @@
 // cli/diff_cmd.h: `pviommu diff` and the diff phases of `pviommu verify`: traces (files or
 // random) run on two models through trace::diff. Exit status: 0 the models agree everywhere,
-// 1 a divergence (or a random trace that fails on both), 2 malformed input (nothing runs).
+// 1 a divergence (or a random trace that fails on both), 2 malformed input (that file does not
+// run; the others do).
 #pragma once
 
+#include <chrono>
 #include <cstddef>
 #include <cstdint>
+#include <functional>
 #include <iosfwd>
 #include <nlohmann/json.hpp>
 #include <optional>
@@ -14,6 +17,29 @@
 #include "trace/diff.h"
 
 namespace cli {
+
+// The version `pviommu --version` prints and every JSON output carries ("version").
+inline constexpr const char* kVersion = PVIOMMU_VERSION;
+
+// Progress of a long run on stderr, only when stderr is a terminal (a pipe or a log gets
+// nothing): `\rWHAT: DONE/TOTAL (RATE/s, ETA Ns)`, at most 5 times a second; the line is
+// cleared when it goes out of scope.
+class Progress {
+public:
+    Progress(std::string what, std::size_t total);
+    ~Progress();
+    Progress(const Progress&) = delete;
+    Progress& operator=(const Progress&) = delete;
+    void update(std::size_t done);
+    [[nodiscard]] bool shown() const { return tty_; }
+
+private:
+    std::string what_;
+    std::size_t total_;
+    bool tty_;
+    bool drawn_ = false;
+    std::chrono::steady_clock::time_point start_, last_;
+};
 
 // The two models a diff compares; both factories non-null.
 struct Models {
@@ -28,7 +54,8 @@ struct FileDiff {
     std::optional<trace::DiffResult> result;  // absent if malformed
 };
 
-// Parses every file first (if any is malformed, nothing runs), then diffs each.
+// Diffs each file in order; a malformed or unreadable one gets its error (exit 2) and the others
+// still run.
 [[nodiscard]] std::vector<FileDiff> diff_files(const std::vector<std::string>& files,
                                                const Models& m);
 
@@ -46,6 +73,7 @@ struct Campaign {
     std::size_t traces = 200;
     std::size_t steps = 100;
     std::optional<std::string> out_dir;
+    std::function<void(std::size_t traces_done)> progress;  // after each trace, if set
 };
 
 struct CampaignResult {

@@ -4,7 +4,9 @@
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <chrono>
+#include <cstdio>
 #include <filesystem>
+#include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
 #include <random>
@@ -26,6 +28,34 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr int kExitMalformed = 2;
+
+// A model for `run`: ref offers its live state (no snapshot per statement) and, for --explain,
+// the row that decided each op's status.
+struct RunModel {
+    std::unique_ptr<spec::Hypervisor> hv;
+    trace::ModelHooks hooks;
+};
+RunModel make_run_model(const std::string& name, const spec::Host& host, bool explain) {
+    if (name != "ref") return {impl::make(host), {}};
+    auto r = std::make_unique<ref::Hypervisor>(host);
+    trace::ModelHooks hooks;
+    hooks.live = &r->state();
+    if (explain) {
+        r->record_rulings(true);
+        hooks.take_rulings = [p = r.get()]() {
+            std::vector<std::string> out;
+            for (const auto& w : p->take_rulings()) {
+                std::string s(spec::status_name(w.status));
+                s += ": " + std::string(w.subop);
+                if (w.row != 0) s += " row " + std::to_string(w.row);
+                s += ", " + std::string(w.why);
+                out.push_back(std::move(s));
+            }
+            return out;
+        };
+    }
+    return {std::move(r), std::move(hooks)};
+}
 
 trace::ModelFactory model_factory(const std::string& name) {
     if (name == "ref") return [](const spec::Host& h) { return ref::make(h); };
@@ -54,27 +84,23 @@ struct FileResult {
     std::string error;  // parse error text, if malformed
 };
 
-// Parses every file first: if any is malformed, nothing runs (TRACE-FORMAT).
+// Every file is reported, in the order given: a malformed or unreadable one gets its
+// `FILE:LINE: message` on stderr (exit 2 overall) and the others still run (trace format
+// section 6).
 std::vector<FileResult> run_files(const std::vector<std::string>& files, const std::string& model,
-                                  const trace::RunOptions& opt, std::ostream& out, bool quiet) {
+                                  trace::RunOptions opt, std::ostream& out, bool quiet) {
     std::vector<FileResult> results;
-    std::vector<trace::Trace> traces;
-    bool malformed = false;
     for (const auto& f : files) {
         auto parsed = trace::parse_file(f);
         if (auto* err = std::get_if<trace::ParseError>(&parsed)) {
-            results.push_back({f, kExitMalformed, {}, err->text()});
+            results.push_back({err->file, kExitMalformed, {}, err->text()});
             std::cerr << err->text() << "\n";
-            malformed = true;
-        } else {
-            traces.push_back(std::move(std::get<trace::Trace>(parsed)));
+            continue;
         }
-    }
-    if (malformed) return results;
-    const auto factory = model_factory(model);
-    for (const auto& t : traces) {
-        auto hv = factory(t.host);
-        FileResult r{t.file, 0, trace::run(t, *hv, opt, out), {}};
+        const trace::Trace& t = std::get<trace::Trace>(parsed);
+        RunModel m = make_run_model(model, t.host, opt.explain);
+        opt.hooks = m.hooks;
+        FileResult r{t.file, 0, trace::run(t, *m.hv, opt, out), {}};
         r.exit_code = r.summary.exit_code();
         if (!quiet)
             out << t.file << ": " << r.summary.statements << " statements, " << r.summary.calls
@@ -103,6 +129,7 @@ json to_json(const std::vector<FileResult>& rs) {
             j["passed"] = r.summary.passed;
             j["failed"] = r.summary.failed;
             j["stopped"] = r.summary.fatal;
+            j["failures"] = r.summary.failures;
         }
         arr.push_back(j);
     }
@@ -118,27 +145,71 @@ std::vector<std::string> example_files(const std::string& dir) {
     return files;
 }
 
+// `pviommu help`: the commands, one line each.
+std::string command_list(CLI::App& app) {
+    std::ostringstream os;
+    os << app.get_description() << "\n\nUsage: pviommu COMMAND [OPTIONS] [ARGS]\n\nCommands:\n";
+    for (const CLI::App* c : app.get_subcommands([](const CLI::App*) { return true; }))
+        os << "  " << std::left << std::setw(8) << c->get_name() << c->get_description() << "\n";
+    os << "\nOptions:\n  --version  print the version and exit\n\n"
+          "`pviommu help COMMAND` or `pviommu COMMAND --help` shows a command's options.\n"
+          "Exit status: 0 pass, 1 a check failed, 2 malformed input or usage.\n";
+    return os.str();
+}
+
 }  // namespace
 
 int main(int argc, char** argv) {
+    // Line-buffered stdout, also into a pipe or a file: a long run shows each line as it comes.
+    std::setvbuf(stdout, nullptr, _IOLBF, 0);
+    // `--dump=FILTER` is `--dump` with a filter; plain `--dump` takes no value, so that
+    // `--dump FILE` never swallows a file name.
+    std::vector<std::string> args(argv, argv + argc);
+    for (std::size_t i = 1; i < args.size(); ++i)
+        if (args[i].rfind("--dump=", 0) == 0) {
+            const std::string value = args[i].substr(7);
+            args[i] = "--dump";
+            args.insert(args.begin() + static_cast<std::ptrdiff_t>(i) + 1,
+                        "--dump-filter=" + value);
+            ++i;
+        }
+    std::vector<char*> argv2;
+    for (auto& a : args) argv2.push_back(a.data());
+
     CLI::App app{
         "pviommu: an executable, checked model of the Xen PV IOMMU interface (M2B and "
         "frame reference counting)"};
     app.require_subcommand(0, 1);
+    app.set_version_flag("--version",
+                         std::string("pviommu ") + cli::kVersion + " (trace format version 2)");
 
     // run
     auto* run = app.add_subcommand(
         "run", "Run trace files; exit 0 all expectations hold, 1 one failed, 2 malformed input");
     std::vector<std::string> files;
     std::string model = "ref";
-    bool verbose = false, dump = false, run_json = false;
-    run->add_option("FILE", files, "Trace files (TRACE-FORMAT)")->required();
+    bool verbose = false, dump = false, run_json = false, explain = false;
+    std::string dump_filter, check = "every";
+    run->add_option("FILE", files, "Trace files (spec/trace-format.md); - reads standard input")
+        ->required();
     run->add_option("--model", model,
                     "Model to run on: ref (the reference model) or impl (lock-free)")
         ->check(CLI::IsMember({"ref", "impl"}));
     run->add_flag("-v,--verbose", verbose, "Print one line per statement with its outcome");
-    run->add_flag("--dump", dump, "Print the canonical state dump after each trace");
-    run->add_flag("--json", run_json, "Print the per-file summary as JSON");
+    run->add_flag("--dump", dump,
+                  "Print the canonical state dump after each trace; --dump=FILTER only the lines "
+                  "that name domain D (dom=D) and/or a frame in a range (mfn=M, mfn=LO-HI), "
+                  "comma-separated; FILTER also narrows --explain");
+    run->add_option("--dump-filter", dump_filter)->group("");
+    run->add_flag("--explain", explain,
+                  "After every statement: its outcome, for each op the check row that decided its "
+                  "status (ref), and the state change (+ new, - gone, ~ changed dump lines)");
+    run->add_option("--check", check,
+                    "When to check every state invariant: every (after each statement, the "
+                    "default), end (once, after the last), none")
+        ->check(CLI::IsMember({"every", "end", "none"}));
+    run->add_flag("--json", run_json,
+                  "Print the results as one JSON object (failures included) instead of text");
 
     // verify
     auto* verify = app.add_subcommand(
@@ -164,7 +235,8 @@ int main(int argc, char** argv) {
     std::uint64_t seed = 0;
     std::string out_dir = ".", against = "impl";
     bool diff_json = false;
-    auto* diff_files_opt = diff->add_option("FILE", diff_files, "Trace files (TRACE-FORMAT)");
+    auto* diff_files_opt = diff->add_option(
+        "FILE", diff_files, "Trace files (spec/trace-format.md); - reads standard input");
     auto* random_opt =
         diff->add_option("--random", random_traces,
                          "Diff N random traces (seeds S, S+1, ...); shrink the first "
@@ -218,7 +290,7 @@ int main(int argc, char** argv) {
     help->add_option("SUBCOMMAND", help_on, "Subcommand");
 
     try {
-        app.parse(argc, argv);
+        app.parse(static_cast<int>(argv2.size()), argv2.data());
     } catch (const CLI::ParseError& e) {
         const int rc = app.exit(e);
         return rc == 0 ? 0 : kExitMalformed;
@@ -229,11 +301,11 @@ int main(int argc, char** argv) {
             try {
                 std::cout << app.get_subcommand(help_on)->help();
             } catch (const CLI::OptionNotFound&) {
-                std::cerr << "pviommu: no subcommand '" << help_on << "'\n";
+                std::cerr << "pviommu: no command '" << help_on << "' (pviommu help lists them)\n";
                 return kExitMalformed;
             }
         } else {
-            std::cout << app.help();
+            std::cout << command_list(app);
         }
         return 0;
     }
@@ -243,10 +315,31 @@ int main(int argc, char** argv) {
     if (*prove) return cli::run_prove(prove_args, std::cout);
 
     if (*run) {
-        trace::RunOptions opt{verbose, dump};
-        auto results = run_files(files, model, opt, std::cout, run_json);
-        if (run_json) std::cout << to_json(results).dump(2) << "\n";
-        return worst(results);
+        trace::RunOptions opt;
+        opt.verbose = verbose;
+        opt.dump = dump;
+        opt.explain = explain;
+        opt.check = check == "end"    ? trace::Check::end
+                    : check == "none" ? trace::Check::none
+                                      : trace::Check::every;
+        if (auto err = trace::parse_dump_filter(dump_filter, opt.filter)) {
+            std::cerr << "pviommu run: --dump=" << dump_filter << ": " << *err << "\n";
+            return kExitMalformed;
+        }
+        if (explain && model != "ref")
+            std::cerr << "pviommu run: --explain names check rows only on --model=ref\n";
+        // --json: everything else the run would print stays out of stdout (the failures are in
+        // the JSON), so stdout is exactly one JSON document on every path.
+        std::ostringstream sink;
+        auto results = run_files(files, model, opt, run_json ? sink : std::cout, run_json);
+        const int rc = worst(results);
+        if (run_json)
+            std::cout
+                << json{{"version", cli::kVersion}, {"command", "run"}, {"model", model},
+                        {"check", check},           {"exit", rc},       {"files", to_json(results)}}
+                       .dump(2)
+                << "\n";
+        return rc;
     }
 
     if (*diff) {
@@ -266,6 +359,8 @@ int main(int argc, char** argv) {
                 std::random_device rd;
                 c.seed = (std::uint64_t{rd()} << 32) | rd();
             }
+            cli::Progress progress("diff --random: traces", c.traces);
+            c.progress = [&progress](std::size_t done) { progress.update(done); };
             const auto r = cli::run_campaign(c, *models);
             if (diff_json)
                 std::cout << cli::to_json(c, r, *models).dump(2) << "\n";
@@ -284,7 +379,12 @@ int main(int argc, char** argv) {
             if (!r.error.empty()) std::cerr << r.error << "\n";
         }
         if (diff_json)
-            std::cout << cli::to_json(results, *models).dump(2) << "\n";
+            std::cout << json{{"version", cli::kVersion},
+                              {"command", "diff"},
+                              {"exit", rc},
+                              {"files", cli::to_json(results, *models)}}
+                             .dump(2)
+                      << "\n";
         else
             for (const auto& r : results)
                 if (r.result) cli::print_diff(*r.result, *models, std::cout);
@@ -294,6 +394,12 @@ int main(int argc, char** argv) {
     if (*verify) {
         const auto t0 = std::chrono::steady_clock::now();
         const auto ex = example_files(examples);
+        // Which phase runs, on stderr when it is a terminal.
+        const bool tty = cli::Progress("", 0).shown();
+        const auto phase = [tty](const char* what) {
+            if (tty) std::fprintf(stderr, "verify: %s...\n", what);
+        };
+        phase("examples on ref, then diffed ref against impl");
         std::ostringstream detail;
         auto results = run_files(ex, "ref", trace::RunOptions{}, detail, true);
         std::size_t ok = 0;
@@ -304,29 +410,39 @@ int main(int argc, char** argv) {
         const auto models = diff_models("impl");
         std::vector<cli::FileDiff> diffs;
         std::size_t same = 0;
-        cli::Campaign campaign{kVerifySeed, kVerifyTraces, kVerifySteps, std::nullopt};
+        cli::Campaign campaign{kVerifySeed, kVerifyTraces, kVerifySteps, std::nullopt, {}};
         std::optional<cli::CampaignResult> random;
         if (models) {
             diffs = cli::diff_files(ex, *models);
             for (const auto& d : diffs) same += d.exit_code == 0;
             pass = pass && same == ex.size() && diffs.size() == ex.size();
+            cli::Progress progress("verify: diff random traces", campaign.traces);
+            campaign.progress = [&progress](std::size_t done) { progress.update(done); };
             random = cli::run_campaign(campaign, *models);
+            campaign.progress = nullptr;
             pass = pass && random->exit_code() == 0;
         }
-        // The sequential property suite at a default budget (issue 4).
+        // The sequential property suite at a default budget.
         props::SequentialOptions popt;
         popt.seed = 20151117;
         popt.tests = 100;
         std::ostringstream props_log;
+        phase("props sequential");
         const auto props_result = props::run_sequential(popt, props_log);
         pass = pass && props_result.passed;
-        // The Z3 proof obligations (issue 5).
+        // The Z3 proof obligations.
         std::string prove_line = "prove: skipped (--no-prove)";
-        if (!verify_no_prove) pass = cli::prove_summary(prove_line) && pass;
+        if (!verify_no_prove) {
+            phase("proof obligations (Z3)");
+            pass = cli::prove_summary(prove_line) && pass;
+        }
         const double secs =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
         if (verify_json) {
-            json j{{"examples", to_json(results)}, {"passed", pass}, {"seconds", secs}};
+            json j{{"version", cli::kVersion},
+                   {"examples", to_json(results)},
+                   {"passed", pass},
+                   {"seconds", secs}};
             j["proofs"] = prove_line;
             j["props_sequential"] = {{"tests", props_result.tests},
                                      {"passed", props_result.passed},

@@ -197,66 +197,95 @@ void Hypervisor::destroy(DomId d) {
 // ---------------------------------------------------------------------------------------------
 // Subops
 
-std::optional<Status> Hypervisor::check_target(DomId c, DomId domid, IoServId ioserver) const {
-    if (domid == kDomIdSelf || domid == c) return Status::eperm;  // R3: foreign only
-    if (s_.domain(domid) == nullptr) return Status::enxio;        // R3: live domid
-    if (!s_.privileged(c, domid)) return Status::eperm;           // R3: privilege
+Status Hypervisor::ruled(std::string_view subop, int row, Status st, std::string_view why) {
+    if (record_) rulings_.push_back(Ruling{subop, row, st, why});
+    return st;
+}
+
+Status Hypervisor::flags_row(std::string_view subop, Status st) {
+    if (st == Status::einval) return ruled(subop, 1, st, "R1: a reserved flag bit is set");
+    return ruled(subop, 2, st, "R2: order above max_order (or above 0 here), or not aligned");
+}
+
+// Rows as map_foreign_page's table numbers them (4-7); lookup_foreign_page's are one less.
+std::optional<Hypervisor::Refusal> Hypervisor::check_target(DomId c, DomId domid,
+                                                            IoServId ioserver) const {
+    if (domid == kDomIdSelf || domid == c)  // R3: foreign only
+        return Refusal{Status::eperm, 4, "R3: domid is DOMID_SELF or the caller"};
+    if (s_.domain(domid) == nullptr)  // R3: live domid
+        return Refusal{Status::enxio, 5, "R3: domid is not a live domain"};
+    if (!s_.privileged(c, domid))  // R3: privilege
+        return Refusal{Status::eperm, 6, "R3: the caller has no privilege over domid"};
     const IoServer* srv = s_.server(domid, ioserver);
-    if (srv == nullptr || srv->emulator != c) return Status::enodev;  // R3: C's server
+    if (srv == nullptr || srv->emulator != c)  // R3: C's server
+        return Refusal{Status::enodev, 7, "R3: no server (domid, ioserver) served by the caller"};
     return std::nullopt;
 }
 
 Status Hypervisor::query_caps(DomId c, QueryCaps& op) {
     // OUT: map_cap exactly when usable(C); order bits: max_order, 0 when not usable (R2).
     op.flags = s_.usable(c) ? Flags::with_order(s_.host.max_order, IOMMU_QUERY_map_cap) : Flags{};
-    return Status::ok;
+    return ruled("query_caps", 0, Status::ok,
+                 s_.usable(c) ? "usable: map_cap and max_order" : "not usable: flags 0");
 }
 
 Status Hypervisor::map_page(DomId c, MapPage& op) {
+    constexpr std::string_view me = "map_page";
     if (auto st = check_flags_and_order(op.flags, s_.host, {op.bfn.v, op.gfn.v}, false))
-        return *st;                           // R1, R2
-    if (!s_.usable(c)) return Status::eperm;  // F6: usable(C)
+        return flags_row(me, *st);  // R1, R2
+    if (!s_.usable(c)) return ruled(me, 3, Status::eperm, "R6, F6: the caller is not usable");
     const std::uint64_t n = frames_of_order(op.flags);
     std::vector<Mfn> mfns;
     for (std::uint64_t i = 0; i < n; ++i) {  // R6, F2: own P2M
         const auto m = s_.p2m(c, Gfn{op.gfn.v + i});
-        if (!m) return Status::enxio;
+        if (!m) return ruled(me, 4, Status::enxio, "R6, F2: a gfn is not in the caller's P2M");
         mfns.push_back(*m);
     }
     for (Mfn m : mfns)
-        if (s_.frame(m).state == FrameState::xen) return Status::eperm;  // R6: Xen frame
+        if (s_.frame(m).state == FrameState::xen)  // R6: Xen frame
+            return ruled(me, 5, Status::eperm, "R6, F2: a gfn is backed by a Xen frame");
     for (const Range& r : s_.domain(c)->rmrr)
-        if (r.meets(op.bfn, n)) return Status::eacces;  // R6: RMRR
-    for (std::uint64_t i = 0; i < n; ++i) {             // R6: occupied
+        if (r.meets(op.bfn, n))  // R6: RMRR
+            return ruled(me, 6, Status::eacces, "R6: the bfn range meets an RMRR of the caller");
+    for (std::uint64_t i = 0; i < n; ++i) {  // R6: occupied
         const Bfn b{op.bfn.v + i};
-        if (s_.entry(c, b) || s_.claimed(c, b)) return Status::eexist;
+        if (s_.entry(c, b) || s_.claimed(c, b))
+            return ruled(me, 7, Status::eexist,
+                         "R6, F12: a bfn has an entry (any kind) or is claimed by a tuple");
     }
     for (Mfn m : mfns)
-        if (s_.frame(m).count >= s_.host.max_count) return Status::eoverflow;  // D19: count
-    if (over_quota(c, n)) return Status::enomem;                               // D20: C's quota
-    if (iommu_unit_fails(n)) return Status::eio;                               // R6, F9: unit
+        if (s_.frame(m).count >= s_.host.max_count)  // D19: count
+            return ruled(me, 8, Status::eoverflow, "D19: a frame's count is at max_count");
+    if (over_quota(c, n))  // D20: C's quota
+        return ruled(me, 9, Status::enomem, "D20: the caller's holdings would pass its quota");
+    if (iommu_unit_fails(n))  // R6, F9: unit
+        return ruled(me, 10, Status::eio, "R6, F9, D10: the IOMMU unit failed (armed fault)");
     auto& ctx = s_.domains.at(c).iommu;
     for (std::uint64_t i = 0; i < n; ++i) {
         ctx[Bfn{op.bfn.v + i}] = Entry{mfns[i], op.flags.perms(), EntryKind::local};
         get_ref(mfns[i]);  // R6: one ref each
     }
-    return Status::ok;
+    return ruled(me, 0, Status::ok, "R6: local entries made, one reference each");
 }
 
 Status Hypervisor::unmap_page(DomId c, UnmapPage& op) {
-    if (auto st = check_flags_and_order(op.flags, s_.host, {op.bfn.v}, false)) return *st;
-    if (!s_.usable(c)) return Status::eperm;  // F6: usable(C)
+    constexpr std::string_view me = "unmap_page";
+    if (auto st = check_flags_and_order(op.flags, s_.host, {op.bfn.v}, false))
+        return flags_row(me, *st);  // R1, R2
+    if (!s_.usable(c)) return ruled(me, 3, Status::eperm, "R6, F6: the caller is not usable");
     const std::uint64_t n = frames_of_order(op.flags);
     std::vector<Entry> entries;
     for (std::uint64_t i = 0; i < n; ++i) {  // F10: all present
         const auto e = s_.entry(c, Bfn{op.bfn.v + i});
-        if (!e) return Status::enoent;
+        if (!e) return ruled(me, 4, Status::enoent, "R6, F10: a bfn has no entry");
         entries.push_back(*e);
     }
     for (const Entry& e : entries)  // R6, F10
-        if (e.kind == EntryKind::foreign || e.kind == EntryKind::scratch) return Status::eperm;
+        if (e.kind == EntryKind::foreign || e.kind == EntryKind::scratch)
+            return ruled(me, 5, Status::eperm, "R6, F10: a bfn has a foreign or scratch entry");
     for (std::uint64_t i = 0; i < n; ++i)  // R6 v2, F10: a bfn a lookup registered
-        if (s_.claimed(c, Bfn{op.bfn.v + i})) return Status::ebusy;
+        if (s_.claimed(c, Bfn{op.bfn.v + i}))
+            return ruled(me, 6, Status::ebusy, "R6 v2, F10: a bfn is claimed by a tuple");
     Domain& dom = s_.domains.at(c);
     for (std::uint64_t i = 0; i < n; ++i) {
         const Bfn b{op.bfn.v + i};
@@ -267,30 +296,38 @@ Status Hypervisor::unmap_page(DomId c, UnmapPage& op) {
             put_ref(entries[i].mfn);  // local: drops one
         }
     }
-    return Status::ok;
+    return ruled(me, 0, Status::ok, "R6: entries removed (identity: no reference; local: one)");
 }
 
 Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
+    constexpr std::string_view me = "map_foreign_page";
     if (auto st = check_flags_and_order(op.flags, s_.host, {op.bfn.v, op.gfn.v}, false))
-        return *st;                                                    // R1, R2
-    if (!s_.usable(c)) return Status::eperm;                           // R3: usable(C)
-    if (auto st = check_target(c, op.domid, op.ioserver)) return *st;  // R3: target
+        return flags_row(me, *st);  // R1, R2
+    if (!s_.usable(c)) return ruled(me, 3, Status::eperm, "R3: the caller is not usable");
+    if (auto no = check_target(c, op.domid, op.ioserver))  // R3: target
+        return ruled(me, no->row, no->status, no->why);
     const std::uint64_t n = frames_of_order(op.flags);
     std::vector<Mfn> mfns;
     for (std::uint64_t i = 0; i < n; ++i) {  // R3, F2: gfns
         const auto m = s_.p2m(op.domid, Gfn{op.gfn.v + i});
-        if (!m) return Status::enxio;
+        if (!m) return ruled(me, 8, Status::enxio, "R3, F2: a gfn is not in domid's P2M");
         mfns.push_back(*m);
     }
     for (Mfn m : mfns)
-        if (s_.frame(m).state == FrameState::xen) return Status::eperm;  // R3: Xen frame
+        if (s_.frame(m).state == FrameState::xen)  // R3: Xen frame
+            return ruled(me, 9, Status::eperm, "R3, F2: a gfn is backed by a Xen frame");
     for (const Range& r : s_.domain(c)->rmrr)
-        if (r.meets(op.bfn, n)) return Status::eacces;  // R3: RMRR of C
-    for (std::uint64_t i = 0; i < n; ++i) {             // R3, F3: -EEXIST
+        if (r.meets(op.bfn, n))  // R3: RMRR of C
+            return ruled(me, 10, Status::eacces, "R3: the bfn range meets an RMRR of the caller");
+    for (std::uint64_t i = 0; i < n; ++i) {  // R3, F3: -EEXIST
         const Bfn b{op.bfn.v + i};
         const auto e = s_.entry(c, b);
-        if (e && !(e->kind == EntryKind::foreign && e->mfn == mfns[i])) return Status::eexist;
-        if (s_.claimed(c, b, mfns[i])) return Status::eexist;
+        if (e && !(e->kind == EntryKind::foreign && e->mfn == mfns[i]))
+            return ruled(me, 11, Status::eexist,
+                         "R3, F3: a bfn has an entry of another frame or kind");
+        if (s_.claimed(c, b, mfns[i]))
+            return ruled(me, 11, Status::eexist,
+                         "R3, F12: a bfn is claimed by a tuple for another frame");
     }
     std::uint64_t fresh = 0;  // new tuples
     for (std::uint64_t i = 0; i < n; ++i) {
@@ -299,10 +336,13 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
             it->second.contains(Tuple{Bfn{op.bfn.v + i}, op.domid, op.ioserver}))
             continue;
         ++fresh;
-        if (s_.frame(mfns[i]).count >= s_.host.max_count) return Status::eoverflow;  // D19
+        if (s_.frame(mfns[i]).count >= s_.host.max_count)  // D19
+            return ruled(me, 12, Status::eoverflow, "D19: a new tuple's frame is at max_count");
     }
-    if (over_quota(c, fresh)) return Status::enomem;  // D20: C's quota
-    if (iommu_unit_fails(n)) return Status::eio;      // R3, F9: unit
+    if (over_quota(c, fresh))  // D20: C's quota
+        return ruled(me, 13, Status::enomem, "D20: the caller's holdings would pass its quota");
+    if (iommu_unit_fails(n))  // R3, F9: unit
+        return ruled(me, 14, Status::eio, "R3, F9, D10: the IOMMU unit failed (armed fault)");
     auto& ctx = s_.domains.at(c).iommu;
     for (std::uint64_t i = 0; i < n; ++i) {
         const Bfn b{op.bfn.v + i};
@@ -314,56 +354,74 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
             get_ref(mfns[i]);  // one ref each
         }
     }
-    return Status::ok;  // F3: OUT bfn = bfn
+    return ruled(me, 0, Status::ok,  // F3: OUT bfn = bfn
+                 fresh == 0 ? "R3: idempotent re-map, no new tuple or reference"
+                            : "R3: foreign entries, one new tuple and reference per new frame");
 }
 
 Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
-    if (auto st = check_flags_and_order(op.flags, s_.host, {}, true)) return *st;  // R1, R2
-    if (auto st = check_target(c, op.domid, op.ioserver)) return *st;              // R4(R3): target
+    constexpr std::string_view me = "lookup_foreign_page";
+    if (auto st = check_flags_and_order(op.flags, s_.host, {}, true))
+        return flags_row(me, *st);                         // R1, R2
+    if (auto no = check_target(c, op.domid, op.ioserver))  // R4(R3): target
+        return ruled(me, no->row - 1, no->status, no->why);
     const auto m = s_.p2m(op.domid, op.gfn);
-    if (!m) return Status::enxio;                                     // R4(R3): gfn
-    if (s_.frame(*m).state == FrameState::xen) return Status::eperm;  // R4(R3): Xen frame
+    if (!m) return ruled(me, 7, Status::enxio, "R4(R3): gfn is not in domid's P2M");
+    if (s_.frame(*m).state == FrameState::xen)  // R4(R3): Xen frame
+        return ruled(me, 8, Status::eperm, "R4(R3): gfn is backed by a Xen frame");
+    // D19, D20 rows 10 and 11.
+    const auto refused = [&](Status st) {
+        return st == Status::eoverflow
+                   ? ruled(me, 10, st, "D19: a tuple would be added and the count is max_count")
+                   : ruled(me, 11, st, "D20: a tuple would pass the caller's quota");
+    };
     auto& tuples = s_.m2b[*m];
     if (!s_.usable(c)) {
         if (op.bfn != kBfnInvalid) {  // R4, F4: last
             if (tuples.empty()) s_.m2b.erase(*m);
-            return Status::einval;
+            return ruled(me, 9, Status::einval,
+                         "R4, F4: the caller is not usable and bfn is not BFN_INVALID");
         }
         const Tuple t{Bfn{m->v}, op.domid, op.ioserver};  // bfn = mfn
-        if (!tuples.contains(t)) {
+        const bool fresh = !tuples.contains(t);
+        if (fresh) {
             if (const auto st = one_more_tuple_refused(c, *m)) {  // D19, D20
                 if (tuples.empty()) s_.m2b.erase(*m);
-                return *st;
+                return refused(*st);
             }
             tuples[t] = TupleInfo{false, c, false};  // F4: never swap
             get_ref(*m);
         }
         op.bfn = t.bfn;
-        return Status::ok;
+        return ruled(me, 0, Status::ok,
+                     fresh ? "R4: not usable: bfn = mfn, tuple added (+1 reference)"
+                           : "R4: not usable: bfn = mfn, the tuple was there");
     }
     for (const auto& [t, info] : tuples) {  // R4: lowest bfn
         if (t.domid == op.domid && t.ioserver == op.ioserver) {
             op.bfn = t.bfn;
-            return Status::ok;
+            return ruled(me, 0, Status::ok, "R4: the server's tuple's (lowest) bfn, nothing added");
         }
     }
     const auto e = s_.entry(c, Bfn{m->v});
     if (e && e->kind == EntryKind::identity) {                // R4: 1:1 path
         if (const auto st = one_more_tuple_refused(c, *m)) {  // D19, D20
             if (tuples.empty()) s_.m2b.erase(*m);
-            return *st;
+            return refused(*st);
         }
         tuples[Tuple{Bfn{m->v}, op.domid, op.ioserver}] = TupleInfo{false, c, false};
         get_ref(*m);  // registers interest
         op.bfn = Bfn{m->v};
-        return Status::ok;
+        return ruled(me, 0, Status::ok, "R4: the 1:1 entry bfn = mfn, tuple added (+1 reference)");
     }
     if (tuples.empty()) s_.m2b.erase(*m);
-    return Status::enoent;
+    return ruled(me, 12, Status::enoent, "R4: no tuple of the server and no 1:1 entry at mfn");
 }
 
 Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
-    if (auto st = check_flags_and_order(op.flags, s_.host, {}, true)) return *st;  // R1, R2
+    constexpr std::string_view me = "unmap_foreign_page";
+    if (auto st = check_flags_and_order(op.flags, s_.host, {}, true))
+        return flags_row(me, *st);  // R1, R2
     const Tuple t{op.bfn, op.domid, op.ioserver};
     for (const auto& [m, tuples] : s_.m2b) {  // F5: C's own tuple, orphans included (F12)
         const auto it = tuples.find(t);
@@ -373,15 +431,16 @@ Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
         auto e = ctx.find(op.bfn);  // R5: last user?
         if (e != ctx.end() && e->second.kind == EntryKind::foreign && !s_.claimed(c, op.bfn))
             ctx.erase(e);
-        return Status::ok;
+        return ruled(me, 0, Status::ok, "R5: the caller's tuple and its reference removed");
     }
     auto& ctx = s_.domains.at(c).iommu;
     auto it = ctx.find(op.bfn);
     if (it != ctx.end() && it->second.kind == EntryKind::scratch) {  // R5, F5: scratch
         ctx.erase(it);
-        return Status::ok;
+        return ruled(me, 0, Status::ok, "R5, F5: no tuple; the scratch entry removed");
     }
-    return Status::enoent;  // F5: anything else
+    return ruled(me, 3, Status::enoent,  // F5: anything else
+                 "R5, F5: no tuple (bfn, domid, ioserver) of the caller and no scratch entry");
 }
 
 // ---------------------------------------------------------------------------------------------

@@ -4,6 +4,10 @@
 #pragma once
 
 #include <memory>
+#include <string>
+#include <string_view>
+#include <utility>
+#include <vector>
 
 #include "spec/hypervisor.h"
 
@@ -44,11 +48,30 @@ public:
     [[nodiscard]] std::string name() const override { return "ref"; }
     [[nodiscard]] const spec::State& state() const { return s_; }
 
+    // Why a subop returned its status, for `pviommu run --explain`: the row of its table in
+    // spec/pv-iommu.md section 4 that decided it (row 0: success, `why` says which case).
+    struct Ruling {
+        std::string_view subop;
+        int row = 0;
+        spec::Status status = spec::Status::ok;
+        std::string_view why;  // the rule and the condition, as the spec's row states it
+    };
+    // Off by default (nothing is kept). Recording changes nothing else: every subop returns
+    // exactly the status it records.
+    void record_rulings(bool on) { record_ = on; }
+    // The rulings of the subops run since the last take, in order; clears them.
+    [[nodiscard]] std::vector<Ruling> take_rulings() { return std::exchange(rulings_, {}); }
+
 private:
     // R3's target rows, in order (shared with R4): domid foreign, live, privileged over,
     // ioserver one of its servers served by c. nullopt: all pass.
-    [[nodiscard]] std::optional<spec::Status> check_target(spec::DomId c, spec::DomId domid,
-                                                           spec::IoServId ioserver) const;
+    struct Refusal {
+        spec::Status status;
+        int row;  // in map_foreign_page's table
+        std::string_view why;
+    };
+    [[nodiscard]] std::optional<Refusal> check_target(spec::DomId c, spec::DomId domid,
+                                                      spec::IoServId ioserver) const;
     [[nodiscard]] std::optional<spec::Mfn> alloc_frame();  // R8: lowest free frame
     [[nodiscard]] std::uint64_t free_frames() const;
     void get_ref(spec::Mfn m);
@@ -65,7 +88,14 @@ private:
     // R7, R9: re-point emulator e's foreign entry at b to scratch if no tuple of e uses b.
     void scratch_if_unused(spec::DomId e, spec::Bfn b);
 
+    // Records and returns a ruling (the only way a subop returns).
+    spec::Status ruled(std::string_view subop, int row, spec::Status st, std::string_view why);
+    // R1/R2's rows 1 and 2, common to every table but query_caps's.
+    spec::Status flags_row(std::string_view subop, spec::Status st);
+
     spec::State s_;
+    bool record_ = false;
+    std::vector<Ruling> rulings_;  // while record_
     std::uint64_t low_water_ = 0;  // every frame below it is in use: where R8's search starts
 };
 

@@ -1,8 +1,54 @@
 #include "trace/fields.h"
 
+#include <algorithm>
 #include <limits>
 
 namespace trace::fields {
+
+std::string quoted(std::string_view w) {
+    if (w.size() <= kQuotedMax) return "'" + std::string(w) + "'";
+    return "'" + std::string(w.substr(0, kQuotedMax)) + "...' (" + std::to_string(w.size()) +
+           " characters)";
+}
+
+namespace {
+char fold(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+
+// Edit distance with adjacent transpositions (optimal string alignment: `gnf` is one edit from
+// `gfn`), case folded. Both words are at most 64 characters (did_you_mean's bound).
+std::size_t edit_distance(std::string_view a, std::string_view b) {
+    std::vector<std::vector<std::size_t>> d(a.size() + 1, std::vector<std::size_t>(b.size() + 1));
+    for (std::size_t i = 0; i <= a.size(); ++i) d[i][0] = i;
+    for (std::size_t j = 0; j <= b.size(); ++j) d[0][j] = j;
+    for (std::size_t i = 1; i <= a.size(); ++i)
+        for (std::size_t j = 1; j <= b.size(); ++j) {
+            const std::size_t cost = fold(a[i - 1]) != fold(b[j - 1]);
+            d[i][j] = std::min({d[i - 1][j] + 1, d[i][j - 1] + 1, d[i - 1][j - 1] + cost});
+            if (i > 1 && j > 1 && fold(a[i - 1]) == fold(b[j - 2]) &&
+                fold(a[i - 2]) == fold(b[j - 1]))
+                d[i][j] = std::min(d[i][j], d[i - 2][j - 2] + 1);
+        }
+    return d[a.size()][b.size()];
+}
+}  // namespace
+
+std::string did_you_mean(std::string_view w, const std::vector<std::string_view>& candidates) {
+    // Words far longer than any candidate are not slips (and are not worth the quadratic walk).
+    if (w.empty() || w.size() > 64) return "";
+    const std::size_t limit = w.size() <= 4 ? 1 : w.size() <= 8 ? 2 : 3;
+    std::size_t best = limit + 1;
+    std::string_view pick;
+    for (std::string_view c : candidates) {
+        if (c.size() > 64) continue;
+        const std::size_t d = edit_distance(w, c);
+        if (d < best) {
+            best = d;
+            pick = c;
+        }
+    }
+    if (best > limit || pick == w) return "";
+    return " (did you mean '" + std::string(pick) + "'?)";
+}
 
 std::optional<std::string> parse_u64(std::string_view s, std::uint64_t& out) {
     if (s.empty()) return "empty number";
@@ -22,9 +68,9 @@ std::optional<std::string> parse_u64(std::string_view s, std::uint64_t& out) {
         else if (base == 16 && ch >= 'A' && ch <= 'F')
             d = static_cast<unsigned>(ch - 'A' + 10);
         else
-            return "'" + std::string(s) + "' is not a number";
+            return quoted(s) + " is not a number";
         if (v > (std::numeric_limits<std::uint64_t>::max() - d) / base)
-            return "number '" + std::string(s) + "' does not fit 64 bits";
+            return "number " + quoted(s) + " does not fit 64 bits";
         v = v * base + d;
     }
     out = v;
@@ -34,7 +80,7 @@ std::optional<std::string> parse_u64(std::string_view s, std::uint64_t& out) {
 std::optional<std::string> parse_width(std::string_view s, unsigned bits, std::uint64_t& out) {
     if (auto err = parse_u64(s, out)) return err;
     if (bits < 64 && out >> bits != 0)
-        return "value " + std::string(s) + " does not fit " + std::to_string(bits) + " bits";
+        return "value " + quoted(s) + " does not fit " + std::to_string(bits) + " bits";
     return std::nullopt;
 }
 
@@ -72,8 +118,8 @@ std::optional<std::string> parse_value(std::string_view s, spec::Flags& v) {
         v = spec::Flags{static_cast<std::uint16_t>(x)};
         return std::nullopt;
     }
-    const std::string bad = "bad flags '" + std::string(s) +
-                            "' (want r, w, rw or -, then +swap, +order=K, or a number)";
+    const std::string bad =
+        "bad flags " + quoted(s) + " (want r, w, rw or -, then +swap, +order=K, or a number)";
     std::uint16_t raw = 0;
     std::string_view rest = s;
     const auto plus = rest.find('+');

@@ -10,6 +10,7 @@
 #include <optional>
 #include <string>
 #include <string_view>
+#include <vector>
 
 #include "spec/ops.h"
 
@@ -36,6 +37,16 @@ namespace trace::fields {
 [[nodiscard]] std::string value_text(spec::DomId v);
 [[nodiscard]] std::string value_text(spec::IoServId v);
 [[nodiscard]] std::string value_text(spec::Flags v);
+
+// A word of the input as a message shows it: quoted, and cut to its first kQuotedMax characters
+// when longer (`'aaaa...' (5000 characters)`), so a runaway word cannot flood a message.
+inline constexpr std::size_t kQuotedMax = 40;
+[[nodiscard]] std::string quoted(std::string_view w);
+// ` (did you mean 'x'?)` for the candidate nearest to w by edit distance (case folded) when it
+// is near enough to be a slip (at most 1 edit for words up to 4 characters, 2 up to 8, else 3),
+// else "". Ties go to the earlier candidate.
+[[nodiscard]] std::string did_you_mean(std::string_view w,
+                                       const std::vector<std::string_view>& candidates);
 
 // Calls f(name, member) for every field of a Hana-described op struct, in declaration order.
 template <class T, class F>

@@ -1,4 +1,8 @@
-#include <fstream>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <filesystem>
+#include <iostream>
 #include <map>
 #include <set>
 #include <sstream>
@@ -8,12 +12,39 @@
 
 namespace trace {
 
-std::string ParseError::text() const { return file + ":" + std::to_string(line) + ": " + message; }
+std::string ParseError::text() const {
+    // Line 0: the file as a whole (it cannot be read, or holds no statement).
+    if (line == 0) return file + ": " + message;
+    return file + ":" + std::to_string(line) + ": " + message;
+}
 
 namespace {
 
+using fields::did_you_mean;
 using fields::parse_value;
 using fields::parse_width;
+using fields::quoted;
+
+// The words a slip is measured against ("did you mean").
+const std::vector<std::string_view> kKeywords = {
+    "host",  "domain", "dm",  "ioserver", "rmrr",     "xen_gfn", "fault",  "destroy", "call",
+    "batch", "op",     "end", "balloon",  "populate", "drain",   "expect", "check"};
+const std::vector<std::string_view> kChecks = {"frame", "p2m", "m2b",       "iommu",
+                                               "ioreq", "dma", "invariants"};
+const std::vector<std::string_view> kSubops = {
+    spec::QueryCaps::name,      spec::MapPage::name,           spec::UnmapPage::name,
+    spec::MapForeignPage::name, spec::LookupForeignPage::name, spec::UnmapForeignPage::name};
+
+// Every status name of the language (section 1 of the trace format), from spec's own table.
+std::vector<std::string_view> status_names() {
+    std::vector<std::string_view> out;
+    for (int v = 0; v >= -255; --v) {
+        const auto st = static_cast<spec::Status>(v);
+        const std::string_view n = spec::status_name(st);
+        if (spec::status_from_name(n) == st) out.push_back(n);
+    }
+    return out;
+}
 
 struct Failure {
     std::string message;
@@ -75,17 +106,17 @@ std::optional<std::string> split(std::string_view text, Line& out) {
         i = j;
         for (char ch : w)
             if (static_cast<unsigned char>(ch) >= 0x80)
-                return "unexpected non-ASCII text '" + std::string(w) + "' (outside a comment)";
+                return "unexpected non-ASCII text " + quoted(w) + " (outside a comment)";
         const auto eq = w.find('=');
         if (eq == std::string_view::npos) {
             out.words.push_back(w);  // positional words may follow keys: `check p2m D gfn=G none`
             continue;
         }
         const std::string_view key = w.substr(0, eq), value = w.substr(eq + 1);
-        if (key.empty()) return "missing key before '=' in '" + std::string(w) + "'";
-        if (value.empty()) return "empty value for '" + std::string(key) + "'";
+        if (key.empty()) return "missing key before '=' in " + quoted(w);
+        if (value.empty()) return "empty value for " + quoted(key);
         for (const auto& [k, v] : out.args)
-            if (k == key) return "duplicate argument '" + std::string(key) + "'";
+            if (k == key) return "duplicate argument " + quoted(key);
         out.args.emplace_back(key, value);
     }
     return std::nullopt;
@@ -97,6 +128,7 @@ public:
     Args(const Line& l, std::string what) : line_(l), what_(std::move(what)) {}
 
     [[nodiscard]] std::optional<std::string_view> take(std::string_view key) {
+        asked_.push_back(key);
         for (std::size_t i = 0; i < line_.args.size(); ++i) {
             if (line_.args[i].first == key) {
                 used_.insert(i);
@@ -126,8 +158,8 @@ public:
     void done() const {
         for (std::size_t i = 0; i < line_.args.size(); ++i)
             if (!used_.contains(i))
-                throw Failure{"unknown argument '" + std::string(line_.args[i].first) + "' for " +
-                              std::string(what_)};
+                throw Failure{"unknown argument " + quoted(line_.args[i].first) + " for " +
+                              std::string(what_) + did_you_mean(line_.args[i].first, asked_)};
     }
 
     template <class T>
@@ -144,7 +176,7 @@ public:
             else if (v == "1")
                 out = true;
             else
-                err = "'" + std::string(v) + "' is not 0 or 1";
+                err = quoted(v) + " is not 0 or 1";
         } else {
             err = parse_value(v, out);
         }
@@ -155,6 +187,7 @@ private:
     const Line& line_;
     std::string what_;  // owned: callers pass temporaries
     std::set<std::size_t> used_;
+    std::vector<std::string_view> asked_;  // every key this statement takes (for did_you_mean)
 };
 
 template <class T>
@@ -249,7 +282,8 @@ spec::Host parse_host(const Line& l) {
         else if (*v == "off")
             h.iommu = false;
         else
-            throw Failure{"iommu=: want on or off, got '" + std::string(*v) + "'"};
+            throw Failure{"iommu=: want on or off, got " + quoted(*v) +
+                          did_you_mean(*v, {"on", "off"})};
     }
     if (const auto v = a.take("mode")) {
         if (*v == "inclusive")
@@ -259,8 +293,8 @@ spec::Host parse_host(const Line& l) {
         else if (*v == "passthrough")
             h.mode = spec::IommuMode::passthrough;
         else
-            throw Failure{"mode=: want inclusive, strict or passthrough, got '" + std::string(*v) +
-                          "'"};
+            throw Failure{"mode=: want inclusive, strict or passthrough, got " + quoted(*v) +
+                          did_you_mean(*v, {"inclusive", "strict", "passthrough"})};
     }
     a.opt_value("max_order", h.max_order);
     if (h.max_order > spec::kMaxOrderLimit) throw Failure{"max_order=: above 63 (D6)"};
@@ -277,9 +311,11 @@ spec::Host parse_host(const Line& l) {
 template <class T>
 spec::Op parse_op_fields(const Line& l, std::size_t first_arg_word, std::string_view name) {
     if (l.words.size() != first_arg_word)
-        throw Failure{"unexpected word '" + std::string(l.words[first_arg_word]) + "' after " +
+        throw Failure{"unexpected word " + quoted(l.words[first_arg_word]) + " after " +
                       std::string(name)};
     T op;
+    std::vector<std::string_view> names;
+    fields::for_each_field(op, [&](std::string_view fname, auto&) { names.push_back(fname); });
     for (const auto& arg : l.args) {
         const std::string_view key = arg.first, value = arg.second;  // clang 14: no lambda
         bool found = false;                                          // capture of bindings
@@ -290,7 +326,8 @@ spec::Op parse_op_fields(const Line& l, std::size_t first_arg_word, std::string_
                 throw Failure{std::string(key) + "=: " + *err};
         });
         if (!found)
-            throw Failure{"unknown field '" + std::string(key) + "' for " + std::string(name)};
+            throw Failure{"unknown field " + quoted(key) + " for " + std::string(name) +
+                          did_you_mean(key, names)};
     }
     return op;
 }
@@ -317,7 +354,7 @@ spec::Op parse_op(const Line& l, std::size_t at) {
         if (auto err = parse_width(s, 16, x)) throw Failure{"subop: " + *err};
         id = static_cast<std::uint16_t>(x);
     } else {
-        throw Failure{"unknown subop '" + std::string(s) + "'"};
+        throw Failure{"unknown subop " + quoted(s) + did_you_mean(s, kSubops)};
     }
     const std::size_t next = at + 1;
     switch (id) {
@@ -348,7 +385,10 @@ spec::Op parse_op(const Line& l, std::size_t at) {
 
 spec::Status parse_status(std::string_view v) {
     const auto st = spec::status_from_name(v);
-    if (!st) throw Failure{"unknown error name '" + std::string(v) + "'"};
+    if (!st) {
+        static const std::vector<std::string_view> names = status_names();
+        throw Failure{"unknown error name " + quoted(v) + did_you_mean(v, names)};
+    }
     return *st;
 }
 
@@ -406,8 +446,7 @@ public:
                         open_batch = nullptr;
                         continue;
                     }
-                    throw Failure{"'" + std::string(kw) +
-                                  "' inside batch (only op and end until end)"};
+                    throw Failure{quoted(kw) + " inside batch (only op and end until end)"};
                 }
                 if (kw == "op") throw Failure{"op outside batch ... end"};
                 if (kw == "end") throw Failure{"end without batch"};
@@ -440,11 +479,12 @@ private:
             if (l.words[2] == "hardware")
                 s.role = spec::DomainRole::hardware;
             else if (l.words[2] != "guest")
-                throw Failure{"domain: want hardware or guest, got '" + std::string(l.words[2]) +
-                              "'"};
+                throw Failure{"domain: want hardware or guest, got " + quoted(l.words[2]) +
+                              did_you_mean(l.words[2], {"hardware", "guest"})};
             if (l.words.size() == 4) {
                 if (l.words[3] != "iommu_hw")
-                    throw Failure{"domain: unknown word '" + std::string(l.words[3]) + "'"};
+                    throw Failure{"domain: unknown word " + quoted(l.words[3]) +
+                                  did_you_mean(l.words[3], {"iommu_hw"})};
                 s.iommu_hw = true;
             }
             Args a(l, "domain");
@@ -561,7 +601,7 @@ private:
         }
         if (kw == "expect") return parse_expect(l, last_call, t);
         if (kw == "check") return parse_check(l, w);
-        throw Failure{"unknown keyword '" + std::string(kw) + "'"};
+        throw Failure{"unknown keyword " + quoted(kw) + did_you_mean(kw, kKeywords)};
     }
 
     Stmt parse_expect(const Line& l, std::optional<std::size_t> last_call, const Trace& t) {
@@ -623,7 +663,8 @@ private:
                 else if (*v == "owned")
                     s.state = spec::FrameState::owned;
                 else
-                    throw Failure{"state=: want free, xen or owned"};
+                    throw Failure{"state=: want free, xen or owned, got " + quoted(*v) +
+                                  did_you_mean(*v, {"free", "xen", "owned"})};
             }
             a.opt("owner", s.owner);
             a.opt("count", s.count);
@@ -697,7 +738,9 @@ private:
                     else if (*v == "scratch")
                         s.kind = spec::EntryKind::scratch;
                     else
-                        throw Failure{"kind=: want identity, local, foreign or scratch"};
+                        throw Failure{
+                            "kind=: want identity, local, foreign or scratch, got " + quoted(*v) +
+                            did_you_mean(*v, {"identity", "local", "foreign", "scratch"})};
                 }
             }
             a.done();
@@ -743,7 +786,8 @@ private:
                     a.req("bfn", b);
                     s.bfn = b;
                 } else if (*next != "none") {
-                    throw Failure{"next=: want invalidate or none"};
+                    throw Failure{"next=: want invalidate or none, got " + quoted(*next) +
+                                  did_you_mean(*next, {"invalidate", "none"})};
                 }
                 a.done();
                 return s;
@@ -756,7 +800,7 @@ private:
                 throw Failure{"check ioreq: want buffered=, sync= or next="};
             return s;
         }
-        throw Failure{"unknown check '" + std::string(what) + "'"};
+        throw Failure{"unknown check " + quoted(what) + did_you_mean(what, kChecks)};
     }
 
     std::string_view file_;
@@ -767,12 +811,58 @@ private:
 
 ParseResult parse(std::string_view file, std::string_view text) { return Parser(file).run(text); }
 
+namespace {
+// A file with no statement at all (empty, or only blank and comment lines) checks nothing: it is
+// an error rather than a silent pass (trace format section 8), most likely a truncated file or a
+// wrong name. A trace holding only `host` is a statement and runs.
+ParseResult parse_text_file(const std::string& name, const std::string& text) {
+    ParseResult r = parse(name, text);
+    if (const auto* t = std::get_if<Trace>(&r); t != nullptr && t->statements.empty()) {
+        bool any = false;
+        for (std::size_t pos = 0; pos < text.size() && !any;) {
+            const auto nl = text.find('\n', pos);
+            std::string_view l(text.data() + pos,
+                               (nl == std::string::npos ? text.size() : nl) - pos);
+            l = l.substr(0, l.find('#'));
+            any = l.find_first_not_of(" \t\r") != std::string_view::npos;
+            pos = nl == std::string::npos ? text.size() : nl + 1;
+        }
+        if (!any) return ParseError{name, 0, "no statements (empty trace)"};
+    }
+    return r;
+}
+}  // namespace
+
 ParseResult parse_file(const std::string& path) {
-    std::ifstream in(path, std::ios::binary);
-    if (!in) return ParseError{path, 0, "cannot read file"};
-    std::ostringstream ss;
-    ss << in.rdbuf();
-    return parse(path, ss.str());
+    // "-" is standard input, named <stdin> in messages.
+    if (path == "-") {
+        std::ostringstream ss;
+        ss << std::cin.rdbuf();
+        if (std::cin.bad()) return ParseError{"<stdin>", 0, "cannot read: read error"};
+        return parse_text_file("<stdin>", ss.str());
+    }
+    std::error_code ec;
+    if (std::filesystem::is_directory(path, ec))
+        return ParseError{path, 0, "cannot read: " + std::string(std::strerror(EISDIR))};
+    // stdio for errno: the operating system's reason (no such file, permission denied, ...).
+    errno = 0;
+    std::FILE* f = std::fopen(path.c_str(), "rb");
+    if (f == nullptr) {
+        const int err = errno;
+        return ParseError{path, 0,
+                          "cannot read: " + std::string(err != 0 ? std::strerror(err) : "unknown")};
+    }
+    std::string text;
+    char buf[1 << 16];
+    std::size_t n;
+    while ((n = std::fread(buf, 1, sizeof buf, f)) > 0) text.append(buf, n);
+    const bool failed = std::ferror(f) != 0;
+    const int err = errno;
+    std::fclose(f);
+    if (failed)
+        return ParseError{path, 0,
+                          "cannot read: " + std::string(err != 0 ? std::strerror(err) : "unknown")};
+    return parse_text_file(path, text);
 }
 
 }  // namespace trace

@@ -1,9 +1,13 @@
 #include "trace/runner.h"
 
 #include <algorithm>
+#include <map>
 #include <ostream>
+#include <sstream>
 
 #include "spec/ghost.h"
+#include "trace/diff.h"
+#include "trace/fields.h"
 
 namespace trace {
 
@@ -39,6 +43,12 @@ std::string op_outcome(const OpResult& r) {
         },
         r.op);
     return s;
+}
+
+const State& Runner::now() {
+    if (hooks_.live != nullptr) return *hooks_.live;
+    snap_ = h_.snapshot();
+    return *snap_;
 }
 
 void Runner::fail(StepRecord& r, const std::string& msg) const {
@@ -92,7 +102,7 @@ StepRecord Runner::step() {
             using T = std::decay_t<decltype(s)>;
             if constexpr (std::is_same_v<T, DomainStmt>) {
                 if (!h_.create_domain(s.d, s.role, s.iommu_hw, s.ram)) {
-                    const State snap = h_.snapshot();
+                    const State& snap = now();
                     std::uint64_t used = 0;
                     for (const auto& [m, f] : snap.frames) used += f.state != FrameState::free;
                     fail(r, "domain " + std::to_string(s.d.v) + " ram=" + std::to_string(s.ram) +
@@ -121,13 +131,31 @@ StepRecord Runner::step() {
                 r.is_call = true;
                 std::vector<pv_iommu_op> raw;
                 for (const Op& op : s.ops) raw.push_back(encode(op));
-                // D23: only an unmap_foreign_page needs the state before (which branch it took).
+                // D23: only an unmap_foreign_page needs the state before (which branch it took),
+                // and of it only the M2B (record_handed reads nothing else).
                 before_call_.reset();
                 if (std::any_of(s.ops.begin(), s.ops.end(), [](const Op& op) {
                         return std::holds_alternative<UnmapForeignPage>(op);
-                    }))
-                    before_call_ = h_.snapshot();
+                    })) {
+                    State b;
+                    b.m2b = now().m2b;
+                    before_call_ = std::move(b);
+                }
+                if (hooks_.take_rulings) (void)hooks_.take_rulings();  // drop stale ones
                 const long rc = h_.iommu_op(s.caller, raw);
+                if (hooks_.take_rulings) {
+                    // An unknown subop id never reaches the model's subops: R1 decides it.
+                    const std::vector<std::string> rs = hooks_.take_rulings();
+                    std::size_t k = 0;
+                    for (std::size_t i = 0; i < s.ops.size(); ++i) {
+                        std::string why =
+                            std::holds_alternative<UnknownOp>(s.ops[i])
+                                ? "-EOPNOTSUPP: R1, an unknown subop id, before any other check"
+                                : (k < rs.size() ? rs[k++] : std::string("(no ruling)"));
+                        r.rulings.push_back((s.batch ? "op " + std::to_string(i) + ": " : "") +
+                                            why);
+                    }
+                }
                 last_.clear();
                 for (std::size_t i = 0; i < raw.size(); ++i) {
                     last_.push_back({static_cast<Status>(raw[i].status), decode(raw[i])});
@@ -139,15 +167,18 @@ StepRecord Runner::step() {
                     r.fatal = true;
                 }
             } else if constexpr (std::is_same_v<T, BalloonStmt>) {
-                const State before = h_.snapshot();
-                std::size_t k = 0;
-                const auto m = before.p2m(s.d, s.gfn);
-                if (m && before.frame(*m).state != FrameState::xen)
-                    if (auto it = before.m2b.find(*m); it != before.m2b.end())
-                        for (const auto& [t, info] : it->second)
-                            k += !info.orphan;  // orphans have no server to tell (R9 v2)
+                std::size_t k = 0, pending_before = 0;
+                {
+                    const State& before = now();
+                    const auto m = before.p2m(s.d, s.gfn);
+                    if (m && before.frame(*m).state != FrameState::xen)
+                        if (auto it = before.m2b.find(*m); it != before.m2b.end())
+                            for (const auto& [t, info] : it->second)
+                                k += !info.orphan;  // orphans have no server to tell (R9 v2)
+                    pending_before = pending(before);
+                }
                 const BalloonOutcome out = h_.balloon(s.d, s.gfn);
-                const std::size_t delivered = pending(h_.snapshot()) - pending(before);
+                const std::size_t delivered = pending(now()) - pending_before;
                 r.outcome = out.mfn ? "mfn=" + h(out.mfn->v) +
                                           " invalidates=" + std::to_string(out.invalidates) +
                                           " synchronous=" + std::to_string(out.synchronous)
@@ -170,7 +201,7 @@ StepRecord Runner::step() {
                 run_expect(s, r);
             } else {
                 ++r.expectations;
-                const State snap = h_.snapshot();
+                const State& snap = now();
                 if constexpr (std::is_same_v<T, CheckInvariants>) {
                     for (const Violation& v : check_invariants(snap, handed_))
                         fail(r, v.invariant + ": " + v.detail);
@@ -248,15 +279,16 @@ StepRecord Runner::step() {
         st.stmt);
     // D23: the ghost set H follows what the calls handed out and what destroy took away.
     const bool is_destroy = std::holds_alternative<DestroyStmt>(st.stmt);
-    if (r.is_call || is_destroy || !r.fatal) {
-        const State after = h_.snapshot();
+    const bool check_now = !r.fatal && check_ == Check::every;
+    if (r.is_call || is_destroy || check_now) {
+        const State& after = now();
         if (r.is_call)
             record_handed(handed_, before_call_ ? &*before_call_ : nullptr, after,
                           std::get<CallStmt>(st.stmt).caller, last_);
         else if (is_destroy)
             forget_emulator(handed_, std::get<DestroyStmt>(st.stmt).d);
         // D15: every state invariant after every statement, INV-DEVICE-SAFE included.
-        if (!r.fatal)
+        if (check_now)
             for (const Violation& v : check_invariants(after, handed_)) {
                 fail(r, "after this statement " + v.invariant + ": " + v.detail);
                 r.fatal = true;
@@ -267,17 +299,31 @@ StepRecord Runner::step() {
 
 Summary run(const Trace& t, spec::Hypervisor& hv, const RunOptions& opt, std::ostream& out) {
     Summary sum;
-    Runner runner(t, hv);
+    Runner runner(t, hv, opt.hooks, opt.check);
+    const auto shown_dump = [&]() { return filter_dump(dump(runner.now()), opt.filter); };
+    std::string before;
+    if (opt.explain) before = shown_dump();
+    int last_line = 0;
     while (!runner.done()) {
         const StepRecord r = runner.step();
+        last_line = r.line;
         ++sum.statements;
         sum.calls += r.is_call;
-        if (opt.verbose) {
+        if (opt.verbose || opt.explain) {
             out << t.file << ":" << r.line << ": " << r.statement;
             if (!r.outcome.empty()) out << "  -> " << r.outcome;
             out << "\n";
         }
-        for (const auto& f : r.failures) out << f << "\n";
+        if (opt.explain) {
+            for (const auto& why : r.rulings) out << "    " << why << "\n";
+            std::string after = shown_dump();
+            for (const auto& l : explain_change(before, after)) out << "    " << l << "\n";
+            before = std::move(after);
+        }
+        for (const auto& f : r.failures) {
+            out << f << "\n";
+            sum.failures.push_back(f);
+        }
         // One statement is one expectation, however many of its parts differ; a failure of a
         // statement that is not an expectation (an invariant, the world) counts as failed too.
         if (!r.failures.empty())
@@ -289,8 +335,219 @@ Summary run(const Trace& t, spec::Hypervisor& hv, const RunOptions& opt, std::os
             break;
         }
     }
-    if (opt.dump) out << dump(hv.snapshot());
+    if (opt.check == Check::end && !sum.fatal) {
+        // D15 relaxed by --check=end: once, on the final state (H as the trace left it).
+        const std::string where = t.file + ":" + std::to_string(last_line) + ": ";
+        for (const Violation& v : check_invariants(runner.now(), runner.handed())) {
+            const std::string f =
+                where + "after the last statement " + v.invariant + ": " + v.detail;
+            out << f << "\n";
+            sum.failures.push_back(f);
+            sum.fatal = true;
+        }
+        if (sum.fatal) ++sum.failed;
+    }
+    if (opt.dump) out << shown_dump();
     return sum;
+}
+
+// ---------------------------------------------------------------------------------------------
+// Dump filters and --explain
+
+namespace {
+
+// The value of `key=` in a dump line's words, if present.
+std::optional<std::string_view> field(std::string_view line, std::string_view key) {
+    std::size_t pos = 0;
+    while (pos < line.size()) {
+        const auto sp = line.find(' ', pos);
+        const std::string_view w =
+            line.substr(pos, sp == std::string_view::npos ? std::string_view::npos : sp - pos);
+        if (w.size() > key.size() && w.substr(0, key.size()) == key && w[key.size()] == '=')
+            return w.substr(key.size() + 1);
+        if (sp == std::string_view::npos) break;
+        pos = sp + 1;
+    }
+    return std::nullopt;
+}
+
+std::vector<std::string_view> words_of(std::string_view line) {
+    std::vector<std::string_view> out;
+    std::size_t pos = 0;
+    while (pos <= line.size()) {
+        const auto sp = line.find(' ', pos);
+        const auto w =
+            line.substr(pos, sp == std::string_view::npos ? std::string_view::npos : sp - pos);
+        if (!w.empty()) out.push_back(w);
+        if (sp == std::string_view::npos) break;
+        pos = sp + 1;
+    }
+    return out;
+}
+
+std::optional<std::uint64_t> number(std::string_view v) {
+    std::uint64_t x = 0;
+    if (fields::parse_u64(v, x)) return std::nullopt;
+    return x;
+}
+
+// How many leading words of a dump line name the fact it states (the rest are its values):
+// `frame mfn=M | state=.. count=..`, `m2b mfn=M bfn=B domid=D ioserver=S | swap=..`.
+std::size_t key_words(std::string_view keyword) {
+    static const std::map<std::string_view, std::size_t> n = {
+        {"host", 1},     {"domain", 2}, {"frame", 2}, {"p2m", 3}, {"iommu", 3}, {"m2b", 5},
+        {"ioserver", 3}, {"ioreq", 4},  {"fault", 2}, {"dm", 4},  {"rmrr", 4}};
+    const auto it = n.find(keyword);
+    return it == n.end() ? 1000 : it->second;  // unknown: the whole line is its key
+}
+
+}  // namespace
+
+bool DumpFilter::keeps(std::string_view line) const {
+    const auto w = words_of(line);
+    if (w.empty() || w[0] == "host") return true;
+    if (domain) {
+        const std::string d = std::to_string(domain->v);
+        bool named = false;
+        // Positional domids: `domain D`, `dm E over T`, `rmrr D`, `p2m D`, `iommu C`,
+        // `ioserver T`, `ioreq T`; keyed ones: owner=, domid=, emulator=.
+        if (w[0] != "frame" && w[0] != "m2b" && w[0] != "fault" && w.size() > 1 && w[1] == d)
+            named = true;
+        if (w[0] == "dm" && w.size() > 3 && w[3] == d) named = true;
+        for (const char* k : {"owner", "domid", "emulator"})
+            if (const auto v = field(line, k); v && *v == d) named = true;
+        if (!named) return false;
+    }
+    if (mfns) {
+        bool named = false;
+        if (const auto v = field(line, "mfn"))
+            if (const auto m = number(*v)) named = *m >= mfns->first.v && *m <= mfns->second.v;
+        if (!named) return false;
+    }
+    return true;
+}
+
+std::optional<std::string> parse_dump_filter(std::string_view text, DumpFilter& out) {
+    out = DumpFilter{};
+    std::size_t pos = 0;
+    while (pos <= text.size()) {
+        const auto comma = text.find(',', pos);
+        const std::string_view term = text.substr(
+            pos, comma == std::string_view::npos ? std::string_view::npos : comma - pos);
+        pos = comma == std::string_view::npos ? text.size() + 1 : comma + 1;
+        if (term.empty()) continue;
+        if (term.substr(0, 4) == "dom=") {
+            DomId d;
+            if (auto err = fields::parse_value(term.substr(4), d)) return "dom=: " + *err;
+            out.domain = d;
+        } else if (term.substr(0, 4) == "mfn=") {
+            const std::string_view v = term.substr(4);
+            const auto dash = v.find('-');
+            Mfn lo, hi;
+            if (auto err = fields::parse_value(v.substr(0, dash), lo)) return "mfn=: " + *err;
+            hi = lo;
+            if (dash != std::string_view::npos)
+                if (auto err = fields::parse_value(v.substr(dash + 1), hi)) return "mfn=: " + *err;
+            if (hi.v < lo.v) return "mfn=: the range " + std::string(v) + " is empty";
+            out.mfns = std::make_pair(lo, hi);
+        } else {
+            return "unknown filter term " + fields::quoted(term) +
+                   " (want dom=D, mfn=M or mfn=LO-HI)";
+        }
+    }
+    return std::nullopt;
+}
+
+std::string filter_dump(const std::string& text, const DumpFilter& f) {
+    if (f.empty()) return text;
+    std::string out;
+    std::size_t pos = 0;
+    while (pos < text.size()) {
+        auto nl = text.find('\n', pos);
+        if (nl == std::string::npos) nl = text.size();
+        const std::string_view line(text.data() + pos, nl - pos);
+        if (f.keeps(line)) {
+            out += line;
+            out += '\n';
+        }
+        pos = nl + 1;
+    }
+    return out;
+}
+
+std::vector<std::string> explain_change(const std::string& before, const std::string& after) {
+    const std::vector<std::string> diff = line_diff(before, after);
+    // Pair a removed and an added line stating the same fact (same key words) into one `~`.
+    const auto key_of = [](std::string_view line) {
+        const auto w = words_of(line);
+        const std::size_t n = w.empty() ? 0 : std::min(key_words(w[0]), w.size());
+        std::string k;
+        for (std::size_t i = 0; i < n; ++i) k += (i ? " " : "") + std::string(w[i]);
+        return std::make_pair(k, n);
+    };
+    std::map<std::string, std::size_t> added;  // key -> index in diff of its `+` line
+    for (std::size_t i = 0; i < diff.size(); ++i)
+        if (diff[i][0] == '+') added.emplace(key_of(std::string_view(diff[i]).substr(1)).first, i);
+    std::vector<bool> used(diff.size(), false);
+    std::vector<std::string> out;
+    for (std::size_t i = 0; i < diff.size(); ++i) {
+        if (used[i]) continue;
+        const std::string_view line = std::string_view(diff[i]).substr(1);
+        if (diff[i][0] == '-') {
+            const auto [k, n] = key_of(line);
+            const auto it = added.find(k);
+            if (it != added.end() && !used[it->second] && n < words_of(line).size()) {
+                used[it->second] = true;
+                const auto old_w = words_of(line);
+                const auto new_w = words_of(std::string_view(diff[it->second]).substr(1));
+                std::string change = "~ " + k;
+                // key=value words compared by key; other words shown as gone (-w) or new (+w).
+                std::map<std::string_view, std::string_view> ov, nv;
+                std::vector<std::string_view> order;
+                const auto split = [&order](const std::vector<std::string_view>& ws,
+                                            std::size_t from,
+                                            std::map<std::string_view, std::string_view>& into) {
+                    for (std::size_t j = from; j < ws.size(); ++j) {
+                        const auto eq = ws[j].find('=');
+                        const std::string_view key =
+                            eq == std::string_view::npos ? ws[j] : ws[j].substr(0, eq);
+                        const std::string_view val = eq == std::string_view::npos
+                                                         ? std::string_view("")
+                                                         : ws[j].substr(eq + 1);
+                        if (!into.contains(key) &&
+                            std::find(order.begin(), order.end(), key) == order.end())
+                            order.push_back(key);
+                        into[key] = val;
+                    }
+                };
+                split(old_w, n, ov);
+                split(new_w, n, nv);
+                for (const auto key : order) {
+                    const bool in_old = ov.contains(key), in_new = nv.contains(key);
+                    if (in_old && in_new && ov[key] == nv[key]) continue;
+                    change += " ";
+                    if (in_old && in_new)
+                        change += std::string(key) + " " + std::string(ov[key]) + "->" +
+                                  std::string(nv[key]);
+                    else if (in_old)
+                        change += "-" + std::string(key) +
+                                  (ov[key].empty() ? "" : "=" + std::string(ov[key]));
+                    else
+                        change += "+" + std::string(key) +
+                                  (nv[key].empty() ? "" : "=" + std::string(nv[key]));
+                }
+                out.push_back(change);
+                continue;
+            }
+            // A frame that leaves the dump went back to free (count 0).
+            out.push_back("- " + std::string(line) +
+                          (line.substr(0, 6) == "frame " ? "  (freed)" : ""));
+        } else {
+            used[i] = true;
+            out.push_back("+ " + std::string(line));
+        }
+    }
+    return out;
 }
 
 }  // namespace trace

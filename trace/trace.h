@@ -1,4 +1,4 @@
-// trace/trace.h: the scenario language of ../shared/TRACE-FORMAT.md (version 1): the parsed
+// trace/trace.h: the scenario language of spec/trace-format.md (version 2): the parsed
 // form of a trace, the parser (malformed input -> `FILE:LINE: message`, nothing executed), and
 // the printer (the same text back, so generated and shrunk traces can be replayed).
 #pragma once
@@ -145,7 +145,8 @@ struct Trace {
     std::vector<Statement> statements;
 };
 
-// `FILE:LINE: message`.
+// `FILE:LINE: message`; line 0 is the file as a whole (`FILE: message`: it cannot be read, or it
+// holds no statement). parse() always names a line >= 1.
 struct ParseError {
     std::string file;
     int line = 0;
@@ -155,12 +156,14 @@ struct ParseError {
 
 using ParseResult = std::variant<Trace, ParseError>;
 
-// Parses a whole trace. Besides syntax it checks what TRACE-FORMAT calls malformed: a `host`
+// Parses a whole trace. Besides syntax it checks what the trace format calls malformed: a `host`
 // line after any other statement, `op` outside batch...end, `expect` without a call or with a
 // bad op index, names of domains, ioreq servers and frames that do not exist (or no longer
 // do), values that do not fit their field, and the D-rulings' limits (spec/decisions.md).
 [[nodiscard]] ParseResult parse(std::string_view file, std::string_view text);
-// Reads and parses a file; an unreadable file is a ParseError at line 0.
+// Reads and parses a file: "-" is standard input (named <stdin>). A directory or an unreadable
+// file is a ParseError at line 0 with the operating system's reason (`cannot read: Is a
+// directory`), and so is a file without any statement (`no statements (empty trace)`).
 [[nodiscard]] ParseResult parse_file(const std::string& path);
 
 // Trace text for one op (`map_foreign_page bfn=0x10 gfn=0x2 domid=1 ioserver=0 flags=rw`),

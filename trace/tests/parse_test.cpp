@@ -180,3 +180,65 @@ TEST_CASE("junk never crashes the parser: seeded random bytes and mutated exampl
     }
     CHECK(rejected > 1500);
 }
+
+TEST_CASE("messages: did you mean, for keywords, subops, error names, fields and checks") {
+    struct Case {
+        const char* text;
+        const char* says;
+    };
+    const Case cases[] = {
+        {"domain 1 guest\nchek frame mfn=1\n", "unknown keyword 'chek' (did you mean 'check'?)"},
+        {"domain 1 guest\ncall 1 map_pages\n", "(did you mean 'map_page'?)"},
+        {"domain 1 guest\ncall 1 mapforeignpage\n", "(did you mean 'map_foreign_page'?)"},
+        {"domain 1 guest\ncall 1 query_caps\nexpect status=EEXIST\n", "(did you mean '-EEXIST'?)"},
+        {"domain 1 guest\ncall 1 query_caps\nexpect status=-eexist\n", "(did you mean '-EEXIST'?)"},
+        {"domain 1 guest\ncall 1 map_page gnf=1\n", "(did you mean 'gfn'?)"},
+        {"domain 1 guest\ncheck frame mfn=1 cuont=1\n", "(did you mean 'count'?)"},
+        {"domain 1 guest\ncheck fram mfn=1\n", "(did you mean 'frame'?)"},
+        {"host mode=strikt\n", "(did you mean 'strict'?)"},
+        {"domain 1 gest\n", "(did you mean 'guest'?)"},
+    };
+    for (const Case& c : cases) {
+        CAPTURE(c.text);
+        const auto e = must_fail(c.text);
+        CHECK(e.message.find(c.says) != std::string::npos);
+    }
+    // Far from every candidate: no suggestion.
+    CHECK(must_fail("host\nfrobnicate 1\n").message.find("did you mean") == std::string::npos);
+    CHECK(must_fail("domain 1 guest\ncall 1 query_caps\nexpect status=-EAGAIN\n")
+              .message.find("did you mean") == std::string::npos);
+}
+
+TEST_CASE("messages: a long word is cut, with its length") {
+    const std::string word(5000, 'x');
+    const auto e = must_fail("host\n" + word + " 1\n");
+    CHECK(e.message.size() < 120);
+    CHECK(e.message.find("(5000 characters)") != std::string::npos);
+    const auto f = must_fail("domain 1 guest\ncall 1 map_page bfn=" + std::string(300, '7') + "\n");
+    CHECK(f.message.size() < 120);
+}
+
+TEST_CASE("parse_file: directories, missing and empty files are errors of the whole file") {
+    const fs::path dir = fs::temp_directory_path() / "pviommu-parse-file-test";
+    fs::create_directories(dir);
+    auto err_of = [](const std::string& path) {
+        auto r = trace::parse_file(path);
+        REQUIRE(std::holds_alternative<trace::ParseError>(r));
+        return std::get<trace::ParseError>(r);
+    };
+    const auto d = err_of(dir.string());
+    CHECK(d.line == 0);
+    CHECK(d.text() == dir.string() + ": cannot read: Is a directory");
+    const auto m = err_of((dir / "missing.trace").string());
+    CHECK(m.text() ==
+          (dir / "missing.trace").string() + ": cannot read: No such file or directory");
+    for (const char* text : {"", "# a comment\n\n   \n"}) {
+        const fs::path p = dir / "empty.trace";
+        std::ofstream(p, std::ios::binary) << text;
+        CHECK(err_of(p.string()).message == "no statements (empty trace)");
+    }
+    const fs::path host_only = dir / "host.trace";
+    std::ofstream(host_only, std::ios::binary) << "host frames=16\n";
+    CHECK(std::holds_alternative<trace::Trace>(trace::parse_file(host_only.string())));
+    fs::remove_all(dir);
+}
