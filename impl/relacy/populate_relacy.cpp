@@ -23,7 +23,6 @@
 
 namespace {
 
-using impl::dec;
 using impl::enc;
 using impl::EpochGuard;
 using impl::FrameHint;
