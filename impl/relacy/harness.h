@@ -62,6 +62,20 @@ inline void add(Verdict& v, const std::string& suite, const Explored& e) {
     }
 }
 
+// Random schedules for a suite: 100,000 at the CI budget, 1,000,000 with PVIOMMU_BUDGET=full;
+// for the mutant sweep (sweep: true) always 100,000, quiet, and not overridable from the
+// environment, so the sweep's verdicts do not depend on a developer's settings.
+inline Exploration random_sizes(bool sweep) {
+    Exploration x;
+    x.random = full_budget() ? 1000000 : 100000;
+    if (sweep) {
+        x.random = 100000;
+        x.print_failure = false;
+        x.env_overrides = false;
+    }
+    return x;
+}
+
 // Reruns one schedule (a Relacy state string) with its history recorded and printed.
 template <class Suite>
 bool replay(const std::string& state, unsigned depth_limit) {

@@ -104,17 +104,6 @@ struct PopulateFree : rl::test_suite<PopulateFree, 3> {
     }
 };
 
-impl::relacy::Exploration sizes(bool mutant) {
-    impl::relacy::Exploration x;
-    x.random = impl::relacy::full_budget() ? 1000000 : 100000;
-    if (mutant) {
-        x.random = 100000;
-        x.print_failure = false;
-        x.env_overrides = false;
-    }
-    return x;
-}
-
 }  // namespace
 
 namespace impl::relacy {
@@ -123,14 +112,15 @@ namespace impl::relacy {
 // mutant is planted (g_hint_mutant).
 Verdict check_populate() {
     Verdict v;
-    add(v, "populate/free", explore<PopulateFree>("populate/free", sizes(true)));
+    add(v, "populate/free", explore<PopulateFree>("populate/free", random_sizes(true)));
     return v;
 }
 
 }  // namespace impl::relacy
 
 TEST_CASE("relacy: populate against a free takes the lowest free frame, loses none") {
-    CHECK(impl::relacy::explore<PopulateFree>("populate/free", sizes(false)).ok);
+    CHECK(
+        impl::relacy::explore<PopulateFree>("populate/free", impl::relacy::random_sizes(false)).ok);
 }
 
 TEST_CASE("relacy: planted bug populate-hint-no-generation is caught") {

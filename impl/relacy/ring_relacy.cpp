@@ -151,17 +151,6 @@ struct RingAba : rl::test_suite<RingAba, 3> {
     }
 };
 
-impl::relacy::Exploration sizes(bool mutant) {
-    impl::relacy::Exploration x;
-    x.random = impl::relacy::full_budget() ? 1000000 : 100000;
-    if (mutant) {
-        x.random = 100000;
-        x.print_failure = false;
-        x.env_overrides = false;
-    }
-    return x;
-}
-
 }  // namespace
 
 namespace impl::relacy {
@@ -170,19 +159,19 @@ namespace impl::relacy {
 // is planted (g_ring_mutant).
 Verdict check_ring() {
     Verdict v;
-    add(v, "ring aba", explore<RingAba>("ring aba", sizes(true)));  // the cheaper one first
-    if (!v.caught) add(v, "ring mpmc", explore<RingMpmc>("ring mpmc", sizes(true)));
+    add(v, "ring aba", explore<RingAba>("ring aba", random_sizes(true)));  // the cheaper one first
+    if (!v.caught) add(v, "ring mpmc", explore<RingMpmc>("ring mpmc", random_sizes(true)));
     return v;
 }
 
 }  // namespace impl::relacy
 
 TEST_CASE("relacy: ring, two producers and a consumer across the pointers' wrap") {
-    CHECK(impl::relacy::explore<RingMpmc>("ring mpmc", sizes(false)).ok);
+    CHECK(impl::relacy::explore<RingMpmc>("ring mpmc", impl::relacy::random_sizes(false)).ok);
 }
 
 TEST_CASE("relacy: ring, a pointer word that repeats (ABA) against two consumers") {
-    CHECK(impl::relacy::explore<RingAba>("ring aba", sizes(false)).ok);
+    CHECK(impl::relacy::explore<RingAba>("ring aba", impl::relacy::random_sizes(false)).ok);
 }
 
 TEST_CASE("relacy: planted ring bugs are caught") {

@@ -147,7 +147,7 @@ World make_world() {
     hv.create_ioserver(kG1, IoServId{1}, kStub, 511);
     hv.create_ioserver(kG1, IoServId{2}, kG2, 511);
     hv.add_rmrr(kHw, Bfn{0x5000}, 4);
-    // The stub's quota: one local map.
+    // The stub domain's quota: one local map.
     MapPage mp;
     mp.flags = Flags::with_order(0, IOMMUOP_readable);
     mp.bfn = Bfn{0x100};
