@@ -45,10 +45,65 @@
 
 namespace impl {
 
+// Atomic read-modify-writes (CAS, exchange, fetch_add/sub) this thread has issued through
+// impl::Atomic, counted only in a counting build (-DPVIOMMU_COUNT_RMW=ON: the benchmark's RMWs
+// per operation, issue 16); 0 otherwise. A successful and a failed CAS both count: both lock
+// the cache line.
+#ifdef PVIOMMU_COUNT_RMW
+inline constexpr bool kCountRmw = true;
+inline thread_local std::uint64_t t_rmw_count = 0;  // per thread: no sharing, no atomics
+[[nodiscard]] inline std::uint64_t rmw_count() { return t_rmw_count; }
+#else
+inline constexpr bool kCountRmw = false;
+[[nodiscard]] inline std::uint64_t rmw_count() { return 0; }
+#endif
+
 #ifndef PVIOMMU_RELACY
 
+#ifndef PVIOMMU_COUNT_RMW
 template <class T>
 using Atomic = std::atomic<T>;
+#else
+// std::atomic with every RMW counted in t_rmw_count (loads and stores are not RMWs).
+template <class T>
+class Atomic : public std::atomic<T> {
+    using Base = std::atomic<T>;
+
+public:
+    using Base::Base;
+    using Base::operator=;
+    T exchange(T v, std::memory_order mo = std::memory_order_seq_cst) noexcept {
+        ++t_rmw_count;
+        return Base::exchange(v, mo);
+    }
+    T fetch_add(T v, std::memory_order mo = std::memory_order_seq_cst) noexcept {
+        ++t_rmw_count;
+        return Base::fetch_add(v, mo);
+    }
+    T fetch_sub(T v, std::memory_order mo = std::memory_order_seq_cst) noexcept {
+        ++t_rmw_count;
+        return Base::fetch_sub(v, mo);
+    }
+    bool compare_exchange_strong(T& e, T d,
+                                 std::memory_order mo = std::memory_order_seq_cst) noexcept {
+        ++t_rmw_count;
+        return Base::compare_exchange_strong(e, d, mo);
+    }
+    bool compare_exchange_strong(T& e, T d, std::memory_order s, std::memory_order f) noexcept {
+        ++t_rmw_count;
+        return Base::compare_exchange_strong(e, d, s, f);
+    }
+    bool compare_exchange_weak(T& e, T d,
+                               std::memory_order mo = std::memory_order_seq_cst) noexcept {
+        ++t_rmw_count;
+        return Base::compare_exchange_weak(e, d, mo);
+    }
+    bool compare_exchange_weak(T& e, T d, std::memory_order s, std::memory_order f) noexcept {
+        ++t_rmw_count;
+        return Base::compare_exchange_weak(e, d, s, f);
+    }
+};
+#endif
 
 inline constexpr bool kRelacy = false;
 
