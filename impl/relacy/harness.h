@@ -148,5 +148,9 @@ Verdict check_mcas_reads();     // mcas_scripted_relacy.cpp: readers against MCA
 Verdict check_iotlb();          // iotlb_relacy.cpp: device DMA against a deferred put
 Verdict check_ring();           // ring_relacy.cpp: mpmc near the wrap, and the 2-slot ABA
 Verdict check_populate();       // populate_relacy.cpp: populates against frees (lowest free)
+Verdict check_cell();           // cell_relacy.cpp: the v2 frame-cell protocol (issue 16)
+Verdict check_cell_balloon();   // cell_relacy.cpp: its suites one at a time
+Verdict check_cell_same_leaf();
+Verdict check_cell_deferred();
 
 }  // namespace impl::relacy

@@ -18,6 +18,7 @@
 #include <iostream>
 #include <string>
 
+#include "impl/frame_cell.h"
 #include "impl/frame_hint.h"
 #include "impl/iotlb.h"
 #include "impl/mcas.h"
@@ -41,6 +42,9 @@ struct ConcurrencyMutant {
 #define CORE_MUTANT(m)                                    \
     [] { impl::relacy::plant(impl::relacy::Mutant::m); }, \
         [] { impl::relacy::plant(impl::relacy::Mutant::none); }
+#define CELL_MUTANT(m)                                                 \
+    [] { impl::v2::relacy::g_cell_mutant = impl::v2::CellMutant::m; }, \
+        [] { impl::v2::relacy::g_cell_mutant = impl::v2::CellMutant::none; }
 #define IOTLB_MUTANT(m)                                              \
     [] { impl::relacy::plant_iotlb(impl::relacy::IotlbMutant::m); }, \
         [] { impl::relacy::plant_iotlb(impl::relacy::IotlbMutant::none); }
@@ -101,6 +105,20 @@ const ConcurrencyMutant kMutants[] = {
      [] { impl::relacy::g_hint_mutant = impl::relacy::HintMutant::no_generation; },
      [] { impl::relacy::g_hint_mutant = impl::relacy::HintMutant::none; },
      impl::relacy::check_populate},
+    // The v2 frame-cell protocol (impl/frame_cell.h, impl::v2::CellMutant; issue 16)
+    {"cell-read-no-validate", "a cell snapshot skips the seqlock re-check (a torn record)",
+     CELL_MUTANT(read_no_validate), impl::relacy::check_cell_balloon},
+    {"cell-map-trusts-p2m",
+     "map decides on the P2M leaf, not the cell (a tuple on a ballooned frame, unannounced)",
+     CELL_MUTANT(map_trusts_p2m), impl::relacy::check_cell_balloon},
+    {"cell-settle-no-bump",
+     "a helper settles another op's intent without fencing the owner's cell CAS",
+     CELL_MUTANT(settle_no_bump), impl::relacy::check_cell_same_leaf},
+    {"cell-read-settles", "a leaf read that meets an intent settles it (a read that writes)",
+     CELL_MUTANT(read_settles), impl::relacy::check_cell_balloon},
+    {"cell-put-ignores-deferred",
+     "a deferred put frees at count 0 while other deferred references remain",
+     CELL_MUTANT(put_ignores_deferred), impl::relacy::check_cell_deferred},
 };
 
 int run_mutants() {

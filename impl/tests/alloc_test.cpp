@@ -19,6 +19,7 @@
 #include <string>
 #include <vector>
 
+#include "impl/frame_cell.h"
 #include "impl/hypervisor.h"
 
 // The replacements pair malloc with free on purpose; GCC sees operator delete's free of a
@@ -411,4 +412,46 @@ TEST_CASE("alloc: the counter sees allocations (non-vacuity)") {
     delete sink;
     CHECK(c.allocs == 2);  // the vector and its 63 elements
     CHECK(c.bytes == sizeof(std::vector<std::uint64_t>) + 63 * sizeof(std::uint64_t));
+}
+
+// Issue 16's v2 frame-cell core (impl/frame_cell.h): every data-path operation, success and
+// error paths, allocates nothing (records and intent descriptors come from arenas made by the
+// constructor, through per-thread magazines; a thread's slot is a static thread_local).
+TEST_CASE("alloc: the v2 frame-cell core allocates nothing on any data-path operation") {
+    impl::v2::CellConfig cfg;
+    cfg.frames = 8;
+    cfg.doms = 2;
+    cfg.gfns = 4;
+    cfg.bfns = 4;
+    cfg.records = 64;
+    cfg.descs = 16;
+    impl::v2::CellCore core(cfg);
+    for (std::uint32_t g = 0; g < 3; ++g) core.seed(g, 0, g);  // gfn 3 not populated
+    using impl::v2::St;
+    std::uint64_t sts = 0;  // statuses seen (bit per St): the loop reaches errors and successes
+    const auto round = [&](std::uint64_t i) {
+        const std::uint64_t g = i % 4, b = (i / 4) % 4;
+        std::uint32_t m = 0, k = 0;
+        std::uint64_t bfn = 0;
+        const auto seen = [&](St st) { sts |= std::uint64_t{1} << static_cast<int>(st); };
+        seen(core.map_foreign(1, b, 0, static_cast<std::uint16_t>(i % 2), g, 3, (i & 4) != 0));
+        seen(core.lookup(0, static_cast<std::uint16_t>(i % 2), g, &bfn));
+        (void)core.read_leaf(1, b);
+        seen(core.map_page(0, b, g, 3));
+        if (const St st = core.unmap_foreign(1, b, 0, static_cast<std::uint16_t>(i % 2), &m);
+            st == St::ok)
+            CHECK(core.put_deferred(m, 1));
+        if (i % 3 == 0 && core.unmap_page(0, b, &m) == St::ok) CHECK(core.put_deferred(m, 1));
+        if (i % 5 == 0 && core.balloon(0, g, &m, &k) == St::ok && k != 0)
+            CHECK(core.put_deferred(m, k));
+        seen(core.populate(0, g));
+    };
+    for (std::uint64_t i = 0; i < 64; ++i) round(i);  // warm-up: this thread's slot, magazines
+    const Count c = counting([&] {
+        for (std::uint64_t i = 64; i < 10064; ++i) round(i);
+    });
+    MESSAGE("alloc: v2 cell core, 10,000 rounds of 8 ops: " << c.allocs << " allocations");
+    for (const St st : {St::ok, St::enxio, St::eexist, St::none})
+        CHECK((sts >> static_cast<int>(st) & 1) != 0);
+    check_none(c);
 }
