@@ -1,6 +1,6 @@
-// bench/main.cpp: build/pviommu_bench [--quick] [--smoke] [--csv=FILE] [--svg=FILE] [--seed=N]
-// [--max-size=N] [--reps=N] [--workloads=PREFIXES] [--contenders=NAMES]; the same as `pviommu
-// bench` once the CLI calls run_bench.
+// bench/main.cpp: build/pviommu_bench [--quick] [--smoke] [--csv=FILE] [--svg=FILE] [--json=FILE]
+// [--seed=N] [--max-size=N] [--reps=N] [--budget-ms=MS] [--workloads=PREFIXES]
+// [--contenders=NAMES]; the workloads of `pviommu bench` without its verification-tools section.
 #include <cstdlib>
 #include <cstring>
 #include <iostream>
@@ -21,6 +21,10 @@ int main(int argc, char** argv) {
             o.csv = val("--csv=");
         else if (a.rfind("--svg=", 0) == 0)
             o.svg = val("--svg=");
+        else if (a.rfind("--json=", 0) == 0)
+            o.json = val("--json=");
+        else if (a.rfind("--budget-ms=", 0) == 0)
+            o.budget_ms = std::strtod(val("--budget-ms=").c_str(), nullptr);
         else if (a.rfind("--seed=", 0) == 0)
             o.seed = std::strtoull(val("--seed=").c_str(), nullptr, 10);
         else if (a.rfind("--max-size=", 0) == 0)
@@ -33,8 +37,8 @@ int main(int argc, char** argv) {
             o.contenders = val("--contenders=");
         else {
             std::cerr << "usage: pviommu_bench [--quick] [--smoke] [--csv=FILE] [--svg=FILE] "
-                         "[--seed=N] [--max-size=N] [--reps=N] [--workloads=W1,W3] "
-                         "[--contenders=impl,tbb]\n";
+                         "[--json=FILE] [--seed=N] [--max-size=N] [--reps=N] [--budget-ms=MS] "
+                         "[--workloads=W1,W3] [--contenders=impl,tbb]\n";
             return 2;
         }
     }

@@ -119,6 +119,7 @@ private:
     auto locked(F&& f) {
         if constexpr (Locked) {
             std::lock_guard g(mu_);
+            count_locks(1);
             return f();
         } else {
             return f();
@@ -188,6 +189,7 @@ protected:
     bool deliver(DomId t, IoServId s, Bfn b) {
         Srv& srv = *server(t, s);
         std::lock_guard g(srv.mu);
+        count_locks(1);
         if (srv.slots - 2 * srv.buffered.size() >= 2) {
             srv.buffered.push_back(b);
             return false;
@@ -504,7 +506,9 @@ public:
     explicit LfMap(std::uint64_t n) {
         unsigned long init = 1;
         while (init < n && init < (1UL << 22)) init <<= 1;
-        ht_ = cds_lfht_new(init, 1, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, nullptr);
+        // Never below the size hint (as tbb and libcuckoo are sized): without it, the teardown's
+        // deletes shrink the table step by step, which cost most of a full run's urcu time.
+        ht_ = cds_lfht_new(init, init, 0, CDS_LFHT_AUTO_RESIZE | CDS_LFHT_ACCOUNTING, nullptr);
     }
     ~LfMap() {  // quiescent; the calling thread is not registered
         rcu_register_thread();
@@ -581,6 +585,7 @@ private:
             if (n == nullptr) return nullptr;
             Node* x = caa_container_of(n, Node, n);
             x->mu.lock();
+            count_locks(1);
             if (!x->dead) return x;
             x->mu.unlock();
         }
@@ -655,6 +660,7 @@ public:
         if (auto st = check_foreign(c, t, s)) return *st;
         Dom &E = *doms_[c.v], &T = *doms_[t.v];
         std::scoped_lock lk(E.mu, T.mu);
+        count_locks(2);
         if (g.v >= T.p2m.size() || T.p2m[g.v] == 0) return Status::enxio;
         const std::uint64_t m = T.p2m[g.v] - 1;
         auto [it, fresh] = E.iommu.try_emplace(b.v, Ent{kForeign, kRw, m});
@@ -677,6 +683,7 @@ public:
         if (auto st = check_foreign(c, t, s)) return *st;
         Dom& T = *doms_[t.v];
         std::lock_guard lk(T.mu);
+        count_locks(1);
         if (g.v >= T.p2m.size() || T.p2m[g.v] == 0) return Status::enxio;
         const std::uint64_t m = T.p2m[g.v] - 1;
         std::optional<std::uint64_t> best;
@@ -699,8 +706,10 @@ public:
         if (own) {
             lt = std::unique_lock<std::mutex>(doms_[t.v]->mu, std::defer_lock);
             std::lock(le, lt);
+            count_locks(2);
         } else {
             le.lock();
+            count_locks(1);
         }
         auto e = E.iommu.find(b.v);
         if (e == E.iommu.end()) return Status::enoent;
@@ -730,6 +739,7 @@ public:
         if (!is_target(t)) return {};
         Dom &T = *doms_[t.v], &E = *doms_[emulator_of_pair(pair_of(t)).v];  // T's servers' emulator
         std::scoped_lock lk(E.mu, T.mu);
+        count_locks(2);
         if (g.v >= T.p2m.size() || T.p2m[g.v] == 0) return {};
         const std::uint64_t m = T.p2m[g.v] - 1;
         T.p2m[g.v] = 0;
@@ -799,12 +809,17 @@ private:
 
 std::vector<Contender> contenders() {
     return {
-        {"impl", [] { return std::make_unique<SpecAdapter<false>>("impl", &impl::make); }},
-        {"ref+mutex", [] { return std::make_unique<SpecAdapter<true>>("ref+mutex", &ref::make); }},
-        {"xen-style", [] { return std::make_unique<XenStyle>(); }},
-        {"tbb", [] { return std::make_unique<TablePeer<TbbBackend>>("tbb"); }},
-        {"urcu", [] { return std::make_unique<TablePeer<UrcuBackend>>("urcu"); }},
-        {"cuckoo", [] { return std::make_unique<TablePeer<CuckooBackend>>("cuckoo"); }},
+        {"impl", [] { return std::make_unique<SpecAdapter<false>>("impl", &impl::make); },
+         SyncUnit::rmw},
+        {"ref+mutex", [] { return std::make_unique<SpecAdapter<true>>("ref+mutex", &ref::make); },
+         SyncUnit::locks},
+        {"xen-style", [] { return std::make_unique<XenStyle>(); }, SyncUnit::locks},
+        // tbb and libcuckoo take bucket and element locks inside the library: not counted.
+        {"tbb", [] { return std::make_unique<TablePeer<TbbBackend>>("tbb"); }, SyncUnit::none},
+        // urcu: the node mutexes and the servers' queue mutexes; liburcu's own CAS is not counted.
+        {"urcu", [] { return std::make_unique<TablePeer<UrcuBackend>>("urcu"); }, SyncUnit::locks},
+        {"cuckoo", [] { return std::make_unique<TablePeer<CuckooBackend>>("cuckoo"); },
+         SyncUnit::none},
     };
 }
 

@@ -27,9 +27,33 @@
 #include <string>
 #include <vector>
 
+#include "impl/atomic.h"
 #include "spec/hypervisor.h"
 
 namespace bench {
+
+// Synchronisation counted per operation (issue 16: "atomic RMWs per operation, by op"), only in
+// the counting build (-DPVIOMMU_COUNT_RMW=ON, a PUBLIC definition of pviommu_impl, so it reaches
+// this library too): impl counts its atomic RMWs in impl::rmw_count(); the lock-based peers
+// count their mutex acquisitions here. Both are per thread, so reading them around one call
+// measures that call. In a normal build nothing is counted and the bench says so.
+inline constexpr bool kCountSync = impl::kCountRmw;
+inline thread_local std::uint64_t t_lock_count = 0;  // per thread: no sharing, no atomics
+[[nodiscard]] inline std::uint64_t lock_count() { return t_lock_count; }
+// A peer calls this where it acquires n mutexes (a no-op in a normal build).
+inline void count_locks(std::uint64_t n) {
+    if constexpr (kCountSync) t_lock_count += n;
+}
+// This thread's synchronisation events so far: impl's RMWs plus the peers' lock acquisitions
+// (a contender has one or the other, never both; see Contender::unit).
+[[nodiscard]] inline std::uint64_t sync_count() { return impl::rmw_count() + lock_count(); }
+
+// What a contender's sync count measures.
+enum class SyncUnit : std::uint8_t {
+    rmw,    // impl: atomic RMWs issued through impl::Atomic (CAS, exchange, fetch_add/sub)
+    locks,  // mutex acquisitions, all of them (ref+mutex, xen-style, urcu's node mutexes)
+    none,   // not countable honestly: tbb and libcuckoo lock inside the library
+};
 
 struct WorldSpec {
     std::uint32_t pairs = 1;        // (emulator, target) pairs
@@ -100,6 +124,7 @@ public:
 struct Contender {
     std::string name;
     std::function<std::unique_ptr<Adapter>()> make;
+    SyncUnit unit = SyncUnit::none;
 };
 
 // impl, ref under a global mutex, xen-style, tbb, urcu, cuckoo (in that order).

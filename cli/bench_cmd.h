@@ -11,7 +11,8 @@ namespace cli {
 
 // Runs bench::run_bench, then the tools section: the sequential state machine (commands/s),
 // the parallel linearizability property (histories/s, ops/s) and each proof obligation's time
-// at small width (not in --smoke). Returns run_bench's status, or 1 if a tool run failed.
+// at small width (not in --smoke or --quick). Returns run_bench's status, or 1 if a tool run
+// failed.
 [[nodiscard]] int run_bench_command(const bench::BenchOptions& opt, std::ostream& out);
 
 }  // namespace cli
