@@ -4,6 +4,7 @@
 #include <chrono>
 #include <cstdlib>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <map>
@@ -11,6 +12,7 @@
 #include <set>
 #include <sstream>
 
+#include "cli/diff_cmd.h"  // kVersion: the project version, as `pviommu --version` prints it
 #include "proofs/explore.h"
 #include "proofs/prove.h"
 
@@ -43,6 +45,8 @@ int run_obligations(const ProveArgs& args, std::ostream& out) {
     opt.stats = args.stats;
     opt.small = args.small;
     opt.smt2_dir = args.smt2_dir;
+    opt.plant = args.plant;
+    opt.real_widths = args.real_widths;
     const bool cvc5 = args.solver == "cvc5";
     if (args.solver != "z3" && !cvc5) {
         out << "--solver: z3 or cvc5, not " << args.solver << "\n";
@@ -100,7 +104,12 @@ int run_obligations(const ProveArgs& args, std::ostream& out) {
                     ++a;
                 } else if (v == "sat" || v == "unsat") {
                     ++d;
-                    second += "\n  DISAGREE: cvc5 " + v + ", Z3 " + z3v + " on " + file;
+                    second.append("\n  DISAGREE: cvc5 ")
+                        .append(v)
+                        .append(", Z3 ")
+                        .append(z3v)
+                        .append(" on ")
+                        .append(file);
                 } else if (v == "unknown") {
                     ++u;
                 } else {
@@ -144,9 +153,10 @@ int run_obligations(const ProveArgs& args, std::ostream& out) {
                 << it->second.total;
         kinds_json[k] = {{"proved", it->second.proved}, {"total", it->second.total}};
     }
-    const std::string widths = proofs::widths_text(args.small);
+    const std::string widths = proofs::widths_text(args.small, args.real_widths);
     if (args.json) {
-        out << json{{"obligations", rows},
+        out << json{{"version", kVersion},
+                    {"obligations", rows},
                     {"proved", proved},
                     {"total", total},
                     {"kinds", kinds_json},
@@ -193,23 +203,53 @@ int run_mutants(const ProveArgs& args, std::ostream& out) {
                                          : proofs::check_mutant(name, opt);
         ++total;
         caught += r.caught;
+        // Issue 17, item 6: each counterexample's trace (ref's path to its pre-state) and its
+        // pre-state (canonical dump) as files, for `pviommu run`.
+        std::string files;
+        if (!args.mutant_traces.empty()) {
+            std::filesystem::create_directories(args.mutant_traces);
+            std::string base = r.mutant;
+            std::replace(base.begin(), base.end(), ':', '_');
+            if (!r.trace.empty()) {
+                const std::string f = args.mutant_traces + "/" + base + ".trace";
+                std::ofstream(f) << r.trace;
+                files += " trace " + f;
+            }
+            if (!r.state.empty()) {
+                const std::string f = args.mutant_traces + "/" + base + ".state";
+                std::ofstream(f) << r.state;
+                files += " state " + f;
+            }
+        }
         if (args.json) {
             rows.push_back({{"mutant", r.mutant},
                             {"transition", r.transition},
                             {"expected", r.expected},
                             {"caught", r.caught},
+                            {"classification", r.classification},
+                            {"trace", r.trace},
+                            {"state", r.state},
                             {"seconds", r.seconds},
                             {"detail", r.detail}});
         } else {
             out << "mutant " << std::left << std::setw(28) << r.mutant << " "
                 << (r.caught ? "caught  " : "SURVIVED") << " " << r.expected << " (" << r.transition
-                << ", " << fixed(r.seconds, 3) << " s)\n";
+                << ", " << fixed(r.seconds, 3) << " s)"
+                << (r.classification.empty() ? "" : ": " + r.classification) << "\n";
             std::istringstream d(r.detail);
             for (std::string l; std::getline(d, l);) out << "    " << l << "\n";
+            if (!r.trace.empty()) {
+                out << "    replayable trace (pviommu run):\n";
+                std::istringstream t(r.trace);
+                for (std::string l; std::getline(t, l);) out << "      " << l << "\n";
+            }
+            if (!files.empty()) out << "    written:" << files << "\n";
         }
     }
     if (args.json)
-        out << json{{"mutants", rows}, {"caught", caught}, {"total", total}}.dump(2) << "\n";
+        out << json{{"version", kVersion}, {"mutants", rows}, {"caught", caught}, {"total", total}}
+                   .dump(2)
+            << "\n";
     else
         out << "mutants caught " << caught << "/" << total << "\n";
     return total > 0 && caught == total ? 0 : 1;
@@ -220,14 +260,9 @@ int run_conformance(const ProveArgs& args, std::ostream& out) {
     opt.timeout_ms = std::max(args.timeout_ms, 20000u);
     const proofs::ConformanceResult r = proofs::conformance(args.seed, args.conformance, opt);
     if (args.json) {
-        out << json{{"samples", r.samples},
-                    {"divergences", r.divergences},
-                    {"seed", r.seed},
-                    {"per_op", r.per_op},
-                    {"per_status", r.per_status},
-                    {"orphans", r.orphans},
-                    {"seconds", r.seconds},
-                    {"detail", r.detail}}
+        out << json{{"version", kVersion},  {"samples", r.samples}, {"divergences", r.divergences},
+                    {"seed", r.seed},       {"per_op", r.per_op},   {"per_status", r.per_status},
+                    {"orphans", r.orphans}, {"seconds", r.seconds}, {"detail", r.detail}}
                    .dump(2)
             << "\n";
     } else {
@@ -294,7 +329,8 @@ int run_edge_conformance(const ProveArgs& args, std::ostream& out) {
         if (!args.json) out << line << "\n";
     }
     if (args.json) {
-        out << json{{"worlds", rows},
+        out << json{{"version", kVersion},
+                    {"worlds", rows},
                     {"coverage", cov},
                     {"missing", missing},
                     {"divergences", divergences}}
@@ -371,7 +407,7 @@ int run_bmc(const ProveArgs& args, std::ostream& out) {
                 << fixed(r.seconds, 1) << " s\n";
         }
     }
-    if (args.json) out << json{{"bmc", rows}}.dump(2) << "\n";
+    if (args.json) out << json{{"version", kVersion}, {"bmc", rows}}.dump(2) << "\n";
     return bad ? 1 : 0;
 }
 
@@ -385,6 +421,15 @@ CLI::App* add_prove_command(CLI::App& app, ProveArgs& args) {
         "non-vacuity); exit 0 all proved, 1 otherwise");
     p->add_flag("--json", args.json, "Print the results as JSON");
     p->add_option("--only", args.only, "Only obligations (or mutants) whose name contains NAME");
+    p->add_flag("--real-widths", args.real_widths,
+                "Obligations at Xen's widths: bfn/gfn/mfn 64 bits, domid and ioserver 16 "
+                "(default: 8 bits each); counts are unbounded integers either way");
+    p->add_option("--plant", args.plant,
+                  "Run the obligations with this planted bug (one of --mutants' encoding "
+                  "mutants): a failing one's counterexample is decoded and classified");
+    p->add_option("--mutant-traces", args.mutant_traces,
+                  "With --mutants: write each counterexample's replayable trace (DIR/NAME.trace) "
+                  "and pre-state (DIR/NAME.state, the canonical dump) there");
     p->add_flag("--mutants", args.mutants,
                 "Run the planted bugs instead: each must yield a counterexample to its invariant");
     p->add_flag("--stats", args.stats, "Print solver statistics per obligation");

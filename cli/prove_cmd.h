@@ -16,6 +16,9 @@ struct ProveArgs {
     bool json = false;
     std::string only;             // run only obligations whose name contains it ("" = all)
     bool mutants = false;         // run the planted bugs instead of the obligations
+    std::string mutant_traces;    // --mutants: write each trace and pre-state dump here
+    std::string plant;            // obligations with this planted bug (proofs::Options::plant)
+    bool real_widths = false;     // obligations at Xen's widths (proofs::Options::real_widths)
     bool stats = false;           // print solver statistics
     bool skip_open = false;       // skip proofs::open_obligations() (they are not proved)
     unsigned timeout_ms = 10000;  // wall clock: --conformance, --bmc-depth, --mutants' searches

@@ -36,6 +36,10 @@ struct Widths {
     unsigned sid = 8;   // ioserver id
     static Widths full() { return {}; }
     static Widths small() { return {3, 2, 1}; }
+    // Xen's widths (issue 17, item 3): bfn/gfn/mfn 64 bits, domid 16, ioserver id 16. (The
+    // encoding's DOMID_SELF is the all-ones value, 0xffff here where Xen's is 0x7ff0: only its
+    // being no live domain matters, AUX-WF.)
+    static Widths real() { return {64, 16, 16}; }
 };
 
 // Frame states (2 bits) and explicit IOMMU entry kinds (2 bits); identity entries are a rule
@@ -216,7 +220,30 @@ Result non_vacuity_by_witness(const std::string& what, const Options& opt);
 bool mutant_by_witness(const std::string& transition, Mutant mut,
                        const std::vector<std::string>& then, const std::string& expected,
                        const std::string& at, std::size_t max_states, const Options& opt,
-                       std::string& detail);
+                       std::string& detail, struct Explanation* explained = nullptr);
+
+// Counterexamples as states (issue 17, item 6): a model of a failing query at a small width,
+// decoded into a spec::State (with the encoding's R11 ghosts and H) and the transition's
+// arguments; ref (or the C++ counterpart of an R11/R9 step) runs from the decoded pre-state:
+// "encoding bug" (ref does not do what the encoded transition did), "ref bug" (ref does it and
+// breaks a state invariant), "counterexample to induction" (ref does it and keeps ref's
+// invariants), "unreachable counterexample to induction" (the pre-state breaks ref's own
+// invariants, so no run of ref reaches it; ref is not run). `text` says which and why, and
+// whether the explicit-state explorer (proofs/explore.h) reaches the pre-state within
+// kReachDepth statements of one of its worlds; if not, the pre-state in the canonical dump
+// format (`dump`). A witness-found counterexample (mutant_by_witness) has a ref path to its
+// pre-state, printed as a replayable trace (`trace`) instead.
+struct Explanation {
+    std::string classification;
+    std::string text;
+    std::string dump;
+    std::string trace;
+};
+inline constexpr unsigned kReachDepth = 3;
+// `pre`, `t` (its arguments) and `post` (the successor the failing clause is about) evaluated
+// in `m`. Only at widths of at most 4/2/1 bits (Widths::small()).
+Explanation explain_model(const Sorts& so, const z3::model& m, const St& pre, const Transition& t,
+                          const St& post, const std::string& expected);
 
 // Derived predicates (shared with the tests).
 z3::expr usable(const Sorts& so, const St& s, const z3::expr& c);

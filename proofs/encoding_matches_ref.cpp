@@ -1719,10 +1719,59 @@ Result non_vacuity_by_witness(const std::string& what, const Options& opt) {
     return res;
 }
 
+namespace {
+// Issue 17, item 6 (defined at the end of this file).
+Ext decode_ext(const z3::model& m, const Sorts& so, const St& s);
+Sample decode_sample(const z3::model& m, const Sorts& so, const Transition& t);
+bool is_ref_op(const std::string& op);
+std::string stmt_text(const Sample& s);
+std::vector<std::string> expectations(const State& enc, const State& ref);
+Explanation explain_step(const Ext& pre, const Sample& smp, const Ext& encoded_post,
+                         const std::string& expected);
+}  // namespace
+
 bool mutant_by_witness(const std::string& transition, Mutant mut,
                        const std::vector<std::string>& then, const std::string& expected,
                        const std::string& at, std::size_t max_states, const Options& opt,
-                       std::string& detail) {
+                       std::string& detail, Explanation* explained) {
+    std::string world_text, path_text;  // the current world and the statements run in it
+    const Sample* current = nullptr;    // the statement whose chain holds the step tried
+    bool at_front = false;              // the step tried is its chain's first
+    // Issue 17, item 6: the counterexample classified by running ref from its pre-state, and
+    // the trace of ref's path to it (the world, the statements run, then the planted op with
+    // Z3's arguments and, after it, what the encoding's successor claims where ref differs).
+    auto explain_witness = [&](const Sorts& so, const z3::model& m, const Ext& pre,
+                               const std::vector<Transition>& steps, Explanation& out) {
+        const Sample smp = decode_sample(m, so, steps.front());
+        out = explain_step(pre, smp, decode_ext(m, so, steps.front().next), expected);
+        out.dump = dump(pre.s);
+        std::ostringstream tr;
+        tr << "# pviommu prove: a counterexample to " << expected << " at " << transition
+           << (mut == Mutant::none ? "" : " (a planted bug)") << ": " << out.classification
+           << "\n# the world and ref's path to the "
+           << "pre-state (the state before " << at << "):\n"
+           << world_text << path_text;
+        if (at_front && at == transition && is_ref_op(at)) {
+            State ref_post;
+            unsigned st = 0;
+            (void)chain_of(pre, smp, ref_post, st);
+            const Ext enc_end = decode_ext(m, so, steps.back().next);
+            tr << "# the planted op, with the solver's arguments; ref keeps the invariants\n"
+               << stmt_text(smp) << "\ncheck invariants\n"
+               << "# what the encoding's " << transition;
+            for (std::size_t j = 1; j < steps.size(); ++j) tr << ", then " << steps[j].name;
+            tr << " left, where ref differs (each fails on ref: " << expected
+               << " breaks on the encoding's state)\n";
+            for (const std::string& l : expectations(enc_end.s, ref_post))
+                tr << l << "   # encoding: " << expected << "\n";
+        } else {
+            tr << "# the counterexample is at the step " << at << " inside this statement's chain"
+               << " (R9 v2, R11): no statement runs it alone\n"
+               << (current != nullptr ? stmt_text(*current) : std::string("# (none)")) << "\n";
+        }
+        out.trace = tr.str();
+        out.text += "pre-state: reached by ref from a random world (trace below)\n";
+    };
     // A state just before a step `at` of a chain: encoded, the planted step and `then` from it.
     auto query = [&](const Ext& pre) -> z3::check_result {
         z3::context c;
@@ -1764,13 +1813,15 @@ bool mutant_by_witness(const std::string& transition, Mutant mut,
             }
             os << "  from a state ref reached (encoded with its ghosts):\n" << ext_text(pre);
             detail = os.str();
+            if (explained != nullptr) explain_witness(so, m, pre, steps, *explained);
         }
         return r;
     };
     Gen g{std::mt19937_64(19700101)};
     std::size_t tried = 0;
     for (unsigned world = 0; world < 4000 && tried < max_states; ++world) {
-        const auto hvp = make_world(g);
+        const auto hvp = make_world(g, &world_text);
+        path_text.clear();
         Ext cur = ext_of(hvp->state(), {}, true);
         for (std::size_t k = 0; k < 16 && tried < max_states; ++k) {
             Sample smp = random_op(g, cur.s);
@@ -1788,19 +1839,427 @@ bool mutant_by_witness(const std::string& transition, Mutant mut,
             State ref_post;
             unsigned st = 0;
             const std::vector<Step> chain = chain_of(cur, smp, ref_post, st);
+            current = &smp;
             for (const Step& sp : chain) {
                 if (sp.smp.op != at || tried >= max_states) continue;
                 ++tried;
+                at_front = &sp == &chain.front();
                 const z3::check_result r = query(sp.pre);
                 if (r == z3::sat) return true;
                 if (r == z3::unknown) return false;
             }
+            path_text += stmt_text(smp) + "\n";
             // R11: a device caches every translation it may before the next op.
             cur = ext_of(chain.back().post.s, chain.back().post.h, true);
         }
     }
     detail = "no counterexample on " + std::to_string(tried) + " reached states before " + at;
     return false;
+}
+
+}  // namespace proofs
+
+// ---------------------------------------------------------------------------------------------
+// Counterexamples as states (issue 17, item 6). A model of a failing query (at a small width:
+// every index of every array is evaluated) is decoded into an Ext (a spec::State with the
+// encoding's R11 ghosts and H), the transition's arguments into a Sample; ref (or, for R11's
+// and R9's steps, their C++ counterparts above, which conformance ties to ref) runs from the
+// decoded pre-state, and the counterexample is classified.
+
+namespace proofs {
+
+namespace {
+
+std::uint64_t model_u64(const z3::model& m, const expr& e) {
+    const expr v = m.eval(e, true);
+    std::uint64_t u = 0;
+    if (v.is_numeral_u64(u)) return u;
+    std::int64_t i = 0;
+    if (v.is_numeral_i64(i)) return i < 0 ? 0 : static_cast<std::uint64_t>(i);
+    return 0;
+}
+bool model_true(const z3::model& m, const expr& e) { return m.eval(e, true).is_true(); }
+
+// The decoded state: every index of the model's arrays below the sorts' sizes (so only at
+// small widths: at 8 bits the tuple sort alone has 2^25 indices).
+Ext decode_ext(const z3::model& m, const Sorts& so, const St& s) {
+    if (so.w.addr > 4 || so.w.dom > 2 || so.w.sid > 1)
+        throw std::invalid_argument("decode_ext: only at small widths");
+    Enc e{so.ctx, so};
+    const std::uint64_t na = 1ULL << so.w.addr;
+    const std::uint16_t self = static_cast<std::uint16_t>((1U << so.w.dom) - 1);
+    const std::uint16_t nd = self, ns = static_cast<std::uint16_t>(1U << so.w.sid);
+    auto dom = [&](std::uint64_t v) {
+        return v == self ? kDomIdSelf : DomId{static_cast<std::uint16_t>(v)};
+    };
+    auto d_of = [&](const expr& x) { return dom(model_u64(m, x)); };
+    Ext x;
+    State& st = x.s;
+    st.host.iommu = model_true(m, s.host_iommu);
+    st.host.mode = static_cast<IommuMode>(std::min<std::uint64_t>(model_u64(m, s.mode), 2));
+    st.host.max_order = 0;
+    st.host.frames = std::max<std::uint64_t>(1, model_u64(m, s.nframes));
+    st.host.max_count = static_cast<std::uint32_t>(
+        std::clamp<std::uint64_t>(model_u64(m, s.maxc), 1, spec::kMaxCountLimit));
+    for (std::uint64_t a = 0; a < na; ++a) {
+        const expr ea = e.a(a);
+        const std::uint64_t k = model_u64(m, s.fstate[ea]);
+        Frame f;
+        f.state = k == kXen ? FrameState::xen : k == kOwned ? FrameState::owned : FrameState::free;
+        if (f.state == FrameState::owned) f.owner = d_of(s.owner[ea]);
+        f.count = static_cast<std::uint32_t>(model_u64(m, s.count[ea]));
+        f.allocated = model_true(m, s.alloc[ea]);
+        if (!f.fresh()) st.frames[Mfn{a}] = f;
+        if (const std::uint64_t p = model_u64(m, s.pend[ea]); p > 0)
+            x.pend[Mfn{a}] = static_cast<std::uint32_t>(p);
+    }
+    for (std::uint16_t d = 0; d < nd; ++d) {
+        const DomId dd{d};
+        if (model_true(m, s.dying[e.d(dd)])) x.dying.insert(dd);
+        if (!model_true(m, s.live[e.d(dd)])) continue;
+        Domain& dm = st.domains[dd];
+        dm.hardware = model_true(m, s.hw[e.d(dd)]);
+        dm.iommu_hw = model_true(m, s.iommu_hw[e.d(dd)]);
+        for (std::uint16_t t = 0; t < nd; ++t)
+            if (model_true(m, s.dm[z3::concat(e.d(dd), e.d(DomId{t}))]))
+                dm.dm_over.insert(DomId{t});
+        for (std::uint64_t a = 0; a < na; ++a) {
+            const expr ix = e.da(dd, a);
+            if (model_true(m, s.rmrr[ix])) dm.rmrr.push_back(Range{Bfn{a}, 1});
+            if (model_true(m, s.p2mv[ix])) dm.p2m[Gfn{a}] = Mfn{model_u64(m, s.p2m[ix])};
+            const std::uint64_t k = model_u64(m, s.ekind[ix]);
+            if (k == kLocal || k == kForeign)
+                dm.iommu[Bfn{a}] = Entry{Mfn{model_u64(m, s.emfn[ix])}, 0,
+                                         k == kLocal ? EntryKind::local : EntryKind::foreign};
+            else if (k == kScratch)
+                dm.iommu[Bfn{a}] = Entry{Mfn{}, 0, EntryKind::scratch};
+            if (model_true(m, s.removed[ix])) dm.removed_identity.insert(Bfn{a});
+            for (std::uint64_t mm = 0; mm < na; ++mm) {
+                z3::expr_vector i2(so.ctx);
+                i2.push_back(ix);
+                i2.push_back(e.a(mm));
+                if (model_true(m, z3::select(s.tlb, i2))) x.tlb.insert({dd, Bfn{a}, Mfn{mm}});
+            }
+        }
+        for (std::uint64_t mm = 0; mm < na; ++mm) {
+            z3::expr_vector i2(so.ctx);
+            i2.push_back(e.d(dd));
+            i2.push_back(e.a(mm));
+            if (model_true(m, z3::select(s.await, i2))) x.await.insert({dd, Mfn{mm}});
+        }
+    }
+    for (std::uint16_t d = 0; d < nd; ++d)
+        for (std::uint16_t i = 0; i < ns; ++i)
+            if (model_true(m, s.srv[e.ds(DomId{d}, IoServId{i})])) {
+                IoServer sv;
+                sv.emulator = d_of(s.emu[e.ds(DomId{d}, IoServId{i})]);
+                st.servers[{DomId{d}, IoServId{i}}] = sv;
+            }
+    for (std::uint64_t mm = 0; mm < na; ++mm)
+        for (std::uint64_t b = 0; b < na; ++b)
+            for (std::uint16_t d = 0; d <= self; ++d)
+                for (std::uint16_t i = 0; i < ns; ++i) {
+                    const Tuple t{Bfn{b}, dom(d), IoServId{i}};
+                    const expr tt = e.tup(Mfn{mm}, t);
+                    if (!model_true(m, s.m2b[tt])) continue;
+                    st.m2b[Mfn{mm}][t] = TupleInfo{model_true(m, s.swap[tt]), d_of(s.temu[tt]),
+                                                   model_true(m, s.torph[tt])};
+                }
+    for (std::uint16_t d = 0; d < nd; ++d)
+        for (std::uint64_t b = 0; b < na; ++b)
+            for (std::uint16_t t = 0; t <= self; ++t)
+                for (std::uint16_t i = 0; i < ns; ++i) {
+                    const HandedKey k{DomId{d}, Bfn{b}, dom(t), IoServId{i}};
+                    if (model_true(m, s.hk[e.key(k)])) x.h[k] = Mfn{model_u64(m, s.hm[e.key(k)])};
+                }
+    st.fault_iommu_map = static_cast<std::uint32_t>(model_u64(m, s.fault));
+    return x;
+}
+
+// The transition's arguments as the model gives them (by field name, as fix_args sets them).
+Sample decode_sample(const z3::model& m, const Sorts& so, const Transition& t) {
+    Sample smp;
+    smp.op = t.name;
+    const std::uint16_t self = static_cast<std::uint16_t>((1U << so.w.dom) - 1);
+    auto dom = [&](const expr& x) {
+        const std::uint64_t v = model_u64(m, x);
+        return v == self ? kDomIdSelf : DomId{static_cast<std::uint16_t>(v)};
+    };
+    for (unsigned i = 0; i < t.args.size(); ++i) {
+        const expr a = t.args[i];
+        const std::string n = a.decl().name().str();
+        const std::string f = n.substr(n.find('.') + 1);
+        if (f == "C" || f == "D")
+            smp.c = dom(a);
+        else if (f == "flags")
+            smp.flags = Flags{static_cast<std::uint16_t>(model_u64(m, a))};
+        else if (f == "bfn")
+            smp.bfn = Bfn{model_u64(m, a)};
+        else if (f == "gfn")
+            smp.gfn = Gfn{model_u64(m, a)};
+        else if (f == "domid")
+            smp.domid = dom(a);
+        else if (f == "ioserver")
+            smp.ioserver = IoServId{static_cast<std::uint16_t>(model_u64(m, a))};
+        else if (f == "bfn_is_invalid")
+            smp.bfn_invalid = model_true(m, a);
+        else if (f == "mfn")
+            smp.mfn = Mfn{model_u64(m, a)};
+    }
+    return smp;
+}
+
+bool is_ref_op(const std::string& op) {
+    static const std::set<std::string> ops = {
+        "map_foreign_page", "unmap_foreign_page", "lookup_foreign_page", "map_page", "unmap_page",
+        "balloon",          "populate",           "query_caps",          "drain"};
+    return ops.contains(op);
+}
+
+// The C++ counterpart of one encoded step from `pre` (ref's op for a subop or event, the
+// functions above for R11's and R9 v2's steps); nullopt when there is none.
+std::optional<Ext> cpp_step(const Ext& pre, const Sample& smp) {
+    if (is_ref_op(smp.op)) return ref_step(pre, smp).post;
+    if (smp.op == "flush") return ext_flush(pre, smp.c);
+    if (smp.op == "put") return ext_put(pre, smp.mfn);
+    if (smp.op == "tlb_fill") return ext_fill(pre, smp.c, smp.bfn);
+    if (smp.op == "destroy_drop_tuple")
+        return ext_drop_tuple(pre, smp.c, smp.mfn, Tuple{smp.bfn, smp.domid, smp.ioserver});
+    if (smp.op == "destroy_drop_local") return ext_drop_local(pre, smp.c, smp.bfn);
+    if (smp.op == "destroy_begin") {
+        Ext n = pre;
+        n.dying.insert(smp.c);
+        forget_emulator(n.h, smp.c);
+        return n;
+    }
+    return std::nullopt;
+}
+
+// What the encoding represents of an Ext, as text: no entry permissions, no ring queues or
+// quotas, RMRRs as single bfns (the encoding's rmrr is per bfn).
+std::string encoded_text(Ext x) {
+    x.s.host.max_order = 0;
+    for (auto& [d, dom] : x.s.domains) {
+        dom.quota.reset();
+        for (auto& [b, en] : dom.iommu) {
+            en.perms = 0;
+            if (en.kind == EntryKind::scratch) en.mfn = Mfn{};
+        }
+        std::set<std::uint64_t> bs;
+        for (const Range& r : dom.rmrr)
+            for (std::uint64_t b = 0; b < kAddrs; ++b)
+                if (r.meets(Bfn{b}, 1)) bs.insert(b);
+        dom.rmrr.clear();
+        for (std::uint64_t b : bs) dom.rmrr.push_back(Range{Bfn{b}, 1});
+    }
+    for (auto& [k, sv] : x.s.servers) {
+        IoServer bare;
+        bare.emulator = sv.emulator;
+        sv = bare;
+    }
+    return ext_text(x);
+}
+
+std::vector<std::string> lines_of(const std::string& t) {
+    std::vector<std::string> out;
+    std::istringstream is(t);
+    for (std::string l; std::getline(is, l);) out.push_back(l);
+    return out;
+}
+// Lines of a that b lacks.
+std::vector<std::string> minus(const std::string& a, const std::string& b) {
+    const auto lb = lines_of(b);
+    const std::set<std::string> sb(lb.begin(), lb.end());
+    std::vector<std::string> out;
+    for (const auto& l : lines_of(a))
+        if (!sb.contains(l)) out.push_back(l);
+    return out;
+}
+
+// The statement of a ref op in TRACE-FORMAT.
+std::string stmt_text(const Sample& s) {
+    auto dom = [](DomId d) { return std::to_string(d.v); };
+    std::ostringstream os;
+    if (s.op == "balloon" || s.op == "populate") {
+        os << s.op << " " << s.c.v << " gfn=" << s.gfn.v;
+    } else if (s.op == "destroy") {
+        os << "destroy " << s.c.v;
+    } else if (s.op == "drain") {
+        os << "drain " << s.c.v << " id=" << s.ioserver.v;
+    } else if (s.op == "query_caps") {
+        os << "call " << s.c.v << " query_caps";
+    } else {
+        os << "call " << s.c.v << " " << s.op << " flags=" << s.flags.raw;
+        const bool foreign = s.op == "map_foreign_page" || s.op == "unmap_foreign_page" ||
+                             s.op == "lookup_foreign_page";
+        if (s.op != "lookup_foreign_page" || !s.bfn_invalid) os << " bfn=" << s.bfn.v;
+        if (s.op == "map_page" || s.op == "map_foreign_page" || s.op == "lookup_foreign_page")
+            os << " gfn=" << s.gfn.v;
+        if (foreign) os << " domid=" << dom(s.domid) << " ioserver=" << s.ioserver.v;
+    }
+    return os.str();
+}
+
+// TRACE-FORMAT expectations that hold on `enc` (the encoding's successor) where it differs
+// from `ref` (ref's): each fails when the trace runs on ref.
+std::vector<std::string> expectations(const State& enc, const State& ref) {
+    std::vector<std::string> out;
+    std::set<std::uint64_t> ms;
+    for (const auto& [m, f] : enc.frames) ms.insert(m.v);
+    for (const auto& [m, f] : ref.frames) ms.insert(m.v);
+    for (std::uint64_t m : ms) {
+        const Frame a = enc.frame(Mfn{m}), b = ref.frame(Mfn{m});
+        if (a == b || m >= enc.host.frames) continue;
+        std::ostringstream os;
+        os << "check frame mfn=" << m << " state=" << state_name(a.state);
+        if (a.state == FrameState::owned) os << " owner=" << a.owner.v;
+        os << " count=" << a.count << " allocated=" << (a.allocated ? 1 : 0);
+        out.push_back(os.str());
+    }
+    auto tuples = [](const State& s) {
+        std::set<std::pair<Mfn, Tuple>> ts;
+        for (const auto& [m, tt] : s.m2b)
+            for (const auto& [t, info] : tt) ts.insert({m, t});
+        return ts;
+    };
+    const auto ta = tuples(enc), tb = tuples(ref);
+    auto tuple_text = [](const std::pair<Mfn, Tuple>& p) {
+        return "mfn=" + std::to_string(p.first.v) + " %s bfn=" + std::to_string(p.second.bfn.v) +
+               " domid=" + std::to_string(p.second.domid.v) +
+               " ioserver=" + std::to_string(p.second.ioserver.v);
+    };
+    for (const auto& p : ta)
+        if (!tb.contains(p)) {
+            std::string t = tuple_text(p);
+            out.push_back("check m2b " + t.replace(t.find("%s"), 2, "has"));
+        }
+    for (const auto& p : tb)
+        if (!ta.contains(p)) {
+            std::string t = tuple_text(p);
+            out.push_back("check m2b " + t.replace(t.find("%s"), 2, "lacks"));
+        }
+    for (const auto& [d, dom] : enc.domains) {
+        const Domain* rd = ref.domain(d);
+        if (rd == nullptr) continue;
+        std::set<std::uint64_t> bs;
+        for (const auto& [b, en] : dom.iommu) bs.insert(b.v);
+        for (const auto& [b, en] : rd->iommu) bs.insert(b.v);
+        for (std::uint64_t b : bs) {
+            const auto a = enc.entry(d, Bfn{b}), r = ref.entry(d, Bfn{b});
+            const bool same =
+                a.has_value() == r.has_value() &&
+                (!a || (a->kind == r->kind && (a->kind == EntryKind::scratch || a->mfn == r->mfn)));
+            if (same) continue;
+            std::ostringstream os;
+            os << "check iommu " << d.v << " bfn=" << b;
+            if (!a)
+                os << " none";
+            else
+                os << (a->kind == EntryKind::scratch ? "" : " mfn=" + std::to_string(a->mfn.v))
+                   << " kind=" << kind_name(a->kind);
+            out.push_back(os.str());
+        }
+    }
+    return out;
+}
+
+// The state ref would be in once the encoding's deferred puts (R11) ran: each frame's count
+// less its deferred references, freed at 0 (ref's ops are atomic: it has no such references).
+State settled_view(const Ext& x) {
+    State s = x.s;
+    for (const auto& [m, n] : x.pend) {
+        const auto it = s.frames.find(m);
+        if (it == s.frames.end()) continue;
+        it->second.count = it->second.count > n ? it->second.count - n : 0;
+        if (it->second.count == 0 && !it->second.allocated) s.frames.erase(it);
+    }
+    return s;
+}
+
+Explanation explain_step(const Ext& pre, const Sample& smp, const Ext& encoded_post,
+                         const std::string& expected) {
+    Explanation ex;
+    std::ostringstream os;
+    os << "counterexample decoded: " << stmt_text(smp) << "  (" << sample_text(smp) << ")\n";
+    if (const auto bad = check_invariants(settled_view(pre), pre.h); !bad.empty()) {
+        ex.classification = "unreachable counterexample to induction";
+        os << "classification: " << ex.classification << ": the pre-state breaks "
+           << bad.front().invariant << " (" << bad.front().detail
+           << ") as ref checks it, so no run of ref reaches it; ref is not run from it\n";
+        ex.text = os.str();
+        return ex;
+    }
+    std::optional<Ext> cpp;
+    std::string thrown;
+    try {
+        cpp = cpp_step(pre, smp);
+    } catch (const std::exception& err) {
+        thrown = err.what();
+    }
+    if (!cpp) {
+        ex.classification = "unclassified";
+        os << "classification: " << ex.classification << ": "
+           << (thrown.empty() ? "no C++ counterpart of " + smp.op : "ref threw: " + thrown) << "\n";
+        ex.text = os.str();
+        return ex;
+    }
+    const std::string enc_text = encoded_text(encoded_post), ref_text = encoded_text(*cpp);
+    if (enc_text != ref_text) {
+        ex.classification = "encoding bug";
+        os << "classification: " << ex.classification << ": ref from the pre-state does not do "
+           << "what the encoded " << smp.op << " did:\n";
+        for (const auto& l : minus(enc_text, ref_text)) os << "    encoding: " << l << "\n";
+        for (const auto& l : minus(ref_text, enc_text)) os << "    ref:      " << l << "\n";
+    } else if (const auto bad = check_invariants(settled_view(*cpp), cpp->h); !bad.empty()) {
+        ex.classification = "ref bug";
+        os << "classification: " << ex.classification << ": ref does what the encoding did and "
+           << "breaks " << bad.front().invariant << " (" << bad.front().detail << ")\n";
+    } else {
+        ex.classification = "counterexample to induction";
+        os << "classification: " << ex.classification << ": ref does what the encoding did and "
+           << "keeps ref's invariants; " << expected
+           << " fails on the encoded state only (an AUX-* or ghost clause, or an unreachable "
+           << "pre-state)\n";
+    }
+    ex.text = os.str();
+    return ex;
+}
+
+}  // namespace
+
+Explanation explain_model(const Sorts& so, const z3::model& m, const St& pre, const Transition& t,
+                          const St& post, const std::string& expected) {
+    const Ext x = decode_ext(m, so, pre);
+    const Sample smp = decode_sample(m, so, t);
+    const Ext y = decode_ext(m, so, post);
+    Explanation ex = explain_step(x, smp, y, expected);
+    ex.dump = dump(x.s);
+    // Does the explicit-state explorer reach the decoded pre-state? (Its dump among the states
+    // of every explorer world within kReachDepth statements.)
+    const std::string want = dump(x.s);
+    std::size_t states = 0;
+    bool reached = false;
+    for (const std::string& w : explore_world_names()) {
+        ExploreOptions eo;
+        eo.depth = kReachDepth;
+        eo.z3_every = 0;
+        std::set<std::string> seen;
+        eo.on_edge = [&](const Edge& ed) {
+            if (!reached && dump(ed.post) == want) reached = true;
+            seen.insert(dump(ed.post));
+        };
+        (void)explore(w, eo);
+        states += seen.size();
+        if (reached) break;
+    }
+    ex.text += reached ? "pre-state: reached by the explicit-state explorer\n"
+                       : "pre-state: not reached by the explicit-state explorer (its " +
+                             std::to_string(explore_world_names().size()) + " worlds to depth " +
+                             std::to_string(kReachDepth) + ", " + std::to_string(states) +
+                             " states); in the canonical dump format (then the encoding's "
+                             "ghosts: deferred references, awaited flushes, IOTLBs, H):\n" +
+                             ext_text(x);
+    return ex;
 }
 
 }  // namespace proofs

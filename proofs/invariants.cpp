@@ -36,6 +36,13 @@ double since(Clock::time_point t0) {
     return std::chrono::duration<double>(Clock::now() - t0).count();
 }
 
+// The widths an obligation runs at: full() by default, small() with Options::small, Xen's
+// real() with Options::real_widths (issue 17, item 3).
+Widths proof_widths(const Options& opt) {
+    if (opt.small || std::getenv("PVIOMMU_PROOF_SMALL")) return Widths::small();
+    return opt.real_widths ? Widths::real() : Widths::full();
+}
+
 // A solver for an obligation's query: `pct` percent of the per-query rlimit (and of the
 // optional wall-clock cap). The rlimit is a count of Z3's own work, so a verdict never depends
 // on the machine's load.
@@ -344,14 +351,58 @@ const std::vector<Attempt>& attempts(const std::string& iname) {
 // the tries of attempts(I) in order, each a fresh solver; the first unsat proves it. A sat
 // under all of Inv is a counterexample (under fewer hypotheses it may be spurious: the next
 // try runs); unknown in every try fails.
+// The planted bug of Options::plant when it lives in transition `tname`.
+Mutant planted_in(const Options& opt, const std::string& tname);
+
+// Issue 17, item 6: a failing (sat or unknown) clause `g` of case `k` of T/I rerun at small
+// width, all of Inv assumed, under a wall-clock cap (a diagnostic; the verdict stands); its
+// model's pre-state decoded into a spec::State and classified by running ref from it.
+std::string explain_inductive(const std::string& tname, const std::string& iname, std::size_t k,
+                              std::size_t g, const Options& opt) {
+    {
+        // First among states ref reaches (concrete, milliseconds each): a counterexample there
+        // is reachable, and comes with ref's path to it as a trace.
+        std::string detail;
+        Explanation ex;
+        if (mutant_by_witness(tname, planted_in(opt, tname), {}, iname, tname, 300, opt, detail,
+                              &ex)) {
+            std::string out = "\n  on a state ref reached (conformance widths), decoded:";
+            std::istringstream is(ex.text + "replayable trace (pviommu run):\n" + ex.trace);
+            for (std::string l; std::getline(is, l);) out += "\n    " + l;
+            return out;
+        }
+    }
+    z3::context ctx;
+    Sorts so(ctx, Widths::small());
+    St pre = fresh_state(so, "");
+    Transition t = make_transition(so, pre, tname, planted_in(opt, tname));
+    if (k >= t.cases.size()) return "";
+    const std::vector<Clause> goals = invariant(so, t.cases[k].second, iname);
+    if (g >= goals.size()) return "";
+    z3::solver sv = make_search_solver(ctx, opt.explain_ms);
+    assume(sv, so, pre, t, iname);
+    sv.add(t.cases[k].first);
+    sv.add(!goals[g].e);
+    const z3::check_result r = sv.check();
+    if (r != z3::sat)
+        return "\n  at small width: " +
+               std::string(r == z3::unsat ? "unsat (the failure needs a wider universe)"
+                                          : "unknown (" + sv.reason_unknown() + ")") +
+               ": no model to decode";
+    const Explanation ex = explain_model(so, sv.get_model(), pre, t, t.cases[k].second, iname);
+    std::string out = "\n  at small width, decoded:";
+    std::istringstream is(ex.text);
+    for (std::string l; std::getline(is, l);) out += "\n    " + l;
+    return out;
+}
+
 Result inductive(const std::string& tname, const std::string& iname, const Options& opt) {
     Result res{tname + "/" + iname, "proved", true, 0, 0, "", ""};
     const auto t0 = Clock::now();
     z3::context ctx;
-    Sorts so(ctx,
-             opt.small || std::getenv("PVIOMMU_PROOF_SMALL") ? Widths::small() : Widths::full());
+    Sorts so(ctx, proof_widths(opt));
     St pre = fresh_state(so, "");
-    Transition t = make_transition(so, pre, tname, Mutant::none);
+    Transition t = make_transition(so, pre, tname, planted_in(opt, tname));
     const std::vector<std::string> core = core_for(iname);
     const std::vector<std::string> minimal = minimal_for(iname);
     const std::size_t nclauses = invariant(so, t.next, iname).size();
@@ -380,11 +431,33 @@ Result inductive(const std::string& tname, const std::string& iname, const Optio
                 res.pass = false;
                 res.result = last.r == z3::sat ? "failed" : "unknown";
                 res.detail = "case " + std::to_string(k) + ": " + last.detail;
+                if (opt.explain_ms > 0) res.detail += explain_inductive(tname, iname, k, g, opt);
             }
         }
     }
     res.seconds = since(t0);
     return res;
+}
+
+// Issue 17, item 6: a counterexample (a sat of `fallback`, whose goal is `goal`) decoded and
+// classified. First the same query with all of Inv among the hypotheses (a model search: a
+// diagnostic under a wall-clock cap, not a verdict), so that the decoded pre-state is one the
+// invariants allow; failing that, `fallback`'s own model.
+Explanation explain_counterexample(z3::context& ctx, const Sorts& so, const St& pre,
+                                   const Transition& t, const St& post, const Clause& goal,
+                                   z3::solver& fallback, const std::string& what) {
+    z3::solver sv = make_search_solver(ctx, 10000);
+    for (const Clause& c : all_invariants(so, pre)) sv.add(c.e);
+    for (const Clause& c : t.scope) sv.add(c.e);
+    sv.add(!goal.e);
+    const z3::check_result r = sv.check();
+    Explanation ex = r == z3::sat ? explain_model(so, sv.get_model(), pre, t, post, what)
+                                  : explain_model(so, fallback.get_model(), pre, t, post, what);
+    ex.text = (r == z3::sat ? "model under Inv (small width): "
+                            : "model under T's scope only (Inv: " +
+                                  std::string(r == z3::unsat ? "unsat" : "unknown") + "): ") +
+              ex.text;
+    return ex;
 }
 
 // "coverage/T" (issue 17): the inductive obligations read T's cases, conformance and BMC read
@@ -395,12 +468,12 @@ Result inductive(const std::string& tname, const std::string& iname, const Optio
 // by component (array extensionality). Tried with T's scope alone first, then with all of Inv
 // too (enough for the induction, which assumes Inv): `detail` says which. A sat is a
 // counterexample (a case that is not `next`, or a state no case covers).
-Result coverage(const std::string& tname, const Options& opt, Mutant mut = Mutant::none) {
+Result coverage(const std::string& tname, const Options& opt, Mutant mut = Mutant::none,
+                Explanation* explained = nullptr) {
     Result res{"coverage/" + tname, "proved", true, 0, 0, "", ""};
     const auto t0 = Clock::now();
     z3::context ctx;
-    Sorts so(ctx,
-             opt.small || std::getenv("PVIOMMU_PROOF_SMALL") ? Widths::small() : Widths::full());
+    Sorts so(ctx, proof_widths(opt));
     St pre = fresh_state(so, "");
     Transition t = make_transition(so, pre, tname, mut);
     std::vector<Clause> goals;
@@ -448,7 +521,12 @@ Result coverage(const std::string& tname, const Options& opt, Mutant mut = Mutan
                 const Query q = prove_clause(sv, fg, &t, res, opt);
                 if (q.r == z3::unsat) continue;
                 last = q;
-                if (q.r == z3::sat) break;
+                if (q.r == z3::sat) {
+                    if (explained != nullptr && so.w.addr <= 4)
+                        *explained = explain_counterexample(ctx, so, pre, t, t.next, fg, sv,
+                                                            "coverage/" + tname);
+                    break;
+                }
             }
         }
         if (last.r != z3::unsat) {
@@ -471,8 +549,7 @@ Result base(const std::string& iname, const Options& opt) {
     Result res{"init/" + iname, "proved", true, 0, 0, "", ""};
     const auto t0 = Clock::now();
     z3::context ctx;
-    Sorts so(ctx,
-             opt.small || std::getenv("PVIOMMU_PROOF_SMALL") ? Widths::small() : Widths::full());
+    Sorts so(ctx, proof_widths(opt));
     St s = fresh_state(so, "");
     for (const Clause& goal : invariant(so, s, iname)) {
         z3::solver sv = make_solver(ctx, opt);
@@ -496,7 +573,7 @@ Result invalidate(const Options& opt) {
     Result res{"INV-INVALIDATE/balloon", "proved", true, 0, 0, "", ""};
     const auto t0 = Clock::now();
     z3::context ctx;
-    Sorts so(ctx, Widths::full());
+    Sorts so(ctx, proof_widths(opt));
     St pre = fresh_state(so, "");
     Transition t = make_transition(so, pre, "balloon", Mutant::none);
     z3::solver sv = make_solver(ctx, opt);
@@ -584,6 +661,13 @@ const std::vector<MutantSpec>& mutants() {
     return v;
 }
 
+Mutant planted_in(const Options& opt, const std::string& tname) {
+    if (opt.plant.empty()) return Mutant::none;
+    for (const auto& m : mutants())
+        if (m.name == opt.plant) return m.transition == tname ? m.mut : Mutant::none;
+    throw std::invalid_argument("no mutant " + opt.plant);
+}
+
 }  // namespace
 
 std::vector<std::string> obligation_names() {
@@ -645,8 +729,8 @@ std::string solver_version() {
            std::to_string(build);
 }
 
-std::string widths_text(bool small) {
-    const Widths w = small ? Widths::small() : Widths::full();
+std::string widths_text(bool small, bool real) {
+    const Widths w = small ? Widths::small() : real ? Widths::real() : Widths::full();
     return "addr " + std::to_string(w.addr) + " bits, domid " + std::to_string(w.dom) +
            " bits, ioserver " + std::to_string(w.sid) + " bits, counts unbounded Int";
 }
@@ -666,8 +750,7 @@ Result lemma(const std::string& lname, const Options& opt) {
     Result res{"lemma/" + lname, "proved", true, 0, 0, "", ""};
     const auto t0 = Clock::now();
     z3::context ctx;
-    Sorts so(ctx,
-             opt.small || std::getenv("PVIOMMU_PROOF_SMALL") ? Widths::small() : Widths::full());
+    Sorts so(ctx, proof_widths(opt));
     St pre = fresh_state(so, "");
     for (const Clause& goal : invariant(so, pre, lname)) {
         Query last{z3::unknown, ""};
@@ -769,9 +852,12 @@ MutantResult check_mutant(const std::string& name, const Options& opt) {
         // same at every width: a counterexample there is one at any width).
         Options o = opt;
         o.small = true;
-        const Result r = coverage(spec->transition, o, spec->mut);
+        Explanation ex;
+        const Result r = coverage(spec->transition, o, spec->mut, &ex);
         res.caught = r.result == "failed";  // a counterexample, not an unknown
-        res.detail = r.result + ": " + r.detail;
+        res.detail = r.result + ": " + r.detail + "\n" + ex.text;
+        res.classification = ex.classification;
+        res.state = ex.dump;
         res.seconds = since(t0);
         return res;
     }
@@ -781,10 +867,15 @@ MutantResult check_mutant(const std::string& name, const Options& opt) {
     // milliseconds.
     {
         std::string detail;
+        Explanation ex;
         if (mutant_by_witness(spec->transition, spec->mut, spec->then, spec->expected,
-                              spec->at.empty() ? spec->transition : spec->at, 300, opt, detail)) {
+                              spec->at.empty() ? spec->transition : spec->at, 300, opt, detail,
+                              &ex)) {
             res.caught = true;
-            res.detail = detail;
+            res.detail = detail + ex.text;
+            res.classification = ex.classification;
+            res.trace = ex.trace;
+            res.state = ex.dump;
             res.seconds = since(t0);
             return res;
         }
@@ -819,6 +910,12 @@ MutantResult check_mutant(const std::string& name, const Options& opt) {
             if (q.r == z3::sat) {
                 res.caught = true;
                 res.detail = q.detail;
+                // Issue 17, item 6: the model's pre-state decoded, classified by ref.
+                const Explanation ex =
+                    explain_model(so, sv.get_model(), pre, t, t.cases[k].second, spec->expected);
+                res.classification = ex.classification;
+                res.state = ex.dump;
+                res.detail += "\n" + ex.text;
                 if (!chain.empty()) {
                     const z3::model mdl = sv.get_model();
                     for (const Transition& c : chain)

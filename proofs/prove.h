@@ -51,6 +51,17 @@ struct Options {
     // Inductive obligations at Widths::small() instead of full(): a weaker claim (a universe of
     // 8 frame numbers, 3 domains, 2 ioserver ids), for the ci budget of the tests.
     bool small = false;
+    // Issue 17, item 3: the obligations at Xen's widths (Widths::real(): bfn/gfn/mfn 64 bits,
+    // domid 16, ioserver id 16; counts are unbounded integers at every width).
+    bool real_widths = false;
+    // Issue 17, item 6, shown: one of mutant_names() planted in its transition while the
+    // obligations run (`pviommu prove --plant NAME`), so that a failing obligation's
+    // counterexample is decoded and classified (Result::detail). "" none.
+    std::string plant;
+    // On a failing (sat or unknown) inductive obligation: rerun its clause at small width with
+    // a wall-clock cap of this many ms (a diagnostic, not the verdict), decode the model into a
+    // spec::State and classify it by running ref (Result::detail). 0: no rerun.
+    unsigned explain_ms = 20000;
 };
 
 struct Result {
@@ -75,7 +86,7 @@ struct Result {
 [[nodiscard]] std::string obligation_kind(const std::string& name);
 // The solver and its version ("Z3 4.8.12.0"), and the widths the obligations run at.
 [[nodiscard]] std::string solver_version();
-[[nodiscard]] std::string widths_text(bool small);
+[[nodiscard]] std::string widths_text(bool small, bool real = false);
 
 // Obligations that Z3 does not yet discharge at FULL width within the per-query budget (it
 // answers unknown); all of them are proved at small width (Options::small). At full width they
@@ -104,6 +115,13 @@ struct MutantResult {
     bool caught = false;   // a counterexample to `expected` was found
     double seconds = 0;
     std::string detail;  // the failing clause and the counterexample
+    // Issue 17, item 6: the counterexample decoded into a spec::State and classified by running
+    // ref from it ("encoding bug", "ref bug", "counterexample to induction", "unreachable
+    // counterexample to induction"); `trace`: a replayable TRACE-FORMAT file of ref's path to
+    // its pre-state, when one is known; `state`: the pre-state in the canonical dump format.
+    std::string classification = "";
+    std::string trace = "";
+    std::string state = "";
 };
 
 // The encoding against ref (proofs/encoding_matches_ref.cpp): `samples` random concrete states
