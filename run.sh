@@ -20,7 +20,8 @@ cd "$(dirname "$0")"
 PACKAGES=(librapidcheck-dev libz3-dev libboost-dev doctest-dev libcli11-dev nlohmann-json3-dev
           cmake g++ ninja-build pkg-config clang-14 libclang-rt-14-dev
           clang-format clang-tidy cppcheck cvc5
-          libtbb-dev liburcu-dev libcuckoo-dev libbenchmark-dev relacy-dev)
+          libtbb-dev liburcu-dev libcuckoo-dev libbenchmark-dev relacy-dev
+          chromium python3)
 
 phase_start=0
 phase() { phase_start=$(date +%s); echo "== $1"; }

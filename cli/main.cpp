@@ -3,9 +3,12 @@
 // failed (run) or the models diverged (diff), 2 malformed input (nothing executed).
 #include <CLI/CLI.hpp>
 #include <algorithm>
+#include <cerrno>
 #include <chrono>
 #include <cstdio>
+#include <cstring>
 #include <filesystem>
+#include <fstream>
 #include <iomanip>
 #include <iostream>
 #include <nlohmann/json.hpp>
@@ -15,9 +18,13 @@
 #include "bench/bench.h"
 #include "cli/bench_cmd.h"
 #include "cli/diff_cmd.h"
+#include "cli/explain.h"
 #include "cli/props_cmd.h"
 #include "cli/prove_cmd.h"
+#include "cli/report.h"
 #include "impl/hypervisor.h"
+#include "proofs/prove.h"
+#include "props/parallel.h"
 #include "props/sequential.h"
 #include "ref/hypervisor.h"
 #include "trace/runner.h"
@@ -28,34 +35,6 @@ namespace fs = std::filesystem;
 using nlohmann::json;
 
 constexpr int kExitMalformed = 2;
-
-// A model for `run`: ref offers its live state (no snapshot per statement) and, for --explain,
-// the row that decided each op's status.
-struct RunModel {
-    std::unique_ptr<spec::Hypervisor> hv;
-    trace::ModelHooks hooks;
-};
-RunModel make_run_model(const std::string& name, const spec::Host& host, bool explain) {
-    if (name != "ref") return {impl::make(host), {}};
-    auto r = std::make_unique<ref::Hypervisor>(host);
-    trace::ModelHooks hooks;
-    hooks.live = &r->state();
-    if (explain) {
-        r->record_rulings(true);
-        hooks.take_rulings = [p = r.get()]() {
-            std::vector<std::string> out;
-            for (const auto& w : p->take_rulings()) {
-                std::string s(spec::status_name(w.status));
-                s += ": " + std::string(w.subop);
-                if (w.row != 0) s += " row " + std::to_string(w.row);
-                s += ", " + std::string(w.why);
-                out.push_back(std::move(s));
-            }
-            return out;
-        };
-    }
-    return {std::move(r), std::move(hooks)};
-}
 
 trace::ModelFactory model_factory(const std::string& name) {
     if (name == "ref") return [](const spec::Host& h) { return ref::make(h); };
@@ -98,9 +77,23 @@ std::vector<FileResult> run_files(const std::vector<std::string>& files, const s
             continue;
         }
         const trace::Trace& t = std::get<trace::Trace>(parsed);
-        RunModel m = make_run_model(model, t.host, opt.explain);
+        // --check=every on ref: ref records the frames each statement changes and the check
+        // after each statement covers those (spec::FrameLog); one full check at the end.
+        const bool incremental = opt.check == trace::Check::every && model == "ref";
+        cli::RunModel m = cli::make_run_model(model, t.host, opt.explain, incremental);
         opt.hooks = m.hooks;
         FileResult r{t.file, 0, trace::run(t, *m.hv, opt, out), {}};
+        if (incremental && !r.summary.fatal && m.hooks.live != nullptr) {
+            const std::string where = t.file + ":" + std::to_string(t.statements.back().line) +
+                                      ": after the last statement (full check) ";
+            for (const spec::Violation& v : spec::check_all_invariants(*m.hooks.live)) {
+                const std::string f = where + v.invariant + ": " + v.detail;
+                out << f << "\n";
+                r.summary.failures.push_back(f);
+                r.summary.fatal = true;
+            }
+            if (r.summary.fatal) ++r.summary.failed;
+        }
         r.exit_code = r.summary.exit_code();
         if (!quiet)
             out << t.file << ": " << r.summary.statements << " statements, " << r.summary.calls
@@ -224,6 +217,23 @@ int main(int argc, char** argv) {
     bool verify_no_prove = false;
     verify->add_flag("--no-prove", verify_no_prove,
                      "Skip the Z3 obligations (ctest runs them as the proofs:* tests)");
+    std::string verify_html, bench_results = PVIOMMU_BENCH_RESULTS_DIR, prove_only;
+    bool prove_small = false;
+    std::uint64_t verify_cases = 0;
+    verify->add_option("--html", verify_html,
+                       "Also write everything found as one self-contained HTML page: the proof "
+                       "matrix, the property mix and coverage, the concurrency results with a "
+                       "history timeline, the benchmark plot (runs the parallel property too)");
+    verify->add_option("--parallel-cases", verify_cases,
+                       "Run the parallel linearizability property on N random cases (default "
+                       "with --html: 10)");
+    verify->add_option("--bench-results", bench_results,
+                       "Folder whose newest *.svg the HTML report shows (default "
+                       "bench/results)");
+    verify->add_option("--prove-only", prove_only,
+                       "Only the obligations whose name contains this text");
+    verify->add_flag("--prove-small", prove_small,
+                     "Inductive obligations at small width (faster, a weaker claim)");
 
     // diff
     auto* diff = app.add_subcommand(
@@ -268,6 +278,11 @@ int main(int argc, char** argv) {
     bench_cmd->add_flag("--smoke", bench_opt.smoke, "A few seconds: checks it runs, not timings");
     bench_cmd->add_option("--csv", bench_opt.csv, "Write one row per cell to FILE");
     bench_cmd->add_option("--svg", bench_opt.svg, "Write the ns/op-vs-size plot to FILE");
+    bench_cmd->add_option(
+        "--json", bench_opt.json,
+        "Write every cell (ns/op, RMWs or locks per op, scaling) as JSON to FILE");
+    bench_cmd->add_option("--budget-ms", bench_opt.budget_ms,
+                          "Time budget of one repetition in ms (W1, W2, W4)");
     bench_cmd->add_option("--seed", bench_opt.seed, "Seed of all randomness (default 1)");
     bench_cmd->add_option("--max-size", bench_opt.max_size,
                           "Largest table size (10000000 adds 1e7)");
@@ -430,11 +445,118 @@ int main(int argc, char** argv) {
         phase("props sequential");
         const auto props_result = props::run_sequential(popt, props_log);
         pass = pass && props_result.passed;
-        // The Z3 proof obligations.
+        // The parallel linearizability property: with --html (its timeline) or when asked.
+        const bool html = !verify_html.empty();
+        if (html && verify_cases == 0) verify_cases = 10;
+        std::optional<props::ParallelSummary> parallel;
+        std::ostringstream parallel_log;
+        if (verify_cases != 0 && models) {
+            phase("props parallel (linearizability)");
+            props::ParallelOptions par;
+            par.seed = popt.seed;
+            par.cases = verify_cases;
+            parallel = props::run_parallel(par, parallel_log);
+            pass = pass && parallel->passed();
+        }
+        // The Z3 proof obligations: the same run as `pviommu prove`, or a subset when asked
+        // (--prove-only, --prove-small); the report needs every result, not only the line.
         std::string prove_line = "prove: skipped (--no-prove)";
+        std::optional<std::vector<proofs::Result>> proof_results;
         if (!verify_no_prove) {
             phase("proof obligations (Z3)");
-            pass = cli::prove_summary(prove_line) && pass;
+            if (!html && prove_only.empty() && !prove_small) {
+                pass = cli::prove_summary(prove_line) && pass;
+            } else {
+                const auto tp = std::chrono::steady_clock::now();
+                std::vector<std::string> names;
+                for (const auto& n : proofs::obligation_names())
+                    if (n.find(prove_only) != std::string::npos) names.push_back(n);
+                proofs::Options po;
+                po.small = prove_small;
+                proof_results = proofs::check_obligations(names, po, proofs::default_jobs());
+                std::size_t proved = 0;
+                std::string failed;
+                for (const auto& r : *proof_results) {
+                    proved += r.pass ? 1 : 0;
+                    if (!r.pass) failed += " " + r.name;
+                }
+                std::ostringstream line;
+                line << "obligations proved " << proved << "/" << proof_results->size() << " ("
+                     << (prove_small ? "small" : "full") << " width"
+                     << (prove_only.empty() ? "" : ", only *" + prove_only + "*") << ") in "
+                     << std::fixed << std::setprecision(1)
+                     << std::chrono::duration<double>(std::chrono::steady_clock::now() - tp).count()
+                     << " s" << (failed.empty() ? "" : " (FAILED:" + failed + ")");
+                prove_line = line.str();
+                pass = pass && !proof_results->empty() && proved == proof_results->size();
+            }
+        }
+        if (html) {
+            phase("HTML report");
+            cli::ReportData rd;
+            rd.version = cli::kVersion;
+            rd.proofs = std::move(proof_results);
+            rd.prove_line = prove_line;
+            rd.prove_widths = proofs::widths_text(prove_small);
+            rd.sequential = props_result;
+            rd.sequential_tests = popt.tests;
+            rd.parallel = parallel;
+            if (parallel && parallel->first_failure_history) {
+                rd.history = parallel->first_failure_history;
+                rd.history_linearizable = false;
+                rd.history_title =
+                    "case seed " + std::to_string(parallel->first_failed_case) + " as shrunk";
+                rd.history_checker = parallel->first_failure_report;
+            } else if (models) {
+                cli::sample_history(rd, popt.seed);
+            }
+            std::size_t exps = 0;
+            for (const auto& r : results) exps += r.summary.passed;
+            rd.phases.push_back({"examples on ref", ok == ex.size() && !ex.empty(),
+                                 std::to_string(ok) + "/" + std::to_string(ex.size()) +
+                                     " traces pass (" + std::to_string(exps) + " expectations)"});
+            if (models) {
+                rd.phases.push_back({"diff examples", same == ex.size(),
+                                     std::to_string(same) + "/" + std::to_string(ex.size()) +
+                                         " traces the same on ref and impl"});
+                rd.phases.push_back({"diff random", random->exit_code() == 0,
+                                     std::to_string(random->traces_run) + "/" +
+                                         std::to_string(campaign.traces) + " random traces x " +
+                                         std::to_string(campaign.steps) + " steps from seed " +
+                                         std::to_string(campaign.seed) + ", " +
+                                         std::to_string(random->statements) + " statements"});
+            }
+            rd.phases.push_back({"props sequential", props_result.passed,
+                                 std::to_string(props_result.tests) + "/" +
+                                     std::to_string(popt.tests) + " sequences, " +
+                                     std::to_string(props_result.commands) + " commands"});
+            if (parallel)
+                rd.phases.push_back({"props parallel", parallel->passed(),
+                                     std::to_string(parallel->histories) + " histories, " +
+                                         std::to_string(parallel->failed) + " not linearizable; " +
+                                         parallel->overlap.text()});
+            rd.phases.push_back(
+                {"proofs",
+                 verify_no_prove || (rd.proofs && prove_line.find("FAILED") == std::string::npos),
+                 prove_line});
+            const std::string svg = cli::newest_svg(bench_results);
+            if (!svg.empty()) {
+                std::ifstream in(svg, std::ios::binary);
+                rd.bench_svg.assign(std::istreambuf_iterator<char>(in), {});
+                rd.bench_svg_path = bench_results == PVIOMMU_BENCH_RESULTS_DIR
+                                        ? "bench/results/" + fs::path(svg).filename().string()
+                                        : svg;
+            }
+            rd.pass = pass;
+            rd.seconds =
+                std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+            std::ofstream page(verify_html, std::ios::binary);
+            page << cli::html_report(rd);
+            if (!page) {
+                std::cerr << "pviommu verify: cannot write " << verify_html << ": "
+                          << std::strerror(errno) << "\n";
+                return kExitMalformed;
+            }
         }
         const double secs =
             std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -451,6 +573,14 @@ int main(int argc, char** argv) {
             const json skipped = "skipped: model impl is not built";
             j["diff_examples"] = models ? cli::to_json(diffs, *models) : skipped;
             j["diff_random"] = models ? cli::to_json(campaign, *random, *models) : skipped;
+            if (parallel)
+                j["props_parallel"] = {{"cases", parallel->cases},
+                                       {"histories", parallel->histories},
+                                       {"not_linearizable", parallel->failed},
+                                       {"passed", parallel->passed()},
+                                       {"overlap", parallel->overlap.text()},
+                                       {"seconds", parallel->seconds}};
+            if (html) j["html"] = verify_html;
             std::cout << j.dump(2) << "\n";
         } else {
             std::cout << "pviommu verify\n";
@@ -483,7 +613,15 @@ int main(int argc, char** argv) {
                       << (props_result.passed ? " pass" : ": FAILED") << " ("
                       << props_result.commands << " commands, " << props_result.seconds << " s)\n";
             if (!props_result.passed) std::cout << props_log.str();
+            if (parallel) {
+                std::cout << "  props parallel       " << parallel->cases << " cases, "
+                          << parallel->histories << " histories, " << parallel->failed
+                          << " not linearizable, " << parallel->overlap.text()
+                          << (parallel->passed() ? "" : ": FAILED") << "\n";
+                if (!parallel->passed()) std::cout << parallel_log.str();
+            }
             std::cout << "  proofs               " << prove_line << "\n";
+            if (html) std::cout << "  report               " << verify_html << "\n";
             std::cout << (pass ? "verify: PASS" : "verify: FAIL") << " in " << secs << " s\n";
         }
         return pass ? 0 : 1;

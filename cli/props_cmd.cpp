@@ -13,6 +13,8 @@
 #include <string_view>
 #include <vector>
 
+#include "cli/diff_cmd.h"
+#include "cli/explain.h"
 #include "impl/mutants.h"
 #include "props/parallel.h"
 #include "props/sequential.h"
@@ -36,7 +38,11 @@ Row sequential_row(const PropsArgs& a, int tests, std::ostream* failure_out) {
     o.failure_trace = a.failure_trace;
     std::ostringstream log;
     const auto r = props::run_sequential(o, log);
-    if (failure_out != nullptr && !r.passed) *failure_out << log.str();
+    if (failure_out != nullptr && !r.passed) {
+        *failure_out << log.str();
+        // The shrunk failure as `run --explain` renders a trace, then the divergence.
+        (void)explain_failure(a.failure_trace, *failure_out);
+    }
     std::ostringstream d;
     d << r.commands << " commands, " << std::fixed << std::setprecision(0)
       << (r.seconds > 0 ? static_cast<double>(r.commands) / r.seconds : 0) << " commands/s";
@@ -231,10 +237,29 @@ CLI::App* add_props_command(CLI::App& app, PropsArgs& a) {
     return c;
 }
 
-int run_props(const PropsArgs& a, std::ostream& out) {
+int run_props(const PropsArgs& a, std::ostream& stdout_) {
+    // --json: stdout is exactly one JSON document; what the text run prints goes into it as
+    // "log" lines instead.
+    std::ostringstream log;
+    std::ostream& out = a.json ? log : stdout_;
+    const auto log_lines = [&log]() {
+        nlohmann::json lines = nlohmann::json::array();
+        std::istringstream is(log.str());
+        for (std::string l; std::getline(is, l);) lines.push_back(l);
+        return lines;
+    };
     if ((a.mutants || a.mutant != 0) && !impl::mutants_compiled()) {
-        out << "pviommu props: this build carries no mutants (configure with "
-               "-DPVIOMMU_MUTANTS=ON)\n";
+        const char* msg =
+            "pviommu props: this build carries no mutants (configure with -DPVIOMMU_MUTANTS=ON)";
+        if (a.json)
+            stdout_ << nlohmann::json{{"version", kVersion},
+                                      {"command", "props"},
+                                      {"exit", 2},
+                                      {"error", msg}}
+                           .dump(2)
+                    << "\n";
+        else
+            out << msg << "\n";
         return 2;
     }
     if (a.mutants) {
@@ -295,18 +320,49 @@ int run_props(const PropsArgs& a, std::ostream& out) {
             conc_caught += v.caught ? 1 : 0;
             out << (v.caught ? " caught by " : " MISSED ") << v.detail << "\n";
         }
-        if (a.json) out << js.dump(2) << "\n";
         out << "concurrency mutants caught " << conc_caught << "/" << conc_total << "\n";
-        return caught == total && conc_caught == conc_total ? 0 : 1;
+        const int rc = caught == total && conc_caught == conc_total ? 0 : 1;
+        if (a.json) {
+            nlohmann::json cj = nlohmann::json::array();
+            for (const ConcurrencyVerdict& v : conc)
+                cj.push_back({{"name", v.name},
+                              {"caught", v.caught},
+                              {"counted", !v.excluded},
+                              {"detail", v.detail}});
+            stdout_ << nlohmann::json{{"version", kVersion},
+                                      {"command", "props --mutants"},
+                                      {"exit", rc},
+                                      {"mutants", js},
+                                      {"caught", caught},
+                                      {"total", total},
+                                      {"concurrency_mutants", cj},
+                                      {"concurrency_caught", conc_caught},
+                                      {"concurrency_total", conc_total},
+                                      {"log", log_lines()}}
+                           .dump(2)
+                    << "\n";
+        }
+        return rc;
     }
     if (a.mutant != 0 && !impl::select_mutant(a.mutant)) {
-        out << "pviommu props: no mutant " << a.mutant << "\n";
+        if (a.json)
+            stdout_ << nlohmann::json{{"version", kVersion},
+                                      {"command", "props"},
+                                      {"exit", 2},
+                                      {"error", "no mutant " + std::to_string(a.mutant)}}
+                           .dump(2)
+                    << "\n";
+        else
+            out << "pviommu props: no mutant " << a.mutant << "\n";
         return 2;
     }
     std::vector<Row> rows;
     rows.push_back(sequential_row(a, a.tests, &out));
     if (a.parallel) rows.push_back(parallel_row(a, a.parallel_cases, true, &out));
     impl::select_mutant(0);
+    int rc = 0;
+    for (const Row& r : rows)
+        if (!r.passed) rc = 1;
     if (a.json) {
         nlohmann::json js = nlohmann::json::array();
         for (const Row& r : rows)
@@ -316,13 +372,14 @@ int run_props(const PropsArgs& a, std::ostream& out) {
                           {"passed", r.passed},
                           {"seconds", r.seconds},
                           {"detail", r.detail}});
-        out << js.dump(2) << "\n";
+        stdout_ << nlohmann::json{{"version", kVersion}, {"command", "props"}, {"seed", a.seed},
+                                  {"exit", rc},          {"properties", js},   {"log", log_lines()}}
+                       .dump(2)
+                << "\n";
     } else {
         print_table(rows, out);
     }
-    for (const Row& r : rows)
-        if (!r.passed) return 1;
-    return 0;
+    return rc;
 }
 
 }  // namespace cli

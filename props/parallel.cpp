@@ -492,6 +492,11 @@ ParallelSummary run_parallel(const ParallelOptions& opt, std::ostream& out) {
             << case_text(shown) << "--- recorded history ---\n"
             << history_text(shown_r.history) << "--- checker ---\n"
             << shown_r.check.report;
+        if (!sum.first_failure) {
+            sum.first_failure = shown;
+            sum.first_failure_history = shown_r.history;
+            sum.first_failure_report = shown_r.check.report;
+        }
         if (opt.stop_at_first_failure) break;
     }
     sum.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();

@@ -6,6 +6,7 @@
 #include <array>
 #include <cstdint>
 #include <iosfwd>
+#include <optional>
 #include <string>
 
 #include "props/history.h"
@@ -105,6 +106,11 @@ struct ParallelSummary {
     std::uint64_t stalled_runs = 0;
     std::array<std::uint64_t, spec::kFaultPoints> stall_hits{};
     std::uint64_t first_failed_case = 0;  // seed of the first case not linearizable
+    // The first failing case as shown (shrunk when ParallelOptions::shrink), its recorded
+    // history and the checker's report: for pviommu verify --html's timeline.
+    std::optional<ConcurrentCase> first_failure;
+    std::optional<History> first_failure_history;
+    std::string first_failure_report;
     double seconds = 0;
     // The property holds: every history linearizable and overlap.ok().
     [[nodiscard]] bool passed() const { return failed == 0 && overlap.ok(); }

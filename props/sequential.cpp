@@ -277,8 +277,12 @@ void count(const std::string& key) { ++(*g_sink.mix)[key]; }
     // The failing sequence as a trace: the world, every statement so far, this one. The last
     // failure written is the shrunk one (RapidCheck re-runs candidates smallest-last).
     std::ofstream out(*g_sink.failure_trace);
-    out << "# pviommu props: impl diverged from ref at the last statement\n# " << why << "\n"
-        << m.world;
+    // Every line of the reason is a comment (a state difference spans many lines), so the file
+    // parses as a trace.
+    out << "# pviommu props: impl diverged from ref at the last statement\n";
+    std::istringstream reason(why);
+    for (std::string l; std::getline(reason, l);) out << "# " << l << "\n";
+    out << m.world;
     for (const auto& l : m.lines) out << l << "\n";
     out << line << "\n";
     RC_FAIL(why + "\n  replay: pviommu diff " + *g_sink.failure_trace);

@@ -37,12 +37,14 @@ std::optional<Mfn> Hypervisor::alloc_frame() {
 }
 
 void Hypervisor::get_ref(Mfn m) {
+    s_.frame_log.touch(m);
     Frame& f = s_.frames[m];
     assert(f.state == FrameState::owned && f.count > 0);  // Xen's get_page: owned, count != 0
     ++f.count;
 }
 
 void Hypervisor::put_ref(Mfn m) {
+    s_.frame_log.touch(m);
     auto it = s_.frames.find(m);
     assert(it != s_.frames.end() && it->second.count > 0);
     if (--it->second.count == 0) {  // R8: freed when the count reaches 0
@@ -64,6 +66,7 @@ void Hypervisor::drop_tuple(Mfn m, const Tuple& t) {
 }
 
 void Hypervisor::scratch_if_unused(DomId e, Bfn b) {
+    s_.frame_log.touch_domain(e);
     auto& ctx = s_.domains.at(e).iommu;
     auto it = ctx.find(b);
     if (it == ctx.end() || it->second.kind != EntryKind::foreign || s_.claimed(e, b)) return;
@@ -75,11 +78,13 @@ void Hypervisor::scratch_if_unused(DomId e, Bfn b) {
 
 bool Hypervisor::create_domain(DomId d, DomainRole role, bool iommu_hw, std::uint64_t ram) {
     if (free_frames() < ram) return false;  // D9
+    s_.frame_log.touch_domain(d);
     Domain& dom = s_.domains[d];
     dom.hardware = role == DomainRole::hardware;
     dom.iommu_hw = iommu_hw;
     for (std::uint64_t g = 0; g < ram; ++g) {
         const Mfn m = *alloc_frame();
+        s_.frame_log.touch(m);
         s_.frames[m] = Frame{FrameState::owned, d, 1, true};
         dom.p2m[Gfn{g}] = m;
     }
@@ -87,21 +92,26 @@ bool Hypervisor::create_domain(DomId d, DomainRole role, bool iommu_hw, std::uin
 }
 
 void Hypervisor::grant_dm(DomId emulator, DomId target) {
+    s_.frame_log.touch_domain(emulator);  // INV-PRIV of its tuples
     s_.domains.at(emulator).dm_over.insert(target);
 }
 
 void Hypervisor::create_ioserver(DomId target, IoServId id, DomId emulator,
                                  std::uint32_t ring_slots) {
+    s_.frame_log.touch_domain(target);  // INV-PRIV of the tuples for target
+    s_.frame_log.touch_domain(emulator);
     s_.servers[{target, id}] = IoServer{emulator, ring_slots, {}, {}};
 }
 
 void Hypervisor::add_rmrr(DomId d, Bfn first, std::uint64_t count) {
+    s_.frame_log.touch_domain(d);  // INV-NO-XEN of its entries
     s_.domains.at(d).rmrr.push_back(Range{first, count});
 }
 
 bool Hypervisor::add_xen_gfn(DomId d, Gfn g) {
     const auto m = alloc_frame();
     if (!m) return false;
+    s_.frame_log.touch(*m);
     s_.frames[*m] = Frame{FrameState::xen, DomId{}, 0, false};  // F7: count 0, not allocated
     s_.domains.at(d).p2m[g] = *m;
     return true;
@@ -133,6 +143,7 @@ bool Hypervisor::iommu_unit_fails(std::uint64_t units) {
 }
 
 void Hypervisor::destroy(DomId d) {
+    s_.frame_log.touch_domain(d);
     // Sequentially every step ends flushed (R11): a reference a step drops is dropped after
     // the flush that covers it, which no sequential observer can tell from at once.
 
@@ -260,6 +271,7 @@ Status Hypervisor::map_page(DomId c, MapPage& op) {
         return ruled(me, 9, Status::enomem, "D20: the caller's holdings would pass its quota");
     if (iommu_unit_fails(n))  // R6, F9: unit
         return ruled(me, 10, Status::eio, "R6, F9, D10: the IOMMU unit failed (armed fault)");
+    s_.frame_log.touch_domain(c);
     auto& ctx = s_.domains.at(c).iommu;
     for (std::uint64_t i = 0; i < n; ++i) {
         ctx[Bfn{op.bfn.v + i}] = Entry{mfns[i], op.flags.perms(), EntryKind::local};
@@ -286,6 +298,7 @@ Status Hypervisor::unmap_page(DomId c, UnmapPage& op) {
     for (std::uint64_t i = 0; i < n; ++i)  // R6 v2, F10: a bfn a lookup registered
         if (s_.claimed(c, Bfn{op.bfn.v + i}))
             return ruled(me, 6, Status::ebusy, "R6 v2, F10: a bfn is claimed by a tuple");
+    s_.frame_log.touch_domain(c);
     Domain& dom = s_.domains.at(c);
     for (std::uint64_t i = 0; i < n; ++i) {
         const Bfn b{op.bfn.v + i};
@@ -343,6 +356,7 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
         return ruled(me, 13, Status::enomem, "D20: the caller's holdings would pass its quota");
     if (iommu_unit_fails(n))  // R3, F9: unit
         return ruled(me, 14, Status::eio, "R3, F9, D10: the IOMMU unit failed (armed fault)");
+    s_.frame_log.touch_domain(c);
     auto& ctx = s_.domains.at(c).iommu;
     for (std::uint64_t i = 0; i < n; ++i) {
         const Bfn b{op.bfn.v + i};
@@ -427,12 +441,14 @@ Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
         const auto it = tuples.find(t);
         if (it == tuples.end() || it->second.emulator != c) continue;
         drop_tuple(m, t);  // R5: tuple and ref (after C's IOTLB flush, R11)
+        s_.frame_log.touch_domain(c);
         auto& ctx = s_.domains.at(c).iommu;
         auto e = ctx.find(op.bfn);  // R5: last user?
         if (e != ctx.end() && e->second.kind == EntryKind::foreign && !s_.claimed(c, op.bfn))
             ctx.erase(e);
         return ruled(me, 0, Status::ok, "R5: the caller's tuple and its reference removed");
     }
+    s_.frame_log.touch_domain(c);
     auto& ctx = s_.domains.at(c).iommu;
     auto it = ctx.find(op.bfn);
     if (it != ctx.end() && it->second.kind == EntryKind::scratch) {  // R5, F5: scratch
@@ -480,6 +496,7 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
         }
     }
     for (const auto& [e, b] : swapped) scratch_if_unused(e, b);
+    s_.frame_log.touch(*m);
     Frame& f = s_.frames.at(*m);  // R7: allocation ref dropped
     f.allocated = false;
     put_ref(*m);
@@ -490,6 +507,7 @@ PopulateOutcome Hypervisor::populate(DomId d, Gfn g) {
     if (s_.p2m(d, g)) return {};   // gfn has a frame: nothing
     const auto m = alloc_frame();  // R8: lowest free frame
     if (!m) return {};
+    s_.frame_log.touch(*m);
     s_.frames[*m] = Frame{FrameState::owned, d, 1, true};
     s_.domains.at(d).p2m[g] = *m;
     return {*m};

@@ -47,6 +47,16 @@ public:
     [[nodiscard]] spec::State snapshot() const override { return s_; }
     [[nodiscard]] std::string name() const override { return "ref"; }
     [[nodiscard]] const spec::State& state() const { return s_; }
+    // Incremental invariant checking (spec::FrameLog): from now on record every frame a
+    // statement changes in the live state's log, so that spec::check_invariants(state())
+    // checks the single-frame invariants of those frames only (after its first, full check).
+    // Off: the log is dropped and every check is full.
+    void track_frames(bool on) {
+        if (on)
+            s_.frame_log.arm();
+        else
+            s_.frame_log.disarm();
+    }
 
     // Why a subop returned its status, for `pviommu run --explain`: the row of its table in
     // spec/pv-iommu.md section 4 that decided it (row 0: success, `why` says which case).

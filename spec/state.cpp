@@ -155,38 +155,73 @@ std::string entry_text(DomId c, Bfn b, const Entry& e) {
 
 }  // namespace
 
-std::vector<Violation> check_invariants(const State& s) {
+namespace {
+
+// What a check covers: everything (full), or the frames and domains a FrameLog recorded.
+struct Scope {
+    const std::set<Mfn>* frames = nullptr;  // null: every frame
+    const std::set<DomId>* domains = nullptr;
+    [[nodiscard]] bool full() const { return frames == nullptr; }
+    [[nodiscard]] bool frame(Mfn m) const { return full() || frames->contains(m); }
+    [[nodiscard]] bool domain(DomId d) const { return full() || domains->contains(d); }
+};
+
+// The checks, over everything or over a scope: the single-frame checks of the frames in scope;
+// the tuples whose frame, emulator or target is in scope; the entries whose frame or domain is;
+// the quotas always. The texts of violations are built only for violations.
+std::vector<Violation> check_state(const State& s, const Scope& sc) {
     std::vector<Violation> out;
     auto fail = [&out](std::string inv, std::string detail) {
         out.push_back({std::move(inv), std::move(detail)});
     };
+    // Every non-fresh frame in scope, in mfn order.
+    const auto each_frame = [&](const auto& fn) {
+        if (sc.full()) {
+            for (const auto& [m, f] : s.frames) fn(m, f);
+            return;
+        }
+        for (const Mfn m : *sc.frames) {
+            const auto it = s.frames.find(m);
+            if (it != s.frames.end()) fn(m, it->second);
+        }
+    };
 
-    // Expected counts, from what holds references: allocation, tuples, local entries.
+    // Expected counts of the frames in scope, from what holds references: allocation, tuples,
+    // local entries.
     std::map<Mfn, std::uint64_t> refs;
-    for (const auto& [m, f] : s.frames)
+    each_frame([&refs](Mfn m, const Frame& f) {
         if (f.allocated) ++refs[m];
-    for (const auto& [m, tuples] : s.m2b) {
+    });
+    const auto count_tuples = [&](Mfn m, const std::map<Tuple, TupleInfo>& tuples) {
         if (tuples.empty()) fail("INV-M2B-SET", "mfn=" + hex(m.v) + " has an empty tuple set");
         refs[m] += tuples.size();
+    };
+    if (sc.full()) {
+        for (const auto& [m, tuples] : s.m2b) count_tuples(m, tuples);
+    } else {
+        for (const Mfn m : *sc.frames)
+            if (const auto it = s.m2b.find(m); it != s.m2b.end()) count_tuples(m, it->second);
     }
     for (const auto& [id, d] : s.domains)
         for (const auto& [b, e] : d.iommu)
-            if (e.kind == EntryKind::local) ++refs[e.mfn];
+            if (e.kind == EntryKind::local && sc.frame(e.mfn)) ++refs[e.mfn];
 
     // INV-FREE-ZERO: free frames have count 0 and are not allocated; Xen frames likewise (F7);
     // an owned frame's count is not 0 (R8 frees it at 0).
-    for (const auto& [m, f] : s.frames) {
-        const std::string where = "mfn=" + hex(m.v) + " state=" + std::string(state_name(f.state)) +
-                                  " count=" + std::to_string(f.count) +
-                                  " allocated=" + std::to_string(f.allocated);
-        if (m.v >= s.host.frames) fail("INV-FREE-ZERO", where + " is outside the host's frames");
+    each_frame([&](Mfn m, const Frame& f) {
+        const auto where = [&] {
+            return "mfn=" + hex(m.v) + " state=" + std::string(state_name(f.state)) +
+                   " count=" + std::to_string(f.count) +
+                   " allocated=" + std::to_string(f.allocated);
+        };
+        if (m.v >= s.host.frames) fail("INV-FREE-ZERO", where() + " is outside the host's frames");
         if (f.state != FrameState::owned && (f.count != 0 || f.allocated))
-            fail("INV-FREE-ZERO", where);
-        if (f.state == FrameState::owned && f.count == 0) fail("INV-FREE-ZERO", where + " (R8)");
+            fail("INV-FREE-ZERO", where());
+        if (f.state == FrameState::owned && f.count == 0) fail("INV-FREE-ZERO", where() + " (R8)");
         if (f.count > s.host.max_count)
             fail("INV-MAX-COUNT",
-                 where + " is above max_count=" + std::to_string(s.host.max_count));
-    }
+                 where() + " is above max_count=" + std::to_string(s.host.max_count));
+    });
     // INV-QUOTA (D20): no domain holds more than its quota.
     for (const auto& [id, d] : s.domains)
         if (d.quota && s.holdings(id) > *d.quota)
@@ -200,31 +235,34 @@ std::vector<Violation> check_invariants(const State& s) {
             fail("INV-COUNT", "mfn=" + hex(m.v) + " count=" + std::to_string(f.count) +
                                   " but references=" + std::to_string(n));
     }
-    for (const auto& [m, f] : s.frames)
+    each_frame([&](Mfn m, const Frame& f) {
         if (!refs.contains(m) && f.count != 0)
             fail("INV-COUNT",
                  "mfn=" + hex(m.v) + " count=" + std::to_string(f.count) + " but references=0");
+    });
 
     // Tuples: INV-NO-FREE-WHILE-MAPPED, INV-NO-XEN, INV-PRIV, INV-M2B-SET.
     for (const auto& [m, tuples] : s.m2b) {
+        const bool frame_in = sc.frame(m);
         const Frame f = s.frame(m);
         for (const auto& [t, info] : tuples) {
-            const std::string where = tuple_text(m, t);
-            if (f.state == FrameState::free) fail("INV-NO-FREE-WHILE-MAPPED", "tuple " + where);
-            if (f.state == FrameState::xen) fail("INV-NO-XEN", "tuple " + where);
             const DomId emu = info.emulator;
+            if (!frame_in && !sc.domain(emu) && !sc.domain(t.domid)) continue;
+            const auto where = [&mm = m, &tt = t] { return tuple_text(mm, tt); };
+            if (f.state == FrameState::free) fail("INV-NO-FREE-WHILE-MAPPED", "tuple " + where());
+            if (f.state == FrameState::xen) fail("INV-NO-XEN", "tuple " + where());
             if (s.domain(emu) == nullptr)
-                fail("INV-M2B-SET", "tuple " + where + ": emulator " + std::to_string(emu.v) +
+                fail("INV-M2B-SET", "tuple " + where() + ": emulator " + std::to_string(emu.v) +
                                         " is not a live domain (R9 takes its tuples)");
             if (!info.orphan) {  // D22: an orphan's privilege went with its target
                 const IoServer* srv = s.server(t.domid, t.ioserver);
                 if (srv == nullptr || srv->emulator != emu) {
-                    fail("INV-PRIV", "tuple " + where + " has no ioreq server served by " +
+                    fail("INV-PRIV", "tuple " + where() + " has no ioreq server served by " +
                                          std::to_string(emu.v));
                     continue;
                 }
                 if (!s.privileged(emu, t.domid))
-                    fail("INV-PRIV", "tuple " + where + ": emulator " + std::to_string(emu.v) +
+                    fail("INV-PRIV", "tuple " + where() + ": emulator " + std::to_string(emu.v) +
                                          " lacks privilege");
             }
             if (s.usable(emu)) {
@@ -236,14 +274,16 @@ std::vector<Violation> check_invariants(const State& s) {
                     !e || ((e->kind == EntryKind::foreign || e->kind == EntryKind::identity) &&
                            e->mfn == m);
                 if (!ok)
-                    fail("INV-M2B-SET", "tuple " + where + " but " + entry_text(emu, t.bfn, *e));
+                    fail("INV-M2B-SET", "tuple " + where() + " but " + entry_text(emu, t.bfn, *e));
             }
         }
     }
     // Entries: INV-NO-FREE-WHILE-MAPPED, INV-NO-XEN (frames and RMRR).
     for (const auto& [id, d] : s.domains) {
+        const bool domain_in = sc.domain(id);
         for (const auto& [b, e] : d.iommu) {
             if (e.kind != EntryKind::local && e.kind != EntryKind::foreign) continue;
+            if (!domain_in && !sc.frame(e.mfn)) continue;
             const Frame f = s.frame(e.mfn);
             if (f.state == FrameState::free) fail("INV-NO-FREE-WHILE-MAPPED", entry_text(id, b, e));
             if (f.state == FrameState::xen) fail("INV-NO-XEN", entry_text(id, b, e));
@@ -254,9 +294,74 @@ std::vector<Violation> check_invariants(const State& s) {
     return out;
 }
 
-std::vector<Violation> check_device_safe(const State& s, const Handed& h) {
+}  // namespace
+
+struct FrameLog::Data {
+    bool checked = false;
+    std::set<Mfn> touched;
+    std::set<DomId> domains;
+};
+FrameLog::FrameLog() = default;
+FrameLog::FrameLog(const FrameLog& /*other*/) {}
+FrameLog::FrameLog(FrameLog&& /*other*/) noexcept {}
+FrameLog& FrameLog::operator=(const FrameLog& /*other*/) {
+    disarm();
+    return *this;
+}
+FrameLog& FrameLog::operator=(FrameLog&& /*other*/) noexcept {
+    disarm();
+    return *this;
+}
+FrameLog::~FrameLog() = default;
+void FrameLog::arm() { d_ = std::make_unique<Data>(); }
+void FrameLog::disarm() { d_.reset(); }
+void FrameLog::touch(Mfn m) {
+    if (d_) d_->touched.insert(m);
+}
+void FrameLog::touch_domain(DomId d) {
+    if (d_) d_->domains.insert(d);
+}
+bool FrameLog::armed() const { return d_ != nullptr; }
+bool FrameLog::incremental() const { return d_ && d_->checked; }
+const std::set<Mfn>& FrameLog::touched() const {
+    static const std::set<Mfn> none;
+    return d_ ? d_->touched : none;
+}
+const std::set<DomId>& FrameLog::touched_domains() const {
+    static const std::set<DomId> none;
+    return d_ ? d_->domains : none;
+}
+void FrameLog::checked() const {
+    if (!d_) return;
+    d_->checked = true;
+    d_->touched.clear();
+    d_->domains.clear();
+}
+
+std::vector<Violation> check_invariants(const State& s) {
+    const FrameLog& log = s.frame_log;
+    const Scope sc = log.incremental() ? Scope{&log.touched(), &log.touched_domains()} : Scope{};
+    auto out = check_state(s, sc);
+    log.checked();
+    return out;
+}
+
+std::vector<Violation> check_all_invariants(const State& s) {
+    auto out = check_state(s, Scope{});
+    s.frame_log.checked();
+    return out;
+}
+
+namespace {
+
+// INV-DEVICE-SAFE over every entry of h, or (log given) over those whose emulator or frame
+// the log recorded.
+std::vector<Violation> device_safe(const State& s, const Handed& h, const FrameLog* log) {
     std::vector<Violation> out;
     for (const auto& [k, m] : h) {
+        if (log != nullptr && !log->touched_domains().contains(k.emulator) &&
+            !log->touched().contains(m))
+            continue;
         const DmaView v = s.dma(k.emulator, k.bfn);
         if (v.kind == DmaView::Kind::scratch) continue;  // E's own scratch page (R12)
         if (v.kind == DmaView::Kind::frame && v.mfn == m && s.frame(m).state != FrameState::free)
@@ -273,10 +378,19 @@ std::vector<Violation> check_device_safe(const State& s, const Handed& h) {
     return out;
 }
 
+}  // namespace
+
+std::vector<Violation> check_device_safe(const State& s, const Handed& h) {
+    return device_safe(s, h, nullptr);
+}
+
 std::vector<Violation> check_invariants(const State& s, const Handed& h) {
-    auto out = check_invariants(s);
-    auto more = check_device_safe(s, h);
+    const FrameLog& log = s.frame_log;
+    const bool inc = log.incremental();
+    auto out = check_state(s, inc ? Scope{&log.touched(), &log.touched_domains()} : Scope{});
+    auto more = device_safe(s, h, inc ? &log : nullptr);
     out.insert(out.end(), more.begin(), more.end());
+    log.checked();
     return out;
 }
 

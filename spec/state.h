@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <deque>
 #include <map>
+#include <memory>
 #include <optional>
 #include <set>
 #include <string>
@@ -127,6 +128,47 @@ struct IoServer {
     [[nodiscard]] bool ring_has_room() const { return ring_slots - 2 * buffered.size() >= 2; }
 };
 
+// Which frames (and which domains' IOMMU contexts) a model changed since the invariants were
+// last checked on this very State object: for incremental checking (D15 at the cost of what a
+// statement touches, not the size of the world). Only ref records (ref::Hypervisor::track_frames),
+// and only on its own live state. Not part of the state's value: equality ignores it, and a copy or
+// a moved-to State starts unarmed, so a snapshot is always checked in full. check_invariants(const
+// State&) checks an armed log's state incrementally once it has checked it in full (its first
+// check), then forgets the frames it checked.
+class FrameLog {
+public:
+    FrameLog();
+    FrameLog(const FrameLog& other);
+    FrameLog(FrameLog&& other) noexcept;
+    FrameLog& operator=(const FrameLog& other);
+    FrameLog& operator=(FrameLog&& other) noexcept;
+    ~FrameLog();
+    bool operator==(const FrameLog& /*other*/) const { return true; }
+
+    // The owner will record every change to a frame (its Frame, the tuples and local entries
+    // that reference it) from now on; the next check is a full one.
+    void arm();
+    void disarm();
+    void touch(Mfn m);
+    // Domain d was created or destroyed, or its IOMMU context changed.
+    void touch_domain(DomId d);
+    [[nodiscard]] bool armed() const;
+    // A full check has been made since arm(): the next one may cover only touched().
+    [[nodiscard]] bool incremental() const;
+    [[nodiscard]] const std::set<Mfn>& touched() const;
+    [[nodiscard]] const std::set<DomId>& touched_domains() const;
+    // After a check of the state: forget what it covered. Changes nothing when unarmed (so
+    // checking an unarmed State from several threads is safe).
+    void checked() const;
+
+private:
+    struct Data;
+    // Null while unarmed (the usual case: a snapshot, a state built by hand). The log's own
+    // bookkeeping, not the state's value: a check (a const reader of the State) updates it.
+    // One thread at a time, like the model that owns the state.
+    std::unique_ptr<Data> d_;
+};
+
 struct State {
     Host host;
     std::map<Mfn, Frame> frames;  // non-fresh frames only
@@ -134,6 +176,7 @@ struct State {
     std::map<ServerKey, IoServer> servers;
     std::map<Mfn, std::map<Tuple, TupleInfo>> m2b;  // no empty inner maps
     std::uint32_t fault_iommu_map = 0;              // pending injected -EIO (D10)
+    FrameLog frame_log;                             // not part of the value (see FrameLog)
     bool operator==(const State&) const = default;
 
     // Queries that both models and the checks use: one definition of each rule.
@@ -167,11 +210,22 @@ struct Violation {
 
 // Every state invariant of BRIEF (all but INV-INVALIDATE, which is per balloon) but
 // INV-DEVICE-SAFE, which needs the ghost set H. Empty = holds.
+// Incremental when s.frame_log is armed and has had its full check: the checks of single
+// frames (INV-FREE-ZERO, INV-MAX-COUNT, INV-COUNT) then cover only the frames the log
+// recorded, plus every frame a tuple or an IOMMU entry names; everything else (tuples,
+// entries, quotas) is checked in full, as it is proportional to the mappings in use, not to
+// the world. Exact when the owner records every frame it changes (ref does; ref's tests
+// compare it with the full check after every statement of random traces).
 [[nodiscard]] std::vector<Violation> check_invariants(const State& s);
+// Always the full check, whatever the log says (and the log then starts over from it).
+[[nodiscard]] std::vector<Violation> check_all_invariants(const State& s);
 // INV-DEVICE-SAFE: for every (E, bfn, ...) -> mfn in h, E's device view of bfn is E's scratch
 // page, or frame mfn and mfn is not free.
 [[nodiscard]] std::vector<Violation> check_device_safe(const State& s, const Handed& h);
-// Both: what `check invariants` and the runner check after every statement.
+// Both: what `check invariants` and the runner check after every statement. Incremental like
+// check_invariants(s); INV-DEVICE-SAFE then covers the entries of h whose emulator's domain or
+// whose frame the log recorded (E's view of a bfn changes only with E's context or E's
+// existence, the frame's freedom only with the frame).
 [[nodiscard]] std::vector<Violation> check_invariants(const State& s, const Handed& h);
 
 // The canonical dump: sorted, stable text, one fact per line, only what differs from a fresh

@@ -61,3 +61,8 @@ json_of(0 verify --no-prove --json)
 string(JSON v GET "${json}" version)
 json_of(ANY prove --json --small --only map_page)
 json_of(0 props --json --tests=5)
+string(JSON v GET "${json}" version)
+string(JSON p GET "${json}" properties 0 passed)
+want_equal("props: properties[0].passed" "${p}" ON)
+# A planted bug asked for: one JSON document (exit 2 in a build without mutants, 1 with them).
+json_of(ANY props --json --mutant=1 --tests=5)
