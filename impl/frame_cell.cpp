@@ -59,34 +59,27 @@ unsigned CellCore::thread_slot() {
 
 // A magazine is its thread's own: plain fields. A popped record or descriptor is filled with
 // relaxed stores after a release fence (see Pool::pop), whichever way it was popped.
-std::uint32_t CellCore::pop_rec() {
-    Mag& g = mags_[thread_slot()];
-    if (g.nrec == 0) return recs_.pop();
+namespace {
+template <class Stash, class Pool>
+std::uint32_t stash_pop(Stash& s, Pool& pool) {
+    if (s.n == 0) return pool.pop();
     fence(std::memory_order_release);  // as Pool::pop's
-    return g.rec[--g.nrec];
+    return s.ids[--s.n];
 }
-void CellCore::push_rec(std::uint32_t i) {
-    Mag& g = mags_[thread_slot()];
-    if (g.nrec == Mag::kRecs) {
-        recs_.push(i);
+template <class Stash, class Pool>
+void stash_push(Stash& s, Pool& pool, std::uint32_t i) {
+    if (s.n == Stash::kCap) {
+        pool.push(i);
         return;
     }
-    g.rec[g.nrec++] = i;
+    s.ids[s.n++] = i;
 }
-std::uint32_t CellCore::pop_desc() {
-    Mag& g = mags_[thread_slot()];
-    if (g.ndesc == 0) return descs_.pop();
-    fence(std::memory_order_release);  // as Pool::pop's
-    return g.desc[--g.ndesc];
-}
-void CellCore::push_desc(std::uint32_t i) {
-    Mag& g = mags_[thread_slot()];
-    if (g.ndesc == Mag::kDescs) {
-        descs_.push(i);
-        return;
-    }
-    g.desc[g.ndesc++] = i;
-}
+}  // namespace
+
+std::uint32_t CellCore::pop_rec() { return stash_pop(mags_[thread_slot()].rec, recs_); }
+void CellCore::push_rec(std::uint32_t i) { stash_push(mags_[thread_slot()].rec, recs_, i); }
+std::uint32_t CellCore::pop_desc() { return stash_pop(mags_[thread_slot()].desc, descs_); }
+void CellCore::push_desc(std::uint32_t i) { stash_push(mags_[thread_slot()].desc, descs_, i); }
 
 // ---- pools ------------------------------------------------------------------------------------
 

@@ -300,12 +300,17 @@ private:
     // A thread's own cache of free records and descriptors (no RMW while it has one: an op
     // that installs a record frees the one it replaced). The arenas must hold the frames'
     // records plus kRecs records and kDescs descriptors per thread, plus those in flight.
+    // One stack of up to N free indices, in front of its shared Pool.
+    template <std::uint32_t N>
+    struct Stash {
+        static constexpr std::uint32_t kCap = N;
+        std::uint32_t ids[N] = {};
+        std::uint32_t n = 0;
+    };
     struct Mag {
         static constexpr std::uint32_t kRecs = 4, kDescs = 2;
-        std::uint32_t rec[kRecs] = {};
-        std::uint32_t nrec = 0;
-        std::uint32_t desc[kDescs] = {};
-        std::uint32_t ndesc = 0;
+        Stash<kRecs> rec;
+        Stash<kDescs> desc;
     };
     static unsigned thread_slot();
     std::uint32_t pop_rec();
