@@ -17,9 +17,9 @@ struct RunModel {
     std::unique_ptr<spec::Hypervisor> hv;
     trace::ModelHooks hooks;
 };
-// name: "ref" (live state; rulings when explain; with track_frames, ref records the frames
-// each statement changes, so that the runner's invariant check after every statement covers
-// those frames only: spec::FrameLog) or "impl".
+// name: "ref" (live state; rulings when explain; with track_frames, ref records the frames and
+// IOMMU entries each statement changes, so that the runner's invariant check after every
+// statement covers what it touched only: spec::FrameLog) or "impl".
 [[nodiscard]] RunModel make_run_model(const std::string& name, const spec::Host& host, bool explain,
                                       bool track_frames = false);
 

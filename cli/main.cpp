@@ -77,8 +77,9 @@ std::vector<FileResult> run_files(const std::vector<std::string>& files, const s
             continue;
         }
         const trace::Trace& t = std::get<trace::Trace>(parsed);
-        // --check=every on ref: ref records the frames each statement changes and the check
-        // after each statement covers those (spec::FrameLog); one full check at the end.
+        // --check=every on ref: ref records the frames and IOMMU entries each statement
+        // changes and the check after each statement covers those (spec::FrameLog); one full
+        // check at the end.
         const bool incremental = opt.check == trace::Check::every && model == "ref";
         cli::RunModel m = cli::make_run_model(model, t.host, opt.explain, incremental);
         opt.hooks = m.hooks;
@@ -509,6 +510,10 @@ int main(int argc, char** argv) {
                 rd.history_checker = parallel->first_failure_report;
             } else if (models) {
                 cli::sample_history(rd, popt.seed);
+            }
+            if (models) {
+                phase("HTML report: a planted bug's history");
+                cli::mutant_history(rd, popt.seed, 5.0);
             }
             std::size_t exps = 0;
             for (const auto& r : results) exps += r.summary.passed;

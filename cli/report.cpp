@@ -1,6 +1,7 @@
 #include "cli/report.h"
 
 #include <algorithm>
+#include <chrono>
 #include <cstdio>
 #include <filesystem>
 #include <fstream>
@@ -13,6 +14,7 @@
 #include <variant>
 #include <vector>
 
+#include "impl/mutants.h"
 #include "spec/types.h"
 #include "trace/trace.h"
 
@@ -376,6 +378,23 @@ void concurrency(const ReportData& d, std::ostream& os) {
            << (d.history_linearizable ? "the linearization found" : "the checker's report")
            << "</summary><pre>" << esc(d.history_checker) << "</pre></details>\n";
     }
+    // The planted bug: what a violation looks like, from a real run of the same property.
+    os << "<h3>A planted bug, caught: a history that is NOT linearizable</h3>\n";
+    if (d.mutant_history) {
+        os << "<div class=\"mutant\" data-mutant=\"" << esc(d.mutant_name)
+           << "\"><p class=\"muted\">"
+           << "With the planted bug <b>" << esc(d.mutant_name)
+           << "</b> of impl/mutants.h selected (" << esc(d.mutant_what)
+           << "), the linearizability property rejected this history: " << esc(d.mutant_title)
+           << ". No order of its operations that respects real time gives ref's outcomes. "
+              "Red: the operations of the violating history; hover a bar for its statement and "
+              "outcome.</p>\n<div style=\"overflow:auto\">";
+        timeline(*d.mutant_history, true, os);
+        os << "</div><details><summary>the checker's report</summary><pre>" << esc(d.mutant_checker)
+           << "</pre></details></div>\n";
+    } else {
+        os << "<p class=\"muted\" data-mutant=\"\">" << esc(d.mutant_note) << "</p>\n";
+    }
     os << "</section>\n";
 }
 
@@ -459,6 +478,63 @@ void sample_history(ReportData& d, std::uint64_t seed) {
         d.history = std::move(h);
         return;
     }
+}
+
+void mutant_history(ReportData& d, std::uint64_t seed, double seconds) {
+    if (!impl::mutants_compiled()) {
+        d.mutant_note =
+            "No planted-bug history: this build carries no mutants (configure with "
+            "-DPVIOMMU_MUTANTS=ON, the mutants preset, whose report shows one).";
+        return;
+    }
+    // Concurrency mutants first (only an interleaving exposes them), then the sequential ones
+    // (any history that runs them is wrong); never those only devices can see.
+    std::vector<impl::MutantInfo> order;
+    for (const auto& m : impl::mutants())
+        if (m.needs_concurrency && !m.needs_devices) order.push_back(m);
+    for (const auto& m : impl::mutants())
+        if (!m.needs_concurrency && !m.needs_devices) order.push_back(m);
+    using Clock = std::chrono::steady_clock;
+    const auto t0 = Clock::now();
+    const auto elapsed = [&t0] { return std::chrono::duration<double>(Clock::now() - t0).count(); };
+    // Each mutant gets its share of the time, a few cases at a time from its own seeds.
+    const double share = seconds / static_cast<double>(order.size() == 0 ? 1 : order.size());
+    std::uint64_t tried = 0;
+    for (std::size_t i = 0; i < order.size() && elapsed() < seconds; ++i) {
+        const auto& m = order[i];
+        impl::select_mutant(m.id);
+        const double until = std::min(seconds, elapsed() + share);
+        for (std::uint64_t chunk = 0; elapsed() < until; ++chunk) {
+            props::ParallelOptions o;
+            o.seed = seed + 1000 * static_cast<std::uint64_t>(m.id) + 4 * chunk;
+            o.cases = 4;
+            o.repetitions = 8;
+            o.shrink = false;
+            o.stop_at_first_failure = true;
+            std::ostringstream log;
+            const props::ParallelSummary r = props::run_parallel(o, log);
+            tried += r.cases;
+            if (r.failed == 0 || !r.first_failure_history) continue;
+            impl::select_mutant(0);
+            d.mutant_name = "impl:" + std::string(m.name);
+            d.mutant_what = m.what;
+            std::ostringstream title;
+            title << "case seed " << r.first_failed_case << ", "
+                  << r.first_failure_history->events.size() << " operations, "
+                  << props::overlap(*r.first_failure_history).pairs
+                  << " overlapping pairs; found after " << tried << " cases in " << std::fixed
+                  << std::setprecision(1) << elapsed() << " s";
+            d.mutant_title = title.str();
+            d.mutant_checker = r.first_failure_report;
+            d.mutant_history = r.first_failure_history;
+            return;
+        }
+    }
+    impl::select_mutant(0);
+    std::ostringstream note;
+    note << "No planted bug was caught within " << std::fixed << std::setprecision(1) << seconds
+         << " s (" << tried << " cases); pviommu props --mutants hunts them at full budget.";
+    d.mutant_note = note.str();
 }
 
 }  // namespace cli

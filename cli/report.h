@@ -7,7 +7,9 @@
 //     statuses it returned and how often, the events' cases;
 //   - the concurrency results, with a timeline of the first history that is not linearizable
 //     (one lane per thread, one bar per operation from its invocation to its response, in the
-//     spirit of Porcupine's visualizer), or of a sample history when every one was;
+//     spirit of Porcupine's visualizer), or of a sample history when every one was; and the
+//     timeline of a history the property rejected while a planted bug (impl/mutants.h) was
+//     selected, in builds that carry them;
 //   - the benchmark plot: the newest bench/results/*.svg, embedded as a data: URI.
 #pragma once
 
@@ -48,6 +50,15 @@ struct ReportData {
     bool history_linearizable = true;
     std::string history_title;    // where it comes from (case seed, ...)
     std::string history_checker;  // the checker's report or the linearization found
+    // A planted bug caught by the same property: the first history found not linearizable
+    // while a concurrency mutant of impl/mutants.h was selected (builds that carry them: the
+    // mutants preset). Absent: mutant_note says why.
+    std::optional<props::History> mutant_history;
+    std::string mutant_name;     // impl:NAME (impl/mutants.h)
+    std::string mutant_what;     // the mutant's description
+    std::string mutant_title;    // where it comes from (case seed, cases tried, seconds)
+    std::string mutant_checker;  // the checker's report
+    std::string mutant_note;     // why there is no mutant history
     // The benchmark plot (SVG text) and where it came from.
     std::string bench_svg, bench_svg_path;
 };
@@ -61,5 +72,12 @@ struct ReportData {
 // Runs one sample concurrent case on impl (a few timings) and fills d's history with the first
 // history that is not linearizable, else the last one (linearizable, with its linearization).
 void sample_history(ReportData& d, std::uint64_t seed);
+
+// Runs the linearizability property (props::run_parallel, stopping at the first failure) against
+// impl with each concurrency mutant of impl/mutants.h selected in turn, a few cases at a time,
+// until one history is not linearizable or about `seconds` have passed; fills d's mutant_*
+// (mutant_note only, when this build carries no mutants or none was caught in time). Leaves no
+// mutant selected.
+void mutant_history(ReportData& d, std::uint64_t seed, double seconds);
 
 }  // namespace cli

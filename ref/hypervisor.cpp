@@ -58,6 +58,7 @@ void Hypervisor::put_ref(Mfn m) {
 // Tuples
 
 void Hypervisor::drop_tuple(Mfn m, const Tuple& t) {
+    s_.frame_log.touch(m);  // its tuples
     auto it = s_.m2b.find(m);
     assert(it != s_.m2b.end() && it->second.contains(t));
     it->second.erase(t);
@@ -66,7 +67,7 @@ void Hypervisor::drop_tuple(Mfn m, const Tuple& t) {
 }
 
 void Hypervisor::scratch_if_unused(DomId e, Bfn b) {
-    s_.frame_log.touch_domain(e);
+    s_.frame_log.touch_entry(e, b);
     auto& ctx = s_.domains.at(e).iommu;
     auto it = ctx.find(b);
     if (it == ctx.end() || it->second.kind != EntryKind::foreign || s_.claimed(e, b)) return;
@@ -119,7 +120,10 @@ bool Hypervisor::add_xen_gfn(DomId d, Gfn g) {
 
 void Hypervisor::arm_iommu_map_fault(std::uint32_t count) { s_.fault_iommu_map = count; }  // D10
 
-void Hypervisor::set_quota(DomId d, std::uint32_t quota) { s_.domains.at(d).quota = quota; }  // D20
+void Hypervisor::set_quota(DomId d, std::uint32_t quota) {
+    s_.frame_log.touch_domain(d);    // INV-QUOTA
+    s_.domains.at(d).quota = quota;  // D20
+}
 
 bool Hypervisor::over_quota(DomId c, std::uint64_t more) const {
     const auto& q = s_.domains.at(c).quota;
@@ -176,8 +180,10 @@ void Hypervisor::destroy(DomId d) {
                     const auto entry = s_.entry(e, t.bfn);
                     if (s_.usable(e) && entry && entry->kind == EntryKind::foreign)
                         mine.emplace_back(m, t);
-                    else
+                    else {
+                        s_.frame_log.touch(m);
                         info.orphan = true;  // R9 v2, F12: stays, with its reference
+                    }
                 }
         for (const auto& [m, t] : mine) {
             drop_tuple(m, t);
@@ -271,9 +277,9 @@ Status Hypervisor::map_page(DomId c, MapPage& op) {
         return ruled(me, 9, Status::enomem, "D20: the caller's holdings would pass its quota");
     if (iommu_unit_fails(n))  // R6, F9: unit
         return ruled(me, 10, Status::eio, "R6, F9, D10: the IOMMU unit failed (armed fault)");
-    s_.frame_log.touch_domain(c);
     auto& ctx = s_.domains.at(c).iommu;
     for (std::uint64_t i = 0; i < n; ++i) {
+        s_.frame_log.touch_entry(c, Bfn{op.bfn.v + i});
         ctx[Bfn{op.bfn.v + i}] = Entry{mfns[i], op.flags.perms(), EntryKind::local};
         get_ref(mfns[i]);  // R6: one ref each
     }
@@ -298,10 +304,10 @@ Status Hypervisor::unmap_page(DomId c, UnmapPage& op) {
     for (std::uint64_t i = 0; i < n; ++i)  // R6 v2, F10: a bfn a lookup registered
         if (s_.claimed(c, Bfn{op.bfn.v + i}))
             return ruled(me, 6, Status::ebusy, "R6 v2, F10: a bfn is claimed by a tuple");
-    s_.frame_log.touch_domain(c);
     Domain& dom = s_.domains.at(c);
     for (std::uint64_t i = 0; i < n; ++i) {
         const Bfn b{op.bfn.v + i};
+        s_.frame_log.touch_entry(c, b);
         if (entries[i].kind == EntryKind::identity) {
             dom.removed_identity.insert(b);  // drops nothing
         } else {
@@ -356,10 +362,11 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
         return ruled(me, 13, Status::enomem, "D20: the caller's holdings would pass its quota");
     if (iommu_unit_fails(n))  // R3, F9: unit
         return ruled(me, 14, Status::eio, "R3, F9, D10: the IOMMU unit failed (armed fault)");
-    s_.frame_log.touch_domain(c);
     auto& ctx = s_.domains.at(c).iommu;
     for (std::uint64_t i = 0; i < n; ++i) {
         const Bfn b{op.bfn.v + i};
+        s_.frame_log.touch_entry(c, b);
+        s_.frame_log.touch(mfns[i]);                                    // its tuples
         ctx[b] = Entry{mfns[i], op.flags.perms(), EntryKind::foreign};  // D3: last perms
         auto& tuples = s_.m2b[mfns[i]];
         const Tuple t{b, op.domid, op.ioserver};
@@ -403,10 +410,12 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
                 if (tuples.empty()) s_.m2b.erase(*m);
                 return refused(*st);
             }
+            s_.frame_log.touch(*m);
             tuples[t] = TupleInfo{false, c, false};  // F4: never swap
             get_ref(*m);
         }
         op.bfn = t.bfn;
+        s_.frame_log.touch_entry(c, op.bfn);  // handed out: INV-DEVICE-SAFE there
         return ruled(me, 0, Status::ok,
                      fresh ? "R4: not usable: bfn = mfn, tuple added (+1 reference)"
                            : "R4: not usable: bfn = mfn, the tuple was there");
@@ -414,6 +423,7 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
     for (const auto& [t, info] : tuples) {  // R4: lowest bfn
         if (t.domid == op.domid && t.ioserver == op.ioserver) {
             op.bfn = t.bfn;
+            s_.frame_log.touch_entry(c, op.bfn);  // handed out again: INV-DEVICE-SAFE there
             return ruled(me, 0, Status::ok, "R4: the server's tuple's (lowest) bfn, nothing added");
         }
     }
@@ -423,9 +433,11 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
             if (tuples.empty()) s_.m2b.erase(*m);
             return refused(*st);
         }
+        s_.frame_log.touch(*m);
         tuples[Tuple{Bfn{m->v}, op.domid, op.ioserver}] = TupleInfo{false, c, false};
         get_ref(*m);  // registers interest
         op.bfn = Bfn{m->v};
+        s_.frame_log.touch_entry(c, op.bfn);  // handed out: INV-DEVICE-SAFE there
         return ruled(me, 0, Status::ok, "R4: the 1:1 entry bfn = mfn, tuple added (+1 reference)");
     }
     if (tuples.empty()) s_.m2b.erase(*m);
@@ -441,14 +453,14 @@ Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
         const auto it = tuples.find(t);
         if (it == tuples.end() || it->second.emulator != c) continue;
         drop_tuple(m, t);  // R5: tuple and ref (after C's IOTLB flush, R11)
-        s_.frame_log.touch_domain(c);
+        s_.frame_log.touch_entry(c, op.bfn);
         auto& ctx = s_.domains.at(c).iommu;
         auto e = ctx.find(op.bfn);  // R5: last user?
         if (e != ctx.end() && e->second.kind == EntryKind::foreign && !s_.claimed(c, op.bfn))
             ctx.erase(e);
         return ruled(me, 0, Status::ok, "R5: the caller's tuple and its reference removed");
     }
-    s_.frame_log.touch_domain(c);
+    s_.frame_log.touch_entry(c, op.bfn);
     auto& ctx = s_.domains.at(c).iommu;
     auto it = ctx.find(op.bfn);
     if (it != ctx.end() && it->second.kind == EntryKind::scratch) {  // R5, F5: scratch

@@ -47,10 +47,10 @@ public:
     [[nodiscard]] spec::State snapshot() const override { return s_; }
     [[nodiscard]] std::string name() const override { return "ref"; }
     [[nodiscard]] const spec::State& state() const { return s_; }
-    // Incremental invariant checking (spec::FrameLog): from now on record every frame a
-    // statement changes in the live state's log, so that spec::check_invariants(state())
-    // checks the single-frame invariants of those frames only (after its first, full check).
-    // Off: the log is dropped and every check is full.
+    // Incremental invariant checking (spec::FrameLog): from now on record every frame, IOMMU
+    // entry (domain, bfn) and whole domain a statement changes, and every bfn a lookup hands
+    // out, in the live state's log, so that spec::check_invariants(state()) checks what they
+    // touch only (after its first, full check). Off: the log is dropped and every check is full.
     void track_frames(bool on) {
         if (on)
             s_.frame_log.arm();

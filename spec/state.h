@@ -1,6 +1,7 @@
-// spec/state.h: the abstract state of the world (BRIEF "The world"), as plain sorted containers.
+// spec/state.h: the abstract state of the world (spec/pv-iommu.md section 2), as plain sorted
+// containers.
 // ref/ runs on it directly; impl/ produces it as a snapshot. The canonical dump and the state
-// invariants are defined once, on this type (spec/dump.cpp, spec/invariants.cpp), so the two
+// invariants are defined once, on this type (spec/state.cpp), so the two
 // models are compared and checked by the same code.
 //
 // Only what differs from a fresh host is stored: a frame absent from `frames` is free with
@@ -128,13 +129,13 @@ struct IoServer {
     [[nodiscard]] bool ring_has_room() const { return ring_slots - 2 * buffered.size() >= 2; }
 };
 
-// Which frames (and which domains' IOMMU contexts) a model changed since the invariants were
-// last checked on this very State object: for incremental checking (D15 at the cost of what a
-// statement touches, not the size of the world). Only ref records (ref::Hypervisor::track_frames),
-// and only on its own live state. Not part of the state's value: equality ignores it, and a copy or
-// a moved-to State starts unarmed, so a snapshot is always checked in full. check_invariants(const
-// State&) checks an armed log's state incrementally once it has checked it in full (its first
-// check), then forgets the frames it checked.
+// What a model changed since the invariants were last checked on this very State object: the
+// frames, the IOMMU entries (domain, bfn) and the whole domains, for incremental checking (D15
+// at the cost of what a statement touches, not the size of the world). Only ref records
+// (ref::Hypervisor::track_frames), and only on its own live state. Not part of the state's value:
+// equality ignores it, and a copy or a moved-to State starts unarmed, so a snapshot is always
+// checked in full. check_invariants(const State&) checks an armed log's state incrementally once
+// it has checked it in full (its first check), then forgets what it checked.
 class FrameLog {
 public:
     FrameLog();
@@ -145,24 +146,35 @@ public:
     ~FrameLog();
     bool operator==(const FrameLog& /*other*/) const { return true; }
 
-    // The owner will record every change to a frame (its Frame, the tuples and local entries
-    // that reference it) from now on; the next check is a full one.
+    // The owner will record every change to a frame (its Frame, its tuples, the local entries
+    // that reference it), to an IOMMU entry and to a whole domain from now on; the next check
+    // is a full one.
     void arm();
     void disarm();
     void touch(Mfn m);
-    // Domain d was created or destroyed, or its IOMMU context changed.
+    // Domain c's IOMMU entry at b was made, removed or re-pointed (an identity entry removed
+    // included): the entry, the tuples of c at b and what c was handed at b are checked again.
+    void touch_entry(DomId c, Bfn b);
+    // Domain d was created or destroyed, or something every tuple and entry of d depends on
+    // changed (its privileges, servers, RMRRs): everything naming d is checked again.
     void touch_domain(DomId d);
     [[nodiscard]] bool armed() const;
-    // A full check has been made since arm(): the next one may cover only touched().
+    // A full check has been made since arm(): the next one may cover only what was touched.
     [[nodiscard]] bool incremental() const;
     [[nodiscard]] const std::set<Mfn>& touched() const;
+    [[nodiscard]] const std::set<std::pair<DomId, Bfn>>& touched_entries() const;
     [[nodiscard]] const std::set<DomId>& touched_domains() const;
     // After a check of the state: forget what it covered. Changes nothing when unarmed (so
     // checking an unarmed State from several threads is safe).
     void checked() const;
 
-private:
+    // The log's records and the checks' indexes of the state (which tuples claim a bfn, which
+    // entries name a frame), kept up to date from the records: defined and used only by the
+    // checks in spec/state.cpp. Null while unarmed.
     struct Data;
+    [[nodiscard]] Data* data() const { return d_.get(); }
+
+private:
     // Null while unarmed (the usual case: a snapshot, a state built by hand). The log's own
     // bookkeeping, not the state's value: a check (a const reader of the State) updates it.
     // One thread at a time, like the model that owns the state.
@@ -208,14 +220,16 @@ struct Violation {
     bool operator==(const Violation&) const = default;
 };
 
-// Every state invariant of BRIEF (all but INV-INVALIDATE, which is per balloon) but
+// Every state invariant of spec/pv-iommu.md (all but INV-INVALIDATE, which is per balloon) but
 // INV-DEVICE-SAFE, which needs the ghost set H. Empty = holds.
-// Incremental when s.frame_log is armed and has had its full check: the checks of single
-// frames (INV-FREE-ZERO, INV-MAX-COUNT, INV-COUNT) then cover only the frames the log
-// recorded, plus every frame a tuple or an IOMMU entry names; everything else (tuples,
-// entries, quotas) is checked in full, as it is proportional to the mappings in use, not to
-// the world. Exact when the owner records every frame it changes (ref does; ref's tests
-// compare it with the full check after every statement of random traces).
+// Incremental when s.frame_log is armed and has had its full check: then it checks only what the
+// log recorded since the last check: the single-frame invariants (INV-FREE-ZERO, INV-MAX-COUNT,
+// INV-COUNT) of the touched frames and of the frames the touched entries name (before and after);
+// the tuples on those frames and the tuples of each touched entry's domain at its bfn; the
+// entries naming those frames and the touched entries; the quotas of the domains whose holdings
+// those change; and everything that names a touched domain. Exact when the owner records every
+// change (ref does; ref's tests compare it with the full check after every statement of random
+// traces and plant violations at touched places).
 [[nodiscard]] std::vector<Violation> check_invariants(const State& s);
 // Always the full check, whatever the log says (and the log then starts over from it).
 [[nodiscard]] std::vector<Violation> check_all_invariants(const State& s);
@@ -223,9 +237,9 @@ struct Violation {
 // page, or frame mfn and mfn is not free.
 [[nodiscard]] std::vector<Violation> check_device_safe(const State& s, const Handed& h);
 // Both: what `check invariants` and the runner check after every statement. Incremental like
-// check_invariants(s); INV-DEVICE-SAFE then covers the entries of h whose emulator's domain or
-// whose frame the log recorded (E's view of a bfn changes only with E's context or E's
-// existence, the frame's freedom only with the frame).
+// check_invariants(s); INV-DEVICE-SAFE then covers the entries of h at a touched entry (E, bfn),
+// of a touched domain E, or whose frame or bfn (as a frame: the identity rule, no translation)
+// the log recorded.
 [[nodiscard]] std::vector<Violation> check_invariants(const State& s, const Handed& h);
 
 // The canonical dump: sorted, stable text, one fact per line, only what differs from a fresh

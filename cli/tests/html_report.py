@@ -1,7 +1,7 @@
 #!/usr/bin/env python3
 """ctest cli:verify-html: `pviommu verify --html` writes one self-contained page that renders.
 
-  html_report.py PVIOMMU WORKDIR
+  html_report.py PVIOMMU WORKDIR [--mutants=on|off]
 
 1. Runs `pviommu verify --html WORKDIR/report.html` at a small budget (a subset of the proof
    obligations at small width, a few concurrent cases): exit 0 and the page is written.
@@ -10,6 +10,10 @@
 3. Headless Chromium opens it: --dump-dom must show the page's script ran (#js-status) and
    recorded no error (#js-errors), and Chromium's log must hold no console error; a screenshot
    must not be blank (at least 16 colours, the most common under 95% of the pixels).
+4. The concurrency section draws a planted bug's history: with --mutants=on (the build carries
+   impl/mutants.h) a timeline inside <div data-mutant="impl:NAME">, NAME one of impl/mutants.h's,
+   that the linearizability property rejected while that mutant was selected; with
+   --mutants=off, the reason there is none.
 The checks are first shown to fail on planted bad pages (a blank page, a script that throws),
 so that a pass means something. Without Chromium (Debian package chromium) it exits 77, which
 ctest reports as skipped, with the reason.
@@ -144,8 +148,34 @@ def render_problems(binary, page, work, expect_script=True, size="1280,1800", sh
     return problems
 
 
+MUTANTS_H = os.path.join(os.path.dirname(os.path.abspath(__file__)), "..", "..", "impl",
+                         "mutants.cpp")
+
+
+def mutant_problem(html, mutants):
+    """Why the page's planted-bug history is not what the build promises (None: it is)."""
+    if not mutants:
+        if 'data-mutant="">' not in html or "carries no mutants" not in html:
+            return "a build without mutants must say why the page has no planted-bug history"
+        return None
+    m = re.search(r'<div class="mutant" data-mutant="impl:([a-z0-9-]+)">(.*?)</details></div>',
+                  html, re.S)
+    if not m:
+        return "no planted-bug history (<div class=\"mutant\" data-mutant=\"impl:NAME\">)"
+    names = re.findall(r'\{\d+, "([a-z0-9-]+)"', open(MUTANTS_H, encoding="utf-8").read())
+    if m.group(1) not in names:
+        return "the history names %s, not a mutant of impl/mutants.cpp %s" % (m.group(1), names)
+    body = m.group(2)
+    if 'aria-label="history timeline"' not in body or 'class="op"' not in body:
+        return "the planted bug's section draws no timeline"
+    if "rejected this history" not in body:
+        return "the planted bug's section does not say the property rejected the history"
+    return None
+
+
 def main():
     pviommu, work = sys.argv[1], sys.argv[2]
+    mutants = "--mutants=on" in sys.argv[3:]
     os.makedirs(work, exist_ok=True)
     page = os.path.join(work, "report.html")
     if os.path.exists(page):
@@ -163,6 +193,16 @@ def main():
                     "<table class=\"matrix\"", "aria-label=\"history timeline\""):
         if section not in html:
             fail("the page lacks " + section)
+    why = mutant_problem(html, mutants)
+    if why:
+        fail(why)
+    # The check must fail on the page without its planted-bug history.
+    stripped = re.sub(r'<div class="mutant".*?</details></div>', "", html, flags=re.S)
+    stripped = stripped.replace("carries no mutants", "")
+    if mutant_problem(stripped, mutants) is None:
+        fail("a page without the planted bug's history was not caught")
+    found = re.search(r'data-mutant="(impl:[a-z0-9-]+)"', html)
+    print("planted-bug history: " + (found.group(1) if found else "none (no mutants built)"))
     fetched = re.findall(r'(?:src|href)\s*=\s*["\']?\s*(?:https?:)?//|url\(\s*["\']?(?:https?:)?//'
                          r'|@import', html)
     if fetched:

@@ -27,8 +27,8 @@ endforeach()
 string(APPEND text "check invariants\n")
 file(WRITE ${WORK}/scale.trace "${text}")
 # --check=end (the invariants once), then --check=every, the default: ref records the frames
-# each statement changes and the check after it covers those (spec::FrameLog), with one full
-# check at the end, so a statement still costs what it touches.
+# and the IOMMU entries (domain, bfn) each statement changes and the check after it covers those
+# (spec::FrameLog), with one full check at the end, so a statement still costs what it touches.
 foreach(mode end every)
   string(TIMESTAMP t0 "%s")
   execute_process(COMMAND ${PVIOMMU} run --check=${mode} ${WORK}/scale.trace RESULT_VARIABLE rc

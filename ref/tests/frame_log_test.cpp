@@ -6,6 +6,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <optional>
 #include <string>
 #include <variant>
 #include <vector>
@@ -39,14 +40,24 @@ bool names(const std::vector<Violation>& vs, const std::string& inv, const std::
     });
 }
 
+// A frame below the host's count that no one uses (free, so absent from the state).
+std::optional<Mfn> free_frame(const State& s) {
+    for (std::uint64_t m = s.host.frames; m-- > 0;)
+        if (!s.frames.contains(Mfn{m})) return Mfn{m};
+    return std::nullopt;
+}
+
 }  // namespace
 
 TEST_CASE(
     "frame log: the incremental check equals the full one after every statement, and "
-    "catches a count broken at any frame the statement touched") {
-    std::size_t steps = 0, incremental = 0, planted = 0;
-    for (std::uint64_t seed = 1; seed <= 150; ++seed) {
-        const trace::Trace t = trace::random_trace(seed, 120);
+    "catches a violation planted at any frame, entry, tuple or handed bfn the statement "
+    "touched") {
+    std::size_t steps = 0, incremental = 0;
+    // Planted violations caught, by kind: a count, an entry, a tuple, a handed bfn.
+    std::size_t counts = 0, entries = 0, tuples = 0, handed = 0;
+    for (std::uint64_t seed = 1; seed <= 300; ++seed) {
+        const trace::Trace t = trace::random_trace(seed, 150);
         ref::Hypervisor h(t.host);
         h.track_frames(true);
         trace::Runner r(t, h, {&h.state(), {}}, trace::Check::none);
@@ -54,20 +65,73 @@ TEST_CASE(
         while (!r.done()) {
             (void)r.step();
             ++steps;
-            incremental += h.state().frame_log.incremental() ? 1 : 0;
+            const FrameLog& log = h.state().frame_log;
+            incremental += log.incremental() ? 1 : 0;
             INFO("seed " << seed << " step " << steps);
-            // Planted bug, every other statement: a frame this statement touched (ref recorded
-            // it) left with one reference too many must be caught by the incremental check.
-            const auto& touched = h.state().frame_log.touched();
-            const auto hit = std::find_if(touched.begin(), touched.end(),
-                                          [&](Mfn m) { return live.frames.contains(m); });
-            if (steps % 2 == 1 && h.state().frame_log.incremental() && hit != touched.end()) {
-                const Mfn m = *hit;
-                ++live.frames.at(m).count;
-                CHECK(names(check_invariants(h.state()), "INV-COUNT", "mfn=" + hex(m.v) + " "));
-                --live.frames.at(m).count;
-                ++planted;
-                continue;
+            if (log.incremental() && steps % 2 == 1) {
+                // Planted bugs, every other statement, each undone after its check and touched
+                // again (the check indexed the planted state): a violation at a place this
+                // statement touched (ref recorded it) must be caught by the incremental check.
+                const auto& fs = log.touched();
+                const auto hit = std::find_if(fs.begin(), fs.end(),
+                                              [&](Mfn m) { return live.frames.contains(m); });
+                std::optional<std::pair<DomId, Bfn>> entry;  // a touched explicit entry
+                for (const auto& [c, b] : log.touched_entries())
+                    if (const Domain* d = live.domain(c); d != nullptr && d->iommu.contains(b) &&
+                                                          d->iommu.at(b).kind != EntryKind::scratch)
+                        entry = {c, b};
+                const auto with_tuples =
+                    std::find_if(fs.begin(), fs.end(), [&](Mfn m) { return live.m2b.contains(m); });
+                const auto spare = free_frame(live);
+                switch (steps / 2 % 4) {
+                    case 0: {  // a touched frame left with one reference too many
+                        if (hit == fs.end()) break;
+                        const Mfn m = *hit;  // the check clears the log (and fs)
+                        ++live.frames.at(m).count;
+                        CHECK(names(check_invariants(h.state()), "INV-COUNT",
+                                    "mfn=" + hex(m.v) + " "));
+                        --live.frames.at(m).count;
+                        ++counts;
+                        continue;
+                    }
+                    case 1: {  // a touched entry re-pointed at a free frame
+                        if (!entry || !spare) break;
+                        const auto [c, b] = *entry;
+                        Entry& e = live.domains.at(c).iommu.at(b);
+                        const Mfn was = e.mfn;
+                        e.mfn = *spare;
+                        CHECK(names(check_invariants(h.state()), "INV-NO-FREE-WHILE-MAPPED",
+                                    "iommu " + std::to_string(c.v) + " bfn=" + hex(b.v) + " "));
+                        e.mfn = was;
+                        live.frame_log.touch_entry(c, b);
+                        ++entries;
+                        continue;
+                    }
+                    case 2: {  // a tuple of a touched frame whose emulator is no live domain
+                        if (with_tuples == fs.end()) break;
+                        const Mfn m = *with_tuples;
+                        auto& [tu, info] = *live.m2b.at(m).begin();
+                        const DomId was = info.emulator;
+                        info.emulator = DomId{999};
+                        CHECK(names(check_invariants(h.state()), "INV-M2B-SET",
+                                    "emulator 999 is not a live domain"));
+                        info.emulator = was;
+                        live.frame_log.touch(m);
+                        ++tuples;
+                        continue;
+                    }
+                    default: {  // a touched entry's bfn handed out for another frame
+                        if (!entry || !spare) break;
+                        const auto [c, b] = *entry;
+                        Handed more = r.handed();
+                        more[{c, b, DomId{777}, IoServId{0}}] = *spare;
+                        CHECK(names(check_invariants(h.state(), more), "INV-DEVICE-SAFE",
+                                    "emulator " + std::to_string(c.v) + " was handed bfn=" +
+                                        hex(b.v) + " for mfn=" + hex(spare->v)));
+                        ++handed;
+                        continue;
+                    }
+                }
             }
             const State copy = h.state();  // a copy is unarmed: its check is the full one
             REQUIRE_FALSE(copy.frame_log.armed());
@@ -76,15 +140,19 @@ TEST_CASE(
             REQUIRE(texts(inc) == texts(full));
         }
     }
-    MESSAGE(steps << " statements, " << incremental << " checked incrementally, " << planted
-                  << " planted violations caught");
-    CHECK(incremental + 200 > steps);  // all but each trace's first check
-    CHECK(planted > 1000);
+    MESSAGE(steps << " statements, " << incremental << " checked incrementally; planted and "
+                  << "caught: " << counts << " counts, " << entries << " entries, " << tuples
+                  << " tuples, " << handed << " handed bfns");
+    CHECK(incremental + 400 > steps);  // all but each trace's first check
+    CHECK(counts > 500);
+    CHECK(entries > 100);
+    CHECK(tuples > 100);
+    CHECK(handed > 100);
 }
 
 TEST_CASE(
     "frame log: a violation at a frame the statement touched is caught; a full check "
-    "catches the rest") {
+    "catches the rest (frames and entries no statement touched)") {
     const trace::Trace t = parsed(
         "host frames=4096\n"
         "domain 0 hardware iommu_hw ram=2000\n"
@@ -116,4 +184,13 @@ TEST_CASE(
     live.frames.at(Mfn{7}).count = 3;
     CHECK(check_invariants(h.state()).empty());
     CHECK(names(check_all_invariants(h.state()), "INV-COUNT", "mfn=0x7"));
+
+    // Planted bug 3: an entry no statement touched (dom0's context, bfn 0x2000) naming a free
+    // frame: missed by the incremental check, caught by the full one.
+    live.frames.at(Mfn{7}).count = 1;
+    REQUIRE(check_all_invariants(h.state()).empty());
+    live.domains.at(DomId{0}).iommu[Bfn{0x2000}] = Entry{Mfn{4000}, 3, EntryKind::foreign};
+    CHECK(check_invariants(h.state()).empty());
+    CHECK(names(check_all_invariants(h.state()), "INV-NO-FREE-WHILE-MAPPED",
+                "iommu 0 bfn=0x2000 mfn=0xfa0"));
 }
