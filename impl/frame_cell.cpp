@@ -522,7 +522,8 @@ St CellCore::balloon(std::uint16_t d, std::uint64_t g, std::uint32_t* mfn,
         std::uint32_t descs[kMaxHolders];
         std::uint64_t ivs[kMaxHolders];
         Atomic<std::uint64_t>* lfs[kMaxHolders];
-        std::uint32_t swapped = 0;
+        std::uint32_t swapped = 0;  // intents installed (one per leaf)
+        std::uint32_t moved = 0;    // swapped tuples (references deferred): >= swapped
         bool retry = false;
         for (std::uint32_t k = 0; k < s.n && !retry; ++k) {
             const std::uint64_t hw = s.hw[k];
@@ -530,6 +531,14 @@ St CellCore::balloon(std::uint16_t d, std::uint64_t g, std::uint32_t* mfn,
             const std::uint64_t e = (hw & (kHolderLocal | kHolderSwap)) == kHolderSwap
                                         ? lf.load(std::memory_order_acquire)  // pairs with CASes
                                         : 0;
+            bool own = false;  // another swapped tuple of this leaf put this balloon's intent
+            for (std::uint32_t j = 0; j < swapped; ++j) own = own || ivs[j] == e;
+            if (own) {
+                // Removed by the same cell CAS; the intent's descriptor names the first tuple,
+                // and both leave at once, so its decision (and the leaf's value) is shared.
+                ++moved;
+                continue;
+            }
             if (leaf_code(e) == kLeafIntent) {
                 settle(lf, e, true);
                 retry = true;
@@ -569,13 +578,14 @@ St CellCore::balloon(std::uint16_t d, std::uint64_t g, std::uint32_t* mfn,
             ivs[swapped] = iv;
             lfs[swapped] = &lf;
             ++swapped;
+            ++moved;
         }
         bool won = false;
         std::uint32_t r = 0;
         if (!retry) {
             n.h.allocated = false;  // R7: the allocation reference goes at once
-            n.h.count -= 1 + swapped;
-            n.h.deferred += swapped;  // step 5: the swapped tuples' references wait
+            n.h.count -= 1 + moved;
+            n.h.deferred += moved;  // step 5: the swapped tuples' references wait
             const bool frees = n.h.count == 0 && n.h.deferred == 0;
             r = frees ? 0 : make_record(n);
             if (frees || r != 0) {
@@ -605,7 +615,7 @@ St CellCore::balloon(std::uint16_t d, std::uint64_t g, std::uint32_t* mfn,
         // Steps 6-7 are the caller's: the swapped emulators' IOTLB flushes (impl/iotlb.h), then
         // put_deferred(m, *deferred_refs).
         if (mfn != nullptr) *mfn = m;
-        if (deferred_refs != nullptr) *deferred_refs = swapped;
+        if (deferred_refs != nullptr) *deferred_refs = moved;
         return St::ok;
     }
 }

@@ -187,3 +187,24 @@ TEST_CASE("v2 cell: stress, threads mapping, unmapping, ballooning and populatin
     CHECK(read_writes.load() == 0);  // reads never wrote, INV-COUNT at every snapshot
     check_quiescent(core);
 }
+
+TEST_CASE("v2 cell: a balloon swaps two tuples of one IOMMU leaf (one intent, two references)") {
+    // Two swap-flagged tuples of emulator C at bfn 0 (servers 0 and 1) share one leaf: the
+    // balloon must not meet its own intent there as another op's (it spun forever).
+    CellConfig cfg;
+    cfg.frames = 2;
+    cfg.records = 16;
+    cfg.descs = 4;
+    CellCore core(cfg);
+    core.seed(0, kT, 0);
+    CHECK(core.map_foreign(kC, 0, kT, 0, 0, kRw, true) == St::ok);
+    CHECK(core.map_foreign(kC, 0, kT, 1, 0, kRw, true) == St::ok);
+    std::uint32_t m = 9, k = 9, na = 0;
+    std::uint64_t ahb[impl::v2::kMaxHolders], ahw[impl::v2::kMaxHolders];
+    CHECK(core.balloon(kT, 0, &m, &k, ahb, ahw, &na) == St::ok);
+    CHECK((m == 0 && k == 2 && na == 2));
+    CHECK(impl::v2::leaf_code(core.read_leaf(kC, 0)) == impl::v2::kLeafScratch);
+    CHECK(core.snap(0).h.deferred == 2);
+    CHECK(core.put_deferred(0, 2));
+    CHECK(core.snap(0).free());
+}
