@@ -3,8 +3,11 @@
 // =============================================================================================
 // Concurrency protocol
 // =============================================================================================
-// State lives in 64-bit MCAS Words (impl/mcas.h): per MFN a frame word (state, owner, count,
-// allocated) and an M2B word (pointer to an immutable, sorted TupleSet); per domain a P2M and an
+// State lives in 64-bit MCAS Words (impl/mcas.h): per MFN one cell (v2 step 1: the frame's
+// header (state, owner, count, allocated, deferred) and its M2B set together: 0 when free, the
+// header inline when it has no tuples, else a pointer to an immutable FrameRec holding header
+// and sorted tuples, replaced copy-on-write; so a frame's count and tuples change in one word
+// and INV-COUNT holds at every instant); per domain a P2M and an
 // IOMMU context (radix trees of Words); per ioreq server a buffered ring (one word of packed,
 // canonical read/write pointers and the slots, as Xen's buffered_iopage: impl/ring.h) and a
 // synchronous channel (a Michael-Scott queue of Words).
@@ -22,16 +25,16 @@
 //     any Word changed since step 3, nothing is written and the operation restarts at step 3.
 //     The MCAS's decision is the linearization point, for failures too: an error status is
 //     returned only if the Words it was decided on were all unchanged at one instant.
-//     After a successful commit: retire replaced TupleSets (EBR) and report freed frames to
+//     After a successful commit: retire replaced FrameRecs (EBR) and report freed frames to
 //     the allocation hint (impl/frame_hint.h step 1). Reason: only now are they unreachable / free.
 //
 // Removals: R11's IOTLB flush and deferred put (D21: per op). An operation that removes or
 // re-points an entry or a tuple (unmap_foreign_page, unmap_page, a balloon's swap, each step of
 // destroy) does, within steps 3-4 and after them, before it returns:
 //  5. Its MCAS removes the entry or tuple but does NOT drop the reference it held: the frame
-//     word moves that reference from its count to its deferred field (defer_ref). The count is
+//     cell moves that reference from its count to its deferred field (defer_ref). The count is
 //     then what ref's count is at this linearization point (D19's -EOVERFLOW and INV-COUNT are
-//     decided on it), but the frame word is not 0, so the frame is not free: no populate can
+//     decided on it), but the frame cell is not 0, so the frame is not free: no populate can
 //     take it and no put can free it (a put frees only at count 0 AND deferred 0). The same
 //     MCAS records nothing else: the flush and the put are not part of the linearizable effect,
 //     they are its physical completion.
@@ -55,14 +58,14 @@
 // reference a balloon drops) is put at once, in step 4's MCAS.
 //
 // The balloon race (map/lookup against balloon-out of the same frame):
-//  - map_foreign_page and lookup_foreign_page read the target's P2M leaf and the frame word and
-//    write the frame word (count + 1) and the frame's M2B word (the new tuple) in one MCAS.
-//  - balloon writes the P2M leaf (-> none), the frame word (allocation reference dropped at
-//    once; the references of swapped tuples moved to the deferred field, step 5) and the M2B
-//    word (swapped tuples removed), and re-points swapped bfns at each emulator's own scratch
+//  - map_foreign_page and lookup_foreign_page read the target's P2M leaf and write the frame's
+//    cell (count + 1 and the new tuple, one new record) in one MCAS.
+//  - balloon writes the P2M leaf (-> none), the frame's cell (allocation reference dropped at
+//    once; the references of swapped tuples moved to the deferred field, step 5; swapped tuples
+//    removed), and re-points swapped bfns at each emulator's own scratch
 //    page (R12), in one MCAS; then steps 6-7 for the swapped emulators' contexts.
 //  So they are ordered by their common Words: either the map commits first (its tuple exists
-//  when the balloon reads the M2B word, and the balloon announces it) or the balloon does (the
+//  when the balloon reads the cell, and the balloon announces it) or the balloon does (the
 //  map then reads no P2M entry: -ENXIO). A reference is never taken on a freed frame: the map's
 //  MCAS compares the P2M leaf, and a frame is in a P2M only while allocated (count >= 1).
 //  9. The balloon then delivers one invalidate per tuple it saw at its linearization point
@@ -73,8 +76,8 @@
 //
 // Order-k maps (F2, F10), unmaps of ranges, and balloons that touch several emulators' entries
 // are single MCASs over all the Words involved: all-or-nothing and atomic without a lock.
-// populate scans frame words upward from a hint and takes the first free one with one MCAS over
-// the frame word and the P2M leaf (relaxation (b) when it races frees: a frame whose references
+// populate scans frame cells upward from a hint and takes the first free one with one MCAS over
+// the frame cell and the P2M leaf (relaxation (b) when it races frees: a frame whose references
 // are deferred is not free yet, and the op that will free it is in flight). The hint carries a
 // free generation (impl/frame_hint.h), so that no free is lost behind a scan (issue 15, bug 3).
 // Reads and error paths never allocate: radix paths are created only by writes (impl/radix.h).
@@ -104,30 +107,41 @@ namespace {
 
 constexpr std::uint8_t kRw = IOMMUOP_readable | IOMMUOP_writeable;
 
-// Frame word payload: count bits 0-31, allocated bit 32, state bits 33-34, owner bits 35-49,
-// deferred bits 50-61 (protocol step 5: references removed whose put waits for a flush; enc()
-// leaves the payload 62 bits). A fresh free frame is 0, and only a free frame is 0: a frame
-// with count 0 and deferred references stays owned.
-constexpr std::uint32_t kDeferredMax = (1u << 12) - 1;
-struct FrameVal {
-    std::uint32_t count = 0;
-    bool allocated = false;
-    FrameState state = FrameState::free;
-    std::uint16_t owner = 0;
-    std::uint32_t deferred = 0;
-};
-std::uint64_t pack(const FrameVal& f) {
-    if (f.state == FrameState::free) return 0;
-    return enc(std::uint64_t{f.count} | std::uint64_t{f.allocated} << 32 |
-               std::uint64_t(f.state) << 33 | std::uint64_t{f.owner} << 35 |
-               std::uint64_t{f.deferred} << 50);
+// Frame header payload (pack_header): count bits 0-31, allocated bit 32, state bits 33-34, owner
+// bits 35-49, deferred bits 50-60 (protocol step 5: references removed whose put waits for a
+// flush). 61 bits: the cell's inline form (below) needs three tag bits.
+//
+// A frame's cell word (v2 step 1) is one of:
+//   0                       free (and so no tuples: every tuple holds a reference);
+//   payload << 3 | 0b100    an inline header: an allocated or Xen frame without tuples;
+//   FrameRec*               (8-aligned: bit 2 clear, non-zero) header and tuples, immutable.
+// Bits 0-1 are 0 in all three (mcas.h reserves them). Only a free frame is 0: a frame with count
+// 0 and deferred references stays owned. An inline header suffers ABA (count up, then down);
+// a record pointer does not while the reader is pinned (a new record for every change, the old
+// one retired by EBR), which is what lookup_registered relies on.
+constexpr std::uint32_t kDeferredMax = (1u << 11) - 1;
+constexpr std::uint64_t kInline = 4;
+using FrameVal = Hypervisor::FrameVal;
+std::uint64_t pack_header(const FrameVal& f) {
+    return std::uint64_t{f.count} | std::uint64_t{f.allocated} << 32 |
+           std::uint64_t(f.state) << 33 | std::uint64_t{f.owner} << 35 |
+           std::uint64_t{f.deferred} << 50;
 }
-FrameVal unpack_frame(std::uint64_t v) {
-    const std::uint64_t p = dec(v);
+FrameVal unpack_header(std::uint64_t p) {
     return FrameVal{static_cast<std::uint32_t>(p), ((p >> 32) & 1) != 0,
                     static_cast<FrameState>((p >> 33) & 3),
                     static_cast<std::uint16_t>((p >> 35) & 0x7fff),
                     static_cast<std::uint32_t>((p >> 50) & kDeferredMax)};
+}
+bool is_record(std::uint64_t cell) { return cell != 0 && (cell & kInline) == 0; }
+const Hypervisor::FrameRec* record_of(std::uint64_t cell) {
+    return is_record(cell) ? reinterpret_cast<const Hypervisor::FrameRec*>(cell) : nullptr;
+}
+// The header of a cell value (a record's is read from it: the caller is pinned).
+FrameVal cell_header(std::uint64_t cell) {
+    if (cell == 0) return {};
+    if ((cell & kInline) != 0) return unpack_header(cell >> 3);
+    return unpack_header(record_of(cell)->header);
 }
 
 // IOMMU leaf payload: code bits 0-2 (0: no explicit entry), perms bits 3-4, mfn bits 5-39, and
@@ -204,14 +218,13 @@ std::unique_ptr<spec::Hypervisor> make(const Host& host) {
 
 Hypervisor::Hypervisor(const Host& host)
     : host_(host),
-      frames_(std::make_unique<Word[]>(host.frames)),
-      m2b_(std::make_unique<Word[]>(host.frames)),
+      cells_(std::make_unique<Word[]>(host.frames)),
       doms_(PV_IOMMU_DOMID_FIRST_RESERVED) {}
 
 Hypervisor::~Hypervisor() {
     // Quiescent: nothing else can reach these any more.
     for (std::uint64_t m = 0; m < host_.frames; ++m)
-        TupleSet::dispose(as_ptr<TupleSet>(m2b_[m].load(std::memory_order_relaxed)));
+        FrameRec::dispose(record_of(cells_[m].load(std::memory_order_relaxed)));
     for (auto& [k, s] : servers_) {
         auto* n = as_ptr<SyncNode>(s->sync_head.load(std::memory_order_relaxed));
         while (n != nullptr) {
@@ -226,14 +239,14 @@ Hypervisor::~Hypervisor() {
 // Helpers
 
 namespace {
-// This thread's free TupleSet blocks, by tuple count (see TupleSet). Thread-local: no
+// This thread's free FrameRec blocks, by tuple count (see FrameRec). Thread-local: no
 // synchronisation; a block made by one thread may be recycled by another (EBR frees on the
 // retiring thread). At most kPoolCap blocks per count are kept, the rest go back to malloc.
 constexpr std::size_t kPoolCap = 4096;
 constexpr bool kPoolSets = !kAddressSanitizer;        // off under ASan (see kAddressSanitizer)
 constinit thread_local bool t_set_pool_gone = false;  // the pool below was destroyed (exit)
 struct SetPool {
-    std::array<std::vector<void*>, Hypervisor::TupleSet::kPooled + 1> free;
+    std::array<std::vector<void*>, Hypervisor::FrameRec::kPooled + 1> free;
     ~SetPool() {
         t_set_pool_gone = true;
         for (const auto& v : free)
@@ -246,7 +259,8 @@ SetPool& set_pool() {
 }
 }  // namespace
 
-Hypervisor::TupleSet* Hypervisor::TupleSet::make(std::span<const TupleRec> tuples) {
+Hypervisor::FrameRec* Hypervisor::FrameRec::make(std::uint64_t header,
+                                                 std::span<const TupleRec> tuples) {
     const std::size_t n = tuples.size();
     void* p = nullptr;
     if (kPoolSets && n <= kPooled && !t_set_pool_gone) {
@@ -256,17 +270,18 @@ Hypervisor::TupleSet* Hypervisor::TupleSet::make(std::span<const TupleRec> tuple
             v.pop_back();
         }
     }
-    if (p == nullptr) p = ::operator new(sizeof(TupleSet) + n * sizeof(TupleRec));
-    auto* ts = new (p) TupleSet;
-    ts->n = static_cast<std::uint32_t>(n);
-    std::uninitialized_copy(tuples.begin(), tuples.end(), reinterpret_cast<TupleRec*>(ts + 1));
-    return ts;
+    if (p == nullptr) p = ::operator new(sizeof(FrameRec) + n * sizeof(TupleRec));
+    auto* r = new (p) FrameRec;
+    r->header = header;
+    r->n = static_cast<std::uint32_t>(n);
+    std::uninitialized_copy(tuples.begin(), tuples.end(), reinterpret_cast<TupleRec*>(r + 1));
+    return r;
 }
 
-void Hypervisor::TupleSet::dispose(const TupleSet* ts) {
-    if (ts == nullptr) return;
-    const std::uint32_t n = ts->n;
-    void* p = const_cast<TupleSet*>(ts);  // trivially destructible: nothing to run
+void Hypervisor::FrameRec::dispose(const FrameRec* r) {
+    if (r == nullptr) return;
+    const std::uint32_t n = r->n;
+    void* p = const_cast<FrameRec*>(r);  // trivially destructible: nothing to run
     if (kPoolSets && n <= kPooled && !t_set_pool_gone) {
         auto& v = set_pool().free[n];
         if (v.size() < kPoolCap) {
@@ -294,8 +309,8 @@ Hypervisor::WorkLease::WorkLease() {
 }
 
 Hypervisor::WorkLease::~WorkLease() {
-    for (TupleSet* ts : w_->created) TupleSet::dispose(ts);  // staged, never published
-    assert(w_->to_put.empty() && w_->to_flush.empty());      // every op runs finish()
+    for (FrameRec* r : w_->created) FrameRec::dispose(r);  // staged, never published
+    assert(w_->to_put.empty() && w_->to_flush.empty());    // every op runs finish()
     w_->to_put.clear();
     w_->to_flush.clear();
     w_->reset();
@@ -305,6 +320,7 @@ Hypervisor::WorkLease::~WorkLease() {
 void Hypervisor::Work::reset() {
     t.reset();
     doomed = false;
+    cells.clear();
     created.clear();
     replaced.clear();
     freed.clear();
@@ -331,7 +347,7 @@ bool Hypervisor::privileged(DomId e, DomId t) const {
 
 bool Hypervisor::is_xen(Mfn m) const {
     // Xen frames are made only by the control plane (xen_gfn) and stay Xen's: no validation.
-    return unpack_frame(mcas_read(frames_[m.v])).state == FrameState::xen;
+    return header_now(m).state == FrameState::xen;
 }
 
 std::optional<Entry> Hypervisor::entry(Work& w, const DomainRec& c, Bfn b) {
@@ -348,19 +364,61 @@ std::optional<Entry> Hypervisor::entry(Work& w, const DomainRec& c, Bfn b) {
     return Entry{entry_mfn(v), entry_perms(v), code_kind(code)};
 }
 
+Hypervisor::Cell& Hypervisor::cell(Work& w, Mfn m) {
+    const auto found =
+        std::find_if(w.cells.begin(), w.cells.end(), [&](const Cell& c) { return c.m == m.v; });
+    if (found != w.cells.end()) return *found;
+    Cell& c = w.cells.emplace_back();
+    c.word = &cells_[m.v];
+    c.m = m.v;
+    c.old = w.t.read(*c.word);
+    // The record read in w: published, so immutable, and not freed while the caller is pinned
+    // (retired only after the commit that unlinks it).
+    c.rec = record_of(c.old);
+    c.f = cell_header(c.old);
+    return c;
+}
+
+Hypervisor::FrameVal Hypervisor::header_now(Mfn m) const {
+    return cell_header(mcas_read(cells_[m.v]));
+}
+
+void Hypervisor::stage_cells(Work& w) {
+    for (Cell& c : w.cells) {
+        if (!c.dirty) continue;
+        const std::span<const TupleRec> t =
+            c.tuples_edited    ? std::span<const TupleRec>{c.tuples.data(), c.tuples.size()}
+            : c.rec != nullptr ? c.rec->t()
+                               : std::span<const TupleRec>{};
+        std::uint64_t v = 0;
+        if (c.f.state == FrameState::free) {
+            if (!t.empty()) {  // freed while tuples hold references: an inconsistent read
+                w.doomed = true;
+                return;
+            }
+        } else if (t.empty()) {
+            v = pack_header(c.f) << 3 | kInline;
+        } else {
+            FrameRec* r = FrameRec::make(pack_header(c.f), t);
+            w.created.push_back(r);
+            v = as_word(r);
+        }
+        if (c.rec != nullptr) w.replaced.push_back(c.rec);
+        w.t.write(*c.word, v);
+    }
+}
+
 Hypervisor::TupleVec Hypervisor::tuples(Work& w, Mfn m) {
-    const auto* ts = as_ptr<const TupleSet>(w.t.read(m2b_[m.v]));
-    if (ts == nullptr) return {};
-    const auto t = ts->t();
+    const auto t = tuple_view(w, m);
     return {t.begin(), t.end()};
 }
 
 std::span<const Hypervisor::TupleRec> Hypervisor::tuple_view(Work& w, Mfn m) {
-    // The set read in w: published, so immutable, and not freed while the caller is pinned
-    // (retired only after the commit that unlinks it).
-    const auto* ts = as_ptr<const TupleSet>(w.t.read(m2b_[m.v]));
-    if (ts == nullptr) return {};
-    return ts->t();
+    // Valid until w stages another frame's cell (w.cells may move) or edits this one.
+    const Cell& c = cell(w, m);
+    if (c.tuples_edited) return {c.tuples.data(), c.tuples.size()};
+    if (c.rec != nullptr) return c.rec->t();
+    return {};
 }
 
 bool Hypervisor::claimed_at_identity(Work& w, DomId c, Bfn b) {
@@ -371,29 +429,17 @@ bool Hypervisor::claimed_at_identity(Work& w, DomId c, Bfn b) {
 }
 
 void Hypervisor::set_tuples(Work& w, Mfn m, TupleVec next) {
-    Word& word = m2b_[m.v];
-    const std::uint64_t cur = w.t.read(word);
-    auto* cur_set = as_ptr<TupleSet>(cur);
-    if (auto it = std::find(w.created.begin(), w.created.end(), cur_set); it != w.created.end()) {
-        TupleSet::dispose(cur_set);  // staged earlier in this attempt, never published
-        w.created.erase(it);
-    } else if (cur_set != nullptr) {
-        w.replaced.push_back(cur_set);
-    }
-    if (next.empty()) {
-        w.t.write(word, 0);
-        return;
-    }
     std::sort(next.begin(), next.end(),
               [](const TupleRec& a, const TupleRec& b) { return a.key() < b.key(); });  // F8
-    auto* ts = TupleSet::make({next.data(), next.size()});
-    w.created.push_back(ts);
-    w.t.write(word, as_word(ts));
+    Cell& c = cell(w, m);
+    c.tuples = std::move(next);
+    c.tuples_edited = true;
+    c.dirty = true;
 }
 
 void Hypervisor::get_ref(Work& w, Mfn m) {
-    Word& word = frames_[m.v];
-    FrameVal f = unpack_frame(w.t.read(word));
+    Cell& c = cell(w, m);
+    FrameVal& f = c.f;
     // Xen's get_page: only on an owned frame whose count is not 0. The Txn also compares the
     // P2M leaf that led here, so the frame is still allocated at the commit. Seeing anything
     // else means this attempt read words from different instants: it cannot commit.
@@ -405,29 +451,28 @@ void Hypervisor::get_ref(Work& w, Mfn m) {
         return;
     }
     ++f.count;
-    w.t.write(word, pack(f));
+    c.dirty = true;
 }
 
 void Hypervisor::put_ref(Work& w, Mfn m, bool allocation) {
-    Word& word = frames_[m.v];
-    FrameVal f = unpack_frame(w.t.read(word));
+    Cell& c = cell(w, m);
+    FrameVal& f = c.f;
     if (f.state != FrameState::owned || f.count == 0 || (allocation && !f.allocated) ||
         (f.count == 1 && f.allocated && !allocation)) {
         w.doomed = true;  // an inconsistent read (see get_ref): this attempt cannot commit
         return;
     }
     if (allocation) f.allocated = false;
+    c.dirty = true;
     if (--f.count == 0 && f.deferred == 0) {  // R8: freed when the count reaches 0 (step 7)
-        w.t.write(word, 0);
+        f = FrameVal{};
         w.freed.push_back(m);
-        return;
     }
-    w.t.write(word, pack(f));
 }
 
 void Hypervisor::defer_ref(Work& w, Mfn m) {
-    Word& word = frames_[m.v];
-    FrameVal f = unpack_frame(w.t.read(word));
+    Cell& c = cell(w, m);
+    FrameVal& f = c.f;
     // The same inconsistent reads as put_ref's (the entry or tuple holding this reference
     // means count >= 1, and >= 2 while the frame is still allocated).
     if (f.state != FrameState::owned || f.count == 0 || (f.count == 1 && f.allocated)) {
@@ -444,7 +489,7 @@ void Hypervisor::defer_ref(Work& w, Mfn m) {
         // until its put. Still never freed early; only D19's count reads one too many meanwhile.
         w.deferred.push_back(Deferred{m, true});
     }
-    w.t.write(word, pack(f));
+    c.dirty = true;
 }
 
 void Hypervisor::needs_flush(Work& w, const DomainRec& c) {
@@ -470,19 +515,18 @@ void Hypervisor::finish(Work& w) {
                 std::uint32_t deferred = 0, counted = 0;
                 for (; i < puts.size() && puts[i].m == m; ++i)
                     ++(puts[i].via_count ? counted : deferred);
-                Word& word = frames_[m.v];
-                FrameVal f = unpack_frame(w.t.read(word));
+                Cell& c = cell(w, m);
+                FrameVal& f = c.f;
                 if (f.state != FrameState::owned || f.deferred < deferred || f.count < counted) {
                     w.doomed = true;  // an inconsistent read (see get_ref): retry
                     continue;
                 }
                 f.deferred -= deferred;
                 f.count -= counted;
+                c.dirty = true;
                 if (f.count == 0 && f.deferred == 0) {  // R8: the last reference went
-                    w.t.write(word, 0);
+                    f = FrameVal{};
                     w.freed.push_back(m);
-                } else {
-                    w.t.write(word, pack(f));
                 }
             }
             if (commit(w)) break;
@@ -509,30 +553,30 @@ bool Hypervisor::commit(Work& w) {
     // different instants and cannot all still hold: the retry sees a consistent state. If they
     // do all still hold, the state itself breaks an invariant (Xen would BUG()): record it and
     // end the operation without writing, rather than retry forever.
+    if (!w.doomed) stage_cells(w);  // one write per edited frame cell (may doom w)
     if (w.doomed) {
+        for (FrameRec* r : w.created) FrameRec::dispose(r);  // never published
         w.t.drop_writes();
-        if (w.t.commit()) {
-            // relaxed: a diagnostic flag, read at quiescent points.
-            corrupt_.store(true, std::memory_order_relaxed);
-            for (TupleSet* ts : w.created) TupleSet::dispose(ts);
-            w.reset();
-            return true;
-        }
+        const bool broken = w.t.commit();
+        // relaxed: a diagnostic flag, read at quiescent points.
+        if (broken) corrupt_.store(true, std::memory_order_relaxed);
+        w.reset();
+        return broken;
     }
     stall(FaultPoint::stall_before_commit);  // the words read may move before the MCAS
-    const bool ok = !w.doomed && w.t.commit();
+    const bool ok = w.t.commit();
     if (ok) {
         // Steps 5-6 committed: finish() flushes and puts them before the operation returns.
         w.to_put.insert(w.to_put.end(), w.deferred.begin(), w.deferred.end());
         for (const DomainRec* c : w.flush)
             if (std::find(w.to_flush.begin(), w.to_flush.end(), c) == w.to_flush.end())
                 w.to_flush.push_back(c);
-        for (const TupleSet* ts : w.replaced)
-            retire(const_cast<TupleSet*>(ts),
-                   [](void* p) { TupleSet::dispose(static_cast<const TupleSet*>(p)); });
+        for (const FrameRec* r : w.replaced)
+            retire(const_cast<FrameRec*>(r),
+                   [](void* p) { FrameRec::dispose(static_cast<const FrameRec*>(p)); });
         for (Mfn m : w.freed) hint_.freed(m.v);  // impl/frame_hint.h step 1
     } else {
-        for (TupleSet* ts : w.created) TupleSet::dispose(ts);
+        for (FrameRec* r : w.created) FrameRec::dispose(r);
     }
     w.reset();
     return ok;
@@ -556,7 +600,13 @@ std::optional<std::uint64_t> Hypervisor::unit_fault(
 
 void Hypervisor::abandon(Work& w) {
     w.t.drop_writes();
-    for (TupleSet* ts : w.created) TupleSet::dispose(ts);  // never published
+    for (Cell& c : w.cells) {  // staged edits dropped: each cell back to what was read
+        c.f = cell_header(c.old);
+        c.tuples.clear();
+        c.tuples_edited = false;
+        c.dirty = false;
+    }
+    for (FrameRec* r : w.created) FrameRec::dispose(r);  // never published (none: staged later)
     w.created.clear();
     w.replaced.clear();
     w.freed.clear();
@@ -564,9 +614,7 @@ void Hypervisor::abandon(Work& w) {
     w.flush.clear();
 }
 
-bool Hypervisor::count_full(Work& w, Mfn m) {
-    return unpack_frame(w.t.read(frames_[m.v])).count >= host_.max_count;
-}
+bool Hypervisor::count_full(Work& w, Mfn m) { return cell(w, m).f.count >= host_.max_count; }
 
 bool Hypervisor::over_quota(Work& w, const DomainRec& c, std::uint64_t more) {
     if (!c.quota || more == 0) return false;
@@ -587,7 +635,7 @@ std::optional<Mfn> Hypervisor::alloc_frame(DomId d, Gfn g, FrameState state) {
     // impl/frame_hint.h steps 2-4; each attempt's Txn reads the P2M leaf (or its absent path,
     // RadixMap::read) and the frame, so the outcome is decided at one MCAS.
     const auto got = take_lowest_free(
-        hint_, host_.frames, [&](std::uint64_t m) { return mcas_read(frames_[m]) == 0; },
+        hint_, host_.frames, [&](std::uint64_t m) { return mcas_read(cells_[m]) == 0; },
         [&](std::uint64_t m) -> Take {
             if (p2m.read(w.t, g.v).value != 0) {  // the gfn has a frame: nothing
                 if (!commit(w)) return Take::retry;
@@ -595,14 +643,16 @@ std::optional<Mfn> Hypervisor::alloc_frame(DomId d, Gfn g, FrameState state) {
                 return Take::stop;
             }
             stall(FaultPoint::stall_populate_scan);  // another populate may take it now
-            if (w.t.read(frames_[m]) != 0) {         // taken since the scan read it
+            Cell& c = cell(w, Mfn{m});
+            if (c.old != 0) {  // taken since the scan read it
                 w.reset();
                 return Take::retry;
             }
             FrameVal f{state == FrameState::owned ? 1u : 0u, state == FrameState::owned, state,
                        d.v};
             if (state != FrameState::owned) f.owner = 0;
-            w.t.write(frames_[m], pack(f));
+            c.f = f;
+            c.dirty = true;
             // A write: the only place populate creates the gfn's radix path (if the read above
             // found it absent, this attempt's commit fails on the new node and retries once).
             Word& leaf = p2m.get(g.v);
@@ -663,7 +713,7 @@ bool Hypervisor::create_domain(DomId d, DomainRole role, bool iommu_hw, std::uin
     EpochGuard g;
     std::uint64_t free = 0;
     for (std::uint64_t m = 0; m < host_.frames && free < ram; ++m)
-        free += mcas_read(frames_[m]) == 0;
+        free += mcas_read(cells_[m]) == 0;
     if (free < ram) return false;  // D9
     auto rec = std::make_unique<DomainRec>();
     rec->hardware = role == DomainRole::hardware;
@@ -748,7 +798,7 @@ void Hypervisor::destroy_drop_held(DomId d) {
     WorkLease lease;
     Work& w = *lease;
     for (std::uint64_t m = 0; m < host_.frames; ++m) {
-        if (mcas_read(m2b_[m]) == 0) continue;
+        if (!is_record(mcas_read(cells_[m]))) continue;  // no tuples
         TupleVec keep;
         bool dropped = false;
         for (const TupleRec& r : tuples(w, Mfn{m})) {
@@ -787,7 +837,7 @@ void Hypervisor::destroy_target_servers(DomId d) {
     // Every decision reads the entries before any re-point, as ref decides them all first.
     std::vector<std::pair<DomId, Bfn>> repoint;
     for (std::uint64_t m = 0; m < host_.frames; ++m) {
-        if (mcas_read(m2b_[m]) == 0) continue;
+        if (!is_record(mcas_read(cells_[m]))) continue;  // no tuples
         TupleVec next;
         bool changed = false;
         for (const TupleRec& r : tuples(w, Mfn{m})) {
@@ -1088,7 +1138,7 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
             if (!late.empty()) std::this_thread::sleep_for(std::chrono::microseconds(300));
             for (Mfn m : late) {  // mutant 1: the reference, after the tuple was published
                 for (;;) {
-                    const FrameVal f = unpack_frame(w.t.read(frames_[m.v]));
+                    const FrameVal f = cell(w, m).f;
                     if (f.state != FrameState::owned || f.count == 0) break;
                     get_ref(w, m);
                     if (commit(w)) break;
@@ -1103,16 +1153,17 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
 
 // The common lookup, a server asking again for a frame it already holds a tuple on, changes
 // nothing, so it needs no MCAS and no copy of the tuple set. Reads, in this order:
-//   t1 the target's P2M leaf (-> mfn m), t2 m's M2B word (a TupleSet* s holding the tuple),
-//   t3 the P2M leaf again, t4 the M2B word again.
+//   t1 the target's P2M leaf (-> mfn m), t2 m's cell (a FrameRec* s holding the tuple),
+//   t3 the P2M leaf again, t4 the cell again.
 // If t3 and t4 return what t1 and t2 did, the lookup linearizes at t3: the leaf holds m then,
-// and the M2B word held s throughout [t2, t4], which contains t3. "Held throughout" needs the
-// M2B word to be free of ABA while s is non-null: every write of an M2B word installs 0 or a
-// freshly allocated TupleSet, and s cannot be freed (hence not reallocated at the same
-// address) while this thread is pinned (caller's EpochGuard), because s is retired only after
-// the commit that unlinks it. The P2M leaf may suffer ABA (balloon then populate of the same
-// frame), which is why it is the word read at the linearization point, not the one whose
-// constancy is relied on. Anything else (no tuple, a changed word) takes the MCAS path.
+// and the cell held s throughout [t2, t4], which contains t3. "Held throughout" needs the
+// cell to be free of ABA while it holds a record: every write of a cell installs 0, an inline
+// header (never equal to a record pointer: bit 2) or a freshly made FrameRec, and s cannot be
+// freed (hence not reused at the same address) while this thread is pinned (caller's
+// EpochGuard), because s is retired only after the commit that unlinks it. The P2M leaf may suffer
+// ABA (balloon then populate of the same frame), which is why it is the word read at the
+// linearization point, not the one whose constancy is relied on. Anything else (no tuple, a changed
+// word) takes the MCAS path.
 bool Hypervisor::lookup_registered(const DomainRec& td, const LookupForeignPage& op, Bfn& out) {
     Word* const leaf = td.p2m.find(op.gfn.v);    // never allocates
     if (leaf == nullptr) return false;           // no frame: an error row, slow path
@@ -1122,18 +1173,18 @@ bool Hypervisor::lookup_registered(const DomainRec& td, const LookupForeignPage&
     // frame, and map refuses Xen frames), so a Xen frame fails the tuple test below and takes
     // the slow path, which returns its -EPERM. (One load fewer, a DRAM miss at 1e6 frames.)
     if (!m) return false;  // an error row: slow path
-    Word& m2b = m2b_[m->v];
-    const std::uint64_t set = mcas_read(m2b);  // t2
-    const auto* ts = as_ptr<const TupleSet>(set);
-    if (ts == nullptr) return false;
-    const auto recs = ts->t();
+    Word& cw = cells_[m->v];
+    const std::uint64_t set = mcas_read(cw);  // t2
+    const FrameRec* rec = record_of(set);
+    if (rec == nullptr) return false;  // no tuples
+    const auto recs = rec->t();
     const auto it = std::find_if(recs.begin(), recs.end(), [&](const TupleRec& r) {
         return r.domid == op.domid && r.ioserver == op.ioserver;  // R4: lowest bfn (sorted)
     });
     if (it == recs.end()) return false;
     const Bfn found = it->bfn;
     stall(FaultPoint::stall_txn_between_reads);  // either word may move before the re-reads
-    if (mcas_read(*leaf) != p2m || mcas_read(m2b) != set) return false;  // t3, t4
+    if (mcas_read(*leaf) != p2m || mcas_read(cw) != set) return false;  // t3, t4
     out = found;
     return true;
 }
@@ -1241,8 +1292,7 @@ Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
                     set_tuples(w, m, std::move(set));
                     defer_ref(w, m);    // step 5: put after C's flush
                     charge(w, cd, -1);  // D20
-                    if (PVIOMMU_MUTANT(4) && unpack_frame(w.t.read(frames_[m.v])).count >= 2)
-                        defer_ref(w, m);
+                    if (PVIOMMU_MUTANT(4) && cell(w, m).f.count >= 2) defer_ref(w, m);
                     if (foreign && !still_used)  // R5: last user
                         put_entry(w.t, cd.iommu.get(op.bfn.v), 0);
                     needs_flush(w, cd);  // step 6 (none if C is not usable)
@@ -1469,7 +1519,7 @@ std::vector<std::string> Hypervisor::check_no_free_while_cached(std::uint64_t* c
             if (entry_code(v) == kScratch) return;  // a scratch page is no frame (R12)
             ++seen;
             const Mfn m = entry_mfn(v);
-            if (mcas_read(frames_[m.v]) != 0) return;  // not free
+            if (mcas_read(cells_[m.v]) != 0) return;  // not free
             // Free, and cached in the current generation: a violation if no flush started
             // since the slot was read (generation unchanged: seq_cst, read after the frame).
             // A flush that started meanwhile may have put the frame legitimately (step 7).
@@ -1485,7 +1535,7 @@ std::vector<std::string> Hypervisor::check_no_free_while_cached(std::uint64_t* c
 
 Hypervisor::FrameView Hypervisor::frame_view(Mfn m) const {
     EpochGuard g;
-    const FrameVal f = unpack_frame(mcas_read(frames_[m.v]));
+    const FrameVal f = header_now(m);
     return FrameView{f.state, DomId{f.owner}, f.count, f.deferred};
 }
 
@@ -1497,14 +1547,14 @@ State Hypervisor::snapshot() const {
     State s;
     s.host = host_;
     for (std::uint64_t m = 0; m < host_.frames; ++m) {
-        const std::uint64_t v = mcas_read(frames_[m]);
+        const std::uint64_t v = mcas_read(cells_[m]);
         if (v != 0) {
-            const FrameVal f = unpack_frame(v);
+            const FrameVal f = cell_header(v);
             s.frames[Mfn{m}] = Frame{f.state, DomId{f.owner}, f.count, f.allocated};
         }
-        if (const auto* ts = as_ptr<const TupleSet>(mcas_read(m2b_[m]))) {
+        if (const FrameRec* rec = record_of(v)) {
             auto& out = s.m2b[Mfn{m}];
-            for (const TupleRec& r : ts->t())
+            for (const TupleRec& r : rec->t())
                 out[Tuple{r.bfn, r.domid, r.ioserver}] =
                     TupleInfo{r.swap, r.emulator, r.orphan};  // D22
         }

@@ -134,7 +134,7 @@ public:
     // described in one string; `cached` (if given) gets how many frame translations were seen.
     [[nodiscard]] std::vector<std::string> check_no_free_while_cached(
         std::uint64_t* cached = nullptr) const;
-    // A frame as its word says now (tests: a device checks where its DMA lands). deferred:
+    // A frame as its cell says now (tests: a device checks where its DMA lands). deferred:
     // references removed but not yet put (their flush has not finished, protocol step 7).
     struct FrameView {
         spec::FrameState state = spec::FrameState::free;
@@ -162,28 +162,40 @@ public:
         [[nodiscard]] auto key() const { return std::tie(bfn.v, domid.v, ioserver.v); }
     };
     static_assert(sizeof(TupleRec) == 16);
-    // A frame's M2B set: an immutable array sorted by (bfn, domid, ioserver) (F8), replaced
-    // whole by copy-on-write and reclaimed by EBR. alignas(8): its address is a Word value.
-    // One allocation, the tuples right after the header (issue 6: a vector inside took a
-    // second malloc, 32 of the 81 bytes per live mapping measured on 2026-12-01). Made by
-    // make(), freed by dispose() (plain delete is deleted: it would not know the size).
-    // Blocks of up to kPooled tuples are recycled through a per-thread free list (issue 6:
-    // every map and unmap makes one set and retires one, and EBR frees them in batches of 64
-    // and more, which overflowed glibc's 7-entry tcache into its consolidating bins).
-    struct alignas(8) TupleSet {
-        std::uint32_t n = 0;
+    // A frame's header as the data path edits it (the fields of spec::Frame, plus deferred:
+    // references removed whose put waits for a flush, protocol step 5). Packed into 61 bits
+    // (hypervisor.cpp, pack_header).
+    struct FrameVal {
+        std::uint32_t count = 0;
+        bool allocated = false;
+        spec::FrameState state = spec::FrameState::free;
+        std::uint16_t owner = 0;
+        std::uint32_t deferred = 0;
+    };
+    // A frame's record (v2 step 1): its header and its M2B set (an array sorted by (bfn,
+    // domid, ioserver), F8) in one immutable block, the value of the frame's cell word while
+    // the frame has tuples. Replaced whole, copy-on-write, by every change of the frame (its
+    // count or its tuples) and reclaimed by EBR, so the header and the set change together in
+    // one word (INV-COUNT holds at every instant). alignas(8): its address is a Word value.
+    // One allocation, the tuples right after the header (issue 6). Made by make(), freed by
+    // dispose() (plain delete is deleted: it would not know the size). Blocks of up to
+    // kPooled tuples are recycled through a per-thread free list (issue 6: every map and
+    // unmap makes one record and retires one, and EBR frees them in batches of 64 and more).
+    struct alignas(8) FrameRec {
+        std::uint64_t header = 0;  // pack_header(FrameVal), without the cell's inline tag
+        std::uint32_t n = 0;       // >= 1: a frame without tuples has no record
         [[nodiscard]] std::span<const TupleRec> t() const {
             return {reinterpret_cast<const TupleRec*>(this + 1), n};
         }
-        [[nodiscard]] static TupleSet* make(std::span<const TupleRec> tuples);
-        static void dispose(const TupleSet* ts);
+        [[nodiscard]] static FrameRec* make(std::uint64_t header, std::span<const TupleRec> tuples);
+        static void dispose(const FrameRec* r);
         static void operator delete(void*) = delete;
         static constexpr std::uint32_t kPooled = 8;
 
     private:
-        TupleSet() = default;
+        FrameRec() = default;
     };
-    static_assert(sizeof(TupleSet) % alignof(TupleRec) == 0);
+    static_assert(sizeof(FrameRec) == 16 && sizeof(FrameRec) % alignof(TupleRec) == 0);
     // A frame's tuples being edited by one attempt (a frame has 1-4 in every workload of bench/).
     using TupleVec = Small<TupleRec>;
     static_assert(std::is_trivially_destructible_v<TupleRec>);
@@ -232,11 +244,27 @@ private:
         spec::Mfn m;
         bool via_count = false;
     };
+    // A frame's cell as one attempt sees it: the value its Txn read, and the header and tuples
+    // the attempt stages. Every edit of a frame in an attempt edits this; commit() turns each
+    // edited cell into ONE write of the cell word (a new record, an inline header or 0).
+    // The implicit move constructor moves a small_vector, which clang-tidy cannot see cannot
+    // throw here: TupleRec is trivially copyable and an inline buffer's move only copies it.
+    struct Cell {  // NOLINT(bugprone-exception-escape)
+        Word* word = nullptr;
+        std::uint64_t m = 0;
+        std::uint64_t old = 0;          // the cell word as the Txn read it
+        const FrameRec* rec = nullptr;  // old's record, or nullptr (free or inline)
+        FrameVal f;                     // the header, as staged
+        TupleVec tuples;                // the tuples, as staged (only if tuples_edited)
+        bool tuples_edited = false;
+        bool dirty = false;  // f or tuples staged: commit() writes the cell
+    };
     // One attempt of one data-path operation: its transaction and what to do after it.
     struct Work {
         Txn t;
-        std::vector<TupleSet*> created;         // unpublished until commit; deleted on abort
-        std::vector<const TupleSet*> replaced;  // retired (EBR) after a successful commit
+        Small<Cell> cells;                      // the frames this attempt read (by mfn)
+        std::vector<FrameRec*> created;         // unpublished until commit; freed on abort
+        std::vector<const FrameRec*> replaced;  // retired (EBR) after a successful commit
         std::vector<spec::Mfn> freed;           // frames this attempt frees (count -> 0)
         Small<Deferred> deferred;               // this attempt's removed references (step 5)
         Small<const DomainRec*> flush;          // contexts this attempt removes from (step 6)
@@ -283,6 +311,14 @@ private:
     // bfn)? By INV-M2B-SET the only way a usable emulator's tuple can claim a bfn without an
     // entry to its own frame there.
     [[nodiscard]] bool claimed_at_identity(Work& w, spec::DomId c, spec::Bfn b);
+    // m's cell in w: read through w's Txn the first time, then what w staged.
+    [[nodiscard]] Cell& cell(Work& w, spec::Mfn m);
+    // m's header now, outside any Txn (requires an EpochGuard: it may read a record).
+    [[nodiscard]] FrameVal header_now(spec::Mfn m) const;
+    // Stages every edited cell of w as one write of its word (protocol step 4's writes):
+    // creates the records. An edit that left a free frame with tuples (an inconsistent read)
+    // dooms w instead.
+    void stage_cells(Work& w);
     [[nodiscard]] TupleVec tuples(Work& w, spec::Mfn m);
     // m's tuples as w reads them, without a copy (read-only uses: a frame's set may hold more
     // tuples than TupleVec's inline 8, and reads and error paths must not allocate).
@@ -346,11 +382,12 @@ private:
 
     std::atomic<bool> corrupt_{false};  // see corrupt(); relaxed: diagnostic only
     const spec::Host host_;
-    std::unique_ptr<Word[]> frames_;  // per MFN: packed frame word (see hypervisor.cpp)
-    std::unique_ptr<Word[]> m2b_;     // per MFN: TupleSet* or 0
-    mutable Word fault_{0};           // enc(pending injected -EIO), D10; MCAS-guarded
+    // Per MFN: the frame's cell (v2 step 1, see hypervisor.cpp): 0 (free), an inline header
+    // (no tuples), or a FrameRec* (header and tuples).
+    std::unique_ptr<Word[]> cells_;
+    mutable Word fault_{0};  // enc(pending injected -EIO), D10; MCAS-guarded
     // Lower bound on the lowest free frame (R8's search starts here) and the free generation:
-    // its own protocol, impl/frame_hint.h. The frame words themselves are the truth (MCAS).
+    // its own protocol, impl/frame_hint.h. The frame cells themselves are the truth (MCAS).
     FrameHint hint_;
 
     // Control plane. Written only at quiescent points under control_mu_; the data path reads
