@@ -84,17 +84,6 @@ std::vector<FileResult> run_files(const std::vector<std::string>& files, const s
         cli::RunModel m = cli::make_run_model(model, t.host, opt.explain, incremental);
         opt.hooks = m.hooks;
         FileResult r{t.file, 0, trace::run(t, *m.hv, opt, out), {}};
-        if (incremental && !r.summary.fatal && m.hooks.live != nullptr) {
-            const std::string where = t.file + ":" + std::to_string(t.statements.back().line) +
-                                      ": after the last statement (full check) ";
-            for (const spec::Violation& v : spec::check_all_invariants(*m.hooks.live)) {
-                const std::string f = where + v.invariant + ": " + v.detail;
-                out << f << "\n";
-                r.summary.failures.push_back(f);
-                r.summary.fatal = true;
-            }
-            if (r.summary.fatal) ++r.summary.failed;
-        }
         r.exit_code = r.summary.exit_code();
         if (!quiet)
             out << t.file << ": " << r.summary.statements << " statements, " << r.summary.calls

@@ -47,8 +47,8 @@
 namespace impl {
 
 // A data-path operation's scratch list (a frame's tuples, an order-k map's frames), inline for
-// the order-0 and few-tuple cases that dominate: the data path should not allocate (BRIEF),
-// and a heap vector here was one malloc and free per operation (issue 6).
+// the order-0 and few-tuple cases that dominate: the data path should not allocate
+// (spec/pv-iommu.md), and a heap vector here was one malloc and free per operation (issue 6).
 template <class T>
 using Small = boost::container::small_vector<T, 8>;
 

@@ -549,6 +549,10 @@ std::vector<Violation> check_invariants(const State& s, const Handed& h) {
     return check(s, &h, false);
 }
 
+std::vector<Violation> check_all_invariants(const State& s, const Handed& h) {
+    return check(s, &h, true);
+}
+
 std::string dump(const State& s) {
     std::ostringstream os;
     os << "host iommu=" << (s.host.iommu ? "on" : "off") << " mode=" << mode_name(s.host.mode)

@@ -241,6 +241,9 @@ struct Violation {
 // of a touched domain E, or whose frame or bfn (as a frame: the identity rule, no translation)
 // the log recorded.
 [[nodiscard]] std::vector<Violation> check_invariants(const State& s, const Handed& h);
+// Both, always in full (INV-DEVICE-SAFE over all of h): what a run checks after its last
+// statement, so that nothing an incremental check could miss goes unseen.
+[[nodiscard]] std::vector<Violation> check_all_invariants(const State& s, const Handed& h);
 
 // The canonical dump: sorted, stable text, one fact per line, only what differs from a fresh
 // host (TRACE-FORMAT "Output").

@@ -1,6 +1,6 @@
-// No allocation on any read or error path of impl's data path (BRIEF; issue 15: RadixMap::get
-// created the radix path of every key a lookup read, so 20,000 map_page calls on absent gfns,
-// all -ENXIO, grew memory by about 200 MiB: a guest-triggerable denial of service).
+// No allocation on any read or error path of impl's data path (spec/pv-iommu.md; issue 15:
+// RadixMap::get created the radix path of every key a lookup read, so 20,000 map_page calls on
+// absent gfns, all -ENXIO, grew memory by about 200 MiB: a guest-triggerable denial of service).
 //
 // This executable replaces the global operator new/delete (impl_tests does not: its own binary)
 // to count every allocation while a test's window is open. Each error row of every subop that a

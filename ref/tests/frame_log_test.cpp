@@ -193,4 +193,14 @@ TEST_CASE(
     CHECK(check_invariants(h.state()).empty());
     CHECK(names(check_all_invariants(h.state()), "INV-NO-FREE-WHILE-MAPPED",
                 "iommu 0 bfn=0x2000 mfn=0xfa0"));
+
+    // Planted bug 4: what the device was handed (H) disagrees with its view at a place no
+    // statement touched (dom0's bfn 0x1000, handed as mfn 7, reaches mfn 0x7d2): missed by the
+    // incremental INV-DEVICE-SAFE, caught by the full one with H (pviommu run's last check).
+    live.domains.at(DomId{0}).iommu.erase(Bfn{0x2000});
+    REQUIRE(check_all_invariants(h.state(), r.handed()).empty());
+    Handed handed = r.handed();
+    handed[HandedKey{DomId{0}, Bfn{0x1000}, DomId{1}, IoServId{0}}] = Mfn{7};
+    CHECK(check_invariants(h.state(), handed).empty());
+    CHECK(names(check_all_invariants(h.state(), handed), "INV-DEVICE-SAFE", "bfn=0x1000"));
 }
