@@ -7,6 +7,7 @@
 #include <filesystem>
 #include <iomanip>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <ostream>
 #include <sstream>
 #include <string>
@@ -267,7 +268,12 @@ int run_props(const PropsArgs& a, std::ostream& stdout_) {
         nlohmann::json js = nlohmann::json::array();
         int by_devices = 0;
         std::vector<ConcurrencyVerdict> conc;
+        // Text mode prints a line per mutant; --json only at the end: progress on stderr then.
+        std::optional<Progress> progress;
+        if (a.json) progress.emplace("props --mutants", impl::mutants().size());
+        std::size_t done = 0;
         for (const auto& m : impl::mutants()) {
+            if (progress) progress->update(done++);
             if (m.needs_devices) {
                 // R11: only simulated devices can see it (props has none); impl_tests' device
                 // race must catch it instead: ctest mutants:<name> (impl/CMakeLists.txt).

@@ -9,6 +9,7 @@
 #include <iostream>
 #include <map>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <set>
 #include <sstream>
 
@@ -88,8 +89,13 @@ int run_obligations(const ProveArgs& args, std::ostream& out) {
         names.push_back(name);
     }
     const unsigned jobs = args.jobs > 0 ? args.jobs : proofs::default_jobs();
+    // Text mode streams a row per obligation; --json prints nothing until the end, so it shows
+    // progress on stderr instead (only on a terminal).
+    std::optional<Progress> progress;
+    if (args.json) progress.emplace("prove: obligations", names.size());
     (void)proofs::check_obligations(names, opt, jobs, [&](const proofs::Result& r) {
         ++total;
+        if (progress) progress->update(total);
         proved += r.pass;
         rlimit_total += r.rlimit;
         KindCount& kc = kinds[proofs::obligation_kind(r.name)];
