@@ -189,6 +189,12 @@ St fresh_state(const Sorts& so, const std::string& p) {
         arr2(so, p + "tlb", so.DA, so.A, so.B),
         arr(so, p + "hk", so.HK, so.B),
         arr(so, p + "hm", so.HK, so.A),
+        arr(so, p + "rcap", so.DS, so.C),
+        arr(so, p + "rlen", so.DS, so.C),
+        arr(so, p + "rq", so.BDS, so.C),
+        arr(so, p + "sq", so.BDS, so.C),
+        arr(so, p + "pdl", so.BDS, so.C),
+        arr(so, p + "owe", so.BDS, so.C),
     };
 }
 
@@ -236,7 +242,13 @@ St zip_state(const St& a, const St& b, F f) {
               f(a.await, b.await),
               f(a.tlb, b.tlb),
               f(a.hk, b.hk),
-              f(a.hm, b.hm)};
+              f(a.hm, b.hm),
+              f(a.rcap, b.rcap),
+              f(a.rlen, b.rlen),
+              f(a.rq, b.rq),
+              f(a.sq, b.sq),
+              f(a.pdl, b.pdl),
+              f(a.owe, b.owe)};
 }
 }  // namespace
 
@@ -246,11 +258,12 @@ St ite_state(const expr& c, const St& a, const St& b) {
 
 std::vector<Clause> same_fields(const St& a, const St& b) {
     static const char* const names[] = {
-        "host_iommu", "mode",     "nframes", "maxc", "fstate", "owner", "count", "alloc", "live",
-        "hw",         "iommu_hw", "dm",      "rmrr", "p2mv",   "p2m",   "dying", "srv",   "emu",
-        "ekind",      "emfn",     "removed", "m2b",  "swap",   "temu",  "torph", "fault", "nT0",
-        "nT1",        "slotT0",   "slotT1",  "idxT", "tcls",   "nL",    "slotL", "idxL",  "p2mg",
-        "pend",       "await",    "tlb",     "hk",   "hm"};
+        "host_iommu", "mode",  "nframes",  "maxc", "fstate",  "owner",  "count", "alloc",
+        "live",       "hw",    "iommu_hw", "dm",   "rmrr",    "p2mv",   "p2m",   "dying",
+        "srv",        "emu",   "ekind",    "emfn", "removed", "m2b",    "swap",  "temu",
+        "torph",      "fault", "nT0",      "nT1",  "slotT0",  "slotT1", "idxT",  "tcls",
+        "nL",         "slotL", "idxL",     "p2mg", "pend",    "await",  "tlb",   "hk",
+        "hm",         "rcap",  "rlen",     "rq",   "sq",      "pdl",    "owe"};
     std::vector<Clause> out;
     (void)zip_state(a, b, [&out](const expr& x, const expr& y) {
         out.push_back({names[out.size()], x == y});
@@ -492,8 +505,9 @@ St consume_fault(const Sorts& so, St s) {
 
 // A new transition with no checks yet.
 Transition blank(const Sorts& so, const St& s, const std::string& name) {
-    return Transition{name, {}, {}, so.ctx.bool_val(true),   so.ctx.bool_val(true),
-                      s,    {}, {}, z3::expr_vector(so.ctx), {}};
+    return Transition{
+        name, {}, {}, so.ctx.bool_val(true), so.ctx.bool_val(true), s, {}, z3::expr_vector(so.ctx),
+        {}};
 }
 
 // Xen pauses a domain before it tears it down (the concurrency contract: destroy runs at a
@@ -538,6 +552,7 @@ std::vector<std::string> transition_names() {
             "destroy_finish",
             "query_caps",
             "drain",
+            "deliver",
             "tlb_fill",
             "flush",
             "put"};
@@ -877,9 +892,20 @@ Transition balloon(const Sorts& so, const St& s, Mutant mut) {
     St n = s;
     n.p2mv = z3::store(n.p2mv, da(d, g), so.ctx.bool_val(false));  // R7: the P2M entry goes
     // R7, F8: one invalidation per tuple of the frame, to the tuple's server, with its bfn;
-    // R9 v2: none for an orphan (it has no server any more).
-    expr x = so.ctx.constant((so.tag + "balloon.x").c_str(), so.BDS);
-    t.sent = z3::lambda(x, t.ok && s.m2b[z3::concat(m, x)] && !s.torph[z3::concat(m, x)]);
+    // R9 v2: none for an orphan (it has no server any more). Issue 17, item 5: the balloon's
+    // linearization owes them (pdl, and the ghost owe, indexed by (bfn, domid, ioserver));
+    // `deliver` steps, before the balloon returns, put each into its server's ring or onto the
+    // synchronous channel.
+    {
+        const expr x1 = so.ctx.constant((so.tag + "balloon.x1").c_str(), so.BDS);
+        const expr x2 = so.ctx.constant((so.tag + "balloon.x2").c_str(), so.BDS);
+        auto owed = [&](const expr& y) {
+            return z3::ite(s.m2b[z3::concat(m, y)] && !s.torph[z3::concat(m, y)], one(so),
+                           bv(so, 0, so.C));
+        };
+        n.pdl = z3::lambda(x1, s.pdl[x1] + owed(x1));
+        n.owe = z3::lambda(x2, s.owe[x2] + owed(x2));
+    }
     // R7, D13: swap-flagged tuples of usable emulators whose entry is foreign go at once.
     expr tt = so.ctx.constant((so.tag + "balloon.t").c_str(), so.T);
     const TupleParts p = parts(so, tt);
@@ -963,10 +989,8 @@ Transition populate(const Sorts& so, const St& s, Mutant) {
     return t;
 }
 
-// query_caps and drain change no component of this encoding: query_caps only writes its out
-// field (R2: map_cap exactly when usable(C)), drain only takes requests off a server's queues
-// (D11), which the encoding does not carry (INV-INVALIDATE is about what a balloon emits, as
-// `sent`). Each is the identity on St; they are transitions so that every obligation, the
+// query_caps changes no component of this encoding: it only writes its out field (R2: map_cap
+// exactly when usable(C)). It is the identity on St; a transition so that every obligation, the
 // conformance samples and BMC cover every subop and event by name.
 Transition query_caps(const Sorts& so, const St& s, Mutant) {
     const expr c = so.ctx.constant((so.tag + "query_caps.C").c_str(), so.D);
@@ -979,15 +1003,66 @@ Transition query_caps(const Sorts& so, const St& s, Mutant) {
     return t;
 }
 
+// Issue 17, item 5. drain (D11) takes a server's requests, the ring's first, then the
+// synchronous channel's; one request per step (ref's drain of n requests is n steps, an empty
+// one a failing step). The request's bfn is an argument: the encoding counts requests per bfn
+// (rq, sq), not their order, so a step may take any bfn the ring holds (ref takes its head:
+// conformance fixes the argument to it).
 Transition drain(const Sorts& so, const St& s, Mutant) {
     const expr d = so.ctx.constant((so.tag + "drain.D").c_str(), so.D);
     const expr i = so.ctx.constant((so.tag + "drain.ioserver").c_str(), so.S);
+    const expr b = so.ctx.constant((so.tag + "drain.bfn").c_str(), so.A);
     Transition t = blank(so, s, "drain");
     t.args.push_back(d);
     t.args.push_back(i);
-    t.scope.push_back({"scope: the server exists (ref's precondition)", s.srv[ds(d, i)]});
+    t.args.push_back(b);
+    const expr x = ds(d, i);
+    const expr k = z3::concat(b, x);
+    t.scope.push_back({"scope: the server exists (ref's precondition)", s.srv[x]});
+    const expr ring = s.rlen[x] > 0 && s.rq[k] > 0;
+    const expr sync = s.rlen[x] == 0 && s.sq[k] > 0;
+    t.checks.push_back({"D11: a request naming bfn is next (the ring first)", ring || sync, kOk});
     finish_checks(so, t);
-    t.cases = {{t.ok, s}};
+    St nr = s;  // from the ring: its 2 slots free again
+    nr.rq = z3::store(s.rq, k, s.rq[k] - one(so));
+    nr.rlen = z3::store(s.rlen, x, s.rlen[x] - one(so));
+    nr.owe = z3::store(s.owe, k, s.owe[k] - one(so));
+    St ns = s;  // from the synchronous channel
+    ns.sq = z3::store(s.sq, k, s.sq[k] - one(so));
+    ns.owe = z3::store(s.owe, k, s.owe[k] - one(so));
+    t.next = ite_state(ring, nr, ite_state(sync, ns, s));
+    t.cases = {{ring, nr}, {sync, ns}, {!t.ok, s}};
+    return t;
+}
+
+// Issue 17, item 5. R7: one invalidation a balloon owes server (D, ioserver) for bfn goes into
+// the server's buffered ring when it has 2 free slots (a request takes 2 of its rcap slots),
+// otherwise onto the synchronous channel: never dropped. A balloon's linearization owes them
+// (pdl); its deliveries follow, one step each, before it returns (spec section 7; the
+// encoding lets any step interleave, and delivers the owed ones in any order: ref's F8 order
+// is one of them, the one conformance drives).
+Transition deliver(const Sorts& so, const St& s, Mutant mut) {
+    const expr d = so.ctx.constant((so.tag + "deliver.D").c_str(), so.D);
+    const expr i = so.ctx.constant((so.tag + "deliver.ioserver").c_str(), so.S);
+    const expr b = so.ctx.constant((so.tag + "deliver.bfn").c_str(), so.A);
+    Transition t = blank(so, s, "deliver");
+    t.args.push_back(d);
+    t.args.push_back(i);
+    t.args.push_back(b);
+    const expr x = ds(d, i);
+    const expr k = z3::concat(b, x);
+    t.checks.push_back({"R7: an invalidation of bfn is owed to the server", s.pdl[k] > 0, kOk});
+    finish_checks(so, t);
+    const expr room = 2 * s.rlen[x] + 2 <= s.rcap[x];
+    St nr = s;  // R7: into the ring
+    nr.pdl = z3::store(s.pdl, k, s.pdl[k] - one(so));
+    nr.rq = z3::store(s.rq, k, s.rq[k] + one(so));
+    nr.rlen = z3::store(s.rlen, x, s.rlen[x] + one(so));
+    St ns = s;  // R7: the ring is full: the synchronous channel
+    ns.pdl = z3::store(s.pdl, k, s.pdl[k] - one(so));
+    if (mut != Mutant::deliver_ring_full_drop) ns.sq = z3::store(s.sq, k, s.sq[k] + one(so));
+    t.next = ite_state(t.ok, ite_state(room, nr, ns), s);
+    t.cases = {{t.ok && room, nr}, {t.ok && !room, ns}, {!t.ok, s}};
     return t;
 }
 
@@ -1226,6 +1301,24 @@ Transition destroy_finish(const Sorts& so, const St& s, Mutant) {
     expr xs = so.ctx.constant((so.tag + "destroy_finish.xs").c_str(), so.DS);
     const expr sd = xs.extract(so.w.dom + so.w.sid - 1, so.w.sid);
     n.srv = z3::lambda(xs, s.srv[xs] && sd != d && s.emu[xs] != d);
+    // F11: a server that goes discards its requests, and what was owed to it (issue 17, item 5).
+    {
+        const expr xr = so.ctx.constant((so.tag + "destroy_finish.xr").c_str(), so.DS);
+        auto gone = [&](const expr& sx) {
+            return sx.extract(so.w.dom + so.w.sid - 1, so.w.sid) == d || s.emu[sx] == d;
+        };
+        const expr zero = bv(so, 0, so.C);
+        n.rlen = z3::lambda(xr, z3::ite(gone(xr), zero, s.rlen[xr]));
+        const unsigned lo = so.w.dom + so.w.sid;
+        auto per_key = [&](const expr& a, const char* what) {
+            const expr y = so.ctx.constant((so.tag + "destroy_finish." + what).c_str(), so.BDS);
+            return z3::lambda(y, z3::ite(gone(y.extract(lo - 1, 0)), zero, a[y]));
+        };
+        n.rq = per_key(s.rq, "yq");
+        n.sq = per_key(s.sq, "ys");
+        n.pdl = per_key(s.pdl, "yp");
+        n.owe = per_key(s.owe, "yo");
+    }
     {
         const expr tf = so.ctx.constant((so.tag + "destroy_finish.tf").c_str(), so.A);
         z3::expr_vector vs(so.ctx);
@@ -1258,6 +1351,7 @@ Transition make_transition(const Sorts& so, const St& s, const std::string& name
     if (name == "populate") return populate(so, s, mut);
     if (name == "query_caps") return query_caps(so, s, mut);
     if (name == "drain") return drain(so, s, mut);
+    if (name == "deliver") return deliver(so, s, mut);
     if (name == "destroy_begin") return destroy_begin(so, s, mut);
     if (name == "destroy_drop_tuple") return destroy_drop_tuple(so, s, mut);
     if (name == "destroy_drop_local") return destroy_drop_local(so, s, mut);
@@ -1288,7 +1382,8 @@ std::vector<std::string> invariant_names() {
             "AUX-CLASS",
             "AUX-HELD",
             "AUX-ORPHAN",
-            "AUX-TLB"};
+            "AUX-TLB",
+            "INV-INVALIDATE"};
 }
 
 std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& name) {
@@ -1519,6 +1614,21 @@ std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& n
         out.push_back({name + "/an awaited flush has a deferred reference to put",
                        forall_p({qd, f}, {{sel2(s.await, qd, f)}},
                                 z3::implies(sel2(s.await, qd, f), s.pend[f] != 0))});
+    } else if (name == "INV-INVALIDATE") {
+        // Issue 17, item 5 (R7): every invalidation owed to a server and not drained yet (the
+        // ghost owe) is still to be delivered, on its ring or on its synchronous channel: none
+        // dropped, none twice; and a ring never holds more requests than its slots (2 each).
+        const expr y = c.constant("q.y", so.BDS);
+        const expr x = c.constant("q.x", so.DS);
+        out.push_back({name + "/owed = on the ring + on the synchronous channel + undelivered",
+                       forall_p({y}, {{s.owe[y]}, {s.rq[y]}, {s.sq[y]}, {s.pdl[y]}},
+                                s.owe[y] == s.rq[y] + s.sq[y] + s.pdl[y])});
+        out.push_back({name + "/no request count is negative",
+                       forall_p({y}, {{s.rq[y]}, {s.sq[y]}, {s.pdl[y]}},
+                                s.rq[y] >= 0 && s.sq[y] >= 0 && s.pdl[y] >= 0)});
+        out.push_back({name + "/a ring holds at most its slots, 2 per request",
+                       forall_p({x}, {{s.rlen[x]}, {s.rcap[x]}},
+                                0 <= s.rlen[x] && 2 * s.rlen[x] <= s.rcap[x])});
     } else {
         throw std::invalid_argument("no invariant " + name);
     }
@@ -1539,6 +1649,8 @@ std::vector<Clause> initial(const Sorts& so, const St& s) {
     const expr cb = c.constant("i.cb", so.DA);
     const expr d = c.constant("i.d", so.D);
     const expr k = c.constant("i.k", so.HK);
+    const expr y = c.constant("i.y", so.BDS);
+    const expr x = c.constant("i.x", so.DS);
     return {
         {"init: no tuples", forall_p({t}, {{s.m2b[t]}}, !s.m2b[t])},
         {"init: no explicit entries, none removed",
@@ -1567,6 +1679,12 @@ std::vector<Clause> initial(const Sorts& so, const St& s) {
                                   s.p2mg[s.p2m[cb]] == parts_da(so, cb).second))},
         {"init: DOMID_SELF is no domain, max_count at least 1, faults armed or not",
          !s.live[ones(so.D)] && s.maxc >= 1 && s.fault >= 0},
+        // Issue 17, item 5: a server is created with empty queues (`ioserver ... ring=N`: any
+        // number of slots), and nothing is owed before a balloon.
+        {"init: no request queued or owed",
+         z3::forall(y, s.rq[y] == 0 && s.sq[y] == 0 && s.pdl[y] == 0 && s.owe[y] == 0)},
+        {"init: every ring empty, its slots not negative",
+         z3::forall(x, s.rlen[x] == 0 && s.rcap[x] >= 0)},
     };
 }
 

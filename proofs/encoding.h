@@ -77,6 +77,9 @@ enum class Mutant {
     // drops the reference but keeps the tuple. The inductive obligations read the cases, so
     // only coverage/unmap_foreign_page (each case equals next) can catch it.
     unmap_foreign_next_keeps_tuple,
+    // R7 (issue 17, item 5): a delivery into a full ring drops the invalidation instead of
+    // sending it on the synchronous channel.
+    deliver_ring_full_drop,
 };
 
 struct Sorts {
@@ -137,6 +140,19 @@ struct St {
     // INV-DEVICE-SAFE's ghost set H (D23): key (e,b,d,s) present, and the frame it was handed.
     z3::expr hk;  // HK -> Bool
     z3::expr hm;  // HK -> A
+    // R7's delivery (issue 17, item 5). A server (d,s) has a buffered ring of rcap 8-byte slots
+    // (static: ref's ring_slots) holding rlen requests of 2 slots each, and a synchronous channel;
+    // per (bfn, d, s): the requests naming bfn on the ring (rq) and on the synchronous channel
+    // (sq), the invalidations a balloon owes the server for bfn and has not delivered yet (pdl:
+    // the balloon's linearization adds them, one `deliver` step each moves one into the ring,
+    // or onto the synchronous channel when the ring lacks 2 free slots), and the ghost `owe`:
+    // owed and not yet drained (INV-INVALIDATE: owe = rq + sq + pdl, none dropped, none twice).
+    z3::expr rcap;  // DS -> C
+    z3::expr rlen;  // DS -> C
+    z3::expr rq;    // (b,d,s) -> C
+    z3::expr sq;    // (b,d,s) -> C
+    z3::expr pdl;   // (b,d,s) -> C
+    z3::expr owe;   // (b,d,s) -> C
 };
 
 St fresh_state(const Sorts& so, const std::string& prefix);
@@ -171,7 +187,6 @@ struct Transition {
     z3::expr ok;
     z3::expr status;
     St next;
-    std::optional<z3::expr> sent;   // balloon: (b,d,s) -> Bool, the invalidations it emitted
     std::optional<z3::expr> frame;  // balloon: the frame that left the P2M
     z3::expr_vector args;           // the operation's arguments (for printing counterexamples)
     // The same successor as guarded cases: next == the St of a case whose guard holds. The
@@ -188,9 +203,12 @@ struct Transition {
 // Transitions by name: map_foreign_page, unmap_foreign_page, lookup_foreign_page, map_page,
 // unmap_page, balloon, populate, and destroy (R9 v2) as its teardown steps destroy_begin,
 // destroy_drop_tuple (steps 1 and 2), destroy_drop_local (step 4; balloon is step 3) and
-// destroy_finish; query_caps and drain (the identity on this state: see encoding.cpp); and R11's
+// destroy_finish; query_caps (the identity on this state), drain and deliver; and R11's
 // tlb_fill (a device's translation cached), flush (a context's IOTLB) and put (the deferred
 // references of a frame). A removing op is its removal step; its flush and put follow as steps.
+// (Issue 17, item 5) R7's `deliver` (one invalidation a balloon owes, into the ring or onto the
+// synchronous channel) follows a balloon's linearization once per invalidation; drain takes
+// one request (the ring's first, D11) per step.
 std::vector<std::string> transition_names();
 Transition make_transition(const Sorts& so, const St& s, const std::string& name, Mutant mut);
 

@@ -14,6 +14,7 @@
 // its flush and puts); each step is compared with its C++ counterpart here on Exts, H with
 // spec/ghost.cpp's record_handed, and the chain's end with ref's post-state.
 #include <algorithm>
+#include <array>
 #include <chrono>
 #include <cstdlib>
 #include <fstream>
@@ -55,6 +56,9 @@ struct Ext {
     std::set<std::tuple<DomId, Bfn, Mfn>> tlb;  // c's IOTLB caches bfn -> m
     Handed h;                                   // INV-DEVICE-SAFE's H (D23)
     std::set<DomId> dying;                      // destroy_begin ran, destroy_finish not yet
+    // R7 (issue 17, item 5): the invalidations a balloon's linearization owes and its deliver
+    // steps have not put into a ring or onto a synchronous channel yet, in F8 order.
+    std::vector<std::pair<ServerKey, Bfn>> owed;
     bool operator==(const Ext&) const = default;
 };
 std::string ext_text(const Ext& x) {
@@ -68,7 +72,27 @@ std::string ext_text(const Ext& x) {
         os << "handed " << k.emulator.v << " bfn=" << k.bfn.v << " domid=" << k.domid.v
            << " ioserver=" << k.ioserver.v << " -> mfn=" << m.v << "\n";
     for (DomId d : x.dying) os << "dying " << d.v << "\n";
+    for (const auto& [k, b] : x.owed)
+        os << "owed " << k.first.v << " id=" << k.second.v << " bfn=" << b.v << "\n";
     return os.str();
+}
+
+// The canonical dump lines of the chain's end and of ref's post-state that the other lacks
+// (what a chain that ends elsewhere than ref got wrong, first).
+std::string dump_diff(const State& chain, const State& ref) {
+    auto lines = [](const State& x) {
+        std::set<std::string> out;
+        std::istringstream is(dump(x));
+        for (std::string l; std::getline(is, l);) out.insert(l);
+        return out;
+    };
+    const auto a = lines(chain), b = lines(ref);
+    std::string out;
+    for (const auto& l : a)
+        if (!b.contains(l)) out += "    chain only: " + l + "\n";
+    for (const auto& l : b)
+        if (!a.contains(l)) out += "    ref only:   " + l + "\n";
+    return out;
 }
 
 // A table over a one-index domain: `def` everywhere but the listed points (a constant array
@@ -212,6 +236,27 @@ St encode_state(const Sorts& so, const Ext& x) {
     }
     for (DomId d : x.dying) dying.push_back({{e.d(d)}, c.bool_val(true)});
     for (const auto& [m, n] : x.pend) pend.push_back({{e.a(m.v)}, e.cnt(n)});
+    // R7's queues (issue 17, item 5): per server its ring's slots and length, per (bfn, server)
+    // the requests on the ring, on the synchronous channel, owed, and the ghost owe (their sum:
+    // a state ref reached has lost none).
+    std::vector<std::pair<std::vector<expr>, expr>> rcap, rlen, rq, sq, pdl, owe;
+    {
+        std::map<std::tuple<std::uint64_t, DomId, IoServId>, std::array<std::uint64_t, 3>> per;
+        for (const auto& [key, sv] : st.servers) {
+            rcap.push_back({{e.ds(key.first, key.second)}, e.cnt(sv.ring_slots)});
+            rlen.push_back({{e.ds(key.first, key.second)}, e.cnt(sv.buffered.size())});
+            for (const IoReq& q : sv.buffered) ++per[{q.bfn.v, key.first, key.second}][0];
+            for (const IoReq& q : sv.sync) ++per[{q.bfn.v, key.first, key.second}][1];
+        }
+        for (const auto& [key, b] : x.owed) ++per[{b.v, key.first, key.second}][2];
+        for (const auto& [k, n] : per) {
+            const expr ix = z3::concat(e.a(std::get<0>(k)), e.ds(std::get<1>(k), std::get<2>(k)));
+            rq.push_back({{ix}, e.cnt(n[0])});
+            sq.push_back({{ix}, e.cnt(n[1])});
+            pdl.push_back({{ix}, e.cnt(n[2])});
+            owe.push_back({{ix}, e.cnt(n[0] + n[1] + n[2])});
+        }
+    }
     for (const auto& [k, m] : x.h) {
         hk.push_back({{e.key(k)}, c.bool_val(true)});
         hm.push_back({{e.key(k)}, e.a(m.v)});
@@ -259,13 +304,19 @@ St encode_state(const Sorts& so, const Ext& x) {
     s.tlb = set2(c, so.DA, so.A, tlb);
     s.hk = table(c, {so.HK}, f, hk);
     s.hm = table(c, {so.HK}, e.a(0), hm);
+    s.rcap = table(c, {so.DS}, e.cnt(0), rcap);
+    s.rlen = table(c, {so.DS}, e.cnt(0), rlen);
+    s.rq = table(c, {so.BDS}, e.cnt(0), rq);
+    s.sq = table(c, {so.BDS}, e.cnt(0), sq);
+    s.pdl = table(c, {so.BDS}, e.cnt(0), pdl);
+    s.owe = table(c, {so.BDS}, e.cnt(0), owe);
     return s;
 }
 
 // An Ext of a state ref reached with nothing in flight; `full_tlb`: every usable context caches
 // every translation its local and foreign entries allow (the most R11's fill can cache).
 Ext ext_of(const State& st, const Handed& h, bool full_tlb) {
-    Ext x{st, {}, {}, {}, h, {}};
+    Ext x{st, {}, {}, {}, h, {}, {}};
     if (full_tlb)
         for (const auto& [d, dom] : st.domains)
             if (st.usable(d))
@@ -631,6 +682,30 @@ Ext ext_fill(Ext x, DomId c, Bfn b) {
     x.tlb.insert({c, b, it->second.mfn});
     return x;
 }
+// R7 (issue 17, item 5): deliver one invalidation owed to server (d, i) for bfn b (the first
+// such in F8 order): into the ring when it has 2 free slots, else onto the synchronous channel.
+// Nothing owed: nothing happens (the encoded deliver's failing case).
+Ext ext_deliver(Ext x, DomId d, IoServId i, Bfn b) {
+    const auto it = std::find(x.owed.begin(), x.owed.end(), std::make_pair(ServerKey{d, i}, b));
+    if (it == x.owed.end()) return x;
+    x.owed.erase(it);
+    IoServer& srv = x.s.servers.at({d, i});
+    (srv.ring_has_room() ? srv.buffered : srv.sync)
+        .push_back(IoReq{PV_IOMMU_IOREQ_TYPE_INVALIDATE, b});
+    return x;
+}
+// D11, one request per step (issue 17, item 5): the first request naming b on server (d, i)'s
+// ring if the ring holds any request, else the first on its synchronous channel; nothing
+// otherwise (the encoded drain counts requests per bfn: it may take any bfn the ring holds;
+// ref's drain, and the chains, take the head).
+Ext ext_drain_one(Ext x, DomId d, IoServId i, Bfn b) {
+    const auto sit = x.s.servers.find({d, i});
+    if (sit == x.s.servers.end()) return x;
+    auto& q = sit->second.buffered.empty() ? sit->second.sync : sit->second.buffered;
+    const auto it = std::find_if(q.begin(), q.end(), [b](const IoReq& r) { return r.bfn == b; });
+    if (it != q.end()) q.erase(it);
+    return x;
+}
 
 // A ref operation (a subop, balloon, populate, query_caps, drain) as the encoding's step: ref's
 // successor, every reference it dropped from a tuple or a local entry kept as deferred (R11),
@@ -725,6 +800,51 @@ void settle(std::vector<Step>& out, Ext& cur) {
     }
 }
 
+// A balloon as the encoding's steps (issue 17, item 5): its linearization (ref's successor `r`
+// with the servers' queues as before, and the invalidations owed: one per tuple of the frame
+// but orphans, in F8 order), then one deliver step per invalidation, in that order (ref's
+// loop: each into the ring if it has room then, else synchronous). `cur` moves to the end.
+void balloon_steps(std::vector<Step>& out, Ext& cur, const Sample& smp, const RefStep& r) {
+    Ext lin = r.post;
+    lin.s.servers = cur.s.servers;
+    if (const auto m = cur.s.p2m(smp.c, smp.gfn);
+        m && cur.s.frame(*m).state != FrameState::xen && cur.s.m2b.contains(*m))
+        for (const auto& [t, info] : cur.s.m2b.at(*m))
+            if (!info.orphan) lin.owed.emplace_back(ServerKey{t.domid, t.ioserver}, t.bfn);
+    out.push_back({smp, cur, lin, r.status, r.caps});
+    cur = lin;
+    while (!cur.owed.empty()) {
+        const auto [key, b] = cur.owed.front();
+        Sample dv = event("deliver", key.first);
+        dv.ioserver = key.second, dv.bfn = b;
+        Ext n = ext_deliver(cur, key.first, key.second, b);
+        out.push_back({dv, cur, n});
+        cur = n;
+    }
+}
+
+// ref's drain (D11: the ring's requests, then the synchronous channel's) as the encoding's
+// steps, one request each, the head first; an empty drain is one failing step.
+void drain_steps(std::vector<Step>& out, Ext& cur, const Sample& smp) {
+    const IoServer* srv = cur.s.server(smp.c, smp.ioserver);
+    std::vector<Bfn> order;
+    if (srv != nullptr) {
+        for (const IoReq& q : srv->buffered) order.push_back(q.bfn);
+        for (const IoReq& q : srv->sync) order.push_back(q.bfn);
+    }
+    if (order.empty()) {
+        out.push_back({smp, cur, cur});
+        return;
+    }
+    for (Bfn b : order) {
+        Sample one = smp;
+        one.bfn = b;
+        Ext n = ext_drain_one(cur, smp.c, smp.ioserver, b);
+        out.push_back({one, cur, n});
+        cur = n;
+    }
+}
+
 // R9 v2 steps 1 and 2 on one tuple (m, t) of dying d (destroy_drop_tuple): it goes (d holds
 // it, or its emulator E is usable and E's entry at bfn is foreign; E's entry re-pointed at
 // scratch unless another tuple of E uses bfn, D7), its reference deferred until E's flush; or
@@ -800,8 +920,7 @@ std::vector<Step> destroy_steps(const Ext& pre, DomId d) {
         if (cur.s.frame(m).state == FrameState::xen) continue;  // goes at the finish
         Sample smp = event("balloon", d);
         smp.gfn = g;
-        const RefStep r = ref_step(cur, smp);
-        add(smp, r.post);
+        balloon_steps(out, cur, smp, ref_step(cur, smp));
         settle(out, cur);
     }
     const auto iommu = cur.s.domains.at(d).iommu;
@@ -842,8 +961,16 @@ std::vector<Step> chain_of(const Ext& pre, const Sample& smp, State& ref_post, u
     const RefStep r = ref_step(pre, smp, ref_mutant);
     ref_post = r.ref_post;
     status = r.status;
-    std::vector<Step> out{{smp, pre, r.post, r.status, r.caps}};
-    Ext cur = r.post;
+    std::vector<Step> out;
+    Ext cur = pre;
+    if (smp.op == "balloon") {
+        balloon_steps(out, cur, smp, r);  // issue 17, item 5: R7's deliveries as steps
+    } else if (smp.op == "drain") {
+        drain_steps(out, cur, smp);
+    } else {
+        out.push_back({smp, pre, r.post, r.status, r.caps});
+        cur = r.post;
+    }
     settle(out, cur);
     return out;
 }
@@ -861,6 +988,21 @@ std::optional<Sample> random_fill(Gen& g, const State& st) {
     Sample smp = event("tlb_fill", d);
     smp.bfn = b;
     return smp;
+}
+
+// A balloon of a frame that some tuple other than an orphan holds (its chain then has deliver
+// steps); `smp` unchanged if none.
+void aim_balloon(const State& st, Sample& smp) {
+    for (const auto& [m, ts] : st.m2b) {
+        if (std::none_of(ts.begin(), ts.end(), [](const auto& kv) { return !kv.second.orphan; }))
+            continue;
+        for (const auto& [d, dom] : st.domains)
+            for (const auto& [g, pm] : dom.p2m)
+                if (pm == m) {
+                    smp.op = "balloon", smp.c = d, smp.gfn = g;
+                    return;
+                }
+    }
 }
 
 // The concrete state `st` encoded, and a solver that holds its facts. The bare smt tactic: no
@@ -1079,42 +1221,51 @@ std::string compare(const Step& sp, const Options& opt, std::vector<std::size_t>
         if (it != post.h.end()) read(w + " mfn", n.hm[e.key(k)], e.a(it->second.v));
     }
     read("fault", n.fault, e.cnt(post.s.fault_iommu_map));
-    // A balloon's invalidations (R7, INV-INVALIDATE): the encoded `sent` set against the
-    // requests ref queued, per server, on the ring or the synchronous channel.
-    std::string dup;
-    if (t.sent && smp.op == "balloon") {
-        std::set<std::tuple<std::uint64_t, DomId, IoServId>> queued, points;
-        for (const auto& [key, srv] : post.s.servers) {
-            const IoServer* was = pre.s.server(key.first, key.second);
-            for (const bool ring : {true, false}) {
-                const auto& q = ring ? srv.buffered : srv.sync;
-                const std::size_t before =
-                    was == nullptr ? 0 : (ring ? was->buffered.size() : was->sync.size());
-                for (std::size_t j = before; j < q.size(); ++j) {
-                    const auto x = std::make_tuple(q[j].bfn.v, key.first, key.second);
-                    if (!queued.insert(x).second)
-                        dup += "  invalidation bfn=" + std::to_string(q[j].bfn.v) +
-                               " queued twice for server " + std::to_string(key.first.v) +
-                               " id=" + std::to_string(key.second.v) + "\n";
-                    points.insert(x);
+    // R7's queues (issue 17, item 5, INV-INVALIDATE): per server its ring's slots and length;
+    // per (bfn, server) the requests on the ring and on the synchronous channel, those owed
+    // (a balloon's linearization, before its deliver steps) and the ghost owe, at every bfn a
+    // queue, an owed invalidation or a tuple names before or after, and the sample's.
+    std::set<std::uint64_t> qbfns = {smp.bfn.v};
+    for (const Ext* x : {&pre, &post}) {
+        for (const auto& [key, srv] : x->s.servers) {
+            for (const IoReq& q : srv.buffered) qbfns.insert(q.bfn.v);
+            for (const IoReq& q : srv.sync) qbfns.insert(q.bfn.v);
+        }
+        for (const auto& [key, b] : x->owed) qbfns.insert(b.v);
+        for (const auto& [m, ts] : x->s.m2b)
+            for (const auto& [tp, info] : ts) qbfns.insert(tp.bfn.v);
+    }
+    for (std::uint16_t d = 0; d < kDoms; ++d)
+        for (std::uint16_t i = 0; i < kSids; ++i) {
+            const DomId dd{d};
+            const IoServId ii{i};
+            const IoServer* srv = post.s.server(dd, ii);
+            const std::string w = "ioserver " + std::to_string(d) + " id=" + std::to_string(i);
+            read(w + " ring length", n.rlen[e.ds(dd, ii)],
+                 e.cnt(srv == nullptr ? 0 : srv->buffered.size()));
+            if (srv != nullptr)
+                read(w + " ring slots", n.rcap[e.ds(dd, ii)], e.cnt(srv->ring_slots));
+            for (const std::uint64_t b : qbfns) {
+                std::uint64_t nr = 0, ns = 0, np = 0;
+                if (srv != nullptr) {
+                    for (const IoReq& q : srv->buffered) nr += q.bfn.v == b;
+                    for (const IoReq& q : srv->sync) ns += q.bfn.v == b;
                 }
+                for (const auto& [key, ob] : post.owed) np += key == ServerKey{dd, ii} && ob.v == b;
+                const expr k = z3::concat(e.a(b), e.ds(dd, ii));
+                const std::string wb = w + " bfn=" + std::to_string(b);
+                read(wb + " requests on the ring", n.rq[k], e.cnt(nr));
+                read(wb + " requests on the synchronous channel", n.sq[k], e.cnt(ns));
+                read(wb + " invalidations owed", n.pdl[k], e.cnt(np));
+                read(wb + " owed, not yet drained (ghost)", n.owe[k], e.cnt(nr + ns + np));
             }
         }
-        for (const auto& [m, ts] : pre.s.m2b)
-            for (const auto& [tp, info] : ts) points.insert({tp.bfn.v, tp.domid, tp.ioserver});
-        for (const auto& [b, d, i] : points)
-            read("invalidation bfn=" + std::to_string(b) + " to server " + std::to_string(d.v) +
-                     " id=" + std::to_string(i.v),
-                 z3::select(*t.sent, z3::concat(e.a(b), z3::concat(e.d(d), e.s(i)))),
-                 c.bool_val(queued.contains({b, d, i})));
-    }
     const z3::check_result r = sv.check();
     if (r != z3::sat)
         return std::string("solver: ") + (r == z3::unsat ? "unsat (scope excludes the sample)"
                                                          : "unknown (" + sv.reason_unknown() + ")");
     const z3::model mdl = sv.get_model();
     std::ostringstream diff;
-    diff << dup;
     if (hit != nullptr && !finish)
         for (std::size_t k = 0; k < guards.size(); ++k)
             if (mdl.eval(guards[k], true).is_true()) hit->push_back(k);
@@ -1176,8 +1327,10 @@ ConformanceResult conformance(std::uint64_t seed, std::size_t samples, const Opt
                 if (sp.smp.op != smp.op) ++res.per_op[sp.smp.op];
             }
             const Ext& end = chain.back().post;
-            if (!(end.s == ref_post) || !end.pend.empty() || !end.await.empty())
-                d += "  the chain of steps ends elsewhere than ref:\n" + ext_text(end) +
+            if (!(end.s == ref_post) || !end.pend.empty() || !end.await.empty() ||
+                !end.owed.empty())
+                d += "  the chain of steps ends elsewhere than ref:\n" +
+                     dump_diff(end.s, ref_post) + "  the chain's end:\n" + ext_text(end) +
                      "  ref's post-state:\n" + dump(ref_post);
             ++res.samples;
             ++res.per_op[smp.op];
@@ -1438,6 +1591,7 @@ std::map<std::string, std::map<std::size_t, std::string>> unreached_cases() {
     const std::string chain = "a failing step: ref's chains only take this step where it acts";
     return {
         {"destroy_begin", {{1, chain}}},
+        {"deliver", {{2, chain}}},
         {"destroy_drop_local", {{1, chain}}},
         {"destroy_finish", {{1, chain}}},
         {"put", {{2, chain}}},
@@ -1518,9 +1672,9 @@ EdgeConformanceResult conformance_on_edges(const std::string& world, unsigned de
                 d += chain.size() == 1 ? dd : "  step " + sample_text(sp.smp) + ":\n" + dd;
         }
         const Ext& end = chain.back().post;
-        if (!(end.s == ref_post) || !end.pend.empty() || !end.await.empty())
-            d += "  the chain of steps ends elsewhere than ref:\n" + ext_text(end) +
-                 "  ref's post-state:\n" + dump(ref_post);
+        if (!(end.s == ref_post) || !end.pend.empty() || !end.await.empty() || !end.owed.empty())
+            d += "  the chain of steps ends elsewhere than ref:\n" + dump_diff(end.s, ref_post) +
+                 "  the chain's end:\n" + ext_text(end) + "  ref's post-state:\n" + dump(ref_post);
         // R11: a device caches a translation (on the picks with nothing cached yet).
         if (k % 2 == 0) {
             for (const auto& [dd, dom] : p.pre.domains) {
@@ -1661,11 +1815,20 @@ Result non_vacuity_by_witness(const std::string& what, const Options& opt) {
                 if (ref_op && g.coin(50) &&
                     (what != "drain" || cur.s.server(smp.c, smp.ioserver) != nullptr))
                     smp.op = what;
+                // Issue 17, item 5: deliver acts in a balloon's chain (a frame with a tuple
+                // that is no orphan), drain on a server with a request queued.
+                if (what == "deliver" && g.coin(50)) aim_balloon(cur.s, smp);
+                if (what == "drain")
+                    for (const auto& [key, srv] : cur.s.servers)
+                        if (!srv.buffered.empty() || !srv.sync.empty()) {
+                            smp.op = "drain", smp.c = key.first, smp.ioserver = key.second;
+                            break;
+                        }
                 State ref_post;
                 unsigned st = 0;
                 const std::vector<Step> chain = chain_of(cur, smp, ref_post, st);
-                // query_caps and drain edit no encoded component: acting is returning 0.
-                const bool identity = what == "query_caps" || what == "drain";
+                // query_caps edits no encoded component: acting is returning 0.
+                const bool identity = what == "query_caps";
                 for (const Step& sp : chain)
                     if (sp.smp.op == what && sp.status == 0 && (identity || !(sp.post == sp.pre))) {
                         found = sp;
@@ -1832,6 +1995,12 @@ bool mutant_by_witness(const std::string& transition, Mutant mut,
                                 at == "lookup_foreign_page" || at == "map_page" ||
                                 at == "unmap_page" || at == "balloon" || at == "populate";
             if (ref_op && smp.op != "destroy" && g.coin(40)) smp.op = at;
+            if (at == "deliver" && g.coin(40)) aim_balloon(cur.s, smp);  // R7's deliveries
+            // A balloon of a mapped frame leaves its tuples (but the swap ones) as its last
+            // holders: where an unmap's removal frees the frame (once its put runs). Measured:
+            // without it, unmap_foreign_keeps_entry was found only by the model search below,
+            // whose 40 s MBQI search found it or not depending on the context's other terms.
+            if (at == "unmap_foreign_page" && g.coin(20)) aim_balloon(cur.s, smp);
             if (at.rfind("destroy_", 0) == 0 && !cur.s.m2b.empty() && g.coin(25)) {
                 const Tuple& t = cur.s.m2b.begin()->second.begin()->first;
                 if (cur.s.domain(t.domid) != nullptr) smp.op = "destroy", smp.c = t.domid;
@@ -1951,8 +2120,26 @@ Ext decode_ext(const z3::model& m, const Sorts& so, const St& s) {
     for (std::uint16_t d = 0; d < nd; ++d)
         for (std::uint16_t i = 0; i < ns; ++i)
             if (model_true(m, s.srv[e.ds(DomId{d}, IoServId{i})])) {
+                const expr x2 = e.ds(DomId{d}, IoServId{i});
                 IoServer sv;
-                sv.emulator = d_of(s.emu[e.ds(DomId{d}, IoServId{i})]);
+                sv.emulator = d_of(s.emu[x2]);
+                // R7's queues (issue 17, item 5): counts per bfn, decoded in bfn order (the
+                // encoding keeps no order), a few of each at most.
+                sv.ring_slots = static_cast<std::uint32_t>(
+                    std::min<std::uint64_t>(model_u64(m, s.rcap[x2]), kMaxRingSlots));
+                for (std::uint64_t b = 0; b < na; ++b) {
+                    const expr k = z3::concat(e.a(b), x2);
+                    const IoReq q{PV_IOMMU_IOREQ_TYPE_INVALIDATE, Bfn{b}};
+                    for (std::uint64_t j = std::min<std::uint64_t>(model_u64(m, s.rq[k]), 8); j > 0;
+                         --j)
+                        sv.buffered.push_back(q);
+                    for (std::uint64_t j = std::min<std::uint64_t>(model_u64(m, s.sq[k]), 8); j > 0;
+                         --j)
+                        sv.sync.push_back(q);
+                    for (std::uint64_t j = std::min<std::uint64_t>(model_u64(m, s.pdl[k]), 8);
+                         j > 0; --j)
+                        x.owed.emplace_back(ServerKey{DomId{d}, IoServId{i}}, Bfn{b});
+                }
                 st.servers[{DomId{d}, IoServId{i}}] = sv;
             }
     for (std::uint64_t mm = 0; mm < na; ++mm)
@@ -2019,6 +2206,15 @@ bool is_ref_op(const std::string& op) {
 // The C++ counterpart of one encoded step from `pre` (ref's op for a subop or event, the
 // functions above for R11's and R9 v2's steps); nullopt when there is none.
 std::optional<Ext> cpp_step(const Ext& pre, const Sample& smp) {
+    // Issue 17, item 5: one drained request, one delivered invalidation.
+    if (smp.op == "drain") return ext_drain_one(pre, smp.c, smp.ioserver, smp.bfn);
+    if (smp.op == "deliver") return ext_deliver(pre, smp.c, smp.ioserver, smp.bfn);
+    if (smp.op == "balloon") {
+        std::vector<Step> out;
+        Ext cur = pre;
+        balloon_steps(out, cur, smp, ref_step(pre, smp));
+        return out.front().post;  // the linearization
+    }
     if (is_ref_op(smp.op)) return ref_step(pre, smp).post;
     if (smp.op == "flush") return ext_flush(pre, smp.c);
     if (smp.op == "put") return ext_put(pre, smp.mfn);
@@ -2035,9 +2231,24 @@ std::optional<Ext> cpp_step(const Ext& pre, const Sample& smp) {
     return std::nullopt;
 }
 
-// What the encoding represents of an Ext, as text: no entry permissions, no ring queues or
-// quotas, RMRRs as single bfns (the encoding's rmrr is per bfn).
+// What the encoding represents of an Ext, as text: no entry permissions or quotas, RMRRs as
+// single bfns (the encoding's rmrr is per bfn), R7's queues as counts per bfn (no order).
 std::string encoded_text(Ext x) {
+    std::map<std::string, std::array<std::uint64_t, 3>> counts;
+    for (const auto& [k, sv] : x.s.servers) {
+        const std::string w =
+            "queue " + std::to_string(k.first.v) + " id=" + std::to_string(k.second.v);
+        counts[w + " ring length"][0] = sv.buffered.size();
+        for (const IoReq& q : sv.buffered) ++counts[w + " bfn=" + std::to_string(q.bfn.v)][0];
+        for (const IoReq& q : sv.sync) ++counts[w + " bfn=" + std::to_string(q.bfn.v)][1];
+    }
+    for (const auto& [k, b] : x.owed)
+        ++counts["queue " + std::to_string(k.first.v) + " id=" + std::to_string(k.second.v) +
+                 " bfn=" + std::to_string(b.v)][2];
+    std::ostringstream qs;
+    for (const auto& [w, n] : counts)
+        qs << w << ": ring " << n[0] << " sync " << n[1] << " owed " << n[2] << "\n";
+    x.owed.clear();
     x.s.host.max_order = 0;
     for (auto& [d, dom] : x.s.domains) {
         dom.quota.reset();
@@ -2055,9 +2266,10 @@ std::string encoded_text(Ext x) {
     for (auto& [k, sv] : x.s.servers) {
         IoServer bare;
         bare.emulator = sv.emulator;
+        bare.ring_slots = sv.ring_slots;
         sv = bare;
     }
-    return ext_text(x);
+    return ext_text(x) + qs.str();
 }
 
 std::vector<std::string> lines_of(const std::string& t) {
@@ -2086,6 +2298,8 @@ std::string stmt_text(const Sample& s) {
         os << "destroy " << s.c.v;
     } else if (s.op == "drain") {
         os << "drain " << s.c.v << " id=" << s.ioserver.v;
+    } else if (s.op == "deliver") {  // issue 17, item 5: a step of a balloon, no statement
+        os << "# deliver " << s.c.v << " id=" << s.ioserver.v << " bfn=" << s.bfn.v;
     } else if (s.op == "query_caps") {
         os << "call " << s.c.v << " query_caps";
     } else {

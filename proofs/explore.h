@@ -87,12 +87,12 @@ struct ExploreResult {
 // state within `depth` statements of a world. Its edges are bucketed by (statement kind, ref's
 // status, which components of the state changed and by how much), and the first `per_bucket`
 // of each bucket run as the random conformance runs a sample: ref's op as its chain of encoded
-// steps, each compared (status, every successor component, and a balloon's invalidations:
-// the encoded `sent` set against the requests ref queued) with the encoded transition on the
-// concrete pre-state. Each step also records which of the transition's cases held (the
-// cases the inductive obligations are proved on, coverage/T ties them to next), so the run
-// says which cases the edges reach. `ref_mutant` (ref_mutant_names; "" none) plants a bug in
-// ref's successor, which must show as divergences.
+// steps, each compared (status, every successor component, R7's queues included: a balloon is
+// its linearization and one deliver step per invalidation, a drain one step per request) with
+// the encoded transition on the concrete pre-state. Each step also records which of the
+// transition's cases held (the cases the inductive obligations are proved on, coverage/T ties them
+// to next), so the run says which cases the edges reach. `ref_mutant` (ref_mutant_names; "" none)
+// plants a bug in ref's successor, which must show as divergences.
 struct EdgeConformanceResult {
     std::string world;
     unsigned depth = 0;

@@ -10,8 +10,10 @@
 //   init/INVARIANT         Init => INVARIANT (Init: what the control plane leaves, proofs::initial)
 //   coverage/T             T's cases cover T under its scope, and each case equals T's next
 //   lemma/LEMMA-HOLDERS    Inv => the count facts the freeing steps use
-//   INV-INVALIDATE/balloon a balloon of a frame with k tuples (orphans aside) emits exactly those
-//                          k invalidations
+//   INV-INVALIDATE/balloon a balloon of a frame with k tuples (orphans aside) owes exactly those
+//                          k invalidations (issue 17, item 5: its deliver steps then put each on
+//                          the server's ring or synchronous channel; T/INV-INVALIDATE says no
+//                          step drops or duplicates one before it is drained)
 //   non-vacuity/init       Inv AND the initial state, with a live domain owning a frame, is sat
 //   non-vacuity/T          Inv AND scope(T) AND ok(T) is sat (each transition can succeed)
 // The non-vacuity checks are shown by witnesses: states that ref reached in small worlds,
@@ -79,8 +81,8 @@ struct Result {
 
 [[nodiscard]] std::vector<std::string> obligation_names();
 // The kind of an obligation, for an honest count (issue 17): "inductive" (T/I and
-// INV-INVALIDATE/balloon: one step under Inv), "identity" (T/I for query_caps and drain, which
-// change no encoded component: true by construction), "base" (init/I: Init => I), "lemma",
+// INV-INVALIDATE/balloon: one step under Inv), "identity" (T/I for query_caps, which changes
+// no encoded component: true by construction), "base" (init/I: Init => I), "lemma",
 // "coverage" (T's cases cover T and each equals T's next), "witness" (non-vacuity: Z3 evaluates
 // Inv, scope and ok on one concrete state ref reached; a check, not a proof).
 [[nodiscard]] std::string obligation_kind(const std::string& name);
