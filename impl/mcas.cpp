@@ -3,6 +3,7 @@
 #include <algorithm>
 #include <cassert>
 #include <cstdlib>
+#include <functional>
 #include <optional>
 #include <utility>
 
@@ -33,6 +34,15 @@ using spec::FaultPoint;
 // whatever it published before it unpins (it completes its own install, and its phase 2
 // releases d), and while it is pinned the epoch stays <= e + 1: so every thread that can
 // reach d after its retirement is pinned at <= e + 1, and none is left at e + 3.
+//
+// The read check (issue 16, "Read-only words validated" below) keeps this argument: it
+// publishes nothing (a check word never receives d or an install of it: only locked entries
+// are installed, and phase 2 releases only those), so the set of places d can be loaded from
+// is the same as before. What it adds are accesses to another descriptor o loaded from a check
+// word: its status and entries are read, and its status CASed READ_CHECK -> FAILED. The
+// checker loaded o from a word while pinned, exactly as a helper does from a locked word, so
+// o is not freed (or recycled) under it; an abort that reaches o after o decided fails and
+// writes nothing.
 // =============================================================================================
 
 namespace {
@@ -290,12 +300,51 @@ void epoch_quiesce() {
 //  3. Phase 2: for each entry, CAS d's tagged pointer -> new value (SUCCEEDED) or old (FAILED).
 //  RDCSS (step 1) makes "install only if still UNDECIDED" atomic: it first installs the entry
 //  (tagged 0b10), then re-checks the status and replaces the entry by d or by the old value.
+//
+// Read-only words validated, not locked (issue 16, v2 step 2a; Fraser 2004, OSTM's read phase).
+// An entry with old == new (a word the Txn only read) costs 4 RMWs when it is locked like a
+// written one. ONE read-only entry per MCAS, the check entry (the first read-only one in
+// address order), is not installed; the others are locked as before. Steps 1-3 become:
+//  1. Phase 1 installs d into the locked entries only, in address order (as above).
+//  2a. If d has a check entry and phase 1 installed every locked entry: CAS d.status
+//     UNDECIDED -> READ_CHECK (else UNDECIDED -> SUCCEEDED or FAILED, as before). From here on
+//     every locked word holds d until phase 2, so their logical values are their old values.
+//  2b. Read check (any helper may run it): load the check word w.
+//     - a plain value: it must equal the entry's old value.
+//     - an RDCSS install: complete it, load again.
+//     - another MCAS o, UNDECIDED: w's logical value is o's old value for w (o is still
+//       acquiring: it decides only after this instant, so it linearizes after it).
+//     - o in READ_CHECK: a total order breaks cycles (two MCASs each reading what the other
+//       writes): the lower descriptor address wins. o lower: help o to its decision; o higher:
+//       abort it (CAS o.status READ_CHECK -> FAILED). Then load again. Without this, two such
+//       MCASs would each take the other's word at its old value and both succeed (write
+//       skew).
+//     - o decided: load w again; if it still holds o, its logical value is o's new value
+//       (SUCCEEDED) or old value (FAILED), as phase 2 will write it; else start over.
+//  2c. Decide: CAS d.status READ_CHECK -> SUCCEEDED (the check passed) or FAILED.
+//  3. Phase 2 releases the locked entries (as above).
+// Linearization point of a successful MCAS with a check entry: the instant at which the
+// helper whose decision CAS won loaded (or, for an UNDECIDED owner, read the status of) the
+// check word. At that instant d was in READ_CHECK, so every locked word held d (logical value:
+// its old value) and the check word's logical value was its expected value. Nobody can observe
+// d's writes as not yet done after that instant and before the decision: a reader of a locked
+// word helps d to its decision (mcas_read); another MCAS that reads a locked word of d finds d
+// in READ_CHECK (helps or aborts it: an abort makes d fail, so the instant does not matter);
+// one that writes it must install over d, after phase 2. Failed MCASs have no effect.
+// Why only ONE word is validated: words here hold values that recur (a count 5 -> 6 -> 5; a P2M
+// leaf after a balloon and a populate of the same frame), unlike OSTM's object pointers. Two
+// read-only words checked at two instants need not have held their values together: with A
+// checked at t1 and B at t2, another MCAS can move (A, B) from (0, 1) to (1, 0) between them
+// and d succeeds on (0, 0), which never held during its commit (the Relacy suite "mcas
+// read-only ABA" has this schedule; mutant validate-all-reads). One check word and every other
+// word locked give the single instant above.
 // =============================================================================================
 
 namespace {
 
 // kReclaimed: a descriptor whose grace period ended (Relacy build: poisoned, never reused).
-enum : int { kUndecided = 0, kSucceeded = 1, kFailed = 2, kReclaimed = 3 };
+// kReadCheck: phase 1 done, the check entry being validated (step 2b).
+enum : int { kUndecided = 0, kSucceeded = 1, kFailed = 2, kReclaimed = 3, kReadCheck = 4 };
 constexpr std::uint64_t kMcasTag = 1, kRdcssTag = 2, kTagMask = 3;
 static_assert(kTagMask == 3);  // mcas_read's inline test in mcas.h
 // An RDCSS install: the entry's address in bits 2-47, its generation in bits 48-63.
@@ -307,6 +356,7 @@ struct RdcssEntry {
     Word* addr;
     std::uint64_t old, nw;
     Mcas* owner;
+    bool check;  // validated in the read check (step 2b), never installed
 };
 struct Mcas {
     Atomic<int> status{kUndecided};
@@ -317,6 +367,7 @@ struct Mcas {
     // every install of every incarnation has its own tag (see "Generations").
     Atomic<std::uint32_t> installs{0};
     std::vector<RdcssEntry> entries;  // sorted by addr; written before publication
+    bool has_check = false;           // some entry is a check entry; written before publication
 };
 
 Pool::~Pool() {
@@ -345,6 +396,7 @@ Mcas* new_mcas() {
     // relaxed: d is private to this thread until published by a CAS in phase 1.
     d->status.store(kUndecided, std::memory_order_relaxed);
     d->entries.clear();
+    d->has_check = false;
     return d;
 }
 
@@ -375,6 +427,8 @@ void rdcss_complete(std::uint64_t installed) {
     stall(FaultPoint::stall_rdcss_loaded);  // holds an install it loaded: its owner must live
     RdcssEntry* r = untag_rdcss(installed);
     std::uint64_t expected = installed;
+    // Only UNDECIDED installs d: READ_CHECK and later mean phase 1 is over (every locked word
+    // already holds d, so an install found now is a stale one and goes back to the old value).
     const std::uint64_t repl = status_of(r->owner) == kUndecided ? tag(r->owner, kMcasTag) : r->old;
     stall(FaultPoint::stall_rdcss_phases);  // the window a stale completer sits in
     r->addr->compare_exchange_strong(expected, repl, std::memory_order_seq_cst);
@@ -413,12 +467,104 @@ bool is_owner(const Mcas* d) { return d->creator == rl::thread_index(); }
 constexpr bool is_owner(const Mcas*) { return true; }
 #endif
 
+void help(Mcas* d);
+
+// o's old value for w (o holds w: w is one of its locked entries).
+std::uint64_t old_of(const Mcas* o, const Word* w) {
+    for (const RdcssEntry& e : o->entries)
+        if (e.addr == w) return e.old;
+    assert(false && "a descriptor in a word that is none of its entries");
+    return 0;
+}
+
+// o's new value for w.
+std::uint64_t new_of(const Mcas* o, const Word* w) {
+    for (const RdcssEntry& e : o->entries)
+        if (e.addr == w) return e.nw;
+    assert(false && "a descriptor in a word that is none of its entries");
+    return 0;
+}
+
+// Step 2b for d (in READ_CHECK): true if every check entry's word held its expected value at
+// one instant of the check (see the protocol). Requires an EpochGuard: descriptors loaded from
+// a check word are protected like those a helper loads from a locked word (see "Reclamation of
+// descriptors": a check word never holds d itself, so the read check publishes nothing).
+bool read_check(Mcas* d) {
+    if (planted(PV_MUTANT(read_check_skipped))) return true;
+    for (RdcssEntry& e : d->entries) {
+        if (!e.check) continue;
+        // seq_cst: the check load, the status loads and every status CAS below are in the one
+        // total order the linearization argument uses ("o UNDECIDED when its status is read,
+        // so w held o then"; "d in READ_CHECK at the check instant").
+        std::uint64_t v = e.addr->load(std::memory_order_seq_cst);
+        for (;;) {
+            if ((v & kTagMask) == 0) {
+                if (v != e.old) return false;
+                break;
+            }
+            if ((v & kTagMask) == kRdcssTag) {
+                rdcss_complete(v);
+                v = e.addr->load(std::memory_order_seq_cst);  // seq_cst: as above
+                continue;
+            }
+            Mcas* o = untag_mcas(v);
+            assert(o != d);  // d never installs into its check words
+            const int st = status_of(o);
+            // o still acquiring (its status read after v was loaded: o held w throughout):
+            // w's logical value is o's old one, and o decides after this instant.
+            // Planted rc-cycle-not-broken: an o in READ_CHECK is taken at its old value too.
+            if (st == kUndecided || (st == kReadCheck && planted(PV_MUTANT(rc_cycle_not_broken)))) {
+                if (old_of(o, e.addr) != e.old) return false;
+                break;
+            }
+            if (st == kReadCheck) {
+                stall(FaultPoint::stall_help_other);
+                if (std::less<const Mcas*>{}(o, d)) {
+                    help(o);  // lower: o wins; its own read check aborts d if d is in its way
+                } else {
+                    int rc = kReadCheck;
+                    // seq_cst: a status CAS of the core (see Memory ordering in mcas.h).
+                    // Fails harmlessly if o decided meanwhile.
+                    o->status.compare_exchange_strong(rc, kFailed, std::memory_order_seq_cst);
+                }
+                // d itself may have been aborted by o's read check: its decision is taken.
+                if (status_of(d) != kReadCheck) return false;
+                v = e.addr->load(std::memory_order_seq_cst);  // seq_cst: as above
+                continue;
+            }
+            // o decided: w's logical value is what o's phase 2 writes, if w still holds o.
+            const std::uint64_t again = e.addr->load(std::memory_order_seq_cst);  // as above
+            if (again == v) {
+                if ((st == kSucceeded ? new_of(o, e.addr) : old_of(o, e.addr)) != e.old)
+                    return false;
+                break;
+            }
+            v = again;
+        }
+    }
+    return true;
+}
+
+// e is the last entry of d in address order that phase 1 installs (planted helper-skips-word).
+bool is_last_locked(const Mcas* d, const RdcssEntry* e) {
+    const RdcssEntry* last = nullptr;
+    for (const RdcssEntry& x : d->entries)
+        if (!x.check) last = &x;
+    return e == last;
+}
+
+// Runs d's protocol from wherever it stands to the end of phase 2. Any thread may call it
+// (the owner, a helper that met d in a word, a read check that helps a lower d).
 void help(Mcas* d) {
     if (status_of(d) == kUndecided) {
-        int desired = kSucceeded;
+        // The status phase 1 leads to when every locked entry is installed: READ_CHECK if a
+        // check entry waits for its read check (step 2a), else SUCCEEDED (step 2).
+        const int installed = d->has_check ? kReadCheck : kSucceeded;
+        int desired = installed;
         for (RdcssEntry& e : d->entries) {  // phase 1
-            // Planted helper-skips-word: a helper (not the owner) skips the last word.
-            if (planted(PV_MUTANT(helper_skips_word)) && &e == &d->entries.back() && !is_owner(d))
+            if (e.check) continue;          // validated in step 2b, never installed
+            // Planted helper-skips-word: a helper (not the owner) skips the last locked word.
+            if (planted(PV_MUTANT(helper_skips_word)) && !is_owner(d) && is_last_locked(d, &e))
                 continue;
             bool next = false;
             while (!next) {
@@ -438,10 +584,21 @@ void help(Mcas* d) {
         }
         stall(FaultPoint::stall_mcas_decide);
         int und = kUndecided;
+        // seq_cst: the decision (or the start of the read check) is a step of the one total
+        // order (mcas.h, Memory ordering).
         d->status.compare_exchange_strong(und, desired, std::memory_order_seq_cst);  // decide
+    }
+    if (status_of(d) == kReadCheck) {  // step 2b, 2c
+        const int verdict = read_check(d) ? kSucceeded : kFailed;
+        stall(FaultPoint::stall_mcas_decide);  // checked, not yet decided: d in READ_CHECK
+        int rc = kReadCheck;
+        // seq_cst: as the decision above. Fails if another helper decided, or an MCAS whose
+        // read check met d aborted it.
+        d->status.compare_exchange_strong(rc, verdict, std::memory_order_seq_cst);
     }
     const bool ok = status_of(d) == kSucceeded;
     for (RdcssEntry& e : d->entries) {  // phase 2
+        if (e.check) continue;          // never installed
         // Releases d from the word; an RDCSS install of this entry still there (a helper
         // installed it before the decision and has not completed it) is completed first: d is
         // decided, so it goes back to the old value. Reason (issue 15, bug 1): left there, its
@@ -479,7 +636,13 @@ std::uint64_t mcas_read_slow(Word& w, std::uint64_t v) {
                 for (const RdcssEntry& e : untag_mcas(v)->entries)
                     if (e.addr == &w) return e.old;
             }
+            if (planted(PV_MUTANT(read_returns_old_rc)) &&
+                status_of(untag_mcas(v)) == kReadCheck)  // d's old value while it read-checks
+                return old_of(untag_mcas(v), &w);
 #endif
+            // A descriptor in READ_CHECK is helped too, not read at its old value: its
+            // linearization point may already lie behind (the instant its check word was
+            // checked), so a reader now must see its writes (mcas.cpp, "Read-only words").
             stall(FaultPoint::stall_help_other);
             help(untag_mcas(v));
         } else {
@@ -509,6 +672,14 @@ const std::vector<MutantInfo>& mutants() {
          "the EBR slot bound is raised with release and read with acquire, not seq_cst"},
         {Mutant::helper_skips_word, "helper-skips-word",
          "a helper's phase 1 skips the last word of the descriptor"},
+        {Mutant::read_check_skipped, "read-check-skipped",
+         "the read-only check word of an MCAS is never validated"},
+        {Mutant::rc_cycle_not_broken, "rc-cycle-not-broken",
+         "a read check takes a READ_CHECK descriptor at its old value (write skew)"},
+        {Mutant::validate_all_reads, "validate-all-reads",
+         "every read-only word validated at its own instant, not one (ABA)"},
+        {Mutant::read_returns_old_rc, "read-returns-old-rc",
+         "mcas_read returns the old value under a READ_CHECK descriptor, without helping"},
     };
     return m;
 }
@@ -579,9 +750,18 @@ bool Txn::commit() {
     d->creator = rl::thread_index();
 #endif
     d->entries.reserve(entries_.size());
-    for (const Entry& e : entries_) d->entries.push_back({e.w, e.old, e.nw, d});
+    for (const Entry& e : entries_) d->entries.push_back({e.w, e.old, e.nw, d, false});
     std::sort(d->entries.begin(), d->entries.end(),
               [](const RdcssEntry& a, const RdcssEntry& b) { return a.addr < b.addr; });
+    // The check entry: the first read-only one (see "Read-only words validated"). Planted
+    // validate-all-reads: every read-only entry is validated (OSTM's read phase on words whose
+    // values recur).
+    for (RdcssEntry& e : d->entries) {
+        if (e.old != e.nw) continue;
+        e.check = true;
+        d->has_check = true;
+        if (!planted(PV_MUTANT(validate_all_reads))) break;
+    }
     help(d);
     const bool ok = status_of(d) == kSucceeded;
     // One epoch more than other objects (see "Reclamation of descriptors").

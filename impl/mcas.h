@@ -12,6 +12,11 @@
 //   8-byte-aligned pointers. An installed RDCSS entry also carries, in bits 48-63, the
 //   generation of that install (issue 15: see mcas.cpp, "Generations").
 //
+// Read-only words (issue 16, v2 step 2a)
+//   One word per MCAS that the Txn only read is validated in a read check (Fraser's OSTM)
+//   instead of locked: the MCAS installs its descriptor into the other words, goes READ_CHECK,
+//   checks that word, then decides (mcas.cpp, "Read-only words validated, not locked").
+//
 // Memory ordering
 //   Every CAS and load in the MCAS/RDCSS core is seq_cst. The algorithm's correctness argument
 //   (and its linearization point, the status CAS) assumes one total order of these steps; on
@@ -146,6 +151,11 @@ enum class Mutant : int {
     helper_skips_word,     // a helper's phase 1 skips the last word
     descriptor_grace_two,  // descriptors freed after two epochs, not three (bug 1's class)
     read_skips_help,       // mcas_read returns a descriptor's old value without helping
+    // Read-only words validated, not locked (issue 16, v2 step 2a; mcas.cpp):
+    read_check_skipped,   // the check entry is never validated (read-only words not re-checked)
+    rc_cycle_not_broken,  // a read check takes a READ_CHECK owner at its old value (no order)
+    validate_all_reads,   // every read-only word validated, not one (ABA across two checks)
+    read_returns_old_rc,  // mcas_read returns the old value under a READ_CHECK descriptor
 };
 struct MutantInfo {
     Mutant m;
@@ -184,7 +194,8 @@ public:
     [[nodiscard]] std::uint64_t read(Word& w);
     // w must have been read in this Txn (its expected value is what was read).
     void write(Word& w, std::uint64_t value);
-    // True: every word read still held its value and every write took effect, atomically.
+    // True: every word read still held its value and every write took effect, atomically
+    // (one read-only word is validated by a read check, the others locked: mcas.cpp).
     // False: something changed; nothing was written; call reset() and run the operation again.
     // A Txn that read or wrote nothing commits trivially.
     [[nodiscard]] bool commit();

@@ -153,4 +153,9 @@ Verdict check_cell_balloon();   // cell_relacy.cpp: its suites one at a time
 Verdict check_cell_same_leaf();
 Verdict check_cell_deferred();
 
+// Read-only words validated, not locked (issue 16, v2 step 2a; impl/mcas.cpp).
+Verdict check_mcas_read_only();      // mcas_relacy.cpp: write skew, a reader of a read check
+Verdict check_mcas_read_only_aba();  // mcas_relacy.cpp: one check word, not all (ABA)
+Verdict check_mcas_rc_scripted();    // mcas_scripted_relacy.cpp: a read of a READ_CHECK
+
 }  // namespace impl::relacy

@@ -67,6 +67,17 @@ const ConcurrencyMutant kMutants[] = {
      impl::relacy::check_mcas_random},
     {"read-skips-help", "mcas_read returns the value a descriptor replaced, without helping",
      CORE_MUTANT(read_skips_help), impl::relacy::check_mcas_reads},
+    // Read-only words validated, not locked (issue 16, v2 step 2a)
+    {"read-check-skipped", "the read-only check word of an MCAS is never validated",
+     CORE_MUTANT(read_check_skipped), impl::relacy::check_mcas_read_only},
+    {"rc-cycle-not-broken",
+     "a read check takes a READ_CHECK descriptor at its old value (no order: write skew)",
+     CORE_MUTANT(rc_cycle_not_broken), impl::relacy::check_mcas_read_only},
+    {"validate-all-reads", "every read-only word validated at its own instant (ABA), not one",
+     CORE_MUTANT(validate_all_reads), impl::relacy::check_mcas_read_only_aba},
+    {"read-returns-old-rc",
+     "mcas_read returns the old value under a READ_CHECK descriptor, without helping",
+     CORE_MUTANT(read_returns_old_rc), impl::relacy::check_mcas_rc_scripted},
     // Issue 15's three MCAS fixes reverted at once: the code before the issue.
     {"mcas-before-issue-15",
      "no generations, no phase-2 cleanup, descriptors freed after two epochs",

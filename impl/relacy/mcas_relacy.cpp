@@ -204,6 +204,214 @@ struct Ebr : rl::test_suite<Ebr, 3> {
     }
 };
 
+// ---------------------------------------------------------------------------------------------
+// Read-only words validated, not locked (issue 16, v2 step 2a; impl/mcas.cpp "Read-only words
+// validated"): an MCAS installs itself into the words it writes (and all but one word it only
+// read), then checks the remaining read-only word in a read check.
+
+// Three words in one allocation: address order a < b < c in every iteration, so that the
+// check entry (the first read-only word in address order) is the same in every schedule.
+struct Words3 {
+    Word a{0};
+    Word b{0};
+    Word c{0};
+};
+
+// Write skew: thread i reads both words and, if both are 0, sets its own to 1; retried until
+// its Txn commits (a retry that sees the other's 1 commits a read-only Txn). Each commit of a
+// write has ONE read-only word, the other thread's: the check entry. Serializable outcomes:
+// exactly one word is 1. Both 1: two MCASs each took the word the other writes at its old
+// value (planted rc-cycle-not-broken; read-check-skipped). A third thread reads both words in
+// one validated Txn: never both 1 either (at most one writer succeeded, at every instant).
+struct WriteSkew : rl::test_suite<WriteSkew, 3> {
+    impl::relacy::CoreScope* core = nullptr;
+    Words* words = nullptr;
+    void before() {
+        core = new impl::relacy::CoreScope;
+        words = new Words;
+    }
+    void thread(unsigned i) {
+        Word& mine = i == 0 ? words->a : words->b;
+        for (;;) {
+            EpochGuard g;
+            Txn t;
+            const std::uint64_t x = dec(t.read(words->a)), y = dec(t.read(words->b));
+            if (i < 2 && x == 0 && y == 0) t.write(mine, enc(1));
+            if (!t.commit()) continue;
+            RL_ASSERT(x + y <= 1);  // a validated snapshot: never both set
+            break;
+        }
+    }
+    void after() {
+        impl::epoch_quiesce();
+        const std::uint64_t a = dec(words->a.load(std::memory_order_relaxed));
+        const std::uint64_t b = dec(words->b.load(std::memory_order_relaxed));
+        RL_ASSERT(a + b == 1);  // exactly one of the two writes: serializable
+        delete words;
+        delete core;
+    }
+};
+
+// Write skew around a ring of three: thread i sets word i to 1 if word i+1 (mod 3) is 0, reading
+// only those two. Three MCASs can each be in READ_CHECK on the word the next one writes: the
+// address order must break the cycle (help the lower, abort the higher). Serializable: not
+// all three set (the last in any serial order sees its successor's 1).
+struct SkewRing : rl::test_suite<SkewRing, 3> {
+    impl::relacy::CoreScope* core = nullptr;
+    Words3* words = nullptr;
+    Word* w[3] = {};
+    void before() {
+        core = new impl::relacy::CoreScope;
+        words = new Words3;
+        w[0] = &words->a;
+        w[1] = &words->b;
+        w[2] = &words->c;
+    }
+    void thread(unsigned i) {
+        for (;;) {
+            EpochGuard g;
+            Txn t;
+            const std::uint64_t next = dec(t.read(*w[(i + 1) % 3]));
+            const std::uint64_t own = dec(t.read(*w[i]));
+            if (next == 0 && own == 0) t.write(*w[i], enc(1));
+            if (t.commit()) break;
+        }
+    }
+    void after() {
+        impl::epoch_quiesce();
+        std::uint64_t set = 0;
+        for (Word* x : w) {
+            const std::uint64_t v = x->load(std::memory_order_relaxed);
+            RL_ASSERT((v & 3) == 0);  // no descriptor or install left
+            set += dec(v);
+        }
+        RL_ASSERT(set >= 1 && set <= 2);
+        delete words;
+        delete core;
+    }
+};
+
+// Why ONE read-only word is validated, not all (planted validate-all-reads): T reads a, b, c = 0
+// and writes c := 1, its a and b read-only. Then V sets b := 1 (after T's reads, before T's
+// commit: so T's MCAS, invoked after V returned, needs a = b = 0 at an instant after V).
+// U, after V, moves (a, b) from (0, 1) to (1, 0). After V, (a, b) is (0, 1) then (1, 0): never
+// (0, 0). T must fail. Validating a at one instant and b at a later one, with U in between,
+// sees 0 and 0 (b went 0 -> 1 -> 0: ABA). With one check word (a) and b locked, T can install
+// into b only once b is 0 again, when a is already 1.
+struct ReadOnlyAba : rl::test_suite<ReadOnlyAba, 3> {
+    impl::relacy::CoreScope* core = nullptr;
+    Words3* words = nullptr;
+    impl::Atomic<int>* stage = nullptr;  // 1: T has read; 2: V is done
+    void before() {
+        core = new impl::relacy::CoreScope;
+        words = new Words3;
+        stage = new impl::Atomic<int>(0);
+    }
+    // seq_cst: test handshakes.
+    void wait_for(int s) {
+        while (stage->load(std::memory_order_seq_cst) < s) impl::spin_pause();
+    }
+    void thread(unsigned i) {
+        if (i == 0) {  // T
+            EpochGuard g;
+            Txn t;
+            const std::uint64_t a = t.read(words->a), b = t.read(words->b);
+            const std::uint64_t c = t.read(words->c);
+            RL_ASSERT(a == 0 && b == 0 && c == 0);
+            stage->store(1, std::memory_order_seq_cst);
+            wait_for(2);
+            t.write(words->c, enc(1));
+            RL_ASSERT(!t.commit());  // no instant after V had a = b = 0
+        } else if (i == 1) {         // V
+            wait_for(1);
+            for (;;) {
+                EpochGuard g;
+                Txn t;
+                (void)t.read(words->b);
+                t.write(words->b, enc(1));
+                if (t.commit()) break;
+            }
+            stage->store(2, std::memory_order_seq_cst);
+        } else {  // U
+            wait_for(2);
+            for (;;) {
+                EpochGuard g;
+                Txn t;
+                (void)t.read(words->a);
+                const std::uint64_t b = dec(t.read(words->b));
+                RL_ASSERT(b == 1);  // V is done, and only U clears b
+                t.write(words->a, enc(1));
+                t.write(words->b, enc(0));
+                if (t.commit()) break;
+            }
+        }
+    }
+    void after() {
+        impl::epoch_quiesce();
+        RL_ASSERT(dec(words->a.load(std::memory_order_relaxed)) == 1);
+        RL_ASSERT(dec(words->b.load(std::memory_order_relaxed)) == 0);
+        RL_ASSERT(dec(words->c.load(std::memory_order_relaxed)) == 0);
+        delete stage;
+        delete words;
+        delete core;
+    }
+};
+
+// A read-only word against a writer and a reader (planted read-returns-old-rc): D reads a and b
+// and writes b := 1, a its check word; U sets a := 1; R, after U returned, reads b. If D
+// succeeded on a = 0 it linearized before U, and R (after U) must see b = 1. A
+// reader that takes b at its old value while D is in READ_CHECK (D's check already done, its
+// decision not yet) returns 0 for a D that then succeeds.
+struct CheckVsWriter : rl::test_suite<CheckVsWriter, 3> {
+    impl::relacy::CoreScope* core = nullptr;
+    Words* words = nullptr;
+    impl::Atomic<int>* u_done = nullptr;
+    impl::Atomic<int>* d_ok = nullptr;   // 1: D committed on a = 0
+    impl::Atomic<int>* r_saw = nullptr;  // what R read, + 1
+    void before() {
+        core = new impl::relacy::CoreScope;
+        words = new Words;
+        u_done = new impl::Atomic<int>(0);
+        d_ok = new impl::Atomic<int>(0);
+        r_saw = new impl::Atomic<int>(0);
+    }
+    void thread(unsigned i) {
+        // seq_cst throughout: test handshakes and results.
+        if (i == 0) {  // D: commits once
+            EpochGuard g;
+            Txn t;
+            const std::uint64_t a = t.read(words->a);
+            (void)t.read(words->b);
+            t.write(words->b, enc(1));
+            // 1: committed on a = 0 (before U); 2: failed, or committed after U (a = 1).
+            d_ok->store(t.commit() && a == 0 ? 1 : 2, std::memory_order_seq_cst);
+        } else if (i == 1) {  // U
+            for (;;) {
+                EpochGuard g;
+                Txn t;
+                (void)t.read(words->a);
+                t.write(words->a, enc(1));
+                if (t.commit()) break;
+            }
+            u_done->store(1, std::memory_order_seq_cst);
+        } else {  // R
+            while (u_done->load(std::memory_order_seq_cst) == 0) impl::spin_pause();
+            r_saw->store(static_cast<int>(read(words->b)) + 1, std::memory_order_seq_cst);
+        }
+    }
+    void after() {
+        impl::epoch_quiesce();
+        const int ok = d_ok->load(std::memory_order_relaxed);
+        const int saw = r_saw->load(std::memory_order_relaxed) - 1;
+        if (ok == 1) RL_ASSERT(saw == 1);  // D before U before R
+        delete r_saw;
+        delete d_ok;
+        delete u_done;
+        delete words;
+        delete core;
+    }
+};
+
 }  // namespace
 
 namespace impl::relacy {
@@ -221,6 +429,22 @@ Exploration mutant_exploration() {
 Verdict check_ebr() {
     Verdict v;
     add(v, "ebr", explore<Ebr>("ebr", mutant_exploration()));
+    return v;
+}
+
+Verdict check_mcas_read_only() {
+    const Exploration x = mutant_exploration();
+    Verdict v;
+    add(v, "mcas write skew", explore<WriteSkew>("mcas write skew", x));
+    if (!v.caught) add(v, "mcas skew ring", explore<SkewRing>("mcas skew ring", x));
+    if (!v.caught)
+        add(v, "mcas check vs writer", explore<CheckVsWriter>("mcas check vs writer", x));
+    return v;
+}
+
+Verdict check_mcas_read_only_aba() {
+    Verdict v;
+    add(v, "mcas read-only aba", explore<ReadOnlyAba>("mcas read-only aba", mutant_exploration()));
     return v;
 }
 
@@ -250,4 +474,28 @@ TEST_CASE("relacy: MCAS two-word transfer is atomic against readers") {
     impl::relacy::Exploration x;
     x.random = impl::relacy::full_budget() ? 2000000 : 200000;
     CHECK(impl::relacy::explore<Transfer>("mcas transfer", x).ok);
+}
+
+TEST_CASE("relacy: MCAS read-only words: no write skew between two") {
+    impl::relacy::Exploration x;
+    x.random = impl::relacy::full_budget() ? 1000000 : 100000;
+    CHECK(impl::relacy::explore<WriteSkew>("mcas write skew", x).ok);
+}
+
+TEST_CASE("relacy: MCAS read-only words: no write skew around a ring of three") {
+    impl::relacy::Exploration x;
+    x.random = impl::relacy::full_budget() ? 1000000 : 100000;
+    CHECK(impl::relacy::explore<SkewRing>("mcas skew ring", x).ok);
+}
+
+TEST_CASE("relacy: MCAS read-only words: validated at one instant (ABA)") {
+    impl::relacy::Exploration x;
+    x.random = impl::relacy::full_budget() ? 1000000 : 100000;
+    CHECK(impl::relacy::explore<ReadOnlyAba>("mcas read-only aba", x).ok);
+}
+
+TEST_CASE("relacy: MCAS read-only words: a reader after a writer sees a read-checked commit") {
+    impl::relacy::Exploration x;
+    x.random = impl::relacy::full_budget() ? 1000000 : 100000;
+    CHECK(impl::relacy::explore<CheckVsWriter>("mcas check vs writer", x).ok);
 }

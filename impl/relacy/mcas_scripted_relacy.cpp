@@ -22,6 +22,8 @@
 //    while two writers MCAS them: a later read never returns an older value (no torn or
 //    undone state), and a lookup-style double read (impl/hypervisor.cpp lookup_registered)
 //    that validates sees both words at one instant.
+//  - ReadOfReadCheck (issue 16, v2 step 2a): a reader of a word held by an MCAS in READ_CHECK
+//    helps it (planted read-returns-old-rc).
 #include <doctest/doctest.h>
 
 #include <array>
@@ -382,6 +384,66 @@ struct Reads : rl::test_suite<Reads, 3> {
     }
 };
 
+// ---------------------------------------------------------------------------------------------
+// A reader of a word whose MCAS is in READ_CHECK (issue 16, v2 step 2a; planted
+// read-returns-old-rc). Words {x 5, y 0}; d (T0's) reads x (its check word) and writes y 0 -> 1.
+//  1. T0 installs d in y, goes READ_CHECK, checks x (5: passes), parks before its decision.
+//  2. T1: x := 6 (x is not locked: d only checked it). T1 returns.
+//  3. T2 (after T1 returned) reads y: it holds d, in READ_CHECK. It must help d: d's read
+//     check now sees x = 6, d FAILS, y reads 0. Returning d's old value without helping also
+//     reads 0, but then:
+//  4. T0 decides SUCCEEDED on its check of step 1: y = 1. d then linearized before T1 (x = 5)
+//     and so before T2, which read the y of before d: not linearizable.
+struct ReadOfReadCheck : rl::test_suite<ReadOfReadCheck, 3> {
+    impl::relacy::CoreScope* core = nullptr;
+    Pair* p = nullptr;
+    Script* s = nullptr;
+    impl::Atomic<int>* d_ok = nullptr;  // seq_cst: results; 1: d committed
+    impl::Atomic<int>* saw = nullptr;   // T2's y + 1
+    void before() {
+        core = new impl::relacy::CoreScope;
+        p = new Pair;
+        s = g_script = new Script;
+        d_ok = new impl::Atomic<int>(0);
+        saw = new impl::Atomic<int>(0);
+        s->park(0, FaultPoint::stall_mcas_decide, 2, 0);  // step 1: the second decision point
+    }
+    void thread(unsigned i) {
+        if (i == 0) {
+            EpochGuard g;
+            Txn t;
+            RL_ASSERT(dec(t.read(p->x)) == 5);
+            (void)t.read(p->y);
+            t.write(p->y, enc(1));
+            d_ok->store(t.commit() ? 1 : 2, std::memory_order_seq_cst);  // steps 1, 4
+        } else if (i == 1) {
+            wait_for(s->arrived[0]);
+            while (!add_once(p->x, +1)) {  // step 2
+            }
+            set(s->flag[0]);
+        } else {
+            wait_for(s->flag[0]);
+            saw->store(static_cast<int>(read(p->y)) + 1, std::memory_order_seq_cst);  // step 3
+            set(s->go[0]);                                                            // step 4
+        }
+    }
+    void after() {
+        impl::epoch_quiesce();
+        const int ok = d_ok->load(std::memory_order_relaxed);
+        const int y = saw->load(std::memory_order_relaxed) - 1;
+        RL_ASSERT(ok == 2);  // x moved before d decided: d fails (its helper T2 decided it)
+        RL_ASSERT(y == 0);
+        RL_ASSERT(dec(p->x.load(std::memory_order_relaxed)) == 6);
+        RL_ASSERT(dec(p->y.load(std::memory_order_relaxed)) == 0);
+        delete saw;
+        delete d_ok;
+        delete p;
+        delete s;
+        g_script = nullptr;
+        delete core;
+    }
+};
+
 // Scripted schedules are forced at their gates; random schedules vary the rest (and the
 // relaxed-memory outcomes). A few hundred suffice: each one reaches the window.
 rl::iteration_t scripted_schedules() { return impl::relacy::full_budget() ? 20000 : 500; }
@@ -401,6 +463,13 @@ Verdict check_mcas_scripted() {
     if (!v.caught)
         add(v, "mcas stale completion",
             run_scripted<StaleCompletion>("mcas stale completion", n, false));
+    return v;
+}
+
+Verdict check_mcas_rc_scripted() {
+    Verdict v;
+    add(v, "mcas read of a read check",
+        run_scripted<ReadOfReadCheck>("mcas read of a read check", scripted_schedules(), false));
     return v;
 }
 
@@ -434,4 +503,9 @@ TEST_CASE("relacy: readers against MCASs never see a torn or undone state (looku
     impl::relacy::Exploration x;
     x.random = read_schedules();
     CHECK(impl::relacy::explore<Reads>("mcas reads", x).ok);
+}
+
+TEST_CASE("relacy: a reader helps an MCAS in READ_CHECK, never reads its old value (scripted)") {
+    CHECK(
+        run_scripted<ReadOfReadCheck>("mcas read of a read check", scripted_schedules(), true).ok);
 }

@@ -12,6 +12,8 @@
 //    epoch loads it and parks; the helper finishes and the epoch advances twice: the descriptor
 //    must still be alive (fails with descriptors freed two epochs after retirement: an
 //    assertion in status_of, or ASan's heap-use-after-free).
+//  - Issue 16 (read-only words validated, not locked): a reader of an MCAS in READ_CHECK helps
+//    it; no write skew between MCASs that each read what another writes.
 #include <doctest/doctest.h>
 
 #include <array>
@@ -246,5 +248,85 @@ TEST_CASE(
     CHECK(seen2 == 5);
     CHECK(p.x.load(std::memory_order_relaxed) == enc(5));  // relaxed: threads joined
     CHECK(p.y.load(std::memory_order_relaxed) == enc(0));
+    impl::epoch_quiesce();
+}
+
+// Issue 16, v2 step 2a (read-only words validated, not locked): steps as
+// impl/relacy/mcas_scripted_relacy.cpp, ReadOfReadCheck. d (T0) reads x (its check word) and
+// writes y; it parks after its read check passed, before its decision. T1 moves x; T2, after
+// T1 returned, reads y: it must help d (whose check now fails), not read y's old value under a
+// d that then succeeds.
+TEST_CASE("mcas regression (issue 16): a read of a word held by an MCAS in READ_CHECK helps it") {
+    Pair p;
+    Script s;
+    bool ok_d = true, ok_x = false;
+    std::uint64_t seen = 99;
+    std::thread t0([&] {
+        Parker k(s, {{FaultPoint::stall_mcas_decide, 2, 0}});  // the decision after the check
+        impl::FaultScope scope(k.plan());
+        EpochGuard g;
+        Txn t;
+        (void)t.read(p.x);
+        (void)t.read(p.y);
+        t.write(p.y, enc(1));
+        ok_d = t.commit();
+    });
+    std::thread t1([&] {
+        s.wait_arrived(0);
+        while (!(ok_x = add_once(p.x, +1))) {
+        }
+        s.signal(0);
+    });
+    std::thread t2([&] {
+        s.wait_flag(0);
+        seen = read(p.y);
+        s.open(0);
+    });
+    t0.join();
+    t1.join();
+    t2.join();
+    CHECK_FALSE(s.timed_out());
+    CHECK_FALSE(ok_d);  // x moved after d's check, before its decision: T2's help failed d
+    CHECK(ok_x);
+    CHECK(seen == 0);
+    CHECK(p.x.load(std::memory_order_relaxed) == enc(6));  // relaxed: threads joined
+    CHECK(p.y.load(std::memory_order_relaxed) == enc(0));
+    impl::epoch_quiesce();
+}
+
+// Write skew on real threads (also under TSan): in each round thread i sets word i to 1 if
+// word i+1 (mod n) is 0, reading only those two (one read-only word: the MCAS's check word).
+// Serializable: never all n set. n = 2 is the classic write skew; n = 3 a cycle of three
+// READ_CHECKs that the address order must break.
+TEST_CASE("mcas regression (issue 16): no write skew between read-checked MCASs (2, 3 threads)") {
+    for (const std::size_t n : {std::size_t{2}, std::size_t{3}}) {
+        for (int round = 0; round < 300; ++round) {
+            std::array<Word, 3> w{};
+            for (Word& x : w) x.store(0, std::memory_order_relaxed);  // before the threads start
+            std::atomic<std::size_t> ready{0};
+            std::vector<std::thread> ts;
+            for (std::size_t i = 0; i < n; ++i) {
+                ts.emplace_back([&, i] {
+                    // seq_cst: a start line, so that the threads race (test handshake).
+                    ready.fetch_add(1, std::memory_order_seq_cst);
+                    while (ready.load(std::memory_order_seq_cst) < n) std::this_thread::yield();
+                    for (;;) {
+                        EpochGuard g;
+                        Txn t;
+                        const std::uint64_t next = t.read(w[(i + 1) % n]);
+                        const std::uint64_t own = t.read(w[i]);
+                        if (next == 0 && own == 0) t.write(w[i], enc(1));
+                        if (t.commit()) break;
+                    }
+                });
+            }
+            for (std::thread& t : ts) t.join();
+            std::size_t set = 0;
+            for (std::size_t i = 0; i < n; ++i)
+                set += w[i].load(std::memory_order_relaxed) == enc(1) ? 1 : 0;  // joined
+            REQUIRE(set >= 1);
+            REQUIRE(set < n);
+        }
+    }
     impl::epoch_quiesce();
 }
