@@ -1494,8 +1494,8 @@ std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& n
         out.push_back({name + "/no count exceeds max_count (D19)",
                        forall_p({f}, {{s.count[f]}}, s.count[f] <= s.maxc)});
     } else if (name == "INV-DEVICE-SAFE") {
-        // BRIEF v2, D23, D25: for every key (E, bfn, domid, ioserver) -> mfn of H, E's device
-        // view of bfn is E's scratch page, or frame mfn and mfn is not free.
+        // spec v2 (pv-iommu.md), D23, D25: for every key (E, bfn, domid, ioserver) -> mfn of H, E's
+        // device view of bfn is E's scratch page, or frame mfn and mfn is not free.
         const KeyParts kp = key_parts(so, k);
         const View v = dma_view(so, s, kp.e, kp.b);
         const expr hm = s.hm[k];

@@ -212,8 +212,8 @@ struct Transition {
 std::vector<std::string> transition_names();
 Transition make_transition(const Sorts& so, const St& s, const std::string& name, Mutant mut);
 
-// The invariants: INV-* of BRIEF and the auxiliary AUX-* the induction needs. Each returns
-// named clauses (quantified over every frame, domain, server, tuple).
+// The invariants: INV-* of spec/pv-iommu.md and the auxiliary AUX-* the induction needs. Each
+// returns named clauses (quantified over every frame, domain, server, tuple).
 std::vector<std::string> invariant_names();
 std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& name);
 std::vector<Clause> all_invariants(const Sorts& so, const St& s);

@@ -4,8 +4,9 @@
 // state of a fixed small world it runs EVERY statement of the world's universe (every subop
 // with every argument the world lists, every event: balloon, populate, drain, destroy) on every
 // distinct state, breadth first, to depth K, and checks on every state reached:
-//   - ref's state invariants (spec::check_invariants with H: every INV-* of BRIEF, INV-DEVICE-SAFE
-//     included, with the ghost set H kept per path as the trace runner keeps it, D23), and
+//   - ref's state invariants (spec::check_invariants with H: every INV-* of spec/pv-iommu.md,
+//     INV-DEVICE-SAFE included, with the ghost set H kept per path as the trace runner keeps it,
+//     D23), and
 //     INV-INVALIDATE on every balloon, and R10 on every call (trace::Runner's checks);
 //   - the ENCODED invariants (every INV-* and AUX-* of proofs/invariants.cpp), by Z3 on the
 //     state encoded concretely (H too, and every translation its entries allow cached in the

@@ -1,5 +1,5 @@
-// spec/ghost.h: INV-DEVICE-SAFE's ghost set H (BRIEF v2, D23), kept by whoever drives a model
-// (the trace runner, the property tests, the explorer) from observable outcomes only, so that
+// spec/ghost.h: INV-DEVICE-SAFE's ghost set H (v2, spec/pv-iommu.md; D23), kept by whoever drives a
+// model (the trace runner, the property tests, the explorer) from observable outcomes only, so that
 // the same check holds any model to it, impl included. A model never reads H.
 #pragma once
 

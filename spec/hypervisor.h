@@ -1,5 +1,5 @@
 // spec/hypervisor.h: the one interface that ref/ and impl/ implement, so that trace/, props/
-// and bench/ are written once. Control-plane calls run only at quiescent points (BRIEF,
+// and bench/ are written once. Control-plane calls run only at quiescent points (spec/pv-iommu.md,
 // concurrency contract); data-path calls may run concurrently in implementations that say so.
 #pragma once
 

@@ -651,7 +651,7 @@ private:
 
     Rand r_;
     Rand limits_;  // D19/D20 choices only: a stream of its own
-    Rand v2_;      // BRIEF v2 choices only (check dma, -EBUSY aims): a stream of its own
+    Rand v2_;      // v2 choices only (check dma, -EBUSY aims): a stream of its own
     std::size_t steps_;
     bool dma_checks_;
     Trace t_;

@@ -299,7 +299,7 @@ TEST_CASE("random traces reach every subop's success and error rows, full rings 
           << " scratch=" << dma[1] << " frame=" << dma[2];
     MESSAGE("over " << kTraces << " traces x " << kSteps << " steps on ref:\n" << table.str());
     CHECK(fatal == 0);
-    // BRIEF v2 in the mix (300 x 100 steps gave -EBUSY 14, orphans 85, check dma 395 fault,
+    // v2 in the mix (300 x 100 steps gave -EBUSY 14, orphans 85, check dma 395 fault,
     // 12 scratch, 156 frame on 2026-12-05).
     CHECK(st[2][Status::ebusy] >= 5);
     CHECK(orphans >= 30);

@@ -433,7 +433,7 @@ TEST_CASE("D20 before -EIO; -EIO after both limits") {
         kLimitsWorld);
 }
 
-// BRIEF v2's motivating trace: a lookup by a device-model domain without an IOMMU (bus
+// v2's motivating trace (spec/pv-iommu.md): a lookup by a device-model domain without an IOMMU (bus
 // address = machine frame 4) and a lookup registered on dom0's 1:1 entry 5; then the target
 // dies and a new guest is created.
 TEST_CASE("INV-DEVICE-SAFE: holds under R9 v2, fails under v1's teardown (frames 4, 5 reused)") {
