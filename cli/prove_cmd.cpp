@@ -504,7 +504,7 @@ bool prove_summary(std::string& line) {
     const auto& open = proofs::open_obligations();
     std::size_t proved = 0, total = 0;
     std::string failed;
-    // The same full-width run as `pviommu prove` (361 obligations, rlimit-bounded).
+    // The same full-width run as `pviommu prove` (every obligation, rlimit-bounded).
     proofs::Options opt;  // rlimit only, as `pviommu prove`
     for (const proofs::Result& r :
          proofs::check_obligations(proofs::obligation_names(), opt, proofs::default_jobs())) {
