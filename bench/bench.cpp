@@ -27,6 +27,7 @@
 #include <cstdio>
 #include <fstream>
 #include <map>
+#include <mutex>
 #include <numeric>
 #include <random>
 #include <sstream>
@@ -89,6 +90,25 @@ double floor_atomic_rmw(std::uint64_t n) {
     const double t0 = now_ns();
     for (std::uint64_t i = 0; i < n; ++i) x.fetch_add(1, std::memory_order_seq_cst);
     return (now_ns() - t0) / static_cast<double>(n) + 0 * static_cast<double>(x.load());
+}
+
+// ns per uncontended std::mutex lock + unlock (what one lock of a peer costs when no one else
+// wants it: the lock ceiling's unit).
+// Measured on a second thread: glibc takes a cheaper path while a process has one thread, and
+// every contender runs with several.
+double floor_mutex_pair(std::uint64_t n) {
+    double ns = 0;
+    std::thread th([&] {
+        std::mutex m;
+        const double t0 = now_ns();
+        for (std::uint64_t i = 0; i < n; ++i) {
+            m.lock();
+            m.unlock();
+        }
+        ns = (now_ns() - t0) / static_cast<double>(n);
+    });
+    th.join();
+    return ns;
 }
 
 // ns per dependent load over a working set of `bytes` (random cyclic permutation of lines).
@@ -770,14 +790,16 @@ int run_bench(const BenchOptions& opt, std::ostream& out) {
     // Floors.
     const std::uint64_t fsteps = opt.smoke ? 200000 : opt.quick ? 1000000 : 4000000;
     const double f_rmw = floor_atomic_rmw(fsteps * 4);
+    const double f_mutex = floor_mutex_pair(fsteps * 4);
     const double f_l1 = floor_chase(16 << 10, fsteps, rng);
     const double f_dram =
         floor_chase(opt.smoke || opt.quick ? (64ULL << 20) : (512ULL << 20), fsteps / 4, rng);
     std::map<std::uint64_t, double> f_size;  // dependent load at the working set of a size
     for (std::uint64_t s : sizes)
         f_size[s] = floor_chase(std::max<std::uint64_t>(s * 192, 16 << 10), fsteps / 4, rng);
-    out << "floors: atomic RMW " << fmt(f_rmw, 1) << " ns, L1 hit " << fmt(f_l1, 1)
-        << " ns, DRAM dependent load " << fmt(f_dram, 1) << " ns\n";
+    out << "floors: atomic RMW " << fmt(f_rmw, 1) << " ns, uncontended mutex lock+unlock "
+        << fmt(f_mutex, 1) << " ns, L1 hit " << fmt(f_l1, 1) << " ns, DRAM dependent load "
+        << fmt(f_dram, 1) << " ns\n";
     out << "dependent load at a table's working set (size x 192 B):";
     for (auto [s, v] : f_size) out << " " << s << ": " << fmt(v, 1) << " ns;";
     out << "\n" << std::flush;
@@ -1014,6 +1036,74 @@ int run_bench(const BenchOptions& opt, std::ostream& out) {
         }
     }
 
+    // Lock ceiling (issue 16): what xen-style's locks cost it at one thread. The same code runs
+    // with mutexes that do nothing (xen-style-nolock, make_xen_style_unlocked), the two
+    // alternating on the same plans so that drift hits both. locked / unlocked is the most ANY
+    // synchronisation scheme, lock-free or not, can gain over xen-style's own work at one thread;
+    // a design that is faster still is faster because it does less work (other data
+    // structures), which a locked design could adopt as well.
+    struct Ceiling {
+        Wl w;
+        std::uint64_t size;
+        double locked, unlocked;  // ns/op, medians
+        double ceiling;           // median over the pairs of locked / unlocked
+    };
+    std::vector<Ceiling> ceilings;
+    const Contender* xen = nullptr;
+    for (const auto& c : cs)
+        if (c.name == "xen-style") xen = &c;
+    if (xen != nullptr && std::find(threads.begin(), threads.end(), 1u) != threads.end()) {
+        const Contender nolock{"xen-style-nolock", [] { return make_xen_style_unlocked(); },
+                               SyncUnit::none};
+        // More pairs than the table's repetitions: the ratio of two close figures is what is
+        // wanted, and one preempted repetition moves it a lot on this shared machine.
+        const int ceiling_reps = std::max(reps, 7);
+        for (Wl w : wls)
+            for (std::uint64_t size : sizes) {
+                if (!runs(w, size)) continue;
+                std::vector<double> ns[2], ratio;
+                for (int rep = 0; rep < ceiling_reps; ++rep) {
+                    const Plan plan = make_plan(w, size, 1, k, rng);
+                    for (int u = 0; u < 2; ++u) {
+                        const RepResult r =
+                            run_rep(u ? nolock : *xen, w, plan, false, deadline_ns, false);
+                        if (r.unexpected > 0 || !r.check_error.empty()) {
+                            ++failures;
+                            out << "CHECK FAILED: lock ceiling " << wl_name(w) << " size " << size
+                                << (u ? " xen-style-nolock" : " xen-style") << ": " << r.unexpected
+                                << " unexpected statuses " << r.check_error << "\n";
+                        }
+                        ns[u].push_back(r.wall_ns / static_cast<double>(r.ops));
+                    }
+                    ratio.push_back(ns[0].back() / ns[1].back());
+                }
+                ceilings.push_back({w, size, median(ns[0]), median(ns[1]), median(ratio)});
+            }
+        out << "\nlock ceiling, 1 thread: xen-style ns/op with its mutexes and with mutexes that "
+               "do nothing (same code, same plans, alternating, medians of "
+            << ceiling_reps
+            << " pairs); ceiling = median over the pairs of locked / unlocked, the most any "
+               "synchronisation scheme (lock-free "
+               "included) can gain over xen-style's work at one thread; impl/xen and impl/best "
+               "from the table above (>1: impl faster)\n";
+        std::snprintf(line, sizeof line, "  %-12s %8s %10s %10s %8s %8s %9s %9s\n", "workload",
+                      "frames", "locked", "unlocked", "locks%", "ceiling", "impl/xen", "impl/best");
+        out << line;
+        for (const Ceiling& c : ceilings) {
+            const Cell* im = find(c.w, c.size, 1, "impl");
+            const Cell* xc = find(c.w, c.size, 1, "xen-style");
+            const double best = best_peer(c.w, c.size, 1).first;
+            const std::string r_xen = im && xc ? fmt(xc->ns_med / im->ns_med, 2) + "x" : "-";
+            const std::string r_best = im && best < 1e300 ? fmt(best / im->ns_med, 2) + "x" : "-";
+            std::snprintf(line, sizeof line, "  %-12s %8llu %10s %10s %7s%% %7sx %9s %9s\n",
+                          wl_name(c.w), static_cast<unsigned long long>(c.size),
+                          fmt(c.locked, 1).c_str(), fmt(c.unlocked, 1).c_str(),
+                          fmt(100.0 * (1 - 1 / c.ceiling), 0).c_str(), fmt(c.ceiling, 2).c_str(),
+                          r_xen.c_str(), r_best.c_str());
+            out << line;
+        }
+    }
+
     // The targets of issue 16, as a table of impl / best peer (the RESULTS.md table).
     const auto print_targets = [&] {
         if (!opt.workloads.empty() || !opt.contenders.empty()) {
@@ -1165,8 +1255,8 @@ int run_bench(const BenchOptions& opt, std::ostream& out) {
                           : "full")
           << "\", \"reps\": " << reps << ", \"rmw_counted\": " << (kCountSync ? "true" : "false")
           << ", \"floors\": {\"atomic_rmw_ns\": " << fmt(f_rmw, 2)
-          << ", \"l1_ns\": " << fmt(f_l1, 2) << ", \"dram_ns\": " << fmt(f_dram, 2)
-          << "},\n \"cells\": [";
+          << ", \"mutex_pair_ns\": " << fmt(f_mutex, 2) << ", \"l1_ns\": " << fmt(f_l1, 2)
+          << ", \"dram_ns\": " << fmt(f_dram, 2) << "},\n \"cells\": [";
         bool first = true;
         for (const Cell& c : cells) {
             const auto [best, who] = best_peer(c.w, c.size, c.threads);
@@ -1200,7 +1290,16 @@ int run_bench(const BenchOptions& opt, std::ostream& out) {
             f << (first ? "" : ", ") << "\"" << r.op << "\": " << fmt(r.mean(), 3);
             first = false;
         }
-        f << "}}\n";
+        f << "},\n \"lock_ceiling\": [";
+        first = true;
+        for (const Ceiling& c : ceilings) {
+            f << (first ? "\n  " : ",\n  ") << "{\"workload\": \"" << wl_name(c.w)
+              << "\", \"frames\": " << c.size << ", \"locked_ns_op\": " << fmt(c.locked, 1)
+              << ", \"unlocked_ns_op\": " << fmt(c.unlocked, 1)
+              << ", \"ceiling\": " << fmt(c.ceiling, 3) << "}";
+            first = false;
+        }
+        f << "\n ]}\n";
     }
     if (!opt.svg.empty())
         write_svg(opt.svg, cells, wls, threads, names,

@@ -188,8 +188,11 @@ protected:
     // R7: one invalidate to server (t, s); true if it went synchronous.
     bool deliver(DomId t, IoServId s, Bfn b) {
         Srv& srv = *server(t, s);
-        std::lock_guard g(srv.mu);
-        count_locks(1);
+        std::unique_lock g(srv.mu, std::defer_lock);
+        if (lock_servers_) {
+            g.lock();
+            count_locks(1);
+        }
         if (srv.slots - 2 * srv.buffered.size() >= 2) {
             srv.buffered.push_back(b);
             return false;
@@ -200,6 +203,7 @@ protected:
     void freed(std::uint64_t m) { freed_[m].fetch_add(1, std::memory_order_relaxed); }
 
     WorldSpec w_;
+    bool lock_servers_ = true;  // false only in xen-style-nolock (one thread: the lock ceiling)
     std::vector<std::unique_ptr<Srv>> srv_;
     std::unique_ptr<std::atomic<std::uint32_t>[]> freed_;  // per mfn: times freed (W3 check)
 };
@@ -637,11 +641,22 @@ struct UrcuBackend {
 // ---------------------------------------------------------------------------------------------
 // xen-style: one lock per domain.
 
+// A mutex that does nothing: xen-style's code without its synchronisation, for the lock
+// ceiling (bench.cpp, "lock ceiling"): one thread only, never a peer.
+struct NoMutex {
+    void lock() {}
+    void unlock() {}
+    bool try_lock() { return true; }
+};
+
+template <class Mutex>
 class XenStyle final : public PeerBase {
 public:
-    std::string name() const override { return "xen-style"; }
+    static constexpr bool kLocked = !std::is_same_v<Mutex, NoMutex>;
+    std::string name() const override { return kLocked ? "xen-style" : "xen-style-nolock"; }
     void setup(const WorldSpec& w) override {
         PeerBase::setup(w);
+        lock_servers_ = kLocked;
         doms_.clear();
         for (std::uint32_t d = 0; d <= 2 * w.pairs; ++d) doms_.push_back(std::make_unique<Dom>());
         frames_.assign(host_of(w).frames, XFrame{});
@@ -702,9 +717,9 @@ public:
         if (!live(c)) return Status::enoent;
         Dom& E = *doms_[c.v];
         // The target's lock too when the op may drop a tuple (own server).
-        std::unique_lock<std::mutex> le(E.mu, std::defer_lock), lt;
+        std::unique_lock<Mutex> le(E.mu, std::defer_lock), lt;
         if (own) {
-            lt = std::unique_lock<std::mutex>(doms_[t.v]->mu, std::defer_lock);
+            lt = std::unique_lock<Mutex>(doms_[t.v]->mu, std::defer_lock);
             std::lock(le, lt);
             count_locks(2);
         } else {
@@ -793,7 +808,7 @@ private:
         bool allocated = false;
     };
     struct Dom {
-        std::mutex mu;
+        Mutex mu;
         std::vector<std::uint64_t> p2m;                        // target: gfn -> mfn + 1, 0 none
         std::unordered_multimap<std::uint64_t, TupleRec> m2b;  // target: its frames' tuples
         std::map<std::uint64_t, Ent> iommu;                    // emulator: bfn -> entry
@@ -813,7 +828,7 @@ std::vector<Contender> contenders() {
          SyncUnit::rmw},
         {"ref+mutex", [] { return std::make_unique<SpecAdapter<true>>("ref+mutex", &ref::make); },
          SyncUnit::locks},
-        {"xen-style", [] { return std::make_unique<XenStyle>(); }, SyncUnit::locks},
+        {"xen-style", [] { return std::make_unique<XenStyle<std::mutex>>(); }, SyncUnit::locks},
         // tbb and libcuckoo take bucket and element locks inside the library: not counted.
         {"tbb", [] { return std::make_unique<TablePeer<TbbBackend>>("tbb"); }, SyncUnit::none},
         // urcu: the node mutexes and the servers' queue mutexes; liburcu's own CAS is not counted.
@@ -822,6 +837,8 @@ std::vector<Contender> contenders() {
          SyncUnit::none},
     };
 }
+
+std::unique_ptr<Adapter> make_xen_style_unlocked() { return std::make_unique<XenStyle<NoMutex>>(); }
 
 std::unique_ptr<Adapter> make_ref_unlocked() {
     return std::make_unique<SpecAdapter<false>>("ref", &ref::make);

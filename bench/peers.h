@@ -129,6 +129,9 @@ struct Contender {
 
 // impl, ref under a global mutex, xen-style, tbb, urcu, cuckoo (in that order).
 [[nodiscard]] std::vector<Contender> contenders();
+// xen-style's code with mutexes that do nothing: ONE thread only (a data race otherwise). Not a
+// peer: the lock ceiling (bench.cpp) compares it with xen-style to measure what the locks cost.
+[[nodiscard]] std::unique_ptr<Adapter> make_xen_style_unlocked();
 // ref without a lock: the oracle of the diff test.
 [[nodiscard]] std::unique_ptr<Adapter> make_ref_unlocked();
 

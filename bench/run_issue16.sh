@@ -79,6 +79,8 @@ dirty=$(git status --porcelain --untracked-files=no 2>/dev/null | grep -c . || t
     echo '```'
     between "$OUT/$tag.txt" '^2-thread / 1-thread' '^$'
     echo
+    between "$OUT/$tag.txt" '^lock ceiling' '^$'
+    echo
     between "$OUT/$tag-rmw.txt" '^atomic RMWs per op by op' '^$'
     echo
     between "$OUT/$tag-rmw.txt" '^impl atomic RMWs per hypercall' '^$'
