@@ -455,3 +455,32 @@ TEST_CASE("alloc: the v2 frame-cell core allocates nothing on any data-path oper
         CHECK((sts >> static_cast<int>(st) & 1) != 0);
     check_none(c);
 }
+
+// Issue 16: "no allocation anywhere on the data path": the success paths too, in a steady
+// state (after a warm-up that fills the per-thread pools): map_foreign_page and
+// unmap_foreign_page toggling tuples on a few frames, with the R11 flush and deferred put.
+TEST_CASE("alloc: steady-state map/unmap_foreign_page successes allocate nothing (issue 16)") {
+    World w = make_world();
+    auto& hv = *w.hv;
+    const auto toggle = [&](std::uint64_t i) {
+        MapForeignPage f;
+        f.flags = Flags::with_order(0, IOMMUOP_readable | IOMMUOP_writeable);
+        f.bfn = Bfn{0x9000 + i % 8};
+        f.gfn = Gfn{6 + i % 4};
+        f.domid = kG1;
+        f.ioserver = IoServId{0};
+        REQUIRE(run_op(hv, kHw, f).status == Status::ok);
+        UnmapForeignPage u;
+        u.bfn = f.bfn;
+        u.domid = kG1;
+        u.ioserver = IoServId{0};
+        REQUIRE(run_op(hv, kHw, u).status == Status::ok);
+    };
+    for (std::uint64_t i = 0; i < 2000; ++i) toggle(i);  // warm-up: pools, radix paths
+    const Count c = counting([&] {
+        for (std::uint64_t i = 0; i < 10000; ++i) toggle(i);
+    });
+    MESSAGE("20,000 successful map/unmap_foreign_page calls: " << c.allocs << " allocations, "
+                                                               << c.bytes << " bytes");
+    check_none(c);
+}
