@@ -20,10 +20,12 @@
 #include "bench/peers.h"
 
 #include <algorithm>
+#include <array>
 #include <atomic>
 #include <cassert>
 #include <deque>
 #include <mutex>
+#include <tuple>
 #include <unordered_map>
 
 // liburcu needs its flavour header before rculfhash.h: no reordering here.
@@ -35,6 +37,7 @@
 #include <urcu/rculfhash.h>
 // clang-format on
 
+#include "impl/frame_cell.h"
 #include "impl/hypervisor.h"
 #include "ref/hypervisor.h"
 
@@ -820,6 +823,146 @@ private:
     std::vector<XFrame> frames_;
 };
 
+// ---------------------------------------------------------------------------------------------
+// v2-core: the bare frame-cell core of impl/frame_cell.h (issue 16's lock-free design, 3 atomic
+// RMWs per map or unmap, model-checked under Relacy) behind the bench's four operations. It is a
+// BOUND, not a product: the control-plane checks are PeerBase's (as every table peer's), the
+// IOMMU and P2M are flat arrays (no radix), there are no fault points, quotas, IOTLB flushes or
+// R12 scratch removal, and a frame holds at most kMaxHolders = 4 tuples. Bus addresses must lie
+// in the bench's windows (bfn_slot). It answers one question in the same run as the peers: how
+// fast the best lock-free design of this project is where it applies (W1, W2, W3, W4), so the
+// ratio a wired-in v2 could reach has a measured ceiling. bench/tests/peers_test.cpp checks it
+// against ref on the bench's op shapes.
+class CellPeer final : public PeerBase {
+public:
+    std::string name() const override { return "v2-core"; }
+    void setup(const WorldSpec& w) override {
+        PeerBase::setup(w);
+        impl::v2::CellConfig cfg;
+        cfg.frames = static_cast<std::uint32_t>(host_of(w).frames);
+        cfg.doms = 2 * w.pairs + 1;
+        cfg.gfns = static_cast<std::uint32_t>(w.frames);
+        cfg.bfns = static_cast<std::uint32_t>(2 * w.frames + kTestWindow);
+        // Every frame's record, and magazines and in-flight ones for up to 64 threads.
+        cfg.records = cfg.frames + 64 * 16 + 16;
+        cfg.descs = 64 * 8 + 16;
+        core_ = std::make_unique<impl::v2::CellCore>(cfg);
+        for (std::uint32_t p = 0; p < w.pairs; ++p)
+            for (std::uint64_t g = 0; g < w.frames; ++g)
+                core_->seed(static_cast<std::uint32_t>(mfn_of(w, p, Gfn{g}).v), target_of_pair(p).v,
+                            g);
+    }
+    Status map_foreign(DomId c, DomId t, IoServId s, Bfn b, Gfn g, bool swap, Bfn& out) override {
+        if (!usable(c)) return Status::eperm;
+        if (auto st = check_foreign(c, t, s)) return *st;
+        if (!gfn_range_ok(t, g)) return Status::enxio;
+        const Status st = status(core_->map_foreign(c.v, bfn_slot(b), t.v, s.v, g.v, kRw, swap));
+        if (st == Status::ok) out = b;
+        return st;
+    }
+    Status lookup_foreign(DomId c, DomId t, IoServId s, Gfn g, Bfn& out) override {
+        if (auto st = check_foreign(c, t, s)) return *st;
+        if (!gfn_range_ok(t, g)) return Status::enxio;
+        std::uint64_t slot = 0;
+        const Status st = status(core_->lookup(t.v, s.v, g.v, &slot));
+        if (st == Status::ok) out = slot_bfn(slot);
+        return st;
+    }
+    Status unmap_foreign(DomId c, DomId t, IoServId s, Bfn b) override {
+        const Srv* srv = server(t, s);
+        if (!live(c) || srv == nullptr || srv->emulator != c) return Status::enoent;
+        std::uint32_t m = 0;
+        const Status st = status(core_->unmap_foreign(c.v, bfn_slot(b), t.v, s.v, &m));
+        if (st == Status::ok) put(m, 1);  // R11: no device here, so no flush before the put
+        return st;
+    }
+    BalloonOutcome balloon(DomId t, Gfn g) override {
+        if (!is_target(t) || !gfn_range_ok(t, g)) return {};
+        std::uint32_t m = 0, refs = 0, n = 0;
+        std::uint64_t hb[impl::v2::kMaxHolders], hw[impl::v2::kMaxHolders];
+        if (core_->balloon(t.v, g.v, &m, &refs, hb, hw, &n) != impl::v2::St::ok) return {};
+        BalloonOutcome out;
+        out.mfn = Mfn{m};
+        // F8: one invalidate per tuple, in (bfn, domid, ioserver) order.
+        std::array<std::uint32_t, impl::v2::kMaxHolders> ord{};
+        for (std::uint32_t i = 0; i < n; ++i) ord[i] = i;
+        const auto key = [&](std::uint32_t i) {
+            return std::tuple(slot_bfn(hb[i]).v, impl::v2::holder_domid(hw[i]),
+                              impl::v2::holder_ioserver(hw[i]));
+        };
+        for (std::uint32_t i = 1; i < n; ++i)  // insertion sort of <= 4 (std::sort: g++ 12's
+            for (std::uint32_t j = i; j > 0 && key(ord[j]) < key(ord[j - 1]);
+                 --j)  // -Warray-bounds)
+                std::swap(ord[j], ord[j - 1]);
+        for (std::uint32_t k = 0; k < n; ++k) {
+            const std::uint32_t i = ord[k];
+            if (deliver(DomId{impl::v2::holder_domid(hw[i])},
+                        IoServId{impl::v2::holder_ioserver(hw[i])}, slot_bfn(hb[i])))
+                ++out.synchronous;
+            ++out.invalidates;
+        }
+        put(m, refs);
+        return out;
+    }
+    std::map<std::uint64_t, FrameObs> observe() override {
+        std::map<std::uint64_t, FrameObs> out;
+        for (std::uint32_t m = 0; m < core_->config().frames; ++m) {
+            const impl::v2::Snap s = core_->snap(m);
+            // A deferred reference (R11: its holder is gone, its put waits for a flush) still
+            // holds the frame: it is part of the count ref reports.
+            if (s.free() || s.h.count + s.h.deferred == 0) continue;
+            out[m].count = s.h.count + s.h.deferred;
+            for (std::uint32_t i = 0; i < s.n; ++i)
+                out[m].tuples += (s.hw[i] & impl::v2::kHolderLocal) == 0 ? 1 : 0;
+        }
+        return out;
+    }
+
+    // The bench's bus-address windows (bench.cpp kBase, kBase2) and peers_test's.
+    static constexpr std::uint64_t kWin1 = 0x10000000, kWin2 = 0x20000000, kWinTest = 0x10000;
+    static constexpr std::uint64_t kTestWindow = 64;
+
+private:
+    [[nodiscard]] std::uint64_t bfn_slot(Bfn b) const {
+        const std::uint64_t f = w_.frames;
+        if (b.v >= kWin2 && b.v - kWin2 < f) return f + (b.v - kWin2);
+        if (b.v >= kWin1 && b.v - kWin1 < f) return b.v - kWin1;
+        if (b.v >= kWinTest && b.v - kWinTest < kTestWindow) return 2 * f + (b.v - kWinTest);
+        std::abort();  // outside every window: a bench bug, not a status
+    }
+    [[nodiscard]] Bfn slot_bfn(std::uint64_t slot) const {
+        const std::uint64_t f = w_.frames;
+        return Bfn{slot < f       ? kWin1 + slot
+                   : slot < 2 * f ? kWin2 + slot - f
+                                  : kWinTest + slot - 2 * f};
+    }
+    static Status status(impl::v2::St st) {
+        switch (st) {
+            case impl::v2::St::ok:
+                return Status::ok;
+            case impl::v2::St::enxio:
+            case impl::v2::St::none:
+                return Status::enxio;
+            case impl::v2::St::eexist:
+                return Status::eexist;
+            case impl::v2::St::enoent:
+                return Status::enoent;
+            case impl::v2::St::eperm:
+                return Status::eperm;
+        }
+        return Status::einval;
+    }
+    // R11 step 7: the deferred references go; count the free if this put freed the frame.
+    void put(std::uint32_t m, std::uint32_t k) {
+        if (k == 0) return;
+        const bool ok = core_->put_deferred(m, k);
+        assert(ok);
+        (void)ok;
+        if (core_->snap(m).free()) freed(m);
+    }
+    std::unique_ptr<impl::v2::CellCore> core_;
+};
+
 }  // namespace
 
 std::vector<Contender> contenders() {
@@ -835,8 +978,12 @@ std::vector<Contender> contenders() {
         {"urcu", [] { return std::make_unique<TablePeer<UrcuBackend>>("urcu"); }, SyncUnit::locks},
         {"cuckoo", [] { return std::make_unique<TablePeer<CuckooBackend>>("cuckoo"); },
          SyncUnit::none},
+        // Not a peer: the bare lock-free core, a bound on impl's design (bench.cpp is_peer).
+        {"v2-core", [] { return make_v2_core(); }, SyncUnit::rmw},
     };
 }
+
+std::unique_ptr<Adapter> make_v2_core() { return std::make_unique<CellPeer>(); }
 
 std::unique_ptr<Adapter> make_xen_style_unlocked() { return std::make_unique<XenStyle<NoMutex>>(); }
 

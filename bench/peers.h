@@ -127,11 +127,16 @@ struct Contender {
     SyncUnit unit = SyncUnit::none;
 };
 
-// impl, ref under a global mutex, xen-style, tbb, urcu, cuckoo (in that order).
+// impl, ref under a global mutex, xen-style, tbb, urcu, cuckoo, and v2-core (the bare frame-cell
+// core: a bound on impl's lock-free design, never counted as a peer), in that order.
 [[nodiscard]] std::vector<Contender> contenders();
 // xen-style's code with mutexes that do nothing: ONE thread only (a data race otherwise). Not a
 // peer: the lock ceiling (bench.cpp) compares it with xen-style to measure what the locks cost.
 [[nodiscard]] std::unique_ptr<Adapter> make_xen_style_unlocked();
+// The bare v2 frame-cell core (impl/frame_cell.h) behind the bench's operations: a bound on the
+// project's lock-free design, not a product (see peers.cpp, "v2-core"; bus addresses only in
+// the bench's windows, at most 4 tuples per frame, no scratch removal).
+[[nodiscard]] std::unique_ptr<Adapter> make_v2_core();
 // ref without a lock: the oracle of the diff test.
 [[nodiscard]] std::unique_ptr<Adapter> make_ref_unlocked();
 
