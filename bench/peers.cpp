@@ -953,11 +953,13 @@ private:
         return Status::einval;
     }
     // R11 step 7: the deferred references go; count the free if this put freed the frame.
+    // A balloon with no tuple frees its frame in its own cell CAS (k == 0): counted the same.
     void put(std::uint32_t m, std::uint32_t k) {
-        if (k == 0) return;
-        const bool ok = core_->put_deferred(m, k);
-        assert(ok);
-        (void)ok;
+        if (k != 0) {
+            const bool ok = core_->put_deferred(m, k);
+            assert(ok);
+            (void)ok;
+        }
         if (core_->snap(m).free()) freed(m);
     }
     std::unique_ptr<impl::v2::CellCore> core_;
