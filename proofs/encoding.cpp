@@ -555,7 +555,18 @@ std::vector<std::string> transition_names() {
             "deliver",
             "tlb_fill",
             "flush",
-            "put"};
+            "put",
+            "create_domain",
+            "dm",
+            "ioserver",
+            "rmrr",
+            "xen_gfn",
+            "fault"};
+}
+
+bool is_control_plane(const std::string& transition) {
+    return transition == "create_domain" || transition == "dm" || transition == "ioserver" ||
+           transition == "rmrr" || transition == "xen_gfn" || transition == "fault";
 }
 
 namespace {
@@ -952,27 +963,33 @@ Transition balloon(const Sorts& so, const St& s, Mutant mut) {
     return t;
 }
 
+// R8's pick (populate, xen_gfn): `some` free frame exists; `lowest`: `pick` is the
+// lowest-numbered free frame when one exists.
+struct Pick {
+    expr pick, some, lowest;
+};
+Pick lowest_free(const Sorts& so, const St& s, const std::string& name) {
+    const expr pick = so.ctx.constant((so.tag + name + ".mfn").c_str(), so.A);
+    const expr f = so.ctx.constant((so.tag + name + ".f").c_str(), so.A);
+    const expr fr = bv(so, kFree, so.K2);
+    const expr some = exists_p({f}, {{s.fstate[f]}}, s.fstate[f] == fr && z3::ult(f, s.nframes));
+    const expr lowest = z3::implies(
+        some, s.fstate[pick] == fr && z3::ult(pick, s.nframes) &&
+                  forall_p({f}, {{s.fstate[f]}}, z3::implies(z3::ult(f, pick), s.fstate[f] != fr)));
+    return {pick, some, lowest};
+}
+
 Transition populate(const Sorts& so, const St& s, Mutant) {
     const expr d = so.ctx.constant((so.tag + "populate.D").c_str(), so.D);
     const expr g = so.ctx.constant((so.tag + "populate.gfn").c_str(), so.A);
     // R8: the lowest-numbered free frame, `pick`, pinned down by scope.
-    const expr pick = so.ctx.constant((so.tag + "populate.mfn").c_str(), so.A);
+    const auto [pick, some, lowest] = lowest_free(so, s, "populate");
     Transition t = blank(so, s, "populate");
     t.frame = pick;
     t.args.push_back(d);
     t.args.push_back(g);
     t.scope.push_back({"scope: D live (ref's precondition)", s.live[d]});
-    expr f = so.ctx.constant((so.tag + "populate.f").c_str(), so.A);
-    const expr is_free = [&](const expr& y) {
-        return s.fstate[y] == bv(so, kFree, so.K2) && z3::ult(y, s.nframes);
-    }(pick);
-    const expr some = exists_p({f}, {{s.fstate[f]}},
-                               s.fstate[f] == bv(so, kFree, so.K2) && z3::ult(f, s.nframes));
-    t.scope.push_back(
-        {"scope: mfn is the lowest free frame",
-         z3::implies(some, is_free && forall_p({f}, {{s.fstate[f]}},
-                                               z3::implies(z3::ult(f, pick),
-                                                           s.fstate[f] != bv(so, kFree, so.K2))))});
+    t.scope.push_back({"scope: mfn is the lowest free frame", lowest});
     t.checks.push_back({"R8: gfn has no frame yet", !s.p2mv[da(d, g)], kOk});
     t.checks.push_back({"R8: a free frame exists", some, kOk});
     finish_checks(so, t);
@@ -1003,21 +1020,28 @@ Transition query_caps(const Sorts& so, const St& s, Mutant) {
     return t;
 }
 
+// deliver's and drain's head: the transition with its arguments (D, ioserver, bfn), the
+// server's index x = (D, ioserver) and the index k = (bfn, D, ioserver) of its per-bfn counts.
+struct QueueStep {
+    Transition t;
+    expr x, k;
+};
+QueueStep queue_step(const Sorts& so, const St& s, const std::string& name) {
+    const expr d = so.ctx.constant((so.tag + name + ".D").c_str(), so.D);
+    const expr i = so.ctx.constant((so.tag + name + ".ioserver").c_str(), so.S);
+    const expr b = so.ctx.constant((so.tag + name + ".bfn").c_str(), so.A);
+    QueueStep q{blank(so, s, name), ds(d, i), z3::concat(b, ds(d, i))};
+    for (const expr& a : {d, i, b}) q.t.args.push_back(a);
+    return q;
+}
+
 // Issue 17, item 5. drain (D11) takes a server's requests, the ring's first, then the
 // synchronous channel's; one request per step (ref's drain of n requests is n steps, an empty
 // one a failing step). The request's bfn is an argument: the encoding counts requests per bfn
 // (rq, sq), not their order, so a step may take any bfn the ring holds (ref takes its head:
 // conformance fixes the argument to it).
 Transition drain(const Sorts& so, const St& s, Mutant) {
-    const expr d = so.ctx.constant((so.tag + "drain.D").c_str(), so.D);
-    const expr i = so.ctx.constant((so.tag + "drain.ioserver").c_str(), so.S);
-    const expr b = so.ctx.constant((so.tag + "drain.bfn").c_str(), so.A);
-    Transition t = blank(so, s, "drain");
-    t.args.push_back(d);
-    t.args.push_back(i);
-    t.args.push_back(b);
-    const expr x = ds(d, i);
-    const expr k = z3::concat(b, x);
+    auto [t, x, k] = queue_step(so, s, "drain");
     t.scope.push_back({"scope: the server exists (ref's precondition)", s.srv[x]});
     const expr ring = s.rlen[x] > 0 && s.rq[k] > 0;
     const expr sync = s.rlen[x] == 0 && s.sq[k] > 0;
@@ -1042,15 +1066,7 @@ Transition drain(const Sorts& so, const St& s, Mutant) {
 // encoding lets any step interleave, and delivers the owed ones in any order: ref's F8 order
 // is one of them, the one conformance drives).
 Transition deliver(const Sorts& so, const St& s, Mutant mut) {
-    const expr d = so.ctx.constant((so.tag + "deliver.D").c_str(), so.D);
-    const expr i = so.ctx.constant((so.tag + "deliver.ioserver").c_str(), so.S);
-    const expr b = so.ctx.constant((so.tag + "deliver.bfn").c_str(), so.A);
-    Transition t = blank(so, s, "deliver");
-    t.args.push_back(d);
-    t.args.push_back(i);
-    t.args.push_back(b);
-    const expr x = ds(d, i);
-    const expr k = z3::concat(b, x);
+    auto [t, x, k] = queue_step(so, s, "deliver");
     t.checks.push_back({"R7: an invalidation of bfn is owed to the server", s.pdl[k] > 0, kOk});
     finish_checks(so, t);
     const expr room = 2 * s.rlen[x] + 2 <= s.rcap[x];
@@ -1339,6 +1355,180 @@ Transition destroy_finish(const Sorts& so, const St& s, Mutant) {
     return t;
 }
 
+// ---------------------------------------------------------------------------------------------
+// The control plane (issue 17, item 4): the statements of spec/trace-format.md section 2 that
+// change encoded state, as transitions. A statement that the trace language rejects as
+// malformed (exit 2: a live domid declared again, a server that exists, an rmrr after the first
+// call, ...) is never issued: its precondition is scope. None has a failing case: a
+// well-formed statement always acts. `host` is static (St's first four components), and D20's
+// quotas are not encoded.
+
+// A trace statement runs between ops and ref's destroy is atomic: no domain it names is dying.
+Clause not_dying_stmt(const St& s, const expr& d, const std::string& who) {
+    return {"scope: " + who + " not dying (a statement runs between atomic ops)", !s.dying[d]};
+}
+
+// `domain D hardware|guest [iommu_hw]` with ram=0. ram=N is this step then N populates of
+// gfns 0..N-1: ref's create hands gfn g the lowest free frame, in order, as R8's populate does
+// (and stops the run, exit 1, when fewer than N are free: not issued).
+Transition create_domain(const Sorts& so, const St& s, Mutant mut) {
+    const expr d = so.ctx.constant((so.tag + "create_domain.D").c_str(), so.D);
+    const expr hwd = so.ctx.bool_const((so.tag + "create_domain.hardware").c_str());
+    const expr io = so.ctx.bool_const((so.tag + "create_domain.iommu_hw").c_str());
+    Transition t = blank(so, s, "create_domain");
+    for (const expr& a : {d, hwd, io}) t.args.push_back(a);
+    t.scope.push_back({"scope: D not live (a live domid declared again: exit 2)", !s.live[d]});
+    if (mut != Mutant::create_domain_self)
+        t.scope.push_back(
+            {"scope: D is no DOMID_SELF (a domid above 0x7fef: exit 2)", d != ones(so.D)});
+    const expr q = so.ctx.constant((so.tag + "create_domain.q").c_str(), so.D);
+    t.scope.push_back(
+        {"scope: D8, no second hardware domain (exit 2)",
+         z3::implies(hwd, forall_p({q}, {{s.live[q]}}, z3::implies(s.live[q], !s.hw[q])))});
+    // Not encoded: a destroyed domid declared again while orphans of its predecessor (R9 v2
+    // step 2) still name it (AUX-ORPHAN: an orphan's target is dead or dying). A dead D is no
+    // tuple's emulator (AUX-ORPHAN) and no domid of a tuple but an orphan (INV-PRIV), so this
+    // excludes that case only.
+    expr tt = so.ctx.constant((so.tag + "create_domain.t").c_str(), so.T);
+    const TupleParts p = parts(so, tt);
+    t.scope.push_back(
+        {"scope: no tuple names D as its domid (for a dead D only an orphan can; not encoded: a "
+         "domid reused while orphans of its predecessor name it)",
+         !exists_p({tt}, {{s.m2b[tt]}}, s.m2b[tt] && p.d == d)});
+    finish_checks(so, t);  // no check: a well-formed `domain` statement always acts
+    // A new domain holds no key of H (D23; destroy_finish removed its predecessor's): its
+    // device's view changes with usable(D) (INV-DEVICE-SAFE).
+    St n = forget_emulator(so, s, d, "create_domain.k");
+    n.live = z3::store(n.live, d, so.ctx.bool_val(true));
+    n.hw = z3::store(n.hw, d, hwd);
+    n.iommu_hw = z3::store(n.iommu_hw, d, io);
+    t.next = n;
+    t.cases = {{t.ok, n}};
+    return t;
+}
+
+// `dm E over T`: E gets privilege over T (D8).
+Transition dm(const Sorts& so, const St& s, Mutant mut) {
+    const expr e = so.ctx.constant((so.tag + "dm.C").c_str(), so.D);
+    const expr tg = so.ctx.constant((so.tag + "dm.domid").c_str(), so.D);
+    Transition t = blank(so, s, "dm");
+    t.args.push_back(e);
+    t.args.push_back(tg);
+    t.scope.push_back({"scope: E and T live (naming no domain: exit 2)", s.live[e] && s.live[tg]});
+    t.scope.push_back(not_dying_stmt(s, e, "E"));
+    t.scope.push_back(not_dying_stmt(s, tg, "T"));
+    finish_checks(so, t);
+    St n = s;
+    if (mut == Mutant::dm_replaces_privileges) {
+        const expr dd = so.ctx.constant(lambda_name(so, "dm.dd").c_str(), so.DD);
+        n.dm = z3::lambda(dd, z3::ite(dd.extract(2 * so.w.dom - 1, so.w.dom) == e,
+                                      dd.extract(so.w.dom - 1, 0) == tg, s.dm[dd]));
+    } else {
+        n.dm = z3::store(s.dm, ds(e, tg), so.ctx.bool_val(true));
+    }
+    t.next = n;
+    t.cases = {{t.ok, n}};
+    return t;
+}
+
+// `ioserver T id=S emulator=E ring=SLOTS`: server (T, S) served by E, its ring of SLOTS slots
+// empty (R7, D5).
+Transition ioserver(const Sorts& so, const St& s, Mutant mut) {
+    const expr tg = so.ctx.constant((so.tag + "ioserver.D").c_str(), so.D);
+    const expr i = so.ctx.constant((so.tag + "ioserver.ioserver").c_str(), so.S);
+    const expr e = so.ctx.constant((so.tag + "ioserver.emulator").c_str(), so.D);
+    const expr ring = so.ctx.int_const((so.tag + "ioserver.ring").c_str());
+    const expr x = ds(tg, i);
+    Transition t = blank(so, s, "ioserver");
+    for (const expr& a : {tg, i, e, ring}) t.args.push_back(a);
+    t.scope.push_back({"scope: T and E live (naming no domain: exit 2)", s.live[tg] && s.live[e]});
+    t.scope.push_back(not_dying_stmt(s, tg, "T"));
+    t.scope.push_back(not_dying_stmt(s, e, "E"));
+    if (mut != Mutant::ioserver_over_existing)
+        t.scope.push_back({"scope: (T, S) no existing server (exit 2)", !s.srv[x]});
+    t.scope.push_back({"scope: 0..511 ring slots (D5; above: exit 2)", 0 <= ring && ring <= 511});
+    finish_checks(so, t);
+    // The per-bfn queue counts of a server that does not exist are 0 on every reachable state
+    // (Init, destroy_finish), and ioserver leaves them; the ring's length is set (INV-INVALIDATE
+    // bounds it by the new slots).
+    St n = s;
+    n.srv = z3::store(s.srv, x, so.ctx.bool_val(true));
+    n.emu = z3::store(s.emu, x, e);
+    n.rcap = z3::store(s.rcap, x, ring);
+    n.rlen = z3::store(s.rlen, x, bv(so, 0, so.C));
+    t.next = n;
+    t.cases = {{t.ok, n}};
+    return t;
+}
+
+// `rmrr D bfn=B count=N`, one bfn: the encoding's RMRRs are per bfn, so a range of N is N
+// steps (D16). Only before the first call (else exit 2); the encoding states the consequence
+// it needs, that D has no explicit entry at bfn (none exists before the first call).
+Transition rmrr(const Sorts& so, const St& s, Mutant mut) {
+    const expr d = so.ctx.constant((so.tag + "rmrr.D").c_str(), so.D);
+    const expr b = so.ctx.constant((so.tag + "rmrr.bfn").c_str(), so.A);
+    Transition t = blank(so, s, "rmrr");
+    t.args.push_back(d);
+    t.args.push_back(b);
+    t.scope.push_back({"scope: D live (naming no domain: exit 2)", s.live[d]});
+    t.scope.push_back(not_dying_stmt(s, d, "D"));
+    if (mut != Mutant::rmrr_over_mapped_entry)
+        t.scope.push_back(
+            {"scope: before the first call (else exit 2): no explicit entry of D at "
+             "bfn",
+             s.ekind[da(d, b)] == bv(so, kNone, so.K2)});
+    finish_checks(so, t);
+    St n = s;
+    n.rmrr = z3::store(s.rmrr, da(d, b), so.ctx.bool_val(true));
+    t.next = n;
+    t.cases = {{t.ok, n}};
+    return t;
+}
+
+// `xen_gfn D gfn=G`: the lowest free frame becomes Xen's (count 0, not allocated, F7) and backs
+// gfn G of D.
+Transition xen_gfn(const Sorts& so, const St& s, Mutant mut) {
+    const expr d = so.ctx.constant((so.tag + "xen_gfn.D").c_str(), so.D);
+    const expr g = so.ctx.constant((so.tag + "xen_gfn.gfn").c_str(), so.A);
+    const auto [pick, some, lowest] = lowest_free(so, s, "xen_gfn");
+    Transition t = blank(so, s, "xen_gfn");
+    t.frame = pick;
+    t.args.push_back(d);
+    t.args.push_back(g);
+    t.scope.push_back({"scope: D live (naming no domain: exit 2)", s.live[d]});
+    t.scope.push_back(not_dying_stmt(s, d, "D"));
+    t.scope.push_back({"scope: gfn has no frame yet (D9: exit 2)", !s.p2mv[da(d, g)]});
+    t.scope.push_back({"scope: a free frame exists (else the run stops, exit 1)", some});
+    if (mut != Mutant::xen_gfn_takes_used_frame)
+        t.scope.push_back({"scope: mfn is the lowest free frame", lowest});
+    finish_checks(so, t);
+    St n = s;
+    n.fstate = z3::store(s.fstate, pick, bv(so, kXen, so.K2));
+    n.owner = z3::store(s.owner, pick, bv(so, 0, so.D));
+    n.count = z3::store(s.count, pick, bv(so, 0, so.C));
+    n.alloc = z3::store(s.alloc, pick, so.ctx.bool_val(false));
+    n.p2mv = z3::store(s.p2mv, da(d, g), so.ctx.bool_val(true));
+    n.p2m = z3::store(s.p2m, da(d, g), pick);
+    t.next = n;
+    t.cases = {{t.ok, n}};
+    return t;
+}
+
+// `fault iommu_map count=N`: sets the pending count to N (D10: a second one replaces the first).
+Transition fault(const Sorts& so, const St& s, Mutant mut) {
+    const expr n_ = so.ctx.int_const((so.tag + "fault.count").c_str());
+    Transition t = blank(so, s, "fault");
+    t.args.push_back(n_);
+    t.scope.push_back(
+        {"scope: N is 0..2^32-1 (else exit 2)", 0 <= n_ && n_ <= so.ctx.int_val(4294967295U)});
+    finish_checks(so, t);
+    St n = s;
+    n.fault = mut == Mutant::fault_count_off_by_one ? n_ - 1 : n_;
+    t.next = n;
+    t.cases = {{t.ok, n}};
+    return t;
+}
+
 }  // namespace
 
 Transition make_transition(const Sorts& so, const St& s, const std::string& name, Mutant mut) {
@@ -1359,6 +1549,12 @@ Transition make_transition(const Sorts& so, const St& s, const std::string& name
     if (name == "tlb_fill") return tlb_fill(so, s, mut);
     if (name == "flush") return flush(so, s, mut);
     if (name == "put") return put(so, s, mut);
+    if (name == "create_domain") return create_domain(so, s, mut);
+    if (name == "dm") return dm(so, s, mut);
+    if (name == "ioserver") return ioserver(so, s, mut);
+    if (name == "rmrr") return rmrr(so, s, mut);
+    if (name == "xen_gfn") return xen_gfn(so, s, mut);
+    if (name == "fault") return fault(so, s, mut);
     throw std::invalid_argument("no transition " + name);
 }
 
@@ -1516,6 +1712,7 @@ std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& n
                                 z3::implies(s.fstate[f] != k2(kFree), z3::ult(f, s.nframes)))});
         out.push_back({name + "/DOMID_SELF is no domain", !s.live[ones(so.D)]});
         out.push_back({name + "/max_count is at least 1 (D19)", s.maxc >= 1});
+        out.push_back({name + "/pending injected faults are not negative (D10)", s.fault >= 0});
     } else if (name == "AUX-P2M") {
         const expr m = s.p2m[dg];
         const auto [pd, pg] = parts_da(so, dg);
@@ -1602,6 +1799,11 @@ std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& n
             {name + "/an orphan's target is dead or dying (D22)",
              forall_p({t}, {{s.m2b[t]}},
                       z3::implies(s.m2b[t] && s.torph[t], !s.live[p.d] || s.dying[p.d]))});
+        // Issue 17, item 4: so that create_domain finds no tuple of a dead emulator (its class,
+        // AUX-CLASS, would change with usable(D)). map_foreign_page and lookup make tuples of a
+        // usable or privileged, so live, caller; destroy_finish waits for its domain's tuples.
+        out.push_back({name + "/a tuple's emulator is live",
+                       forall_p({t}, {{s.m2b[t]}}, z3::implies(s.m2b[t], s.live[s.temu[t]]))});
         out.push_back({name + "/a dying domain is live",
                        forall_p({qd}, {{s.dying[qd]}}, z3::implies(s.dying[qd], s.live[qd]))});
     } else if (name == "AUX-TLB") {

@@ -80,6 +80,13 @@ enum class Mutant {
     // R7 (issue 17, item 5): a delivery into a full ring drops the invalidation instead of
     // sending it on the synchronous channel.
     deliver_ring_full_drop,
+    // Issue 17, item 4: the control-plane statements as transitions, one planted bug each.
+    create_domain_self,        // `domain` accepts DOMID_SELF (a trace's domid above 0x7fef)
+    dm_replaces_privileges,    // `dm E over T` replaces E's privileges instead of adding one
+    ioserver_over_existing,    // `ioserver` replaces an existing server (the trace's exit 2)
+    rmrr_over_mapped_entry,    // `rmrr` after the first call, over a mapped bfn (exit 2)
+    xen_gfn_takes_used_frame,  // `xen_gfn` takes any frame, not the lowest free one (R8)
+    fault_count_off_by_one,    // `fault iommu_map count=N` arms N - 1 faults (D10)
 };
 
 struct Sorts {
@@ -104,14 +111,14 @@ struct St {
     z3::expr owner;   // A -> D
     z3::expr count;   // A -> C
     z3::expr alloc;   // A -> Bool (PGC_allocated)
-    // Domains (create is not encoded; destroy_finish clears a domain and what names it).
+    // Domains (create_domain makes one live; destroy_finish clears a domain and what names it).
     z3::expr live, hw, iommu_hw;  // D -> Bool
     z3::expr dm;                  // (e,t) -> Bool: `dm e over t`
     z3::expr rmrr;                // (d,bfn) -> Bool: bfn lies in an RMRR of d
     z3::expr p2mv;                // (d,gfn) -> Bool: gfn has a frame
     z3::expr p2m;                 // (d,gfn) -> A
     z3::expr dying;               // D -> Bool: destroy_begin ran, destroy_finish not yet (v2)
-    // IOREQ servers (only destroy_finish removes any).
+    // IOREQ servers (ioserver creates one; only destroy_finish removes any).
     z3::expr srv;  // (d,s) -> Bool
     z3::expr emu;  // (d,s) -> D
     // IOMMU contexts: explicit entries.
@@ -209,7 +216,14 @@ struct Transition {
 // (Issue 17, item 5) R7's `deliver` (one invalidation a balloon owes, into the ring or onto the
 // synchronous channel) follows a balloon's linearization once per invalidation; drain takes
 // one request (the ring's first, D11) per step.
+// (Issue 17, item 4) The control-plane statements of spec/trace-format.md section 2:
+// create_domain (`domain D ...` with ram=0; ram=N is it then N populates, see README), dm,
+// ioserver, rmrr (one bfn; a range of N is N steps), xen_gfn and fault. A statement's
+// malformed inputs (the trace's exit 2) are scope: the statement is not issued.
 std::vector<std::string> transition_names();
+// The control-plane ones among them (no explicit-BMC edge is one: the explorer's worlds are
+// built before it runs; the random conformance compares them).
+bool is_control_plane(const std::string& transition);
 Transition make_transition(const Sorts& so, const St& s, const std::string& name, Mutant mut);
 
 // The invariants: INV-* of spec/pv-iommu.md and the auxiliary AUX-* the induction needs. Each

@@ -344,6 +344,11 @@ struct Sample {
     IoServId ioserver;
     bool bfn_invalid = true;  // lookup_foreign_page
     Mfn mfn;                  // destroy_drop_tuple: the tuple's frame; put: the frame
+    // Issue 17, item 4, the control plane: create_domain's role and iommu_hw; ioserver's
+    // emulator; `n`: ioserver's ring slots, fault's count, create's ram (its chain's populates).
+    bool hw = false, iommu_hw = false;
+    DomId emulator;
+    std::uint32_t n = 0;
 };
 
 // `text` (if given) gets the world as TRACE-FORMAT statements, so that `pviommu run` rebuilds it.
@@ -569,6 +574,27 @@ Sample random_op(Gen& g, const State& st) {
     return s;
 }
 
+// Issue 17, item 4: a control-plane statement on ref (create_domain with `ram` frames); false
+// when `s` is none.
+bool run_control(ref::Hypervisor& hv, const Sample& s, std::uint64_t ram) {
+    if (s.op == "create_domain")
+        (void)hv.create_domain(s.c, s.hw ? DomainRole::hardware : DomainRole::guest, s.iommu_hw,
+                               ram);
+    else if (s.op == "dm")
+        hv.grant_dm(s.c, s.domid);
+    else if (s.op == "ioserver")
+        hv.create_ioserver(s.c, s.ioserver, s.emulator, s.n);
+    else if (s.op == "rmrr")
+        hv.add_rmrr(s.c, s.bfn, 1);
+    else if (s.op == "xen_gfn")
+        (void)hv.add_xen_gfn(s.c, s.gfn);
+    else if (s.op == "fault")
+        hv.arm_iommu_map_fault(s.n);
+    else
+        return false;
+    return true;
+}
+
 // Runs the sample on ref; returns its status code (-status) and leaves the post-state in hv.
 // query_caps: `caps` (if given) gets the flags it returned; `results` (if given) gets a call's
 // OpResult (out fields included), for D23's record_handed.
@@ -619,7 +645,7 @@ unsigned run_ref(ref::Hypervisor& hv, const Sample& s, Flags* caps = nullptr,
         (void)hv.balloon(s.c, s.gfn);
     } else if (s.op == "destroy") {
         hv.destroy(s.c);
-    } else {
+    } else if (!run_control(hv, s, 0)) {
         (void)hv.populate(s.c, s.gfn);
     }
     return static_cast<unsigned>(-static_cast<int>(st));
@@ -631,6 +657,10 @@ std::string sample_text(const Sample& s) {
        << (s.bfn_invalid ? "(lookup: BFN_INVALID)" : "") << " gfn=" << s.gfn.v
        << " domid=" << s.domid.v << " ioserver=" << s.ioserver.v;
     if (s.op == "destroy_drop_tuple" || s.op == "put") os << " mfn=" << s.mfn.v;
+    if (s.op == "create_domain")
+        os << " hardware=" << s.hw << " iommu_hw=" << s.iommu_hw << " ram=" << s.n;
+    if (s.op == "ioserver") os << " emulator=" << s.emulator.v << " ring=" << s.n;
+    if (s.op == "fault") os << " count=" << s.n;
     return os.str();
 }
 
@@ -975,6 +1005,85 @@ std::vector<Step> chain_of(const Ext& pre, const Sample& smp, State& ref_post, u
     return out;
 }
 
+// Issue 17, item 4: a well-formed control-plane statement on `st` (spec/trace-format.md
+// section 2; the scope of its transition), nullopt when the one drawn is not.
+std::optional<Sample> random_control(Gen& g, const State& st) {
+    static const char* names[] = {"create_domain", "dm", "ioserver", "rmrr", "xen_gfn", "fault"};
+    Sample s;
+    s.op = names[g.below(6)];
+    std::vector<DomId> live;
+    bool have_hw = false;
+    for (const auto& [d, dom] : st.domains) {
+        live.push_back(d);
+        have_hw = have_hw || dom.hardware;
+    }
+    std::uint64_t free = 0;
+    for (std::uint64_t m = 0; m < st.host.frames; ++m)
+        free += st.frame(Mfn{m}).state == FrameState::free;
+    if (s.op == "fault") {
+        s.n = static_cast<std::uint32_t>(g.below(4));
+        return s;
+    }
+    if (s.op == "create_domain") {
+        std::vector<DomId> dead;
+        for (std::uint16_t d = 0; d < kDoms; ++d)
+            if (st.domain(DomId{d}) == nullptr) dead.push_back(DomId{d});
+        if (dead.empty()) return std::nullopt;
+        s.c = dead[g.below(dead.size())];
+        // (scope: no tuple names D: a domid reused while orphans name it is not encoded)
+        for (const auto& [m, ts] : st.m2b)
+            for (const auto& [t, info] : ts)
+                if (t.domid == s.c || info.emulator == s.c) return std::nullopt;
+        s.hw = !have_hw && g.coin(40);
+        s.iommu_hw = g.coin(75);
+        s.n = static_cast<std::uint32_t>(std::min<std::uint64_t>(g.below(3), free));  // ram
+        return s;
+    }
+    if (live.empty()) return std::nullopt;
+    s.c = live[g.below(live.size())];
+    if (s.op == "dm") {
+        s.domid = live[g.below(live.size())];
+    } else if (s.op == "ioserver") {
+        s.ioserver = IoServId{static_cast<std::uint16_t>(g.below(kSids))};
+        s.emulator = live[g.below(live.size())];
+        s.n = static_cast<std::uint32_t>(g.below(5));
+        if (st.server(s.c, s.ioserver) != nullptr) return std::nullopt;
+    } else if (s.op == "rmrr") {
+        s.bfn = Bfn{g.below(kAddrs)};
+        if (st.domain(s.c)->iommu.contains(s.bfn)) return std::nullopt;
+    } else {  // xen_gfn
+        s.gfn = Gfn{g.below(kAddrs)};
+        if (st.p2m(s.c, s.gfn) || free == 0) return std::nullopt;
+    }
+    return s;
+}
+
+// The chain of encoded steps of a control-plane statement: the statement (create_domain with
+// no frame), then for create_domain's ram=N one populate of each gfn 0..N-1 (R8's lowest free
+// frame, as ref's create hands them out). `ref_post` gets ref's own post-state.
+std::vector<Step> control_chain(const Ext& pre, const Sample& smp, State& ref_post) {
+    {
+        ref::Hypervisor whole(pre.s);
+        (void)run_control(whole, smp, smp.n);
+        ref_post = whole.state();
+    }
+    std::vector<Step> out;
+    ref::Hypervisor hv(pre.s);
+    (void)run_control(hv, smp, 0);
+    Ext cur = pre;
+    cur.s = hv.state();
+    out.push_back({smp, pre, cur});
+    for (std::uint64_t g = 0; smp.op == "create_domain" && g < smp.n; ++g) {
+        Sample p = smp;
+        p.op = "populate";
+        p.gfn = Gfn{g};
+        const RefStep r = ref_step(cur, p);
+        out.push_back({p, cur, r.post, r.status});
+        cur = r.post;
+    }
+    return out;
+}
+
 // A tlb_fill of a random usable context's local or foreign entry (nullopt: none exists).
 std::optional<Sample> random_fill(Gen& g, const State& st) {
     std::vector<std::pair<DomId, Bfn>> can;
@@ -1047,6 +1156,14 @@ void fix_args(z3::solver& sv, const Enc& e, const Transition& t, const Sample& s
             sv.add(a == c.bool_val(smp.bfn_invalid));
         else if (f == "mfn")
             sv.add(a == e.a(smp.mfn.v));
+        else if (f == "hardware")
+            sv.add(a == c.bool_val(smp.hw));
+        else if (f == "iommu_hw")
+            sv.add(a == c.bool_val(smp.iommu_hw));
+        else if (f == "emulator")
+            sv.add(a == e.d(smp.emulator));
+        else if (f == "ring" || f == "count")
+            sv.add(a == e.cnt(smp.n));
     }
 }
 
@@ -1140,6 +1257,12 @@ std::string compare(const Step& sp, const Options& opt, std::vector<std::size_t>
         read("domain " + std::to_string(d) + " live", n.live[e.d(dd)], c.bool_val(pd != nullptr));
         read("domain " + std::to_string(d) + " dying", n.dying[e.d(dd)],
              c.bool_val(post.dying.contains(dd)));
+        if (pd != nullptr) {  // issue 17, item 4: create_domain sets them
+            read("domain " + std::to_string(d) + " hardware", n.hw[e.d(dd)],
+                 c.bool_val(pd->hardware));
+            read("domain " + std::to_string(d) + " iommu_hw", n.iommu_hw[e.d(dd)],
+                 c.bool_val(pd->iommu_hw));
+        }
         for (std::uint16_t i = 0; i < kSids; ++i)
             read("ioserver " + std::to_string(d) + " id=" + std::to_string(i),
                  n.srv[e.ds(dd, IoServId{i})],
@@ -1174,6 +1297,9 @@ std::string compare(const Step& sp, const Options& opt, std::vector<std::size_t>
                 read(w + " entry mfn", n.emfn[e.da(DomId{d}, x)], e.a(en->second.mfn.v));
             read(w + " identity removed", n.removed[e.da(DomId{d}, x)],
                  c.bool_val(dom->removed_identity.contains(Bfn{x})));
+            read(w + " rmrr", n.rmrr[e.da(DomId{d}, x)],
+                 c.bool_val(std::any_of(dom->rmrr.begin(), dom->rmrr.end(),
+                                        [x](const Range& r) { return r.meets(Bfn{x}, 1); })));
         }
     }
     // Tuples: those before and after, and every tuple of the frames involved.
@@ -1243,8 +1369,10 @@ std::string compare(const Step& sp, const Options& opt, std::vector<std::size_t>
             const std::string w = "ioserver " + std::to_string(d) + " id=" + std::to_string(i);
             read(w + " ring length", n.rlen[e.ds(dd, ii)],
                  e.cnt(srv == nullptr ? 0 : srv->buffered.size()));
-            if (srv != nullptr)
+            if (srv != nullptr) {
                 read(w + " ring slots", n.rcap[e.ds(dd, ii)], e.cnt(srv->ring_slots));
+                read(w + " emulator", n.emu[e.ds(dd, ii)], e.d(srv->emulator));
+            }
             for (const std::uint64_t b : qbfns) {
                 std::uint64_t nr = 0, ns = 0, np = 0;
                 if (srv != nullptr) {
@@ -1287,6 +1415,10 @@ ConformanceResult conformance(std::uint64_t seed, std::size_t samples, const Opt
     res.seed = seed;
     const auto t0 = std::chrono::steady_clock::now();
     Gen g{std::mt19937_64(seed)};
+    // Issue 17, item 4: the control-plane statements, drawn by a generator of their own and
+    // compared from the state reached, then discarded (so the ops' draws, and the rows that
+    // seed 4 reaches, are those of the conformance without them). Not counted in `samples`.
+    Gen gc{std::mt19937_64(seed * 31 + 17)};
     auto diverged = [&](const std::string& what, const std::string& d, const Ext& pre) {
         ++res.divergences;
         if (res.detail.size() < 20000)
@@ -1337,6 +1469,21 @@ ConformanceResult conformance(std::uint64_t seed, std::size_t samples, const Opt
             ++res.per_status[st];
             if (!d.empty()) diverged(sample_text(smp), d, cur);
             cur = end;
+            if (gc.coin(20))
+                if (const std::optional<Sample> cs = random_control(gc, cur.s)) {
+                    State cpost;
+                    const std::vector<Step> cchain = control_chain(cur, *cs, cpost);
+                    std::string cd;
+                    for (const Step& sp : cchain) {
+                        const std::string dd = compare(sp, opt);
+                        if (!dd.empty()) cd += "  step " + sample_text(sp.smp) + ":\n" + dd;
+                        ++res.per_op[sp.smp.op];
+                    }
+                    if (!(cchain.back().post.s == cpost))
+                        cd += "  the chain of steps ends elsewhere than ref:\n" +
+                              dump_diff(cchain.back().post.s, cpost);
+                    if (!cd.empty()) diverged(sample_text(*cs), cd, cur);
+                }
         }
     }
     res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -1589,7 +1736,16 @@ std::vector<std::string> edge_conformance_worlds() { return {"xengt", "stubdom",
 
 std::map<std::string, std::map<std::size_t, std::string>> unreached_cases() {
     const std::string chain = "a failing step: ref's chains only take this step where it acts";
+    const std::string control =
+        "a control-plane statement (issue 17, item 4): the explorer's worlds are built before "
+        "it runs, so no edge is one; the random conformance compares it";
     return {
+        {"create_domain", {{0, control}}},
+        {"dm", {{0, control}}},
+        {"ioserver", {{0, control}}},
+        {"rmrr", {{0, control}}},
+        {"xen_gfn", {{0, control}}},
+        {"fault", {{0, control}}},
         {"destroy_begin", {{1, chain}}},
         {"deliver", {{2, chain}}},
         {"destroy_drop_local", {{1, chain}}},
@@ -1780,7 +1936,69 @@ std::string encoded_step_from(const State& st, const Handed& h, const Options& o
     return "";
 }
 
+namespace {
+// Issue 17, item 4: non-vacuity of a control-plane statement. A state ref reached (a random
+// world, then a few random ops, each as its chain), encoded concretely, where Inv holds and
+// some well-formed statement `what` (scope, arguments chosen by the solver) acts (changes the
+// encoded state); a state where none is well formed (every domid live, say) is passed over.
+Result control_witness(const std::string& what, const Options& opt) {
+    Result res{"non-vacuity/" + what, "sat", true, 0, 0, "", ""};
+    const auto t0 = std::chrono::steady_clock::now();
+    Gen g{std::mt19937_64(20261206)};
+    for (unsigned tries = 0; tries < 200; ++tries) {
+        const auto hvp = make_world(g);
+        Ext cur = ext_of(hvp->state(), {}, false);
+        const std::size_t steps = g.below(6);
+        for (std::size_t k = 0; k < steps; ++k) {
+            const Sample smp = random_op(g, cur.s);
+            if (cur.s.domain(smp.c) == nullptr) break;
+            State ref_post;
+            unsigned st = 0;
+            cur = chain_of(cur, smp, ref_post, st).back().post;
+        }
+        z3::context c;
+        Sorts so(c, conf_widths());
+        auto [s, sv] = concrete_solver(so, cur, opt.obligation_timeout_ms, opt.rlimit);
+        for (const Clause& cl : all_invariants(so, s)) sv.add(cl.e);
+        const Transition t = make_transition(so, s, what, Mutant::none);
+        for (const Clause& cl : t.scope) sv.add(cl.e);
+        sv.add(t.ok);
+        sv.add(!same_state(t.next, s));
+        const z3::check_result r = sv.check();
+        ++res.queries;
+        {
+            const z3::stats stt = sv.statistics();
+            for (unsigned i = 0; i < stt.size(); ++i)
+                if (stt.key(i) == "rlimit count" && stt.is_uint(i)) res.rlimit = stt.uint_value(i);
+        }
+        if (r == z3::unsat) continue;  // no well-formed `what` here
+        if (r == z3::unknown) {
+            res.pass = false;
+            res.result = "unknown";
+            res.detail = "unknown (" + sv.reason_unknown() + ")\n" + ext_text(cur);
+        } else {
+            std::ostringstream os;
+            os << "witness: a state ref reached, then " << what;
+            const z3::model m = sv.get_model();
+            for (const expr& a : t.args) {
+                const std::string n = a.decl().name().str();
+                os << " " << n.substr(n.find('.') + 1) << "=" << m.eval(a, true);
+            }
+            res.detail = os.str();
+        }
+        res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        return res;
+    }
+    res.pass = false;
+    res.result = "failed";
+    res.detail = "no state found where " + what + " acts";
+    res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    return res;
+}
+}  // namespace
+
 Result non_vacuity_by_witness(const std::string& what, const Options& opt) {
+    if (is_control_plane(what)) return control_witness(what, opt);
     Result res{"non-vacuity/" + what, "sat", true, 0, 0, "", ""};
     const auto t0 = std::chrono::steady_clock::now();
     // A reachable state of a random small world where `what` acts (its step changes the
@@ -2192,14 +2410,34 @@ Sample decode_sample(const z3::model& m, const Sorts& so, const Transition& t) {
             smp.bfn_invalid = model_true(m, a);
         else if (f == "mfn")
             smp.mfn = Mfn{model_u64(m, a)};
+        else if (f == "hardware")
+            smp.hw = model_true(m, a);
+        else if (f == "iommu_hw")
+            smp.iommu_hw = model_true(m, a);
+        else if (f == "emulator")
+            smp.emulator = dom(a);
+        else if (f == "ring" || f == "count")
+            smp.n = static_cast<std::uint32_t>(model_u64(m, a));
     }
     return smp;
 }
 
 bool is_ref_op(const std::string& op) {
-    static const std::set<std::string> ops = {
-        "map_foreign_page", "unmap_foreign_page", "lookup_foreign_page", "map_page", "unmap_page",
-        "balloon",          "populate",           "query_caps",          "drain"};
+    static const std::set<std::string> ops = {"map_foreign_page",
+                                              "unmap_foreign_page",
+                                              "lookup_foreign_page",
+                                              "map_page",
+                                              "unmap_page",
+                                              "balloon",
+                                              "populate",
+                                              "query_caps",
+                                              "drain",
+                                              "create_domain",
+                                              "dm",
+                                              "ioserver",
+                                              "rmrr",
+                                              "xen_gfn",
+                                              "fault"};
     return ops.contains(op);
 }
 
@@ -2302,6 +2540,20 @@ std::string stmt_text(const Sample& s) {
         os << "# deliver " << s.c.v << " id=" << s.ioserver.v << " bfn=" << s.bfn.v;
     } else if (s.op == "query_caps") {
         os << "call " << s.c.v << " query_caps";
+    } else if (s.op == "create_domain") {  // issue 17, item 4: the control plane
+        os << "domain " << s.c.v << (s.hw ? " hardware" : " guest")
+           << (s.iommu_hw ? " iommu_hw" : "") << " ram=" << s.n;
+    } else if (s.op == "dm") {
+        os << "dm " << s.c.v << " over " << s.domid.v;
+    } else if (s.op == "ioserver") {
+        os << "ioserver " << s.c.v << " id=" << s.ioserver.v << " emulator=" << s.emulator.v
+           << " ring=" << s.n;
+    } else if (s.op == "rmrr") {
+        os << "rmrr " << s.c.v << " bfn=" << s.bfn.v << " count=1";
+    } else if (s.op == "xen_gfn") {
+        os << "xen_gfn " << s.c.v << " gfn=" << s.gfn.v;
+    } else if (s.op == "fault") {
+        os << "fault iommu_map count=" << s.n;
     } else {
         os << "call " << s.c.v << " " << s.op << " flags=" << s.flags.raw;
         const bool foreign = s.op == "map_foreign_page" || s.op == "unmap_foreign_page" ||

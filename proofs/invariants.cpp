@@ -16,8 +16,10 @@
 #include <cstdlib>
 #include <exception>
 #include <fstream>
+#include <map>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <sstream>
 #include <stdexcept>
 #include <thread>
@@ -700,6 +702,45 @@ const std::vector<MutantSpec>& mutants() {
          "INV-INVALIDATE",
          {},
          "deliver"},
+        // Issue 17, item 4: one planted bug per control-plane statement, each found on states
+        // ref reached (before a step `at` where what it needs is likely: a tuple, an entry),
+        // the statement's arguments chosen by Z3.
+        {"create_domain_self",
+         Mutant::create_domain_self,
+         "create_domain",
+         "AUX-WF",
+         {},
+         "map_page"},
+        {"dm_replaces_privileges",
+         Mutant::dm_replaces_privileges,
+         "dm",
+         "INV-PRIV",
+         {},
+         "unmap_foreign_page"},
+        {"ioserver_over_existing",
+         Mutant::ioserver_over_existing,
+         "ioserver",
+         "INV-PRIV",
+         {},
+         "unmap_foreign_page"},
+        {"rmrr_over_mapped_entry",
+         Mutant::rmrr_over_mapped_entry,
+         "rmrr",
+         "INV-NO-XEN",
+         {},
+         "unmap_page"},
+        {"xen_gfn_takes_used_frame",
+         Mutant::xen_gfn_takes_used_frame,
+         "xen_gfn",
+         "INV-NO-XEN",
+         {},
+         "unmap_foreign_page"},
+        {"fault_count_off_by_one",
+         Mutant::fault_count_off_by_one,
+         "fault",
+         "AUX-WF",
+         {},
+         "map_page"},
     };
     return v;
 }

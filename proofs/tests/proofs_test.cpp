@@ -91,6 +91,27 @@ TEST_CASE("inductive: destroy's teardown steps (R9 v2) preserve every invariant"
     expect_all("destroy_drop_local/");
     expect_all("destroy_finish/");
 }
+// Issue 17, item 4: the control-plane statements as transitions.
+TEST_CASE("inductive: the control-plane statements preserve every invariant") {
+    for (const char* t : {"create_domain/", "dm/", "ioserver/", "rmrr/", "xen_gfn/", "fault/"})
+        expect_all(t);
+}
+TEST_CASE("mutant: `domain` accepts DOMID_SELF") { expect_caught("create_domain_self", "AUX-WF"); }
+TEST_CASE("mutant: `dm E over T` replaces E's privileges instead of adding one") {
+    expect_caught("dm_replaces_privileges", "INV-PRIV");
+}
+TEST_CASE("mutant: `ioserver` replaces an existing server") {
+    expect_caught("ioserver_over_existing", "INV-PRIV");
+}
+TEST_CASE("mutant: `rmrr` after the first call, over a mapped bfn") {
+    expect_caught("rmrr_over_mapped_entry", "INV-NO-XEN");
+}
+TEST_CASE("mutant: `xen_gfn` takes a frame in use, not the lowest free one") {
+    expect_caught("xen_gfn_takes_used_frame", "INV-NO-XEN");
+}
+TEST_CASE("mutant: `fault iommu_map count=N` arms N - 1 faults") {
+    expect_caught("fault_count_off_by_one", "AUX-WF");
+}
 TEST_CASE("inductive: R11's IOTLB fill, flush and deferred put preserve every invariant") {
     expect_all("tlb_fill/");
     expect_all("flush/");
@@ -103,7 +124,7 @@ TEST_CASE("inductive: INV-DEVICE-SAFE and INV-NO-FREE-WHILE-CACHED hold for ever
         n += !name.starts_with("init/") &&
              (name.find("/INV-DEVICE-SAFE") != std::string::npos ||
               name.find("/INV-NO-FREE-WHILE-CACHED") != std::string::npos);
-    CHECK(n == 2 * 17);
+    CHECK(n == 2 * 23);
 }
 // Issue 17, item 5: INV-INVALIDATE is an invariant of every transition (what a balloon owes is
 // owed, on a ring, on a synchronous channel, until drained), and a balloon owes one per tuple.
@@ -116,7 +137,7 @@ TEST_CASE("INV-INVALIDATE: a balloon owes one invalidation per tuple, none is ev
             CHECK(proofs::obligation_kind(name) ==
                   (name.starts_with("query_caps/") ? "identity" : "inductive"));
         }
-    CHECK(n == 17);
+    CHECK(n == 23);
     CHECK(proofs::obligation_kind("drain/INV-INVALIDATE") == "inductive");
     CHECK(proofs::obligation_kind("query_caps/INV-INVALIDATE") == "identity");
 }
@@ -184,11 +205,11 @@ TEST_CASE("every open obligation is a real obligation name") {
 }
 
 TEST_CASE("every obligation and mutant has a name the CLI can select") {
-    // 17 transitions x 18 invariants, Init => each of the 18 invariants, coverage of each
-    // transition, LEMMA-HOLDERS, INV-INVALIDATE/balloon, non-vacuity of init and of each
-    // transition.
-    CHECK(proofs::obligation_names().size() == 17 * 18 + 18 + 17 + 1 + 1 + 18);
-    CHECK(proofs::mutant_names().size() == 11);
+    // 23 transitions (17 and the 6 control-plane statements, issue 17 item 4) x 18
+    // invariants, Init => each of the 18 invariants, coverage of each transition,
+    // LEMMA-HOLDERS, INV-INVALIDATE/balloon, non-vacuity of init and of each transition.
+    CHECK(proofs::obligation_names().size() == 23 * 18 + 18 + 23 + 1 + 1 + 24);
+    CHECK(proofs::mutant_names().size() == 17);
 }
 
 TEST_CASE("conformance: the encoded transitions agree with ref on random concrete states") {
@@ -204,8 +225,8 @@ TEST_CASE("conformance: the encoded transitions agree with ref on random concret
     INFO(r.detail);
     CHECK(r.divergences == 0);
     // Every encoded transition (destroy's teardown steps, R11's flushes and puts and R7's
-    // deliveries by their chains), and destroy.
-    CHECK(r.per_op.size() == 18);
+    // deliveries by their chains, the control-plane statements, issue 17 item 4), and destroy.
+    CHECK(r.per_op.size() == 24);
     // R9 v2 step 2 left orphans, and their chains still end where ref's destroy does.
     CHECK(r.orphans > 0);
     // The rows the encoding must get right are reached: D19's -EOVERFLOW and R6 v2's -EBUSY
