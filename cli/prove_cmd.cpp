@@ -184,8 +184,7 @@ int run_obligations(const ProveArgs& args, std::ostream& out) {
             out << cvc5_ver << ": agrees with Z3 on " << agree << " of "
                 << agree + disagree + undecided + errors << " queries, disagrees on " << disagree
                 << ", unknown on " << undecided << " (" << args.cvc5_timeout_ms
-                << " ms each), cannot read " << errors
-                << " (array-valued lambdas: not SMT-LIB 2, and cvc5 1.0.3 reads none)\n";
+                << " ms each), cannot read " << errors << "\n";
     }
     if (disagree > 0) return 1;
     return total > 0 && proved == total ? 0 : 1;

@@ -176,6 +176,78 @@ std::string smtlib_curried(const std::string& text) {
     return out;
 }
 
+// Array-valued lambdas (the successor arrays of balloon, flush, destroy_finish and release_at)
+// have no SMT-LIB 2 term that cvc5 reads as an array (it reads a lambda only as a function,
+// under HO_ALL, and then refuses `select` on it). The export names each closed one: a fresh
+// array constant f of the lambda's sort and the axiom (forall xs. (select f xs) = body[xs]).
+// With extensionality f equals the lambda, so the exported query is equisatisfiable with Z3's
+// (checked: cvc5 answers what Z3 answered on each). A lambda that uses the variables of an
+// enclosing binder stays as it was (none in the encoding; such a query would still be unread).
+struct LambdaNames {
+    explicit LambdaNames(z3::context& c) : from(c), to(c), axioms(c) {}
+    z3::expr_vector from, to, axioms;
+    std::map<unsigned, unsigned> free_bound;  // ast id -> 1 + highest free de Bruijn index
+    std::set<unsigned> seen;
+};
+// 1 + the highest de Bruijn index free in e (0: e is closed).
+unsigned free_vars(const z3::expr& e, LambdaNames& ln) {
+    const unsigned id = Z3_get_ast_id(e.ctx(), e);
+    if (auto it = ln.free_bound.find(id); it != ln.free_bound.end()) return it->second;
+    unsigned r = 0;
+    if (e.is_var()) {
+        r = Z3_get_index_value(e.ctx(), e) + 1;
+    } else if (e.is_quantifier()) {
+        const unsigned n = Z3_get_quantifier_num_bound(e.ctx(), e);
+        const unsigned b = free_vars(e.body(), ln);
+        r = b > n ? b - n : 0;
+    } else if (e.is_app()) {
+        for (unsigned i = 0; i < e.num_args(); ++i) r = std::max(r, free_vars(e.arg(i), ln));
+    }
+    ln.free_bound[id] = r;
+    return r;
+}
+void name_lambdas(const z3::expr& e, LambdaNames& ln) {
+    if (!ln.seen.insert(Z3_get_ast_id(e.ctx(), e)).second) return;
+    if (e.is_quantifier()) {
+        name_lambdas(e.body(), ln);
+        if (!e.is_lambda() || free_vars(e, ln) != 0) return;
+        z3::context& c = e.ctx();
+        const unsigned n = Z3_get_quantifier_num_bound(c, e);
+        z3::expr_vector xs(c), dst(c);
+        for (unsigned j = 0; j < n; ++j)
+            xs.push_back(c.constant(("pviommu_x" + std::to_string(ln.from.size()) + "_" +
+                                     std::to_string(j))
+                                        .c_str(),
+                                    z3::sort(c, Z3_get_quantifier_bound_sort(c, e, j))));
+        // De Bruijn index i names the (n-1-i)-th bound variable.
+        for (unsigned i = 0; i < n; ++i) dst.push_back(xs[static_cast<int>(n - 1 - i)]);
+        const z3::expr f =
+            c.constant(("pviommu_lambda_" + std::to_string(ln.from.size())).c_str(), e.get_sort());
+        ln.from.push_back(e);
+        ln.to.push_back(f);
+        ln.axioms.push_back(z3::forall(xs, z3::select(f, xs) == e.body().substitute(dst)));
+        return;
+    }
+    if (e.is_app())
+        for (unsigned i = 0; i < e.num_args(); ++i) name_lambdas(e.arg(i), ln);
+}
+// The solver's query as SMT-LIB 2 text without closed array-valued lambdas (see above).
+std::string smtlib_without_lambdas(z3::solver& sv) {
+    z3::context& c = sv.ctx();
+    const z3::expr_vector as = sv.assertions();
+    LambdaNames ln(c);
+    for (unsigned i = 0; i < as.size(); ++i) name_lambdas(as[static_cast<int>(i)], ln);
+    if (ln.from.empty()) return sv.to_smt2();
+    z3::solver out(c);
+    // An axiom's body may hold another named lambda: substituting every name into every
+    // assertion and axiom leaves none (a lambda's body is smaller than the lambda).
+    for (unsigned i = 0; i < as.size(); ++i)
+        out.add(as[static_cast<int>(i)].substitute(ln.from, ln.to));
+    for (unsigned i = 0; i < ln.axioms.size(); ++i)
+        out.add(ln.axioms[static_cast<int>(i)].substitute(ln.from, ln.to));
+    return out.to_smt2();
+}
+
 // Z3's resource count of the context (cumulative over its queries: the last read is the
 // obligation's total).
 std::uint64_t rlimit_count(const z3::solver& s) {
@@ -259,7 +331,7 @@ Query prove_clause(z3::solver& sv, const Clause& goal, const Transition* t, Resu
            << (r == z3::unsat ? "unsat" : "sat")
            << (r == z3::unsat ? " (the clause is proved)" : " (a counterexample)") << "\n"
            << "(set-logic ALL)\n"
-           << smtlib_curried(sv.to_smt2());
+           << smtlib_curried(smtlib_without_lambdas(sv));
         if (!os) throw std::runtime_error("cannot write " + file);
         res.exported.emplace_back(file, r == z3::unsat ? "unsat" : "sat");
     }
