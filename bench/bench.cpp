@@ -1115,6 +1115,30 @@ int run_bench(const BenchOptions& opt, std::ostream& out) {
         }
     }
 
+    // Lock-freedom with the layout held equal (issue 16): v2-core (the bare lock-free core) over
+    // xen-flat (the same flat arrays under xen-style's per-domain mutexes), every cell both ran.
+    if (std::find(names.begin(), names.end(), "v2-core") != names.end() &&
+        std::find(names.begin(), names.end(), "xen-flat") != names.end()) {
+        out << "\nlock-free gain with the data layout held equal: xen-flat ns/op / v2-core ns/op "
+               "(wall, medians; >1: the lock-free core faster), at";
+        for (unsigned t : threads) out << ' ' << t;
+        out << " threads\n";
+        for (Wl w : wls)
+            for (std::uint64_t s : sizes) {
+                if (!runs(w, s)) continue;
+                std::snprintf(line, sizeof line, "  %-12s %8llu ", wl_name(w),
+                              static_cast<unsigned long long>(s));
+                out << line;
+                for (std::size_t i = 0; i < threads.size(); ++i) {
+                    const Cell* core = find(w, s, threads[i], "v2-core");
+                    const Cell* flat = find(w, s, threads[i], "xen-flat");
+                    out << (i ? " / " : "")
+                        << (core && flat ? fmt(flat->ns_med / core->ns_med, 2) : std::string("-"));
+                }
+                out << "\n";
+            }
+    }
+
     // The targets of issue 16, as a table of impl / best peer (the RESULTS.md table).
     const auto print_targets = [&] {
         if (!opt.workloads.empty() || !opt.contenders.empty()) {

@@ -824,6 +824,194 @@ private:
 };
 
 // ---------------------------------------------------------------------------------------------
+// Flat layouts (v2-core, xen-flat): an IOMMU context is an array indexed by a bus-address slot.
+// The slots cover the bench's windows (bench.cpp kBase and kBase2, one slot per frame each) and
+// peers_test's (0x10000 + 0..63); any other bus address is a bench bug.
+struct BfnWindows {
+    static constexpr std::uint64_t kWin1 = 0x10000000, kWin2 = 0x20000000, kWinTest = 0x10000;
+    static constexpr std::uint64_t kTestWindow = 64;
+    std::uint64_t frames;  // per target (WorldSpec::frames)
+    [[nodiscard]] std::uint64_t slots() const { return 2 * frames + kTestWindow; }
+    [[nodiscard]] std::uint64_t slot(Bfn b) const {
+        if (b.v >= kWin2 && b.v - kWin2 < frames) return frames + (b.v - kWin2);
+        if (b.v >= kWin1 && b.v - kWin1 < frames) return b.v - kWin1;
+        if (b.v >= kWinTest && b.v - kWinTest < kTestWindow) return 2 * frames + (b.v - kWinTest);
+        std::abort();  // outside every window: a bench bug, not a status
+    }
+    [[nodiscard]] Bfn bfn(std::uint64_t i) const {
+        return Bfn{i < frames       ? kWin1 + i
+                   : i < 2 * frames ? kWin2 + i - frames
+                                    : kWinTest + i - 2 * frames};
+    }
+};
+
+// ---------------------------------------------------------------------------------------------
+// xen-flat: xen-style's locking (a std::mutex per domain, std::scoped_lock over the domains an op
+// touches) over v2-core's layout: a frame's count, allocation and tuples in one array slot
+// indexed by mfn (the tuples in a small vector), an emulator's IOMMU context as an array indexed
+// by bus-address slot (BfnWindows), the P2M as xen-style's. The lock-based twin of v2-core:
+// v2-core / xen-flat is what lock-freedom alone buys with the data layout held equal. A peer
+// like the others (checked against ref by peers_test on its random sequence).
+class XenFlat final : public PeerBase {
+public:
+    std::string name() const override { return "xen-flat"; }
+    void setup(const WorldSpec& w) override {
+        PeerBase::setup(w);
+        doms_.clear();
+        for (std::uint32_t d = 0; d <= 2 * w.pairs; ++d) doms_.push_back(std::make_unique<Dom>());
+        frames_.assign(host_of(w).frames, FFrame{});
+        for (std::uint32_t p = 0; p < w.pairs; ++p) {
+            doms_[emulator_of_pair(p).v]->iommu.assign(BfnWindows{w.frames}.slots(), Ent{});
+            Dom& t = *doms_[target_of_pair(p).v];
+            t.p2m.resize(w.frames);
+            for (std::uint64_t g = 0; g < w.frames; ++g) {
+                const Mfn m = mfn_of(w, p, Gfn{g});
+                t.p2m[g] = m.v + 1;
+                frames_[m.v].count = 1;
+                frames_[m.v].allocated = true;
+            }
+        }
+    }
+    Status map_foreign(DomId c, DomId t, IoServId s, Bfn b, Gfn g, bool swap, Bfn& out) override {
+        if (!usable(c)) return Status::eperm;
+        if (auto st = check_foreign(c, t, s)) return *st;
+        Dom &E = *doms_[c.v], &T = *doms_[t.v];
+        std::scoped_lock lk(E.mu, T.mu);
+        count_locks(2);
+        if (g.v >= T.p2m.size() || T.p2m[g.v] == 0) return Status::enxio;
+        const std::uint64_t m = T.p2m[g.v] - 1;
+        Ent& e = E.iommu[slot(b)];
+        if (e.kind == kNone)
+            e = Ent{kForeign, kRw, m};
+        else if (e.kind == kForeign && e.mfn == m)
+            e.perms = kRw;
+        else
+            return Status::eexist;
+        FFrame& f = frames_[m];
+        if (find(f, b.v, t.v, s.v) == f.t.end()) {
+            f.t.push_back(TupleRec{b.v, t.v, s.v, swap});
+            ++f.count;
+        }
+        out = b;
+        return Status::ok;
+    }
+    Status lookup_foreign(DomId c, DomId t, IoServId s, Gfn g, Bfn& out) override {
+        if (auto st = check_foreign(c, t, s)) return *st;
+        Dom& T = *doms_[t.v];
+        std::lock_guard lk(T.mu);
+        count_locks(1);
+        if (g.v >= T.p2m.size() || T.p2m[g.v] == 0) return Status::enxio;
+        std::optional<std::uint64_t> best;
+        for (const TupleRec& r : frames_[T.p2m[g.v] - 1].t)
+            if (r.domid == t.v && r.ioserver == s.v && (!best || r.bfn < *best)) best = r.bfn;
+        if (!best) return Status::enoent;
+        out = Bfn{*best};
+        return Status::ok;
+    }
+    Status unmap_foreign(DomId c, DomId t, IoServId s, Bfn b) override {
+        const Srv* srv = server(t, s);
+        const bool own = srv != nullptr && srv->emulator == c;
+        if (!live(c)) return Status::enoent;
+        Dom& E = *doms_[c.v];
+        std::unique_lock<std::mutex> le(E.mu, std::defer_lock), lt;
+        if (own) {
+            lt = std::unique_lock<std::mutex>(doms_[t.v]->mu, std::defer_lock);
+            std::lock(le, lt);
+            count_locks(2);
+        } else {
+            le.lock();
+            count_locks(1);
+        }
+        if (E.iommu.empty()) return Status::enoent;  // not an emulator: no context here
+        Ent& e = E.iommu[slot(b)];
+        if (e.kind == kNone) return Status::enoent;
+        if (e.kind == kScratch) {
+            e = Ent{};
+            return Status::ok;
+        }
+        if (!own) return Status::enoent;
+        FFrame& f = frames_[e.mfn];
+        auto it = find(f, b.v, t.v, s.v);
+        if (it == f.t.end()) return Status::enoent;
+        f.t.erase(it);
+        const bool last = std::none_of(f.t.begin(), f.t.end(), [&](const TupleRec& r) {
+            return r.bfn == b.v && emulator_of(DomId{r.domid}, IoServId{r.ioserver}) == c;
+        });
+        const std::uint64_t m = e.mfn;
+        if (last) e = Ent{};
+        put(m);
+        return Status::ok;
+    }
+    BalloonOutcome balloon(DomId t, Gfn g) override {
+        if (!is_target(t)) return {};
+        Dom &T = *doms_[t.v], &E = *doms_[emulator_of_pair(pair_of(t)).v];  // T's servers' emulator
+        std::scoped_lock lk(E.mu, T.mu);
+        count_locks(2);
+        if (g.v >= T.p2m.size() || T.p2m[g.v] == 0) return {};
+        const std::uint64_t m = T.p2m[g.v] - 1;
+        T.p2m[g.v] = 0;
+        BalloonOutcome out;
+        out.mfn = Mfn{m};
+        FFrame& f = frames_[m];
+        std::sort(f.t.begin(), f.t.end(),
+                  [](const TupleRec& x, const TupleRec& y) { return x.k() < y.k(); });
+        for (const TupleRec& r : f.t) {
+            if (deliver(DomId{r.domid}, IoServId{r.ioserver}, Bfn{r.bfn})) ++out.synchronous;
+            ++out.invalidates;
+        }
+        std::vector<std::uint64_t> swapped;
+        std::erase_if(f.t, [&](const TupleRec& r) {
+            if (!(r.swap && E.iommu[slot(Bfn{r.bfn})].kind == kForeign)) return false;
+            swapped.push_back(r.bfn);
+            return true;
+        });
+        f.count -= static_cast<std::uint32_t>(swapped.size());  // the swapped tuples' references
+        for (std::uint64_t bfn : swapped) {
+            Ent& e = E.iommu[slot(Bfn{bfn})];
+            const bool used = std::any_of(f.t.begin(), f.t.end(),
+                                          [&](const TupleRec& r) { return r.bfn == bfn; });
+            if (!used && e.kind == kForeign) e = Ent{kScratch, e.perms, 0};
+        }
+        f.allocated = false;
+        put(m);  // the allocation reference
+        return out;
+    }
+    std::map<std::uint64_t, FrameObs> observe() override {
+        std::map<std::uint64_t, FrameObs> out;
+        for (std::uint64_t m = 0; m < frames_.size(); ++m) {
+            if (frames_[m].count != 0) out[m].count = frames_[m].count;
+            if (!frames_[m].t.empty())
+                out[m].tuples = static_cast<std::uint32_t>(frames_[m].t.size());
+        }
+        return out;
+    }
+
+private:
+    struct FFrame {
+        std::uint32_t count = 0;  // guarded by the owner's lock, as the rest of the slot
+        bool allocated = false;
+        std::vector<TupleRec> t;
+    };
+    struct Dom {
+        std::mutex mu;
+        std::vector<std::uint64_t> p2m;  // target: gfn -> mfn + 1, 0 none
+        std::vector<Ent> iommu;          // emulator: by bus-address slot (BfnWindows)
+    };
+    [[nodiscard]] std::uint64_t slot(Bfn b) const { return BfnWindows{w_.frames}.slot(b); }
+    static std::vector<TupleRec>::iterator find(FFrame& f, std::uint64_t b, std::uint16_t t,
+                                                std::uint16_t s) {
+        return std::find_if(f.t.begin(), f.t.end(), [&](const TupleRec& r) {
+            return r.bfn == b && r.domid == t && r.ioserver == s;
+        });
+    }
+    void put(std::uint64_t m) {  // caller holds the owner's lock
+        if (--frames_[m].count == 0) freed(m);
+    }
+    std::vector<std::unique_ptr<Dom>> doms_;  // index: domid
+    std::vector<FFrame> frames_;              // index: mfn; guarded by the owner's lock
+};
+
+// ---------------------------------------------------------------------------------------------
 // v2-core: the bare frame-cell core of impl/frame_cell.h (issue 16's lock-free design, 3 atomic
 // RMWs per map or unmap, model-checked under Relacy) behind the bench's four operations. It is a
 // BOUND, not a product: the control-plane checks are PeerBase's (as every table peer's), the
@@ -842,7 +1030,7 @@ public:
         cfg.frames = static_cast<std::uint32_t>(host_of(w).frames);
         cfg.doms = 2 * w.pairs + 1;
         cfg.gfns = static_cast<std::uint32_t>(w.frames);
-        cfg.bfns = static_cast<std::uint32_t>(2 * w.frames + kTestWindow);
+        cfg.bfns = static_cast<std::uint32_t>(BfnWindows{w.frames}.slots());
         // Every frame's record, and magazines and in-flight ones for up to 64 threads.
         cfg.records = cfg.frames + 64 * 16 + 16;
         cfg.descs = 64 * 8 + 16;
@@ -918,24 +1106,9 @@ public:
         return out;
     }
 
-    // The bench's bus-address windows (bench.cpp kBase, kBase2) and peers_test's.
-    static constexpr std::uint64_t kWin1 = 0x10000000, kWin2 = 0x20000000, kWinTest = 0x10000;
-    static constexpr std::uint64_t kTestWindow = 64;
-
 private:
-    [[nodiscard]] std::uint64_t bfn_slot(Bfn b) const {
-        const std::uint64_t f = w_.frames;
-        if (b.v >= kWin2 && b.v - kWin2 < f) return f + (b.v - kWin2);
-        if (b.v >= kWin1 && b.v - kWin1 < f) return b.v - kWin1;
-        if (b.v >= kWinTest && b.v - kWinTest < kTestWindow) return 2 * f + (b.v - kWinTest);
-        std::abort();  // outside every window: a bench bug, not a status
-    }
-    [[nodiscard]] Bfn slot_bfn(std::uint64_t slot) const {
-        const std::uint64_t f = w_.frames;
-        return Bfn{slot < f       ? kWin1 + slot
-                   : slot < 2 * f ? kWin2 + slot - f
-                                  : kWinTest + slot - 2 * f};
-    }
+    [[nodiscard]] std::uint64_t bfn_slot(Bfn b) const { return BfnWindows{w_.frames}.slot(b); }
+    [[nodiscard]] Bfn slot_bfn(std::uint64_t i) const { return BfnWindows{w_.frames}.bfn(i); }
     static Status status(impl::v2::St st) {
         switch (st) {
             case impl::v2::St::ok:
@@ -980,6 +1153,7 @@ std::vector<Contender> contenders() {
         {"urcu", [] { return std::make_unique<TablePeer<UrcuBackend>>("urcu"); }, SyncUnit::locks},
         {"cuckoo", [] { return std::make_unique<TablePeer<CuckooBackend>>("cuckoo"); },
          SyncUnit::none},
+        {"xen-flat", [] { return std::make_unique<XenFlat>(); }, SyncUnit::locks},
         // Not a peer: the bare lock-free core, a bound on impl's design (bench.cpp is_peer).
         {"v2-core", [] { return make_v2_core(); }, SyncUnit::rmw},
     };

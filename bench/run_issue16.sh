@@ -81,6 +81,8 @@ dirty=$(git status --porcelain --untracked-files=no 2>/dev/null | grep -c . || t
     echo
     between "$OUT/$tag.txt" '^lock ceiling' '^$'
     echo
+    between "$OUT/$tag.txt" '^lock-free gain with the data layout' '^$'
+    echo
     between "$OUT/$tag-rmw.txt" '^atomic RMWs per op by op' '^$'
     echo
     between "$OUT/$tag-rmw.txt" '^impl atomic RMWs per hypercall' '^$'
