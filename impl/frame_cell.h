@@ -283,7 +283,7 @@ private:
         } h[kMaxHolders];
         Atomic<std::uint32_t> next;
     };
-    struct Desc {
+    struct alignas(64) Desc {  // a line each: threads fill their own descriptors
         Atomic<std::uint64_t> mfn, hb, hw, add, before, after, gen;
         Atomic<std::uint32_t> next;
     };
