@@ -852,11 +852,14 @@ struct BfnWindows {
 // by bus-address slot (BfnWindows), the P2M as xen-style's. The lock-based twin of v2-core:
 // v2-core / xen-flat is what lock-freedom alone buys with the data layout held equal. A peer
 // like the others (checked against ref by peers_test on its random sequence).
+template <class Mutex>
 class XenFlat final : public PeerBase {
 public:
-    std::string name() const override { return "xen-flat"; }
+    static constexpr bool kLocked = !std::is_same_v<Mutex, NoMutex>;
+    std::string name() const override { return kLocked ? "xen-flat" : "xen-flat-nolock"; }
     void setup(const WorldSpec& w) override {
         PeerBase::setup(w);
+        lock_servers_ = kLocked;
         doms_.clear();
         for (std::uint32_t d = 0; d <= 2 * w.pairs; ++d) doms_.push_back(std::make_unique<Dom>());
         frames_.assign(host_of(w).frames, FFrame{});
@@ -913,9 +916,9 @@ public:
         const bool own = srv != nullptr && srv->emulator == c;
         if (!live(c)) return Status::enoent;
         Dom& E = *doms_[c.v];
-        std::unique_lock<std::mutex> le(E.mu, std::defer_lock), lt;
+        std::unique_lock<Mutex> le(E.mu, std::defer_lock), lt;
         if (own) {
-            lt = std::unique_lock<std::mutex>(doms_[t.v]->mu, std::defer_lock);
+            lt = std::unique_lock<Mutex>(doms_[t.v]->mu, std::defer_lock);
             std::lock(le, lt);
             count_locks(2);
         } else {
@@ -993,7 +996,7 @@ private:
         std::vector<TupleRec> t;
     };
     struct Dom {
-        std::mutex mu;
+        Mutex mu;
         std::vector<std::uint64_t> p2m;  // target: gfn -> mfn + 1, 0 none
         std::vector<Ent> iommu;          // emulator: by bus-address slot (BfnWindows)
     };
@@ -1153,13 +1156,15 @@ std::vector<Contender> contenders() {
         {"urcu", [] { return std::make_unique<TablePeer<UrcuBackend>>("urcu"); }, SyncUnit::locks},
         {"cuckoo", [] { return std::make_unique<TablePeer<CuckooBackend>>("cuckoo"); },
          SyncUnit::none},
-        {"xen-flat", [] { return std::make_unique<XenFlat>(); }, SyncUnit::locks},
+        {"xen-flat", [] { return std::make_unique<XenFlat<std::mutex>>(); }, SyncUnit::locks},
         // Not a peer: the bare lock-free core, a bound on impl's design (bench.cpp is_peer).
         {"v2-core", [] { return make_v2_core(); }, SyncUnit::rmw},
     };
 }
 
 std::unique_ptr<Adapter> make_v2_core() { return std::make_unique<CellPeer>(); }
+
+std::unique_ptr<Adapter> make_xen_flat_unlocked() { return std::make_unique<XenFlat<NoMutex>>(); }
 
 std::unique_ptr<Adapter> make_xen_style_unlocked() { return std::make_unique<XenStyle<NoMutex>>(); }
 

@@ -133,6 +133,8 @@ struct Contender {
 // xen-style's code with mutexes that do nothing: ONE thread only (a data race otherwise). Not a
 // peer: the lock ceiling (bench.cpp) compares it with xen-style to measure what the locks cost.
 [[nodiscard]] std::unique_ptr<Adapter> make_xen_style_unlocked();
+// The same for xen-flat (the lock ceiling of the flat layout).
+[[nodiscard]] std::unique_ptr<Adapter> make_xen_flat_unlocked();
 // The bare v2 frame-cell core (impl/frame_cell.h) behind the bench's operations: a bound on the
 // project's lock-free design, not a product (see peers.cpp, "v2-core"; bus addresses only in
 // the bench's windows, at most 4 tuples per frame, no scratch removal).

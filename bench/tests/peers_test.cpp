@@ -107,10 +107,12 @@ TEST_CASE("every contender matches ref on the same op sequence") {
         }
         for (const char* st : {"0", "-1", "-2", "-6", "-17", "-19", "sync"})
             CHECK(seen.contains(st));
-        // xen-style-nolock too: the lock ceiling compares it with xen-style, so it must do the
-        // same work with the same results (one thread, as the ceiling runs it).
+        // The no-op-mutex variants too: the lock ceiling compares each with its locked twin, so
+        // it must do the same work with the same results (one thread, as the ceiling runs it).
         auto cs = bench::contenders();
         cs.push_back({"xen-style-nolock", [] { return bench::make_xen_style_unlocked(); },
+                      bench::SyncUnit::none});
+        cs.push_back({"xen-flat-nolock", [] { return bench::make_xen_flat_unlocked(); },
                       bench::SyncUnit::none});
         for (const auto& c : cs) {
             if (c.name == "v2-core") continue;  // a bound with a narrower domain: its own test
