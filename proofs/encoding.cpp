@@ -195,6 +195,9 @@ St fresh_state(const Sorts& so, const std::string& p) {
         arr(so, p + "sq", so.BDS, so.C),
         arr(so, p + "pdl", so.BDS, so.C),
         arr(so, p + "owe", so.BDS, so.C),
+        arr(so, p + "quota", so.D, so.C),
+        arr(so, p + "hold", so.D, so.C),
+        arr(so, p + "hsw", so.DA, so.C),
     };
 }
 
@@ -248,7 +251,10 @@ St zip_state(const St& a, const St& b, F f) {
               f(a.rq, b.rq),
               f(a.sq, b.sq),
               f(a.pdl, b.pdl),
-              f(a.owe, b.owe)};
+              f(a.owe, b.owe),
+              f(a.quota, b.quota),
+              f(a.hold, b.hold),
+              f(a.hsw, b.hsw)};
 }
 }  // namespace
 
@@ -258,12 +264,12 @@ St ite_state(const expr& c, const St& a, const St& b) {
 
 std::vector<Clause> same_fields(const St& a, const St& b) {
     static const char* const names[] = {
-        "host_iommu", "mode",  "nframes",  "maxc", "fstate",  "owner",  "count", "alloc",
-        "live",       "hw",    "iommu_hw", "dm",   "rmrr",    "p2mv",   "p2m",   "dying",
-        "srv",        "emu",   "ekind",    "emfn", "removed", "m2b",    "swap",  "temu",
-        "torph",      "fault", "nT0",      "nT1",  "slotT0",  "slotT1", "idxT",  "tcls",
-        "nL",         "slotL", "idxL",     "p2mg", "pend",    "await",  "tlb",   "hk",
-        "hm",         "rcap",  "rlen",     "rq",   "sq",      "pdl",    "owe"};
+        "host_iommu", "mode",     "nframes", "maxc", "fstate", "owner", "count", "alloc", "live",
+        "hw",         "iommu_hw", "dm",      "rmrr", "p2mv",   "p2m",   "dying", "srv",   "emu",
+        "ekind",      "emfn",     "removed", "m2b",  "swap",   "temu",  "torph", "fault", "nT0",
+        "nT1",        "slotT0",   "slotT1",  "idxT", "tcls",   "nL",    "slotL", "idxL",  "p2mg",
+        "pend",       "await",    "tlb",     "hk",   "hm",     "rcap",  "rlen",  "rq",    "sq",
+        "pdl",        "owe",      "quota",   "hold", "hsw"};
     std::vector<Clause> out;
     (void)zip_state(a, b, [&out](const expr& x, const expr& y) {
         out.push_back({names[out.size()], x == y});
@@ -398,6 +404,18 @@ St ghost_remove_local(const Sorts& so, St s, const expr& m, const expr& cb) {
     return s;
 }
 
+// D20: c holds one more (a tuple it serves, a local entry), or one less.
+St add_holding(const Sorts& so, St s, const expr& c) {
+    s.hold = z3::store(s.hold, c, s.hold[c] + one(so));
+    return s;
+}
+St drop_holding(const Sorts& so, St s, const expr& c) {
+    s.hold = z3::store(s.hold, c, s.hold[c] - one(so));
+    return s;
+}
+// D20: may c take one more holding? (quota -1: none.)
+expr under_quota(const St& s, const expr& c) { return s.quota[c] < 0 || s.hold[c] < s.quota[c]; }
+
 // Adds tuple (m, x) of emulator c, class `cls`, swap flag `sw`, and its reference (ref:
 // tuples[t] = TupleInfo{sw, c, false}; get_ref). The caller's case guard says that the tuple's
 // class is `cls` (class_of).
@@ -411,13 +429,18 @@ St add_tuple(const Sorts& so, St s, const expr& m, const expr& x, const expr& sw
     s.tcls = z3::store(s.tcls, t, so.ctx.bool_val(cls));
     s = ghost_add_tuple(so, s, m, t, cls);
     if (take_ref) s = get_ref(so, s, m);
+    s = add_holding(so, s, c);  // D20: a tuple C serves
+    if (cls) s.hsw = z3::store(s.hsw, da(c, m), s.hsw[da(c, m)] + one(so));
     return s;
 }
-// Removes tuple (m, x) of class `cls`; its reference is deferred until c's flush (R11).
+// Removes tuple (m, x) of class `cls` whose emulator is c; its reference is deferred until c's
+// flush (R11), and c holds one tuple less (D20).
 St unlink_tuple(const Sorts& so, St s, const expr& m, const expr& x, bool cls, const expr& c) {
     const expr t = z3::concat(m, x);
     s.m2b = z3::store(s.m2b, t, so.ctx.bool_val(false));
     s = ghost_remove_tuple(so, s, m, t, cls);
+    s = drop_holding(so, s, c);
+    if (cls) s.hsw = z3::store(s.hsw, da(c, m), s.hsw[da(c, m)] - one(so));
     return defer_put(so, s, m, c);
 }
 // The class a tuple that emulator c makes with swap flag `sw` has in state s.
@@ -597,13 +620,16 @@ Transition map_page(const Sorts& so, const St& s, Mutant mut) {
                         kEexist});
     if (mut != Mutant::map_skips_max_count)
         t.checks.push_back({"D19: count below max_count", below_max(s, m), kEoverflow});
+    if (mut != Mutant::map_page_skips_quota)
+        t.checks.push_back({"D20: C's holdings below its quota", under_quota(s, c), kEnomem});
     t.checks.push_back({"R6, F9: no injected unit failure", s.fault == 0, kEio});
     finish_checks(so, t);
     St n = s;
     n.ekind = z3::store(n.ekind, da(c, b), bv(so, kLocal, so.K2));  // R6: a local entry
     n.emfn = z3::store(n.emfn, da(c, b), m);
     n = ghost_add_local(so, n, m, da(c, b));
-    n = get_ref(so, n, m);  // R6: one reference
+    n = get_ref(so, n, m);      // R6: one reference
+    n = add_holding(so, n, c);  // D20: a local entry of C
     const expr eio = t.status == static_cast<int>(kEio);
     const St f = consume_fault(so, s);
     t.next = ite_state(t.ok, n, ite_state(eio, f, s));
@@ -640,6 +666,7 @@ Transition unmap_page(const Sorts& so, const St& s, Mutant) {
     loc.ekind = z3::store(loc.ekind, cb, bv(so, kNone, so.K2));
     loc = ghost_remove_local(so, loc, m, cb);
     loc = defer_put(so, loc, m, c);
+    loc = drop_holding(so, loc, c);  // D20
     const expr is_id = k == bv(so, kIdentity, k3);
     t.next = ite_state(t.ok, ite_state(is_id, id, loc), s);
     t.cases = {{t.ok && is_id, id}, {t.ok && !is_id, loc}, {!t.ok, s}};
@@ -682,6 +709,9 @@ Transition map_foreign_page(const Sorts& so, const St& s, Mutant mut) {
          kEexist});
     t.checks.push_back(
         {"D19: a new tuple needs count below max_count", s.m2b[tn] || below_max(s, m), kEoverflow});
+    if (mut != Mutant::map_foreign_skips_quota)
+        t.checks.push_back({"D20: a new tuple needs C's holdings below its quota",
+                            s.m2b[tn] || under_quota(s, c), kEnomem});
     t.checks.push_back({"R3, F9: no injected unit failure", s.fault == 0, kEio});
     finish_checks(so, t);
     St n = s;
@@ -754,6 +784,8 @@ Transition lookup_foreign_page(const Sorts& so, const St& s, Mutant mut) {
     const expr tn = z3::concat(m, x);
     t.checks.push_back({"D19: a new tuple needs count below max_count",
                         z3::ite(u, has_tuple, s.m2b[tn]) || below_max(s, m), kEoverflow});
+    t.checks.push_back({"D20: a new tuple needs C's holdings below its quota",
+                        z3::ite(u, has_tuple, s.m2b[tn]) || under_quota(s, c), kEnomem});
     finish_checks(so, t);
     // D23: C is handed the out bfn for the frame.
     const St handed_m = hand(s, hkey(c, m, d, i), m);
@@ -929,6 +961,17 @@ Transition balloon(const Sorts& so, const St& s, Mutant mut) {
     // tuples are among them: AUX-SWAP), which is where their stale translations may be cached.
     n.nT1 = z3::store(n.nT1, m, bv(so, 0, so.C));
     n.pend = z3::store(n.pend, m, s.pend[m] + s.nT1[m]);
+    // D20: each emulator holds its dropped tuples less: hsw[(e, m)] of them. The counter is
+    // tied to the tuples by conformance, not by proof (a cardinality), so the decrement is
+    // clamped at 0 (it never is below on a state ref reaches: conformance reads hsw): what the
+    // proof needs is only that a balloon takes no holdings up (INV-QUOTA).
+    {
+        const expr he = so.ctx.constant(lambda_name(so, "balloon.he").c_str(), so.D);
+        const expr h = s.hsw[da(he, m)];
+        n.hold = z3::lambda(he, s.hold[he] - z3::ite(h > 0, h, bv(so, 0, so.C)));
+        const expr hx = so.ctx.constant(lambda_name(so, "balloon.hx").c_str(), so.DA);
+        n.hsw = z3::lambda(hx, z3::ite(parts_da(so, hx).second == m, bv(so, 0, so.C), s.hsw[hx]));
+    }
     {
         const expr ac = so.ctx.constant((so.tag + "balloon.ac").c_str(), so.D);
         const expr af = so.ctx.constant((so.tag + "balloon.af").c_str(), so.A);
@@ -1251,6 +1294,7 @@ Transition destroy_drop_local(const Sorts& so, const St& s, Mutant) {
     n.ekind = z3::store(n.ekind, cb, bv(so, kNone, so.K2));
     n = ghost_remove_local(so, n, m, cb);
     n = defer_put(so, n, m, d);
+    n = drop_holding(so, n, d);  // D20
     t.next = ite_state(t.ok, n, s);
     t.cases = {{t.ok, n}, {!t.ok, s}};
     return t;
@@ -1375,8 +1419,12 @@ Transition create_domain(const Sorts& so, const St& s, Mutant mut) {
     const expr d = so.ctx.constant((so.tag + "create_domain.D").c_str(), so.D);
     const expr hwd = so.ctx.bool_const((so.tag + "create_domain.hardware").c_str());
     const expr io = so.ctx.bool_const((so.tag + "create_domain.iommu_hw").c_str());
+    // D20: `quota=N` (0 <= N <= 2^32-1), -1 when the statement has none.
+    const expr quota = so.ctx.constant((so.tag + "create_domain.quota").c_str(), so.C);
     Transition t = blank(so, s, "create_domain");
-    for (const expr& a : {d, hwd, io}) t.args.push_back(a);
+    for (const expr& a : {d, hwd, io, quota}) t.args.push_back(a);
+    t.scope.push_back({"scope: D20, quota=N with 0 <= N <= 2^32-1, or none (-1)",
+                       quota >= -1 && quota <= so.ctx.int_val(std::uint64_t{0xffffffff})});
     t.scope.push_back({"scope: D not live (a live domid declared again: exit 2)", !s.live[d]});
     if (mut != Mutant::create_domain_self)
         t.scope.push_back(
@@ -1402,6 +1450,8 @@ Transition create_domain(const Sorts& so, const St& s, Mutant mut) {
     n.live = z3::store(n.live, d, so.ctx.bool_val(true));
     n.hw = z3::store(n.hw, d, hwd);
     n.iommu_hw = z3::store(n.iommu_hw, d, io);
+    n.quota = z3::store(n.quota, d, quota);          // D20: its quota, or none
+    n.hold = z3::store(n.hold, d, bv(so, 0, so.C));  // D20: a new domain holds nothing
     t.next = n;
     t.cases = {{t.ok, n}};
     return t;
@@ -1579,7 +1629,8 @@ std::vector<std::string> invariant_names() {
             "AUX-HELD",
             "AUX-ORPHAN",
             "AUX-TLB",
-            "INV-INVALIDATE"};
+            "INV-INVALIDATE",
+            "INV-QUOTA"};
 }
 
 std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& name) {
@@ -1831,6 +1882,12 @@ std::vector<Clause> invariant(const Sorts& so, const St& s, const std::string& n
         out.push_back({name + "/a ring holds at most its slots, 2 per request",
                        forall_p({x}, {{s.rlen[x]}, {s.rcap[x]}},
                                 0 <= s.rlen[x] && 2 * s.rlen[x] <= s.rcap[x])});
+    } else if (name == "INV-QUOTA") {
+        // D20 (issue 17, item 4): a domain with a quota holds at most its quota (tuples it
+        // serves and local entries: the counter, tied to them by conformance).
+        out.push_back({name + "/holdings <= quota where a quota is set",
+                       forall_p({qd}, {{s.hold[qd]}, {s.quota[qd]}},
+                                z3::implies(s.quota[qd] >= 0, s.hold[qd] <= s.quota[qd]))});
     } else {
         throw std::invalid_argument("no invariant " + name);
     }
@@ -1887,6 +1944,9 @@ std::vector<Clause> initial(const Sorts& so, const St& s) {
          z3::forall(y, s.rq[y] == 0 && s.sq[y] == 0 && s.pdl[y] == 0 && s.owe[y] == 0)},
         {"init: every ring empty, its slots not negative",
          z3::forall(x, s.rlen[x] == 0 && s.rcap[x] >= 0)},
+        // D20: `domain ... quota=N` sets a quota; nothing is held before the first call.
+        {"init: no domain holds anything (D20)",
+         z3::forall(d, s.hold[d] == 0 && s.quota[d] >= -1) && z3::forall(cb, s.hsw[cb] == 0)},
     };
 }
 

@@ -53,6 +53,7 @@ enum : unsigned {
     kEnoent = 2,
     kEio = 5,
     kEnxio = 6,
+    kEnomem = 12,
     kEacces = 13,
     kEbusy = 16,
     kEexist = 17,
@@ -87,6 +88,9 @@ enum class Mutant {
     rmrr_over_mapped_entry,    // `rmrr` after the first call, over a mapped bfn (exit 2)
     xen_gfn_takes_used_frame,  // `xen_gfn` takes any frame, not the lowest free one (R8)
     fault_count_off_by_one,    // `fault iommu_map count=N` arms N - 1 faults (D10)
+    // Issue 17, item 4, D20: quotas.
+    map_page_skips_quota,     // map_page skips D20's -ENOMEM check
+    map_foreign_skips_quota,  // map_foreign_page skips D20's -ENOMEM check
 };
 
 struct Sorts {
@@ -160,6 +164,14 @@ struct St {
     z3::expr sq;    // (b,d,s) -> C
     z3::expr pdl;   // (b,d,s) -> C
     z3::expr owe;   // (b,d,s) -> C
+    // D20 (issue 17, item 4): per domain its quota (-1: none; set by create_domain) and its
+    // holdings counter (the tuples it serves, orphans included, plus its local entries; +1 and
+    // -1 with each, tied to those sets by conformance, not by proof: a cardinality), and per
+    // (emulator, frame) the ghost count of the emulator's tuples of the frame that a balloon's
+    // swap drops (class 1), so that a balloon takes each emulator's holdings down by them.
+    z3::expr quota;  // D -> C
+    z3::expr hold;   // D -> C
+    z3::expr hsw;    // (e,m) -> C
 };
 
 St fresh_state(const Sorts& so, const std::string& prefix);

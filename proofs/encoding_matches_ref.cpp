@@ -257,6 +257,20 @@ St encode_state(const Sorts& so, const Ext& x) {
             owe.push_back({{ix}, e.cnt(n[0] + n[1] + n[2])});
         }
     }
+    // D20: each live domain's quota (-1: none) and holdings; per (emulator, frame) how many of
+    // the emulator's tuples of the frame a balloon's swap drops (class 1).
+    std::vector<std::pair<std::vector<expr>, expr>> quota, hold, hsw;
+    for (const auto& [id, dom] : st.domains) {
+        quota.push_back({{e.d(id)}, c.int_val(dom.quota ? std::int64_t{*dom.quota} : -1)});
+        hold.push_back({{e.d(id)}, e.cnt(st.holdings(id))});
+    }
+    {
+        std::map<std::pair<DomId, std::uint64_t>, std::uint64_t> per;
+        for (const auto& [m, tuples] : st.m2b)
+            for (const auto& [t, info] : tuples)
+                if (drop_class_ref(st, info)) ++per[{info.emulator, m.v}];
+        for (const auto& [k, n] : per) hsw.push_back({{e.da(k.first, k.second)}, e.cnt(n)});
+    }
     for (const auto& [k, m] : x.h) {
         hk.push_back({{e.key(k)}, c.bool_val(true)});
         hm.push_back({{e.key(k)}, e.a(m.v)});
@@ -310,6 +324,9 @@ St encode_state(const Sorts& so, const Ext& x) {
     s.sq = table(c, {so.BDS}, e.cnt(0), sq);
     s.pdl = table(c, {so.BDS}, e.cnt(0), pdl);
     s.owe = table(c, {so.BDS}, e.cnt(0), owe);
+    s.quota = table(c, {so.D}, c.int_val(-1), quota);
+    s.hold = table(c, {so.D}, e.cnt(0), hold);
+    s.hsw = table(c, {so.DA}, e.cnt(0), hsw);
     return s;
 }
 
@@ -349,10 +366,31 @@ struct Sample {
     bool hw = false, iommu_hw = false;
     DomId emulator;
     std::uint32_t n = 0;
+    std::int64_t quota = -1;  // create_domain's quota= (D20), -1: none
 };
 
 // `text` (if given) gets the world as TRACE-FORMAT statements, so that `pviommu run` rebuilds it.
-std::unique_ptr<ref::Hypervisor> make_world(Gen& g, std::string* text = nullptr);
+// `quotas`: some domains get a quota (D20; the conformance and INV-QUOTA's planted bugs).
+std::unique_ptr<ref::Hypervisor> make_world(Gen& g, std::string* text = nullptr,
+                                            bool quotas = false);
+
+// D20 (issue 17, item 4): the worlds' quotas come from a generator of their own, seeded from a
+// copy of g's state, so that g's draws (the worlds and ops that seeds reach) are unchanged.
+Gen quota_gen(const Gen& g) {
+    std::mt19937_64 copy = g.rng;
+    return Gen{std::mt19937_64{copy() ^ 0x9e3779b97f4a7c15ULL}};
+}
+// A domain just created gets a quota of 0..3 a quarter of the time (tight enough that -ENOMEM
+// rows are reached); returns the statement's ` quota=N` text, or "". Only the general worlds
+// (make_world) have quotas: the emulation worlds are where the tuples, deliveries and orphans
+// come from (measured: with quotas there too, seed 4's 1,000 samples made no orphan and no
+// delivery).
+std::string maybe_quota(Gen& qg, ref::Hypervisor& hv, DomId d) {
+    if (!qg.coin(40)) return "";
+    const auto q = static_cast<std::uint32_t>(qg.below(3));
+    hv.set_quota(d, q);
+    return " quota=" + std::to_string(q);
+}
 
 // A world of the emulation shapes v2 is about, with the IOMMU on: the hardware domain (mostly
 // with an IOMMU, mostly inclusive: lookups on the 1:1 map, R6's -EBUSY) emulates guests 1 and
@@ -400,7 +438,7 @@ std::unique_ptr<ref::Hypervisor> make_emulation_world(Gen& g, std::string* text)
     return hvp;
 }
 
-std::unique_ptr<ref::Hypervisor> make_world(Gen& g, std::string* text) {
+std::unique_ptr<ref::Hypervisor> make_world(Gen& g, std::string* text, bool quotas) {
     if (g.coin(35)) return make_emulation_world(g, text);
     std::ostringstream os;
     Host h;
@@ -417,6 +455,7 @@ std::unique_ptr<ref::Hypervisor> make_world(Gen& g, std::string* text) {
     ref::Hypervisor& hv = *hvp;
     bool have_hw = false;
     std::vector<DomId> doms;
+    Gen qg = quota_gen(g);
     for (std::uint16_t d = 0; d < kDoms; ++d) {
         if (!g.coin(85)) continue;
         const bool hwd = !have_hw && g.coin(40);
@@ -426,7 +465,7 @@ std::unique_ptr<ref::Hypervisor> make_world(Gen& g, std::string* text) {
         if (hv.create_domain(DomId{d}, hwd ? DomainRole::hardware : DomainRole::guest, io, ram)) {
             doms.push_back(DomId{d});
             os << "domain " << d << (hwd ? " hardware" : " guest") << (io ? " iommu_hw" : "")
-               << " ram=" << ram << "\n";
+               << " ram=" << ram << (quotas ? maybe_quota(qg, hv, DomId{d}) : "") << "\n";
         }
     }
     for (DomId e : doms)
@@ -577,10 +616,12 @@ Sample random_op(Gen& g, const State& st) {
 // Issue 17, item 4: a control-plane statement on ref (create_domain with `ram` frames); false
 // when `s` is none.
 bool run_control(ref::Hypervisor& hv, const Sample& s, std::uint64_t ram) {
-    if (s.op == "create_domain")
+    if (s.op == "create_domain") {
         (void)hv.create_domain(s.c, s.hw ? DomainRole::hardware : DomainRole::guest, s.iommu_hw,
                                ram);
-    else if (s.op == "dm")
+        // D20: the trace runner sets a `domain` statement's quota= the same way.
+        if (s.quota >= 0) hv.set_quota(s.c, static_cast<std::uint32_t>(s.quota));
+    } else if (s.op == "dm")
         hv.grant_dm(s.c, s.domid);
     else if (s.op == "ioserver")
         hv.create_ioserver(s.c, s.ioserver, s.emulator, s.n);
@@ -1037,6 +1078,7 @@ std::optional<Sample> random_control(Gen& g, const State& st) {
         s.hw = !have_hw && g.coin(40);
         s.iommu_hw = g.coin(75);
         s.n = static_cast<std::uint32_t>(std::min<std::uint64_t>(g.below(3), free));  // ram
+        if (g.coin(30)) s.quota = static_cast<std::int64_t>(g.below(4));              // D20
         return s;
     }
     if (live.empty()) return std::nullopt;
@@ -1164,6 +1206,8 @@ void fix_args(z3::solver& sv, const Enc& e, const Transition& t, const Sample& s
             sv.add(a == e.d(smp.emulator));
         else if (f == "ring" || f == "count")
             sv.add(a == e.cnt(smp.n));
+        else if (f == "quota")
+            sv.add(a == c.int_val(smp.quota));
     }
 }
 
@@ -1262,6 +1306,21 @@ std::string compare(const Step& sp, const Options& opt, std::vector<std::size_t>
                  c.bool_val(pd->hardware));
             read("domain " + std::to_string(d) + " iommu_hw", n.iommu_hw[e.d(dd)],
                  c.bool_val(pd->iommu_hw));
+            // D20: the quota, the holdings counter (ref's holdings: its tuples, orphans
+            // included, and local entries) and the ghost count of its swap tuples per frame.
+            read("domain " + std::to_string(d) + " quota", n.quota[e.d(dd)],
+                 c.int_val(pd->quota ? std::int64_t{*pd->quota} : -1));
+            read("domain " + std::to_string(d) + " holdings", n.hold[e.d(dd)],
+                 e.cnt(post.s.holdings(dd)));
+            for (std::uint64_t m = 0; m < kAddrs; ++m) {
+                if (!pre.s.m2b.contains(Mfn{m}) && !post.s.m2b.contains(Mfn{m})) continue;
+                std::uint64_t k = 0;
+                if (const auto it = post.s.m2b.find(Mfn{m}); it != post.s.m2b.end())
+                    for (const auto& [tp, info] : it->second)
+                        k += info.emulator == dd && drop_class_ref(post.s, info);
+                read("domain " + std::to_string(d) + " swap tuples of mfn=" + std::to_string(m),
+                     n.hsw[e.da(dd, m)], e.cnt(k));
+            }
         }
         for (std::uint16_t i = 0; i < kSids; ++i)
             read("ioserver " + std::to_string(d) + " id=" + std::to_string(i),
@@ -1426,7 +1485,7 @@ ConformanceResult conformance(std::uint64_t seed, std::size_t samples, const Opt
                 "divergence on " + what + "\n" + d + "  pre-state:\n" + ext_text(pre) + "\n";
     };
     while (res.samples < samples) {
-        const auto hvp = make_world(g);
+        const auto hvp = make_world(g, nullptr, true);  // D20: with quotas, -ENOMEM rows
         Ext cur = ext_of(hvp->state(), {}, false);
         const std::size_t steps = 1 + g.below(20);
         for (std::size_t k = 0; k < steps && res.samples < samples; ++k) {
@@ -1799,8 +1858,8 @@ EdgeConformanceResult conformance_on_edges(const std::string& world, unsigned de
         ++res.edges;
         const std::optional<Sample> smp = sample_of(e.stmt);
         const int st = e.statuses.empty() ? 0 : e.statuses.front();
-        // D20's quotas are not encoded (-ENOMEM), nor order > 0.
-        if (!smp || st == -PV_IOMMU_ENOMEM) {
+        // Order > 0 is not encoded (D20's quotas are, issue 17 item 4: -ENOMEM edges too).
+        if (!smp) {
             ++res.skipped;
             return;
         }
@@ -2201,7 +2260,10 @@ bool mutant_by_witness(const std::string& transition, Mutant mut,
     Gen g{std::mt19937_64(19700101)};
     std::size_t tried = 0;
     for (unsigned world = 0; world < 4000 && tried < max_states; ++world) {
-        const auto hvp = make_world(g, &world_text);
+        // Quotas only for INV-QUOTA's bugs: the others are searched on the states they were
+        // (measured: with quotas in every world, map_skips_max_count and
+        // destroy_leaves_foreign_entry were no longer found among 300 states).
+        const auto hvp = make_world(g, &world_text, expected == "INV-QUOTA");
         path_text.clear();
         Ext cur = ext_of(hvp->state(), {}, true);
         for (std::size_t k = 0; k < 16 && tried < max_states; ++k) {
@@ -2307,6 +2369,8 @@ Ext decode_ext(const z3::model& m, const Sorts& so, const St& s) {
         Domain& dm = st.domains[dd];
         dm.hardware = model_true(m, s.hw[e.d(dd)]);
         dm.iommu_hw = model_true(m, s.iommu_hw[e.d(dd)]);
+        if (std::int64_t q = -1; m.eval(s.quota[e.d(dd)], true).is_numeral_i64(q) && q >= 0)
+            dm.quota = static_cast<std::uint32_t>(std::min<std::int64_t>(q, 0xffffffff));  // D20
         for (std::uint16_t t = 0; t < nd; ++t)
             if (model_true(m, s.dm[z3::concat(e.d(dd), e.d(DomId{t}))]))
                 dm.dm_over.insert(DomId{t});
@@ -2418,6 +2482,10 @@ Sample decode_sample(const z3::model& m, const Sorts& so, const Transition& t) {
             smp.emulator = dom(a);
         else if (f == "ring" || f == "count")
             smp.n = static_cast<std::uint32_t>(model_u64(m, a));
+        else if (f == "quota") {
+            std::int64_t q = -1;
+            smp.quota = m.eval(a, true).is_numeral_i64(q) && q >= 0 ? q : -1;
+        }
     }
     return smp;
 }
@@ -2469,7 +2537,7 @@ std::optional<Ext> cpp_step(const Ext& pre, const Sample& smp) {
     return std::nullopt;
 }
 
-// What the encoding represents of an Ext, as text: no entry permissions or quotas, RMRRs as
+// What the encoding represents of an Ext, as text: no entry permissions, RMRRs as
 // single bfns (the encoding's rmrr is per bfn), R7's queues as counts per bfn (no order).
 std::string encoded_text(Ext x) {
     std::map<std::string, std::array<std::uint64_t, 3>> counts;
@@ -2489,7 +2557,6 @@ std::string encoded_text(Ext x) {
     x.owed.clear();
     x.s.host.max_order = 0;
     for (auto& [d, dom] : x.s.domains) {
-        dom.quota.reset();
         for (auto& [b, en] : dom.iommu) {
             en.perms = 0;
             if (en.kind == EntryKind::scratch) en.mfn = Mfn{};

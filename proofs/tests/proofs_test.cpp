@@ -144,6 +144,25 @@ TEST_CASE("INV-INVALIDATE: a balloon owes one invalidation per tuple, none is ev
 TEST_CASE("mutant: a delivery into a full ring drops the invalidation (R7)") {
     expect_caught("ring_full_drop_encoding", "INV-INVALIDATE");
 }
+// Issue 17, item 4 (D20): INV-QUOTA is an invariant of every transition; a map that skips
+// the -ENOMEM check breaks it on a state ref reached.
+TEST_CASE("INV-QUOTA: no domain's holdings pass its quota") {
+    std::size_t n = 0;
+    for (const auto& name : proofs::obligation_names()) {
+        if (!name.ends_with("/INV-QUOTA")) continue;
+        ++n;
+        const proofs::Result r = proofs::check_obligation(name, opts());
+        INFO(name << ": " << r.result << " in " << r.seconds << " s\n" << r.detail);
+        CHECK(r.pass);
+    }
+    CHECK(n == 23 + 1);  // each transition, and init
+}
+TEST_CASE("mutant: map_page skips the quota check (D20)") {
+    expect_caught("map_page_skips_quota", "INV-QUOTA");
+}
+TEST_CASE("mutant: map_foreign_page skips the quota check (D20)") {
+    expect_caught("map_foreign_skips_quota", "INV-QUOTA");
+}
 TEST_CASE("lemma: LEMMA-HOLDERS follows from the invariants") { expect_all("lemma/"); }
 TEST_CASE("base: the initial state (what the control plane leaves) satisfies every invariant") {
     expect_all("init/");
@@ -205,11 +224,12 @@ TEST_CASE("every open obligation is a real obligation name") {
 }
 
 TEST_CASE("every obligation and mutant has a name the CLI can select") {
-    // 23 transitions (17 and the 6 control-plane statements, issue 17 item 4) x 18
-    // invariants, Init => each of the 18 invariants, coverage of each transition,
-    // LEMMA-HOLDERS, INV-INVALIDATE/balloon, non-vacuity of init and of each transition.
-    CHECK(proofs::obligation_names().size() == 23 * 18 + 18 + 23 + 1 + 1 + 24);
-    CHECK(proofs::mutant_names().size() == 17);
+    // 23 transitions (17 and the 6 control-plane statements, issue 17 item 4) x 19
+    // invariants (INV-QUOTA, D20, the 19th), Init => each of the 19 invariants, coverage of
+    // each transition, LEMMA-HOLDERS, INV-INVALIDATE/balloon, non-vacuity of init and of each
+    // transition.
+    CHECK(proofs::obligation_names().size() == 23 * 19 + 19 + 23 + 1 + 1 + 24);
+    CHECK(proofs::mutant_names().size() == 19);
 }
 
 TEST_CASE("conformance: the encoded transitions agree with ref on random concrete states") {
@@ -229,9 +249,9 @@ TEST_CASE("conformance: the encoded transitions agree with ref on random concret
     CHECK(r.per_op.size() == 24);
     // R9 v2 step 2 left orphans, and their chains still end where ref's destroy does.
     CHECK(r.orphans > 0);
-    // The rows the encoding must get right are reached: D19's -EOVERFLOW and R6 v2's -EBUSY
-    // among them.
-    for (const unsigned st : {0u, 1u, 2u, 5u, 6u, 16u, 17u, 19u, 22u, 75u}) {
+    // The rows the encoding must get right are reached: D19's -EOVERFLOW, D20's -ENOMEM and
+    // R6 v2's -EBUSY among them.
+    for (const unsigned st : {0u, 1u, 2u, 5u, 6u, 12u, 16u, 17u, 19u, 22u, 75u}) {
         INFO("status -" << st);
         CHECK(r.per_status.count(st) == 1);
     }
