@@ -27,6 +27,7 @@
 #include <mutex>
 #include <tuple>
 #include <unordered_map>
+#include <utility>
 
 // liburcu needs its flavour header before rculfhash.h: no reordering here.
 // clang-format off
@@ -644,6 +645,23 @@ struct UrcuBackend {
 // ---------------------------------------------------------------------------------------------
 // xen-style: one lock per domain.
 
+// unmap_foreign_page's locks in xen-style and xen-flat: the emulator's, and the target's too when
+// the op may drop a tuple (t: the target's mutex when C serves the server, else null). Both at
+// once with std::lock (deadlock-free against map's std::scoped_lock of the same two).
+template <class Mutex>
+std::pair<std::unique_lock<Mutex>, std::unique_lock<Mutex>> unmap_locks(Mutex& e, Mutex* t) {
+    std::unique_lock<Mutex> le(e, std::defer_lock), lt;
+    if (t != nullptr) {
+        lt = std::unique_lock<Mutex>(*t, std::defer_lock);
+        std::lock(le, lt);
+        count_locks(2);
+    } else {
+        le.lock();
+        count_locks(1);
+    }
+    return {std::move(le), std::move(lt)};
+}
+
 // A mutex that does nothing: xen-style's code without its synchronisation, for the lock
 // ceiling (bench.cpp, "lock ceiling"): one thread only, never a peer.
 struct NoMutex {
@@ -719,16 +737,7 @@ public:
         const bool own = srv != nullptr && srv->emulator == c;
         if (!live(c)) return Status::enoent;
         Dom& E = *doms_[c.v];
-        // The target's lock too when the op may drop a tuple (own server).
-        std::unique_lock<Mutex> le(E.mu, std::defer_lock), lt;
-        if (own) {
-            lt = std::unique_lock<Mutex>(doms_[t.v]->mu, std::defer_lock);
-            std::lock(le, lt);
-            count_locks(2);
-        } else {
-            le.lock();
-            count_locks(1);
-        }
+        const auto locks = unmap_locks(E.mu, own ? &doms_[t.v]->mu : nullptr);
         auto e = E.iommu.find(b.v);
         if (e == E.iommu.end()) return Status::enoent;
         if (e->second.kind == kScratch) {
@@ -916,15 +925,7 @@ public:
         const bool own = srv != nullptr && srv->emulator == c;
         if (!live(c)) return Status::enoent;
         Dom& E = *doms_[c.v];
-        std::unique_lock<Mutex> le(E.mu, std::defer_lock), lt;
-        if (own) {
-            lt = std::unique_lock<Mutex>(doms_[t.v]->mu, std::defer_lock);
-            std::lock(le, lt);
-            count_locks(2);
-        } else {
-            le.lock();
-            count_locks(1);
-        }
+        const auto locks = unmap_locks(E.mu, own ? &doms_[t.v]->mu : nullptr);
         if (E.iommu.empty()) return Status::enoent;  // not an emulator: no context here
         Ent& e = E.iommu[slot(b)];
         if (e.kind == kNone) return Status::enoent;
