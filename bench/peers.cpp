@@ -25,6 +25,7 @@
 #include <cassert>
 #include <deque>
 #include <mutex>
+#include <span>
 #include <tuple>
 #include <unordered_map>
 #include <utility>
@@ -145,6 +146,18 @@ struct Srv {
     std::deque<Bfn> buffered, sync;
 };
 
+struct TupleRec {
+    std::uint64_t bfn;
+    std::uint16_t domid, ioserver;
+    bool swap;
+    [[nodiscard]] auto k() const { return std::tie(bfn, domid, ioserver); }
+};
+// F8's order of a frame's tuples: (bfn, domid, ioserver).
+void sort_f8(std::span<TupleRec> ts) {
+    std::sort(ts.begin(), ts.end(),
+              [](const TupleRec& x, const TupleRec& y) { return x.k() < y.k(); });
+}
+
 class PeerBase : public Adapter {
 public:
     void setup(const WorldSpec& w) override {
@@ -204,6 +217,14 @@ protected:
         srv.sync.push_back(b);
         return true;
     }
+    // R7: a balloon's invalidates, one per tuple of its frame, given in F8 order (sort_f8),
+    // counted into out.
+    void announce(std::span<const TupleRec> ts, BalloonOutcome& out) {
+        for (const TupleRec& r : ts) {
+            if (deliver(DomId{r.domid}, IoServId{r.ioserver}, Bfn{r.bfn})) ++out.synchronous;
+            ++out.invalidates;
+        }
+    }
     void freed(std::uint64_t m) { freed_[m].fetch_add(1, std::memory_order_relaxed); }
 
     WorldSpec w_;
@@ -212,12 +233,6 @@ protected:
     std::unique_ptr<std::atomic<std::uint32_t>[]> freed_;  // per mfn: times freed (W3 check)
 };
 
-struct TupleRec {
-    std::uint64_t bfn;
-    std::uint16_t domid, ioserver;
-    bool swap;
-    [[nodiscard]] auto k() const { return std::tie(bfn, domid, ioserver); }
-};
 struct FrameRec {
     std::uint32_t count = 0;
     bool allocated = false;
@@ -359,10 +374,7 @@ public:
             if (!f.allocated) return false;  // lost the race
             b_->p2m_erase(key(t, g.v));      // R7: P2M entry goes
             out.mfn = Mfn{m};
-            for (const TupleRec& r : f.t) {  // R7: F8 order
-                if (deliver(DomId{r.domid}, IoServId{r.ioserver}, Bfn{r.bfn})) ++out.synchronous;
-                ++out.invalidates;
-            }
+            announce(f.t, out);                                    // R7: f.t is kept in F8 order
             std::vector<std::pair<DomId, std::uint64_t>> swapped;  // R7, D13
             std::erase_if(f.t, [&](const TupleRec& r) {
                 const DomId e = emulator_of(DomId{r.domid}, IoServId{r.ioserver});
@@ -775,12 +787,8 @@ public:
         auto [lo, hi] = T.m2b.equal_range(m);
         std::vector<TupleRec> ts;
         for (auto it = lo; it != hi; ++it) ts.push_back(it->second);
-        std::sort(ts.begin(), ts.end(),
-                  [](const TupleRec& x, const TupleRec& y) { return x.k() < y.k(); });
-        for (const TupleRec& r : ts) {
-            if (deliver(DomId{r.domid}, IoServId{r.ioserver}, Bfn{r.bfn})) ++out.synchronous;
-            ++out.invalidates;
-        }
+        sort_f8(ts);
+        announce(ts, out);
         std::vector<std::uint64_t> swapped;
         for (auto it = lo; it != hi;) {
             const TupleRec& r = it->second;
@@ -957,12 +965,8 @@ public:
         BalloonOutcome out;
         out.mfn = Mfn{m};
         FFrame& f = frames_[m];
-        std::sort(f.t.begin(), f.t.end(),
-                  [](const TupleRec& x, const TupleRec& y) { return x.k() < y.k(); });
-        for (const TupleRec& r : f.t) {
-            if (deliver(DomId{r.domid}, IoServId{r.ioserver}, Bfn{r.bfn})) ++out.synchronous;
-            ++out.invalidates;
-        }
+        sort_f8(f.t);
+        announce(f.t, out);
         std::vector<std::uint64_t> swapped;
         std::erase_if(f.t, [&](const TupleRec& r) {
             if (!(r.swap && E.iommu[slot(Bfn{r.bfn})].kind == kForeign)) return false;
@@ -1075,24 +1079,12 @@ public:
         if (core_->balloon(t.v, g.v, &m, &refs, hb, hw, &n) != impl::v2::St::ok) return {};
         BalloonOutcome out;
         out.mfn = Mfn{m};
-        // F8: one invalidate per tuple, in (bfn, domid, ioserver) order.
-        std::array<std::uint32_t, impl::v2::kMaxHolders> ord{};
-        for (std::uint32_t i = 0; i < n; ++i) ord[i] = i;
-        const auto key = [&](std::uint32_t i) {
-            return std::tuple(slot_bfn(hb[i]).v, impl::v2::holder_domid(hw[i]),
-                              impl::v2::holder_ioserver(hw[i]));
-        };
-        for (std::uint32_t i = 1; i < n; ++i)  // insertion sort of <= 4 (std::sort: g++ 12's
-            for (std::uint32_t j = i; j > 0 && key(ord[j]) < key(ord[j - 1]);
-                 --j)  // -Warray-bounds)
-                std::swap(ord[j], ord[j - 1]);
-        for (std::uint32_t k = 0; k < n; ++k) {
-            const std::uint32_t i = ord[k];
-            if (deliver(DomId{impl::v2::holder_domid(hw[i])},
-                        IoServId{impl::v2::holder_ioserver(hw[i])}, slot_bfn(hb[i])))
-                ++out.synchronous;
-            ++out.invalidates;
-        }
+        std::array<TupleRec, impl::v2::kMaxHolders> ts{};
+        for (std::uint32_t i = 0; i < n; ++i)
+            ts[i] = TupleRec{slot_bfn(hb[i]).v, impl::v2::holder_domid(hw[i]),
+                             impl::v2::holder_ioserver(hw[i]), false};
+        sort_f8(std::span(ts).first(n));
+        announce(std::span(ts).first(n), out);
         put(m, refs);
         return out;
     }
