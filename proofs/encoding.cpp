@@ -526,6 +526,14 @@ St consume_fault(const Sorts& so, St s) {
     return s;
 }
 
+// A transition with one case, its success: its successor is n whenever it runs (flush and the
+// control-plane statements have no failing case).
+Transition one_case(Transition t, const St& n) {
+    t.next = n;
+    t.cases = {{t.ok, n}};
+    return t;
+}
+
 // A new transition with no checks yet.
 Transition blank(const Sorts& so, const St& s, const std::string& name) {
     return Transition{
@@ -1174,9 +1182,7 @@ Transition flush(const Sorts& so, const St& s, Mutant) {
         vs.push_back(af);
         n.await = z3::lambda(vs, sel2(s.await, ac, af) && ac != c);
     }
-    t.next = n;
-    t.cases = {{t.ok, n}};
-    return t;
+    return one_case(std::move(t), n);
 }
 
 Transition put(const Sorts& so, const St& s, Mutant mut) {
@@ -1452,9 +1458,7 @@ Transition create_domain(const Sorts& so, const St& s, Mutant mut) {
     n.iommu_hw = z3::store(n.iommu_hw, d, io);
     n.quota = z3::store(n.quota, d, quota);          // D20: its quota, or none
     n.hold = z3::store(n.hold, d, bv(so, 0, so.C));  // D20: a new domain holds nothing
-    t.next = n;
-    t.cases = {{t.ok, n}};
-    return t;
+    return one_case(std::move(t), n);
 }
 
 // `dm E over T`: E gets privilege over T (D8).
@@ -1476,9 +1480,7 @@ Transition dm(const Sorts& so, const St& s, Mutant mut) {
     } else {
         n.dm = z3::store(s.dm, ds(e, tg), so.ctx.bool_val(true));
     }
-    t.next = n;
-    t.cases = {{t.ok, n}};
-    return t;
+    return one_case(std::move(t), n);
 }
 
 // `ioserver T id=S emulator=E ring=SLOTS`: server (T, S) served by E, its ring of SLOTS slots
@@ -1506,9 +1508,7 @@ Transition ioserver(const Sorts& so, const St& s, Mutant mut) {
     n.emu = z3::store(s.emu, x, e);
     n.rcap = z3::store(s.rcap, x, ring);
     n.rlen = z3::store(s.rlen, x, bv(so, 0, so.C));
-    t.next = n;
-    t.cases = {{t.ok, n}};
-    return t;
+    return one_case(std::move(t), n);
 }
 
 // `rmrr D bfn=B count=N`, one bfn: the encoding's RMRRs are per bfn, so a range of N is N
@@ -1530,9 +1530,7 @@ Transition rmrr(const Sorts& so, const St& s, Mutant mut) {
     finish_checks(so, t);
     St n = s;
     n.rmrr = z3::store(s.rmrr, da(d, b), so.ctx.bool_val(true));
-    t.next = n;
-    t.cases = {{t.ok, n}};
-    return t;
+    return one_case(std::move(t), n);
 }
 
 // `xen_gfn D gfn=G`: the lowest free frame becomes Xen's (count 0, not allocated, F7) and backs
@@ -1559,9 +1557,7 @@ Transition xen_gfn(const Sorts& so, const St& s, Mutant mut) {
     n.alloc = z3::store(s.alloc, pick, so.ctx.bool_val(false));
     n.p2mv = z3::store(s.p2mv, da(d, g), so.ctx.bool_val(true));
     n.p2m = z3::store(s.p2m, da(d, g), pick);
-    t.next = n;
-    t.cases = {{t.ok, n}};
-    return t;
+    return one_case(std::move(t), n);
 }
 
 // `fault iommu_map count=N`: sets the pending count to N (D10: a second one replaces the first).
@@ -1574,9 +1570,7 @@ Transition fault(const Sorts& so, const St& s, Mutant mut) {
     finish_checks(so, t);
     St n = s;
     n.fault = mut == Mutant::fault_count_off_by_one ? n_ - 1 : n_;
-    t.next = n;
-    t.cases = {{t.ok, n}};
-    return t;
+    return one_case(std::move(t), n);
 }
 
 }  // namespace

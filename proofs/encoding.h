@@ -233,6 +233,9 @@ struct Transition {
 // ioserver, rmrr (one bfn; a range of N is N steps), xen_gfn and fault. A statement's
 // malformed inputs (the trace's exit 2) are scope: the statement is not issued.
 std::vector<std::string> transition_names();
+// Z3's resource count of the solver's context (cumulative over its queries: the last read is
+// an obligation's total); 0 if Z3 reports none.
+std::uint64_t rlimit_count(const z3::solver& s);
 // The control-plane ones among them (no explicit-BMC edge is one: the explorer's worlds are
 // built before it runs; the random conformance compares them).
 bool is_control_plane(const std::string& transition);

@@ -40,6 +40,11 @@ namespace proofs {
 
 namespace {
 
+// Wall-clock seconds since t0 (the Result of a tool).
+double seconds_since(std::chrono::steady_clock::time_point t0) {
+    return std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+}
+
 using z3::expr;
 using namespace spec;
 
@@ -1545,7 +1550,7 @@ ConformanceResult conformance(std::uint64_t seed, std::size_t samples, const Opt
                 }
         }
     }
-    res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    res.seconds = seconds_since(t0);
     return res;
 }
 
@@ -1693,7 +1698,7 @@ BmcResult bmc(std::uint64_t seed, unsigned depth, std::size_t worlds, const Opti
             res.detail += "world " + std::to_string(w) + ": " + detail + "\n" + world;
         }
     }
-    res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    res.seconds = seconds_since(t0);
     return res;
 }
 
@@ -1918,7 +1923,7 @@ EdgeConformanceResult conformance_on_edges(const std::string& world, unsigned de
         }
     }
     if (er.violation) res.detail += "the explorer found a violation:\n" + er.trace;
-    res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+    res.seconds = seconds_since(t0);
     return res;
 }
 
@@ -2000,6 +2005,25 @@ namespace {
 // world, then a few random ops, each as its chain), encoded concretely, where Inv holds and
 // some well-formed statement `what` (scope, arguments chosen by the solver) acts (changes the
 // encoded state); a state where none is well formed (every domid live, say) is passed over.
+// The subops and events ref runs as one call whose encoding is one transition (the others are
+// steps of a chain: R11's tlb_fill, flush and put, destroy's teardown, a balloon's deliveries).
+bool is_ref_subop(const std::string& op) {
+    static const std::set<std::string> ops = {
+        "map_foreign_page", "unmap_foreign_page", "lookup_foreign_page", "map_page", "unmap_page",
+        "balloon",          "populate",           "query_caps",          "drain"};
+    return ops.contains(op);
+}
+
+// The end of a witness search that found no state where `what` acts.
+Result witness_not_found(Result res, const std::string& what,
+                         std::chrono::steady_clock::time_point t0) {
+    res.pass = false;
+    res.result = "failed";
+    res.detail = "no state found where " + what + " acts";
+    res.seconds = seconds_since(t0);
+    return res;
+}
+
 Result control_witness(const std::string& what, const Options& opt) {
     Result res{"non-vacuity/" + what, "sat", true, 0, 0, "", ""};
     const auto t0 = std::chrono::steady_clock::now();
@@ -2025,11 +2049,7 @@ Result control_witness(const std::string& what, const Options& opt) {
         sv.add(!same_state(t.next, s));
         const z3::check_result r = sv.check();
         ++res.queries;
-        {
-            const z3::stats stt = sv.statistics();
-            for (unsigned i = 0; i < stt.size(); ++i)
-                if (stt.key(i) == "rlimit count" && stt.is_uint(i)) res.rlimit = stt.uint_value(i);
-        }
+        res.rlimit = rlimit_count(sv);
         if (r == z3::unsat) continue;  // no well-formed `what` here
         if (r == z3::unknown) {
             res.pass = false;
@@ -2045,14 +2065,10 @@ Result control_witness(const std::string& what, const Options& opt) {
             }
             res.detail = os.str();
         }
-        res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        res.seconds = seconds_since(t0);
         return res;
     }
-    res.pass = false;
-    res.result = "failed";
-    res.detail = "no state found where " + what + " acts";
-    res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    return res;
+    return witness_not_found(std::move(res), what, t0);
 }
 }  // namespace
 
@@ -2064,10 +2080,7 @@ Result non_vacuity_by_witness(const std::string& what, const Options& opt) {
     // encoded state, or a subop returns 0), found by driving ref as the conformance test does,
     // each op as its chain of steps (R11's flushes and puts, destroy's teardown steps); for
     // "init", the initial state of a world where a domain owns a frame.
-    const bool ref_op = what == "map_foreign_page" || what == "unmap_foreign_page" ||
-                        what == "lookup_foreign_page" || what == "map_page" ||
-                        what == "unmap_page" || what == "balloon" || what == "populate" ||
-                        what == "query_caps" || what == "drain";
+    const bool ref_op = is_ref_subop(what);
     Gen g{std::mt19937_64(20151117)};
     for (unsigned tries = 0; tries < 2000; ++tries) {
         const auto hvp = make_world(g);
@@ -2132,11 +2145,7 @@ Result non_vacuity_by_witness(const std::string& what, const Options& opt) {
         }
         const z3::check_result r = sv.check();
         ++res.queries;
-        {
-            const z3::stats stt = sv.statistics();
-            for (unsigned i = 0; i < stt.size(); ++i)
-                if (stt.key(i) == "rlimit count" && stt.is_uint(i)) res.rlimit = stt.uint_value(i);
-        }
+        res.rlimit = rlimit_count(sv);
         if (r != z3::sat) {
             res.pass = false;
             res.result = r == z3::unsat ? "failed" : "unknown";
@@ -2149,14 +2158,10 @@ Result non_vacuity_by_witness(const std::string& what, const Options& opt) {
             res.detail = "witness: a state ref reached" +
                          (found ? ", then " + sample_text(found->smp) : std::string());
         }
-        res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+        res.seconds = seconds_since(t0);
         return res;
     }
-    res.pass = false;
-    res.result = "failed";
-    res.detail = "no state found where " + what + " acts";
-    res.seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
-    return res;
+    return witness_not_found(std::move(res), what, t0);
 }
 
 namespace {
@@ -2490,24 +2495,7 @@ Sample decode_sample(const z3::model& m, const Sorts& so, const Transition& t) {
     return smp;
 }
 
-bool is_ref_op(const std::string& op) {
-    static const std::set<std::string> ops = {"map_foreign_page",
-                                              "unmap_foreign_page",
-                                              "lookup_foreign_page",
-                                              "map_page",
-                                              "unmap_page",
-                                              "balloon",
-                                              "populate",
-                                              "query_caps",
-                                              "drain",
-                                              "create_domain",
-                                              "dm",
-                                              "ioserver",
-                                              "rmrr",
-                                              "xen_gfn",
-                                              "fault"};
-    return ops.contains(op);
-}
+bool is_ref_op(const std::string& op) { return is_ref_subop(op) || is_control_plane(op); }
 
 // The C++ counterpart of one encoded step from `pre` (ref's op for a subop or event, the
 // functions above for R11's and R9 v2's steps); nullopt when there is none.

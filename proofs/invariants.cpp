@@ -247,8 +247,8 @@ std::string smtlib_without_lambdas(z3::solver& sv) {
     return out.to_smt2();
 }
 
-// Z3's resource count of the context (cumulative over its queries: the last read is the
-// obligation's total).
+}  // namespace
+
 std::uint64_t rlimit_count(const z3::solver& s) {
     const z3::stats st = s.statistics();
     for (unsigned i = 0; i < st.size(); ++i)
@@ -257,6 +257,8 @@ std::uint64_t rlimit_count(const z3::solver& s) {
                                  : static_cast<std::uint64_t>(st.double_value(i));
     return 0;
 }
+
+namespace {
 
 std::string stats_text(const z3::solver& s) {
     std::ostringstream os;
