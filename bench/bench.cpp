@@ -1043,7 +1043,7 @@ int run_bench(const BenchOptions& opt, std::ostream& out) {
     }
 
     // Lock ceiling (issue 16): what the per-domain locks cost xen-style and xen-flat at one
-    // thread. The same code runs with mutexes that do nothing (make_xen_*_unlocked), locked and
+    // thread. The same code runs with mutexes that do nothing (unlocked_twins), locked and
     // unlocked alternating on the same plans so that drift hits both. locked / unlocked is the
     // most ANY synchronisation scheme, lock-free or not, can gain over that peer's own work at
     // one thread. A lock-free design still needs an atomic RMW per word an op changes (a map or
@@ -1066,15 +1066,11 @@ int run_bench(const BenchOptions& opt, std::ostream& out) {
     };
     std::vector<Ceiling> ceilings;
     const bool have1 = std::find(threads.begin(), threads.end(), 1u) != threads.end();
-    const Contender twins[][2] = {
-        {{"xen-style", [] { return make_xen_style_unlocked(); }, SyncUnit::none}, {}},
-        {{"xen-flat", [] { return make_xen_flat_unlocked(); }, SyncUnit::none}, {}}};
-    for (const auto& twin : twins) {
+    for (const Contender& nolock : unlocked_twins()) {
         const Contender* peer = nullptr;
         for (const auto& c : cs)
-            if (c.name == twin[0].name) peer = &c;
+            if (c.name == nolock.name) peer = &c;
         if (peer == nullptr || !have1) continue;
-        const Contender& nolock = twin[0];  // its make() builds the unlocked variant
         // More pairs than the table's repetitions: the ratio of two close figures is what is
         // wanted, and one preempted repetition moves it a lot on this shared machine.
         const int ceiling_reps = std::max(reps, 7);

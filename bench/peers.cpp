@@ -1157,9 +1157,10 @@ std::vector<Contender> contenders() {
 
 std::unique_ptr<Adapter> make_v2_core() { return std::make_unique<CellPeer>(); }
 
-std::unique_ptr<Adapter> make_xen_flat_unlocked() { return std::make_unique<XenFlat<NoMutex>>(); }
-
-std::unique_ptr<Adapter> make_xen_style_unlocked() { return std::make_unique<XenStyle<NoMutex>>(); }
+std::vector<Contender> unlocked_twins() {
+    return {{"xen-style", [] { return std::make_unique<XenStyle<NoMutex>>(); }, SyncUnit::none},
+            {"xen-flat", [] { return std::make_unique<XenFlat<NoMutex>>(); }, SyncUnit::none}};
+}
 
 std::unique_ptr<Adapter> make_ref_unlocked() {
     return std::make_unique<SpecAdapter<false>>("ref", &ref::make);

@@ -130,11 +130,11 @@ struct Contender {
 // impl, ref under a global mutex, xen-style, tbb, urcu, cuckoo, and v2-core (the bare frame-cell
 // core: a bound on impl's lock-free design, never counted as a peer), in that order.
 [[nodiscard]] std::vector<Contender> contenders();
-// xen-style's code with mutexes that do nothing: ONE thread only (a data race otherwise). Not a
-// peer: the lock ceiling (bench.cpp) compares it with xen-style to measure what the locks cost.
-[[nodiscard]] std::unique_ptr<Adapter> make_xen_style_unlocked();
-// The same for xen-flat (the lock ceiling of the flat layout).
-[[nodiscard]] std::unique_ptr<Adapter> make_xen_flat_unlocked();
+// xen-style's and xen-flat's code with mutexes that do nothing: ONE thread only (a data race
+// otherwise). Not peers: the lock ceiling (bench.cpp) compares each with its locked twin to
+// measure what the locks cost. Each Contender is named after its locked peer; its adapter's
+// name() is that name + "-nolock".
+[[nodiscard]] std::vector<Contender> unlocked_twins();
 // The bare v2 frame-cell core (impl/frame_cell.h) behind the bench's operations: a bound on the
 // project's lock-free design, not a product (see peers.cpp, "v2-core"; bus addresses only in
 // the bench's windows, at most 4 tuples per frame, no scratch removal).

@@ -110,10 +110,7 @@ TEST_CASE("every contender matches ref on the same op sequence") {
         // The no-op-mutex variants too: the lock ceiling compares each with its locked twin, so
         // it must do the same work with the same results (one thread, as the ceiling runs it).
         auto cs = bench::contenders();
-        cs.push_back({"xen-style-nolock", [] { return bench::make_xen_style_unlocked(); },
-                      bench::SyncUnit::none});
-        cs.push_back({"xen-flat-nolock", [] { return bench::make_xen_flat_unlocked(); },
-                      bench::SyncUnit::none});
+        for (auto& c : bench::unlocked_twins()) cs.push_back({c.name + "-nolock", c.make, c.unit});
         for (const auto& c : cs) {
             if (c.name == "v2-core") continue;  // a bound with a narrower domain: its own test
             CAPTURE(c.name);
