@@ -118,6 +118,18 @@ public:
         for (const auto& [m, ts] : s.m2b) out[m.v].tuples = static_cast<std::uint32_t>(ts.size());
         return out;
     }
+    // spec's State keeps both channels per server (IoServer::buffered, IoServer::sync), and the
+    // bench never drains, so the snapshot holds every invalidate since setup in delivery order.
+    std::map<ServerName, ServerObs> observe_servers() override {
+        const State s = hv_->snapshot();
+        std::map<ServerName, ServerObs> out;
+        for (const auto& [k, srv] : s.servers) {
+            ServerObs& o = out[{k.first.v, k.second.v}];
+            for (const IoReq& r : srv.buffered) o.buffered.push_back(r.bfn.v);
+            for (const IoReq& r : srv.sync) o.sync.push_back(r.bfn.v);
+        }
+        return out;
+    }
 
 private:
     template <class F>
@@ -176,6 +188,18 @@ public:
     }
     std::optional<std::uint32_t> times_freed(Mfn m) const override {
         return freed_[m.v].load(std::memory_order_relaxed);
+    }
+    // The Srv queues, read at a quiescent point (no data-path call runs: no lock needed).
+    std::map<ServerName, ServerObs> observe_servers() override {
+        std::map<ServerName, ServerObs> out;
+        for (std::uint32_t p = 0; p < w_.pairs; ++p)
+            for (std::uint16_t s = 0; s < w_.servers; ++s) {
+                const Srv& srv = *srv_[p * w_.servers + s];
+                ServerObs& o = out[{target_of_pair(p).v, s}];
+                for (Bfn b : srv.buffered) o.buffered.push_back(b.v);
+                for (Bfn b : srv.sync) o.sync.push_back(b.v);
+            }
+        return out;
     }
 
 protected:

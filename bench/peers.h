@@ -16,7 +16,8 @@
 //                    swap-flagged tuples go at once with their references and their bfns turn
 //                    scratch when unused, the allocation reference is dropped; a frame is freed
 //                    when its count reaches 0.
-// bench/tests/peers_test.cpp checks every contender against ref on the same op sequence.
+// bench/tests/peers_test.cpp checks every contender against ref on the same op sequence: the
+// verdicts, the frames (observe) and every server's queues after each balloon (observe_servers).
 #pragma once
 
 #include <cstdint>
@@ -25,6 +26,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "impl/atomic.h"
@@ -87,6 +89,16 @@ struct FrameObs {
     bool operator==(const FrameObs&) const = default;
 };
 
+// What an ioreq server's queues hold, observed at a quiescent point: the bfns of its invalidates
+// in delivery order, those in the buffered ring and those sent synchronously (R7). Nothing in the
+// bench drains them, so they hold every invalidate since setup.
+struct ServerObs {
+    std::vector<std::uint64_t> buffered, sync;
+    bool operator==(const ServerObs&) const = default;
+};
+// A server's name: (target domid, ioserver id).
+using ServerName = std::pair<std::uint16_t, std::uint16_t>;
+
 // The adapter interface. Data-path calls may run concurrently from threads that called
 // thread_begin(); setup and observation run at quiescent points.
 class Adapter {
@@ -115,6 +127,11 @@ public:
     // Quiescent, from a thread between thread_begin and thread_end: the frames that are not free,
     // with their counts and tuples.
     [[nodiscard]] virtual std::map<std::uint64_t, FrameObs> observe() = 0;
+    // Quiescent: every ioreq server of the world with its queues (R7, F8: which invalidates each
+    // server received, and in what order), so that peers_test catches a peer that delivers out of
+    // F8 order or to the wrong server. The default (no servers) is for test fakes; against ref,
+    // which lists every server, it fails peers_test.
+    [[nodiscard]] virtual std::map<ServerName, ServerObs> observe_servers() { return {}; }
     // Quiescent: how many times frame m was freed, where the contender counts it.
     [[nodiscard]] virtual std::optional<std::uint32_t> times_freed(spec::Mfn) const {
         return std::nullopt;
