@@ -1146,14 +1146,18 @@ private:
         return Status::einval;
     }
     // R11 step 7: the deferred references go; count the free if this put freed the frame.
-    // A balloon with no tuple frees its frame in its own cell CAS (k == 0): counted the same.
+    // A balloon with no tuple frees its frame in its own cell CAS (k == 0): read from the cell
+    // (the bench populates nothing, so a free cell is that balloon's).
     void put(std::uint32_t m, std::uint32_t k) {
+        bool frees = false;
         if (k != 0) {
-            const bool ok = core_->put_deferred(m, k);
+            const bool ok = core_->put_deferred(m, k, &frees);
             assert(ok);
             (void)ok;
+        } else {
+            frees = core_->snap(m).free();
         }
-        if (core_->snap(m).free()) freed(m);
+        if (frees) freed(m);
     }
     std::unique_ptr<impl::v2::CellCore> core_;
 };

@@ -51,9 +51,16 @@ struct SlotClaim {
     SlotClaim& operator=(const SlotClaim&) = delete;
 };
 }  // namespace
+// A trivially constructed thread_local (no guard on each access: the magazine is reached four
+// times per op) caches the slot; the claim object, with its destructor, is made once per thread.
 unsigned CellCore::thread_slot() {
-    thread_local SlotClaim claim;
-    return claim.id;
+    constexpr unsigned kUnclaimed = ~0U;
+    thread_local unsigned slot = kUnclaimed;
+    if (slot == kUnclaimed) [[unlikely]] {
+        thread_local SlotClaim claim;
+        slot = claim.id;
+    }
+    return slot;
 }
 #endif
 
@@ -92,7 +99,7 @@ std::uint32_t CellCore::Pool<Node>::pop() {
         if (i == 0) return 0;
         // relaxed: if i is no longer the head (popped and pushed again), the tag moved and the
         // CAS below fails, whatever this read saw.
-        const std::uint32_t nx = nodes[i].next.load(std::memory_order_relaxed);
+        const auto nx = static_cast<std::uint32_t>(nodes[i].link().load(std::memory_order_relaxed));
         const std::uint64_t nh = ((h >> 32) + 1) << 32 | nx;
         ++writes();
         // acquire: as the load above (on failure too: h is re-read).
@@ -113,7 +120,7 @@ void CellCore::Pool<Node>::push(std::uint32_t i) {
     std::uint64_t h = head.load(std::memory_order_relaxed);
     for (;;) {
         // relaxed: published by the CAS's release.
-        nodes[i].next.store(static_cast<std::uint32_t>(h), std::memory_order_relaxed);
+        nodes[i].link().store(static_cast<std::uint32_t>(h), std::memory_order_relaxed);
         const std::uint64_t nh = ((h >> 32) + 1) << 32 | i;
         ++writes();
         // release: the cell (leaf) CAS that retired node i, and next, happen before its reuse.
@@ -136,10 +143,10 @@ CellCore::CellCore(const CellConfig& cfg)
     descs_.size = cfg.descs;
     // Every index but 0 free: a chain 1 -> 2 -> ... -> N-1 -> 0 (relaxed: before any thread).
     for (std::uint32_t i = 1; i < cfg.records; ++i)
-        recs_.nodes[i].next.store(i + 1 < cfg.records ? i + 1 : 0, std::memory_order_relaxed);
+        recs_.nodes[i].link().store(i + 1 < cfg.records ? i + 1 : 0, std::memory_order_relaxed);
     recs_.head.store(cfg.records > 1 ? 1 : 0, std::memory_order_relaxed);
     for (std::uint32_t i = 1; i < cfg.descs; ++i)
-        descs_.nodes[i].next.store(i + 1 < cfg.descs ? i + 1 : 0, std::memory_order_relaxed);
+        descs_.nodes[i].link().store(i + 1 < cfg.descs ? i + 1 : 0, std::memory_order_relaxed);
     descs_.head.store(cfg.descs > 1 ? 1 : 0, std::memory_order_relaxed);
 }
 
@@ -157,34 +164,38 @@ void CellCore::seed(std::uint32_t m, std::uint16_t d, std::uint64_t g) {
 
 // ---- reads ------------------------------------------------------------------------------------
 
-void CellCore::snap_into(std::uint32_t m, Snap& s) const {
+template <class F>
+std::uint64_t CellCore::read_cell(std::uint32_t m, F&& f) const {
     for (;;) {
+        // acquire: pairs with the CAS (acq_rel) that published the record.
+        const std::uint64_t c = cells_[m].load(std::memory_order_acquire);
+        const std::uint32_t i = cell_idx(c);
+        f(i != 0 ? &recs_.nodes[i] : nullptr);
+        // acquire fence: if a field f read saw a refill (after the record left the cell), the
+        // refiller's release fence synchronizes with it, and the load below sees the cell moved.
+        fence(std::memory_order_acquire);
+        // relaxed: ordered by the fence.
+        if (cells_[m].load(std::memory_order_relaxed) == c || planted(CellMutant::read_no_validate))
+            return c;
+    }
+}
+
+void CellCore::snap_into(std::uint32_t m, Snap& s) const {
+    s.cell = read_cell(m, [&](const Record* r) {
         s.h = Hdr{};
         s.gfn = 0;
         s.n = 0;
-        // acquire: pairs with the CAS (acq_rel) that published the record.
-        s.cell = cells_[m].load(std::memory_order_acquire);
-        if (const std::uint32_t i = cell_idx(s.cell); i != 0) {
-            const Record& r = recs_.nodes[i];
-            // relaxed: validated below (a seqlock read of atomics).
-            s.h = unpack(r.hdr.load(std::memory_order_relaxed));
-            s.gfn = r.gfn.load(std::memory_order_relaxed);
-            s.n = static_cast<std::uint32_t>(
-                std::min<std::uint64_t>(r.n.load(std::memory_order_relaxed), kMaxHolders));
-            for (std::uint32_t k = 0; k < s.n; ++k) {
-                s.hb[k] = r.h[k].hb.load(std::memory_order_relaxed);
-                s.hw[k] = r.h[k].hw.load(std::memory_order_relaxed);
-            }
+        if (r == nullptr) return;
+        // relaxed: validated by read_cell (a seqlock read of atomics).
+        s.h = unpack(r->hdr.load(std::memory_order_relaxed));
+        const std::uint64_t gn = r->gfn_n.load(std::memory_order_relaxed);
+        s.gfn = gn & ((std::uint64_t{1} << kNShift) - 1);
+        s.n = std::min(static_cast<std::uint32_t>(gn >> kNShift), kMaxHolders);
+        for (std::uint32_t k = 0; k < s.n; ++k) {
+            s.hb[k] = r->hb(k);
+            s.hw[k] = r->hw[k].load(std::memory_order_relaxed);
         }
-        // acquire fence: if a field read above saw a refill (after the record left the cell),
-        // the refiller's release fence synchronizes with it, and the load below sees the cell
-        // moved.
-        fence(std::memory_order_acquire);
-        // relaxed: ordered by the fence.
-        if (cells_[m].load(std::memory_order_relaxed) == s.cell ||
-            planted(CellMutant::read_no_validate))
-            return;
-    }
+    });
 }
 
 bool CellCore::read_desc(const Atomic<std::uint64_t>& lf, std::uint64_t iv, std::uint64_t* mfn,
@@ -252,12 +263,14 @@ std::uint32_t CellCore::make_record(const Snap& s) {
     Record& rec = recs_.nodes[r];
     // relaxed: published by the cell CAS (acq_rel) that installs the record.
     rec.hdr.store(pack(s.h), std::memory_order_relaxed);
-    rec.gfn.store(s.gfn, std::memory_order_relaxed);
-    rec.n.store(s.n, std::memory_order_relaxed);
-    for (std::uint32_t k = 0; k < s.n; ++k) {
-        rec.h[k].hb.store(s.hb[k], std::memory_order_relaxed);
-        rec.h[k].hw.store(s.hw[k], std::memory_order_relaxed);
+    assert(s.n <= kMaxHolders && s.gfn < (std::uint64_t{1} << kNShift));
+    rec.gfn_n.store(s.gfn | std::uint64_t{s.n} << kNShift, std::memory_order_relaxed);
+    for (std::uint32_t k = 0; k < s.n; k += 2) {
+        assert(s.hb[k] <= 0xffffffffU && (k + 1 == s.n || s.hb[k + 1] <= 0xffffffffU));
+        rec.hb2[k / 2].store(s.hb[k] | (k + 1 < s.n ? s.hb[k + 1] << 32 : 0),
+                             std::memory_order_relaxed);
     }
+    for (std::uint32_t k = 0; k < s.n; ++k) rec.hw[k].store(s.hw[k], std::memory_order_relaxed);
     return r;
 }
 
@@ -276,6 +289,12 @@ void CellCore::settle(Atomic<std::uint64_t>& lf, std::uint64_t iv, bool helper) 
                !cas(cells_[m], c, next_cell(c, cell_idx(c), false))) {
         }
     }
+    settle_decided(lf, iv, m, hb, hw, add, before, after);
+}
+
+void CellCore::settle_decided(Atomic<std::uint64_t>& lf, std::uint64_t iv, std::uint32_t m,
+                              std::uint64_t hb, std::uint64_t hw, bool add, std::uint64_t before,
+                              std::uint64_t after) {
     const std::uint64_t v = resolve(snap(m), hb, hw, add, before, after);
     std::uint64_t exp = iv;
     (void)cas(lf, exp, v);  // fails only if another settler won: same value
@@ -331,7 +350,9 @@ St CellCore::change_holder(std::uint16_t c, std::uint64_t b, std::uint32_t m, co
         else if (cell_idx(s.cell) != 0)
             push_rec(cell_idx(s.cell));
     }
-    settle(lf, iv, false);
+    // The owner settles its own intent: its decision is final (its cell CAS is done), and it
+    // knows the descriptor it filled, so it need not read it back (settle's first step).
+    settle_decided(lf, iv, m, b, hw, add, expected_leaf, leaf_after);
     push_desc(d);
     return won ? St::ok : St::none;
 }
@@ -429,23 +450,42 @@ St CellCore::unmap_foreign(std::uint16_t c, std::uint64_t b, std::uint16_t t, st
 }
 
 St CellCore::lookup(std::uint16_t t, std::uint16_t sv, std::uint64_t g, std::uint64_t* bfn) {
+    // p2m_read and the holders' scan in one seqlock read of the record, in place: the hot read
+    // of W1 copies no Snap (the same decisions as p2m_read + Snap::backs, field by field).
     for (;;) {
-        std::uint32_t m = 0;
-        Snap s;
-        std::uint64_t l = 0;
-        const St st = p2m_read(t, g, &m, &s, &l);
-        if (st == St::none) continue;
-        if (st == St::enxio) return St::enxio;
-        if (s.h.state == FState::xen) return St::eperm;
+        const std::uint64_t l1 = p2m(t, g).load(std::memory_order_acquire);  // pairs with CASes
+        if (l1 == 0) return St::enxio;                                       // absent at this load
+        const std::uint32_t m = cell_idx(l1) - 1;
+        Hdr h;
+        std::uint64_t gfn = 0, best = 0;
         bool found = false;
-        for (std::uint32_t k = 0; k < s.n; ++k) {
-            if ((s.hw[k] & kHolderLocal) == 0 && holder_domid(s.hw[k]) == t &&
-                holder_ioserver(s.hw[k]) == sv && (!found || s.hb[k] < *bfn)) {
-                *bfn = s.hb[k];
+        const std::uint64_t c = read_cell(m, [&](const Record* r) {
+            h = Hdr{};
+            found = false;
+            if (r == nullptr) return;
+            // relaxed: validated by read_cell (a seqlock read of atomics).
+            h = unpack(r->hdr.load(std::memory_order_relaxed));
+            const std::uint64_t gn = r->gfn_n.load(std::memory_order_relaxed);
+            gfn = gn & ((std::uint64_t{1} << kNShift) - 1);
+            const std::uint32_t n =
+                std::min(static_cast<std::uint32_t>(gn >> kNShift), kMaxHolders);
+            for (std::uint32_t k = 0; k < n; ++k) {
+                const std::uint64_t hw = r->hw[k].load(std::memory_order_relaxed);
+                if ((hw & kHolderLocal) != 0 || holder_domid(hw) != t || holder_ioserver(hw) != sv)
+                    continue;
+                const std::uint64_t hb = r->hb(k);
+                if (!found || hb < best) best = hb;
                 found = true;
             }
-        }
-        return found ? St::ok : St::enoent;  // the linearization point: the snapshot
+        });
+        // The leaf held l1 across the read: at its instant, P2M(t, g) was m iff m backs (t, g).
+        if (p2m(t, g).load(std::memory_order_acquire) != l1) continue;
+        if (!cell_backs(c, h, gfn, t, g) && !planted(CellMutant::map_trusts_p2m)) return St::enxio;
+        if (planted(CellMutant::map_trusts_p2m) && cell_idx(c) == 0) return St::enxio;
+        if (h.state == FState::xen) return St::eperm;
+        if (!found) return St::enoent;
+        *bfn = best;
+        return St::ok;  // the linearization point: the validated read
     }
 }
 
@@ -620,7 +660,7 @@ St CellCore::balloon(std::uint16_t d, std::uint64_t g, std::uint32_t* mfn,
     }
 }
 
-bool CellCore::put_deferred(std::uint32_t m, std::uint32_t k) {
+bool CellCore::put_deferred(std::uint32_t m, std::uint32_t k, bool* freed) {
     for (;;) {
         const Snap s = snap(m);
         if (s.free() || s.reserved() || s.h.deferred < k) return false;  // not ours to put
@@ -633,6 +673,7 @@ bool CellCore::put_deferred(std::uint32_t m, std::uint32_t k) {
         std::uint64_t c = s.cell;
         if (cas(cells_[m], c, next_cell(c, r, false))) {
             push_rec(cell_idx(s.cell));
+            if (freed != nullptr) *freed = frees;
             return true;
         }
         if (r != 0) push_rec(r);

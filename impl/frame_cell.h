@@ -87,6 +87,7 @@ enum class St { ok, enxio, eexist, enoent, eperm, none };
 enum class FState : std::uint8_t { free = 0, xen = 1, owned = 2 };  // spec::FrameState's values
 
 inline constexpr std::uint32_t kMaxHolders = 4;  // per record (the model's; v2 product: chains)
+static_assert(kMaxHolders % 2 == 0, "a record packs two holders' bfns per word");
 
 // Atomic RMWs per operation, uncontended, once the thread's magazine holds a record and a
 // descriptor (after its first op; every CAS, exchange and fetch_add through impl::Atomic;
@@ -170,6 +171,14 @@ enum : std::uint64_t { kLeafLocal = 2, kLeafForeign = 3, kLeafScratch = 4, kLeaf
     return static_cast<std::uint32_t>((v >> 10) & 0xffffff);
 }
 
+// The P2M check folded into the cell: does the frame whose cell, header and gfn these are back
+// (d, g), i.e. is it P2M(d, g)?
+[[nodiscard]] constexpr bool cell_backs(std::uint64_t cell, const Hdr& h, std::uint64_t gfn,
+                                        std::uint16_t d, std::uint64_t g) {
+    return cell_idx(cell) != 0 && (cell & kReserved) == 0 && h.allocated && h.owner == d &&
+           gfn == g;
+}
+
 // ---- a plain snapshot of a cell and its record -------------------------------------------------
 struct Snap {
     std::uint64_t cell = 0;
@@ -182,7 +191,7 @@ struct Snap {
     [[nodiscard]] bool reserved() const { return (cell & kReserved) != 0; }
     // The P2M check folded into the cell: is this frame P2M(d, g)?
     [[nodiscard]] bool backs(std::uint16_t d, std::uint64_t g) const {
-        return !free() && !reserved() && h.allocated && h.owner == d && gfn == g;
+        return cell_backs(cell, h, gfn, d, g);
     }
     [[nodiscard]] int find(std::uint64_t bfn, std::uint64_t hw_key) const {
         for (std::uint32_t i = 0; i < n; ++i)
@@ -241,8 +250,9 @@ public:
     // R4's registered path: the lowest bfn of a tuple of (t, s) in P2M(t, g)'s frame. Reads only.
     St lookup(std::uint16_t t, std::uint16_t s, std::uint64_t g, std::uint64_t* bfn);
     // R11 step 7: put k deferred references of m (after the flush); frees at count 0 and
-    // deferred 0. False: m had fewer than k deferred references (a protocol violation).
-    bool put_deferred(std::uint32_t m, std::uint32_t k);
+    // deferred 0 (then *freed, if given, is set: this put freed the frame). False: m had fewer
+    // than k deferred references (a protocol violation).
+    bool put_deferred(std::uint32_t m, std::uint32_t k, bool* freed = nullptr);
 
     // ---- reads (never write) ----
     [[nodiscard]] Snap snap(std::uint32_t m) const {
@@ -250,7 +260,7 @@ public:
         snap_into(m, s);
         return s;
     }
-    // The same into s (no copy of a Snap on the lookup path).
+    // The same into s.
     void snap_into(std::uint32_t m, Snap& s) const;
     // The logical value of IOMMU leaf (c, b): an intent resolved through its cell.
     [[nodiscard]] std::uint64_t read_leaf(std::uint16_t c, std::uint64_t b);
@@ -275,18 +285,32 @@ public:
 #endif
 
 private:
-    // One cache line for the header and the first two holders (a lookup reads one line).
+    // One cache line per record, everything in it (64 B: at 1e5 frames the records' lines are
+    // half as many pages as at 128 B, so a lookup's walk misses the TLB less; W1's lookups
+    // were 1.5-2x slower at 128 B, bench/RESULTS.md).
     struct alignas(64) Record {
-        Atomic<std::uint64_t> hdr, gfn, n;
-        struct Holder {
-            Atomic<std::uint64_t> hb, hw;
-        } h[kMaxHolders];
-        Atomic<std::uint32_t> next;
+        Atomic<std::uint64_t> hdr;
+        // gfn | n << kNShift (n: the holders); while the record is free, the pool's link.
+        Atomic<std::uint64_t> gfn_n;
+        // Holder k's bfn in the low (k even) or high (k odd) half of word k / 2: a bfn of the
+        // core is a slot below CellConfig::bfns, 32 bits.
+        Atomic<std::uint64_t> hb2[kMaxHolders / 2];
+        Atomic<std::uint64_t> hw[kMaxHolders];
+        Atomic<std::uint64_t>& link() { return gfn_n; }
+        [[nodiscard]] std::uint64_t hb(std::uint32_t k) const {
+            // relaxed: a seqlock read, validated by read_cell.
+            return (hb2[k / 2].load(std::memory_order_relaxed) >> (32 * (k % 2))) & 0xffffffffU;
+        }
     };
+    static constexpr unsigned kNShift = 61;
     struct alignas(64) Desc {  // a line each: threads fill their own descriptors
         Atomic<std::uint64_t> mfn, hb, hw, add, before, after, gen;
-        Atomic<std::uint32_t> next;
+        Atomic<std::uint64_t> next;  // the pool's link while free
+        Atomic<std::uint64_t>& link() { return next; }
     };
+#ifndef PVIOMMU_RELACY
+    static_assert(sizeof(Record) == 64 && sizeof(Desc) == 64, "one cache line each");
+#endif
     // A Treiber stack of free indices (1..N-1) with a tag against ABA: head = tag << 32 | idx.
     template <class Node>
     struct Pool {
@@ -332,6 +356,10 @@ private:
         return w.compare_exchange_strong(expected, desired, std::memory_order_acq_rel,
                                          std::memory_order_acquire);
     }
+    // The seqlock read of cell m: f(the cell's record, or nullptr when free) reads the record's
+    // fields (relaxed), again until the cell held the same value before and after; returns it.
+    template <class F>
+    std::uint64_t read_cell(std::uint32_t m, F&& f) const;
     // Fills a fresh record from a snapshot; returns its index (0: the arena is exhausted).
     std::uint32_t make_record(const Snap& s);
     // P2M leaf of frame m for the life that started with (reserved) cell value c: the cell's
@@ -346,6 +374,11 @@ private:
     // sequence (the owner's pending cell CAS then fails); then the decision is read from the
     // cell and the leaf CASed from iv to its value.
     void settle(Atomic<std::uint64_t>& lf, std::uint64_t iv, bool helper);
+    // settle's last step, once the decision is final: reads it from the cell and CASes the
+    // leaf from iv to its value (the owner calls it directly with its descriptor's fields).
+    void settle_decided(Atomic<std::uint64_t>& lf, std::uint64_t iv, std::uint32_t m,
+                        std::uint64_t hb, std::uint64_t hw, bool add, std::uint64_t before,
+                        std::uint64_t after);
     // A validated read of the descriptor of intent iv; false: the leaf moved off it meanwhile.
     bool read_desc(const Atomic<std::uint64_t>& lf, std::uint64_t iv, std::uint64_t* mfn,
                    std::uint64_t* hb, std::uint64_t* hw, bool* add, std::uint64_t* before,
