@@ -189,8 +189,8 @@ void CellCore::snap_into(std::uint32_t m, Snap& s) const {
         // relaxed: validated by read_cell (a seqlock read of atomics).
         s.h = unpack(r->hdr.load(std::memory_order_relaxed));
         const std::uint64_t gn = r->gfn_n.load(std::memory_order_relaxed);
-        s.gfn = gn & ((std::uint64_t{1} << kNShift) - 1);
-        s.n = std::min(static_cast<std::uint32_t>(gn >> kNShift), kMaxHolders);
+        s.gfn = Record::gfn_of(gn);
+        s.n = Record::n_of(gn);
         for (std::uint32_t k = 0; k < s.n; ++k) {
             s.hb[k] = r->hb(k);
             s.hw[k] = r->hw[k].load(std::memory_order_relaxed);
@@ -251,8 +251,13 @@ St CellCore::p2m_read(std::uint16_t d, std::uint64_t g, std::uint32_t* m, Snap* 
     // The leaf held l1 (a value of one life of the frame, never repeated) across the snapshot:
     // at the snapshot's instant, P2M(d, g) was this frame iff the cell backs (d, g).
     if (p2m(d, g).load(std::memory_order_acquire) != l1) return St::none;
-    if (planted(CellMutant::map_trusts_p2m)) return s->free() ? St::enxio : St::ok;
-    return s->backs(d, g) ? St::ok : St::enxio;
+    return p2m_verdict(s->cell, s->h, s->gfn, d, g);
+}
+
+St CellCore::p2m_verdict(std::uint64_t c, const Hdr& h, std::uint64_t gfn, std::uint16_t d,
+                         std::uint64_t g) {
+    if (planted(CellMutant::map_trusts_p2m)) return cell_idx(c) == 0 ? St::enxio : St::ok;
+    return cell_backs(c, h, gfn, d, g) ? St::ok : St::enxio;
 }
 
 // ---- writes -----------------------------------------------------------------------------------
@@ -264,7 +269,7 @@ std::uint32_t CellCore::make_record(const Snap& s) {
     // relaxed: published by the cell CAS (acq_rel) that installs the record.
     rec.hdr.store(pack(s.h), std::memory_order_relaxed);
     assert(s.n <= kMaxHolders && s.gfn < (std::uint64_t{1} << kNShift));
-    rec.gfn_n.store(s.gfn | std::uint64_t{s.n} << kNShift, std::memory_order_relaxed);
+    rec.gfn_n.store(Record::gfn_n_of(s.gfn, s.n), std::memory_order_relaxed);
     for (std::uint32_t k = 0; k < s.n; k += 2) {
         assert(s.hb[k] <= 0xffffffffU && (k + 1 == s.n || s.hb[k + 1] <= 0xffffffffU));
         rec.hb2[k / 2].store(s.hb[k] | (k + 1 < s.n ? s.hb[k + 1] << 32 : 0),
@@ -451,7 +456,7 @@ St CellCore::unmap_foreign(std::uint16_t c, std::uint64_t b, std::uint16_t t, st
 
 St CellCore::lookup(std::uint16_t t, std::uint16_t sv, std::uint64_t g, std::uint64_t* bfn) {
     // p2m_read and the holders' scan in one seqlock read of the record, in place: the hot read
-    // of W1 copies no Snap (the same decisions as p2m_read + Snap::backs, field by field).
+    // of W1 copies no Snap (the same decisions as p2m_read, by p2m_verdict).
     for (;;) {
         const std::uint64_t l1 = p2m(t, g).load(std::memory_order_acquire);  // pairs with CASes
         if (l1 == 0) return St::enxio;                                       // absent at this load
@@ -466,9 +471,8 @@ St CellCore::lookup(std::uint16_t t, std::uint16_t sv, std::uint64_t g, std::uin
             // relaxed: validated by read_cell (a seqlock read of atomics).
             h = unpack(r->hdr.load(std::memory_order_relaxed));
             const std::uint64_t gn = r->gfn_n.load(std::memory_order_relaxed);
-            gfn = gn & ((std::uint64_t{1} << kNShift) - 1);
-            const std::uint32_t n =
-                std::min(static_cast<std::uint32_t>(gn >> kNShift), kMaxHolders);
+            gfn = Record::gfn_of(gn);
+            const std::uint32_t n = Record::n_of(gn);
             for (std::uint32_t k = 0; k < n; ++k) {
                 const std::uint64_t hw = r->hw[k].load(std::memory_order_relaxed);
                 if ((hw & kHolderLocal) != 0 || holder_domid(hw) != t || holder_ioserver(hw) != sv)
@@ -480,8 +484,7 @@ St CellCore::lookup(std::uint16_t t, std::uint16_t sv, std::uint64_t g, std::uin
         });
         // The leaf held l1 across the read: at its instant, P2M(t, g) was m iff m backs (t, g).
         if (p2m(t, g).load(std::memory_order_acquire) != l1) continue;
-        if (!cell_backs(c, h, gfn, t, g) && !planted(CellMutant::map_trusts_p2m)) return St::enxio;
-        if (planted(CellMutant::map_trusts_p2m) && cell_idx(c) == 0) return St::enxio;
+        if (const St v = p2m_verdict(c, h, gfn, t, g); v != St::ok) return v;
         if (h.state == FState::xen) return St::eperm;
         if (!found) return St::enoent;
         *bfn = best;

@@ -288,6 +288,7 @@ private:
     // One cache line per record, everything in it (64 B: at 1e5 frames the records' lines are
     // half as many pages as at 128 B, so a lookup's walk misses the TLB less; W1's lookups
     // were 1.5-2x slower at 128 B, bench/RESULTS.md).
+    static constexpr unsigned kNShift = 61;  // Record::gfn_n: gfn below, n from here
     struct alignas(64) Record {
         Atomic<std::uint64_t> hdr;
         // gfn | n << kNShift (n: the holders); while the record is free, the pool's link.
@@ -297,12 +298,21 @@ private:
         Atomic<std::uint64_t> hb2[kMaxHolders / 2];
         Atomic<std::uint64_t> hw[kMaxHolders];
         Atomic<std::uint64_t>& link() { return gfn_n; }
+        // gfn_n's value from its fields, and its fields (n bounded: a torn read is validated).
+        [[nodiscard]] static constexpr std::uint64_t gfn_n_of(std::uint64_t gfn, std::uint32_t n) {
+            return gfn | std::uint64_t{n} << kNShift;
+        }
+        [[nodiscard]] static constexpr std::uint64_t gfn_of(std::uint64_t gn) {
+            return gn & ((std::uint64_t{1} << kNShift) - 1);
+        }
+        [[nodiscard]] static constexpr std::uint32_t n_of(std::uint64_t gn) {
+            return std::min(static_cast<std::uint32_t>(gn >> kNShift), kMaxHolders);
+        }
         [[nodiscard]] std::uint64_t hb(std::uint32_t k) const {
             // relaxed: a seqlock read, validated by read_cell.
             return (hb2[k / 2].load(std::memory_order_relaxed) >> (32 * (k % 2))) & 0xffffffffU;
         }
     };
-    static constexpr unsigned kNShift = 61;
     struct alignas(64) Desc {  // a line each: threads fill their own descriptors
         Atomic<std::uint64_t> mfn, hb, hw, add, before, after, gen;
         Atomic<std::uint64_t> next;  // the pool's link while free
@@ -368,6 +378,10 @@ private:
         return (c & kSeqMask) | (std::uint64_t{m} + 1) << 2;
     }
     // P2M(d, g) read for a reader: St::none (retry), enxio (absent at one instant) or ok.
+    // The P2M check on a validated read of frame m (cell c, header h, gfn): ok if the frame
+    // backs (d, g), else enxio; p2m_read and lookup decide with it.
+    static St p2m_verdict(std::uint64_t c, const Hdr& h, std::uint64_t gfn, std::uint16_t d,
+                          std::uint64_t g);
     St p2m_read(std::uint16_t d, std::uint64_t g, std::uint32_t* m, Snap* s,
                 std::uint64_t* leaf_value) const;
     // Settles the intent iv found on leaf lf: a helper (not its owner) first bumps the cell's
