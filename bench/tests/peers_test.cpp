@@ -169,47 +169,59 @@ private:
     std::map<Where, std::vector<Key>> live_;
 };
 
-// Runs steps on a, checking its servers' queues against want_q (ref's, after each balloon step)
-// and its verdicts against want; reports the first divergence of each.
-void replay(bench::Adapter& a, const std::vector<Step>& steps, const std::vector<std::string>& want,
-            const std::map<std::size_t, Servers>& want_q, const std::string& who) {
-    std::vector<std::string> got;
-    bool queues_ok = true;
-    for (std::size_t i = 0; i < steps.size(); ++i) {
-        run(a, steps[i], got);
-        if (steps[i].kind != 3 || !queues_ok) continue;
-        const Servers q = a.observe_servers();
-        if (q != want_q.at(i)) {
-            queues_ok = false;
-            FAIL_CHECK(who << " step " << i << " " << show(steps[i])
-                           << ": servers' queues differ from ref's:"
-                           << servers_diff(q, want_q.at(i)));
-        }
-    }
-    for (std::size_t i = 0; i < steps.size(); ++i) {
-        if (got[i] != want[i]) {
-            FAIL_CHECK(who << " step " << i << " " << show(steps[i]) << ": got " << got[i]
-                           << ", ref " << want[i]);
-            break;
-        }
-    }
-}
-
-// ref's verdicts on steps, its servers' queues after each balloon step, and the reorder count.
+// ref's verdicts on steps, the statuses they reach (a balloon: "sync" if it went synchronous),
+// its servers' queues after each balloon step and at the end, and the reorder count.
 struct Oracle {
     std::unique_ptr<bench::Adapter> a = bench::make_ref_unlocked();
     std::vector<std::string> want;
+    std::set<std::string> seen;
     std::map<std::size_t, Servers> queues;
+    Servers end_queues;
     Reorders reorders;
     Oracle(const bench::WorldSpec& w, const std::vector<Step>& steps) {
         a->setup(w);
         for (std::size_t i = 0; i < steps.size(); ++i) {
             run(*a, steps[i], want);
             reorders.step(steps[i], want[i]);
-            if (steps[i].kind == 3) queues[i] = a->observe_servers();
+            if (steps[i].kind != 3) {
+                seen.insert(want[i].substr(0, want[i].find(' ')));
+            } else {
+                if (want[i].back() != '0') seen.insert("sync");
+                queues[i] = a->observe_servers();
+            }
         }
+        end_queues = a->observe_servers();
     }
 };
+
+// Runs steps on a, checking its servers' queues against the oracle's after each balloon step
+// and at the end, and its verdicts against the oracle's; reports the first divergence of each.
+void replay(bench::Adapter& a, const std::vector<Step>& steps, const Oracle& oracle,
+            const std::string& who) {
+    std::vector<std::string> got;
+    bool queues_ok = true;
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+        run(a, steps[i], got);
+        if (steps[i].kind != 3 || !queues_ok) continue;
+        const Servers q = a.observe_servers();
+        if (q != oracle.queues.at(i)) {
+            queues_ok = false;
+            FAIL_CHECK(who << " step " << i << " " << show(steps[i])
+                           << ": servers' queues differ from ref's:"
+                           << servers_diff(q, oracle.queues.at(i)));
+        }
+    }
+    for (std::size_t i = 0; i < steps.size(); ++i) {
+        if (got[i] != oracle.want[i]) {
+            FAIL_CHECK(who << " step " << i << " " << show(steps[i]) << ": got " << got[i]
+                           << ", ref " << oracle.want[i]);
+            break;
+        }
+    }
+    const Servers q = a.observe_servers();
+    if (q != oracle.end_queues)
+        FAIL_CHECK(who << " at the end:" << servers_diff(q, oracle.end_queues));
+}
 
 }  // namespace
 
@@ -223,20 +235,10 @@ TEST_CASE("every contender matches ref on the same op sequence") {
     for (std::uint64_t seed : {1, 2, 3, 4, 5}) {
         const auto steps = sequence(seed, 3000, w);
         const Oracle oracle(w, steps);
-        const std::vector<std::string>& want = oracle.want;
         const auto want_obs = oracle.a->observe();
-        const auto want_q = oracle.a->observe_servers();
         // Not vacuous: the sequence reaches every status and ring-full balloons.
-        std::set<std::string> seen;
-        for (std::size_t i = 0; i < steps.size(); ++i) {
-            const std::string st = want[i].substr(0, want[i].find(' '));
-            if (steps[i].kind != 3)
-                seen.insert(st);
-            else if (want[i].back() != '0')
-                seen.insert("sync");
-        }
         for (const char* st : {"0", "-1", "-2", "-6", "-17", "-19", "sync"})
-            CHECK(seen.contains(st));
+            CHECK(oracle.seen.contains(st));
         // ... and balloons where a missing F8 sort changes a server's queue (checked below).
         reorders += oracle.reorders.count;
         // The no-op-mutex variants too: the lock ceiling compares each with its locked twin, so
@@ -250,11 +252,9 @@ TEST_CASE("every contender matches ref on the same op sequence") {
             auto a = c.make();
             a->thread_begin();
             a->setup(w);
-            replay(*a, steps, want, oracle.queues, c.name);
+            replay(*a, steps, oracle, c.name);
             const auto obs = a->observe();
             CHECK(obs == want_obs);
-            const auto q = a->observe_servers();
-            if (q != want_q) FAIL_CHECK(c.name << " at the end:" << servers_diff(q, want_q));
             a->thread_end();
         }
     }
@@ -304,23 +304,14 @@ TEST_CASE("v2-core matches ref on the bench's op shapes") {
             steps.push_back(st);
         }
         const Oracle oracle(w, steps);
-        const std::vector<std::string>& want = oracle.want;
-        std::set<std::string> seen;
-        for (std::size_t i = 0; i < steps.size(); ++i) {
-            if (steps[i].kind != 3)
-                seen.insert(want[i].substr(0, want[i].find(' ')));
-            else if (want[i].back() != '0')
-                seen.insert("sync");
-        }
-        for (const char* st : {"0", "-1", "-2", "-6", "-19", "sync"}) CHECK(seen.contains(st));
+        for (const char* st : {"0", "-1", "-2", "-6", "-19", "sync"})
+            CHECK(oracle.seen.contains(st));
         reorders += oracle.reorders.count;  // balloons where a missing F8 sort shows
         auto a = bench::make_v2_core();
         a->thread_begin();
         a->setup(w);
-        replay(*a, steps, want, oracle.queues, "v2-core seed " + std::to_string(seed));
+        replay(*a, steps, oracle, "v2-core seed " + std::to_string(seed));
         CHECK(a->observe() == oracle.a->observe());
-        const auto q = a->observe_servers(), want_q = oracle.a->observe_servers();
-        if (q != want_q) FAIL_CHECK("seed " << seed << " at the end:" << servers_diff(q, want_q));
         a->thread_end();
     }
     CHECK(reorders >= 3);  // 6 in all now (about one per seed)
