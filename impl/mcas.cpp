@@ -467,7 +467,7 @@ bool is_owner(const Mcas* d) { return d->creator == rl::thread_index(); }
 constexpr bool is_owner(const Mcas*) { return true; }
 #endif
 
-void help(Mcas* d);
+void help(Mcas* d, const RdcssEntry* owner_installed = nullptr);
 
 // o's old value for w (o holds w: w is one of its locked entries).
 std::uint64_t old_of(const Mcas* o, const Word* w) {
@@ -555,14 +555,17 @@ bool is_last_locked(const Mcas* d, const RdcssEntry* e) {
 
 // Runs d's protocol from wherever it stands to the end of phase 2. Any thread may call it
 // (the owner, a helper that met d in a word, a read check that helps a lower d).
-void help(Mcas* d) {
+// owner_installed: an entry the owner has already installed d into (Txn::commit's first
+// install), skipped.
+void help(Mcas* d, const RdcssEntry* owner_installed) {
     if (status_of(d) == kUndecided) {
         // The status phase 1 leads to when every locked entry is installed: READ_CHECK if a
         // check entry waits for its read check (step 2a), else SUCCEEDED (step 2).
         const int installed = d->has_check ? kReadCheck : kSucceeded;
         int desired = installed;
-        for (RdcssEntry& e : d->entries) {  // phase 1
-            if (e.check) continue;          // validated in step 2b, never installed
+        for (RdcssEntry& e : d->entries) {        // phase 1
+            if (e.check) continue;                // validated in step 2b, never installed
+            if (&e == owner_installed) continue;  // the owner's first install (Txn::commit)
             // Planted helper-skips-word: a helper (not the owner) skips the last locked word.
             if (planted(PV_MUTANT(helper_skips_word)) && !is_owner(d) && is_last_locked(d, &e))
                 continue;
@@ -678,6 +681,10 @@ const std::vector<MutantInfo>& mutants() {
          "a read check takes a READ_CHECK descriptor at its old value (write skew)"},
         {Mutant::validate_all_reads, "validate-all-reads",
          "every read-only word validated at its own instant, not one (ABA)"},
+        {Mutant::one_word_cas_blind, "one-word-cas-blind",
+         "the one-word commit's CAS writes over a descriptor or install it meets"},
+        {Mutant::direct_install_all, "direct-install-all",
+         "the owner installs every locked word directly (no RDCSS), not only the first"},
         {Mutant::read_returns_old_rc, "read-returns-old-rc",
          "mcas_read returns the old value under a READ_CHECK descriptor, without helping"},
     };
@@ -721,6 +728,36 @@ CoreScope::~CoreScope() {
 // =============================================================================================
 // Txn
 
+namespace {
+// The MCAS of one word that the Txn wrote and nothing else: one CAS (Harris, Fraser and Pratt
+// 2002 allow a plain CAS on a word that holds a value). Issue 16: a deferred put (one frame's
+// cell) was a full MCAS, 5 RMWs (generation, install, completion, status, release) and a
+// descriptor to retire, for what one CAS does. Linearization point: the successful CAS. Why
+// it composes with the MCAS protocol: (1) an MCAS that installs into w expects w's old value,
+// so either this CAS lands first (the install then finds another value and that MCAS fails)
+// or the install does (this CAS then finds a tagged word and helps, below); (2) a read check
+// that validated w earlier linearizes its MCAS at that instant, before this CAS, exactly as
+// when another MCAS writes its check word later; (3) a completion (RDCSS or phase 2) CASes
+// only from a tagged value, which no plain value equals. A word holding a descriptor or an
+// install is helped off first (mcas_read_slow), then the CAS is tried again if w's logical
+// value is still the old one: lock-free as MCAS is (a retry follows someone's completion).
+bool cas_word(Word& w, std::uint64_t old, std::uint64_t nw) {
+    std::uint64_t v = old;
+    // seq_cst: a step of the core's one total order, like phase 1's installs (mcas.h, Memory
+    // ordering).
+    while (!w.compare_exchange_strong(v, nw, std::memory_order_seq_cst)) {
+        if ((v & kTagMask) == 0) return false;         // another value: the operation runs again
+        if (planted(PV_MUTANT(one_word_cas_blind))) {  // over the descriptor: its write lost
+            w.store(nw, std::memory_order_seq_cst);
+            return true;
+        }
+        if (mcas_read_slow(w, v) != old) return false;  // helped off: moved meanwhile
+        v = old;
+    }
+    return true;
+}
+}  // namespace
+
 std::uint64_t Txn::read(Word& w) {
     for (const Entry& e : entries_)
         if (e.w == &w) return e.nw;  // what this Txn has read or will write
@@ -743,8 +780,11 @@ void Txn::write(Word& w, std::uint64_t value) {
 
 bool Txn::commit() {
     if (entries_.empty()) return true;
-    if (entries_.size() == 1 && entries_[0].old == entries_[0].nw)
-        return mcas_read(*entries_[0].w) == entries_[0].old;  // one read: still there?
+    if (entries_.size() == 1) {
+        const Entry& e = entries_[0];
+        if (e.old == e.nw) return mcas_read(*e.w) == e.old;       // one read: still there?
+        if (!full_protocol_) return cas_word(*e.w, e.old, e.nw);  // one write, nothing read
+    }
     Mcas* d = new_mcas();
 #ifdef PVIOMMU_RELACY
     d->creator = rl::thread_index();
@@ -762,7 +802,25 @@ bool Txn::commit() {
         d->has_check = true;
         if (!planted(PV_MUTANT(validate_all_reads))) break;
     }
-    help(d);
+    // The owner's first install needs no RDCSS (issue 16): until d is in some word no other
+    // thread knows d, so d is UNDECIDED and RDCSS's "install only if undecided" holds without
+    // its entry, generation and completion (3 RMWs -> 1). Only the first: once d is published a
+    // helper may decide it, and a later direct install could then land after phase 2. A CAS
+    // that fails (another value, a descriptor, an install) changes nothing: help()'s phase 1
+    // meets the word as it would have.
+    const RdcssEntry* installed = nullptr;
+    for (RdcssEntry& e : d->entries) {
+        if (e.check) continue;
+        std::uint64_t v = e.old;
+        // seq_cst: phase 1's installs are steps of the one total order (mcas.h).
+        if (!full_protocol_ &&
+            e.addr->compare_exchange_strong(v, tag(d, kMcasTag), std::memory_order_seq_cst)) {
+            installed = &e;
+            stall(FaultPoint::stall_mcas_phase1);  // d published in one word: helpers may run
+        }
+        if (!planted(PV_MUTANT(direct_install_all))) break;  // planted: each word directly
+    }
+    help(d, installed);
     const bool ok = status_of(d) == kSucceeded;
     // One epoch more than other objects (see "Reclamation of descriptors").
     retire_late(d, recycle_mcas, planted(PV_MUTANT(descriptor_grace_two)) ? 0 : 1);

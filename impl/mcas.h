@@ -17,6 +17,12 @@
 //   instead of locked: the MCAS installs its descriptor into the other words, goes READ_CHECK,
 //   checks that word, then decides (mcas.cpp, "Read-only words validated, not locked").
 //
+// Shortcuts (issue 16, v2 step 2b)
+//   A commit that wrote one word and read nothing else is one CAS; every other commit's owner
+//   installs its first locked word directly (d is unpublished, so undecided), the rest by
+//   RDCSS (mcas.cpp, "Txn"; impl/README.md "v2 step 2b"). Txn::use_full_protocol() turns both
+//   off (scripted tests of the owner's RDCSS windows).
+//
 // Memory ordering
 //   Every CAS and load in the MCAS/RDCSS core is seq_cst. The algorithm's correctness argument
 //   (and its linearization point, the status CAS) assumes one total order of these steps; on
@@ -156,6 +162,9 @@ enum class Mutant : int {
     rc_cycle_not_broken,  // a read check takes a READ_CHECK owner at its old value (no order)
     validate_all_reads,   // every read-only word validated, not one (ABA across two checks)
     read_returns_old_rc,  // mcas_read returns the old value under a READ_CHECK descriptor
+    // Txn::commit's shortcuts (issue 16, v2 step 2b; mcas.cpp):
+    one_word_cas_blind,  // the one-word CAS writes over a descriptor or install it meets
+    direct_install_all,  // the owner installs every locked word directly, not only the first
 };
 struct MutantInfo {
     Mutant m;
@@ -204,6 +213,11 @@ public:
         for (Entry& e : entries_) e.nw = e.old;
     }
     void reset() { entries_.clear(); }
+    // Commits of this Txn run the whole protocol on every word, as a helper does: no one-word
+    // CAS and no direct first install (commit()'s shortcuts, issue 16). For the scripted tests
+    // of the RDCSS windows (impl/tests/mcas_regression_test.cpp,
+    // impl/relacy/mcas_scripted_relacy.cpp), whose owner must pass the stall points there.
+    void use_full_protocol() { full_protocol_ = true; }
     [[nodiscard]] std::size_t size() const { return entries_.size(); }
 
 private:
@@ -212,6 +226,7 @@ private:
         std::uint64_t old, nw;
     };
     std::vector<Entry> entries_;
+    bool full_protocol_ = false;
 };
 
 }  // namespace impl

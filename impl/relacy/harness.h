@@ -143,6 +143,7 @@ Explored explore(const std::string& name, Exploration x) {
 // catch the bug planted at the time of the call, at the CI budget.
 Verdict check_ebr();            // mcas_relacy.cpp: EBR of a node, random schedules
 Verdict check_mcas_random();    // mcas_relacy.cpp: up/down and transfer, random schedules
+Verdict check_mcas_mixed();     // mcas_relacy.cpp: Txn::commit's shortcuts against MCAS
 Verdict check_mcas_scripted();  // mcas_scripted_relacy.cpp: the parked-helper schedules
 Verdict check_mcas_reads();     // mcas_scripted_relacy.cpp: readers against MCASs
 Verdict check_iotlb();          // iotlb_relacy.cpp: device DMA against a deferred put
@@ -154,8 +155,9 @@ Verdict check_cell_same_leaf();
 Verdict check_cell_deferred();
 
 // Read-only words validated, not locked (issue 16, v2 step 2a; impl/mcas.cpp).
-Verdict check_mcas_read_only();      // mcas_relacy.cpp: write skew, a reader of a read check
-Verdict check_mcas_read_only_aba();  // mcas_relacy.cpp: one check word, not all (ABA)
-Verdict check_mcas_rc_scripted();    // mcas_scripted_relacy.cpp: a read of a READ_CHECK
+Verdict check_mcas_read_only();        // mcas_relacy.cpp: write skew, a reader of a read check
+Verdict check_mcas_read_only_aba();    // mcas_relacy.cpp: one check word, not all (ABA)
+Verdict check_mcas_rc_scripted();      // mcas_scripted_relacy.cpp: a read of a READ_CHECK
+Verdict check_mcas_direct_scripted();  // mcas_scripted_relacy.cpp: the owner's direct install
 
 }  // namespace impl::relacy

@@ -78,6 +78,12 @@ const ConcurrencyMutant kMutants[] = {
     {"read-returns-old-rc",
      "mcas_read returns the old value under a READ_CHECK descriptor, without helping",
      CORE_MUTANT(read_returns_old_rc), impl::relacy::check_mcas_rc_scripted},
+    // Txn::commit's shortcuts (issue 16, v2 step 2b)
+    {"one-word-cas-blind", "the one-word commit's CAS writes over a descriptor it meets",
+     CORE_MUTANT(one_word_cas_blind), impl::relacy::check_mcas_mixed},
+    {"direct-install-all",
+     "the owner installs every locked word directly (no RDCSS), not only the first",
+     CORE_MUTANT(direct_install_all), impl::relacy::check_mcas_direct_scripted},
     // Issue 15's three MCAS fixes reverted at once: the code before the issue.
     {"mcas-before-issue-15",
      "no generations, no phase-2 cleanup, descriptors freed after two epochs",

@@ -412,6 +412,61 @@ struct CheckVsWriter : rl::test_suite<CheckVsWriter, 3> {
     }
 };
 
+// One attempt of a Txn writing w := w + delta and reading nothing else: commit()'s one-word
+// CAS (issue 16, v2 step 2b), retried until it lands.
+void add_alone(Word& w, std::int64_t delta) {
+    for (;;) {
+        EpochGuard g;
+        Txn t;
+        const std::uint64_t v = t.read(w);
+        t.write(w, enc(dec(v) + static_cast<std::uint64_t>(delta)));
+        if (t.commit()) return;
+    }
+}
+
+// Txn::commit's shortcuts against the full protocol (issue 16, v2 step 2b): T0 moves 1 from b
+// to a in a two-word MCAS (the owner installs a directly, b by RDCSS); T1 reads a (helping T0's
+// MCAS if it meets it), then adds 1 to b by a one-word CAS, so b may hold T0's old value again
+// (6) while T0 is still in its commit; T2 adds 10 to a by a one-word CAS, which may meet T0's
+// descriptor. Every update must land exactly once and no descriptor may be left:
+// a = 4 + 1 + 10, b = 6 - 1 + 1. (The schedule in which T0 stops between its direct install and
+// the rest while T1 helps and moves b back is rare at random: mcas_scripted_relacy.cpp forces
+// it, "DirectInstall".)
+struct Mixed : rl::test_suite<Mixed, 3> {
+    impl::relacy::CoreScope* core = nullptr;
+    Words* words = nullptr;
+    Word* a = nullptr;
+    Word* b = nullptr;
+    void before() {
+        core = new impl::relacy::CoreScope;
+        words = new Words;  // a below b: T0's MCAS installs a first (the direct install)
+        a = &words->a;
+        b = &words->b;
+        a->store(enc(4), std::memory_order_relaxed);
+        b->store(enc(6), std::memory_order_relaxed);
+    }
+    void thread(unsigned i) {
+        if (i == 0) {
+            transfer(*a, *b, +1);
+        } else if (i == 1) {
+            (void)read(*a);
+            add_alone(*b, +1);
+        } else {
+            add_alone(*a, +10);
+        }
+    }
+    void after() {
+        impl::epoch_quiesce();
+        const std::uint64_t va = a->load(std::memory_order_relaxed);
+        const std::uint64_t vb = b->load(std::memory_order_relaxed);
+        RL_ASSERT((va & 3) == 0 && (vb & 3) == 0);  // no descriptor or install left
+        RL_ASSERT(dec(va) == 15);
+        RL_ASSERT(dec(vb) == 6);
+        delete words;
+        delete core;
+    }
+};
+
 }  // namespace
 
 namespace impl::relacy {
@@ -448,6 +503,12 @@ Verdict check_mcas_read_only_aba() {
     return v;
 }
 
+Verdict check_mcas_mixed() {
+    Verdict v;
+    add(v, "mcas mixed", explore<Mixed>("mcas mixed", mutant_exploration()));
+    return v;
+}
+
 Verdict check_mcas_random() {
     const Exploration x = mutant_exploration();
     Verdict v;
@@ -462,6 +523,14 @@ TEST_CASE("relacy: MCAS up/down counter (no lost update under ABA, no use after 
     impl::relacy::Exploration x;
     x.random = impl::relacy::full_budget() ? 2000000 : 200000;
     CHECK(impl::relacy::explore<UpDown>("mcas up/down", x).ok);
+}
+
+TEST_CASE(
+    "relacy: MCAS one-word CASes and the owner's direct install against a two-word MCAS (no lost "
+    "or doubled update)") {
+    impl::relacy::Exploration x;
+    x.random = impl::relacy::full_budget() ? 2000000 : 200000;
+    CHECK(impl::relacy::explore<Mixed>("mcas mixed", x).ok);
 }
 
 TEST_CASE("relacy: EBR: no node freed under a reader, also one whose slot is claimed late") {

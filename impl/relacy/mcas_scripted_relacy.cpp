@@ -110,10 +110,12 @@ impl::relacy::Explored run_scripted(const std::string& name, rl::iteration_t ran
     return e;
 }
 
-// One attempt of a Txn writing w := w + delta (one word, so a real MCAS: old != new).
+// One attempt of a Txn writing w := w + delta: one word, a real MCAS (the full protocol,
+// not commit()'s one-word CAS).
 bool add_once(Word& w, std::int64_t delta) {
     EpochGuard g;
     Txn t;
+    t.use_full_protocol();  // the owner passes every RDCSS window
     const std::uint64_t v = t.read(w);
     t.write(w, enc(dec(v) + static_cast<std::uint64_t>(delta)));
     return t.commit();
@@ -134,6 +136,7 @@ struct Pair {
 bool both_once(Pair& p) {
     EpochGuard g;
     Txn t;
+    t.use_full_protocol();  // the owner passes every RDCSS window
     const std::uint64_t x = t.read(p.x), y = t.read(p.y);
     t.write(p.x, enc(dec(x) + 1));
     t.write(p.y, enc(dec(y) + 1));
@@ -444,6 +447,61 @@ struct ReadOfReadCheck : rl::test_suite<ReadOfReadCheck, 3> {
     }
 };
 
+// ---------------------------------------------------------------------------------------------
+// The owner's direct install (issue 16, v2 step 2b; planted direct-install-all). Words {x 5,
+// y 0}; d (T0's, Txn::commit's shortcuts on) writes x 5 -> 6 and y 0 -> 1.
+//  1. T0 installs d into x directly (no RDCSS) and parks (stall.mcas_phase1).
+//  2. T1 reads x: it helps d, installs y by RDCSS, decides SUCCEEDED, releases: x 6, y 1.
+//     Then y := 0 by a one-word commit: y holds d's old value again.
+//  3. T0 goes on. d is decided: it must not install anything more. An owner that installed
+//     every word directly (the bug) would CAS y 0 -> d and its phase 2 would write y = 1 a
+//     second time: T1's update lost.
+struct DirectInstall : rl::test_suite<DirectInstall, 2> {
+    impl::relacy::CoreScope* core = nullptr;
+    Pair* p = nullptr;
+    Script* s = nullptr;
+    impl::Atomic<int>* d_ok = nullptr;  // seq_cst: results; 1: d committed
+    void before() {
+        core = new impl::relacy::CoreScope;
+        p = new Pair;
+        s = g_script = new Script;
+        d_ok = new impl::Atomic<int>(0);
+        s->park(0, FaultPoint::stall_mcas_phase1, 1, 0);  // step 1
+    }
+    void thread(unsigned i) {
+        if (i == 0) {
+            EpochGuard g;
+            Txn t;  // the product's commit: shortcuts on
+            const std::uint64_t x = t.read(p->x), y = t.read(p->y);
+            t.write(p->x, enc(dec(x) + 1));
+            t.write(p->y, enc(dec(y) + 1));
+            d_ok->store(t.commit() ? 1 : 2, std::memory_order_seq_cst);  // steps 1, 3
+        } else {
+            wait_for(s->arrived[0]);
+            RL_ASSERT(read(p->x) == 6);  // step 2: helped d to its end
+            for (;;) {                   // y := y - 1, one word
+                EpochGuard g;
+                Txn t;
+                const std::uint64_t y = t.read(p->y);
+                t.write(p->y, enc(dec(y) - 1));
+                if (t.commit()) break;
+            }
+            set(s->go[0]);  // step 3
+        }
+    }
+    void after() {
+        impl::epoch_quiesce();
+        RL_ASSERT(d_ok->load(std::memory_order_relaxed) == 1);
+        RL_ASSERT(p->x.load(std::memory_order_relaxed) == enc(6));
+        RL_ASSERT(p->y.load(std::memory_order_relaxed) == enc(0));  // +1 by d, -1 by T1, once
+        delete d_ok;
+        delete p;
+        delete s;
+        g_script = nullptr;
+        delete core;
+    }
+};
+
 // Scripted schedules are forced at their gates; random schedules vary the rest (and the
 // relaxed-memory outcomes). A few hundred suffice: each one reaches the window.
 rl::iteration_t scripted_schedules() { return impl::relacy::full_budget() ? 20000 : 500; }
@@ -463,6 +521,13 @@ Verdict check_mcas_scripted() {
     if (!v.caught)
         add(v, "mcas stale completion",
             run_scripted<StaleCompletion>("mcas stale completion", n, false));
+    return v;
+}
+
+Verdict check_mcas_direct_scripted() {
+    Verdict v;
+    add(v, "mcas direct install",
+        run_scripted<DirectInstall>("mcas direct install", scripted_schedules(), false));
     return v;
 }
 
@@ -493,6 +558,11 @@ TEST_CASE(
     "relacy: issue 15 bug 1, a stale installer's late install of a retired descriptor is "
     "read safely (scripted)") {
     CHECK(run_scripted<StaleInstaller>("mcas stale installer", scripted_schedules(), true).ok);
+}
+
+TEST_CASE(
+    "relacy: the owner's direct first install: a decided MCAS installs nothing more (scripted)") {
+    CHECK(run_scripted<DirectInstall>("mcas direct install", scripted_schedules(), true).ok);
 }
 
 TEST_CASE("relacy: issue 15 bug 1, a stale completion after the decision (scripted)") {

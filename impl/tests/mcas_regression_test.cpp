@@ -121,6 +121,7 @@ private:
 bool add_once(Word& w, std::int64_t delta) {
     EpochGuard g;
     Txn t;
+    t.use_full_protocol();  // the owner passes every RDCSS window
     const std::uint64_t v = t.read(w);
     t.write(w, enc(dec(v) + static_cast<std::uint64_t>(delta)));
     return t.commit();
@@ -197,6 +198,7 @@ TEST_CASE(
             impl::FaultScope scope(k.plan());
             EpochGuard g;
             Txn t;
+            t.use_full_protocol();  // the owner passes every RDCSS window
             const std::uint64_t x = t.read(p.x), y = t.read(p.y);
             t.write(p.x, enc(dec(x) + 1));
             t.write(p.y, enc(dec(y) + 1));
