@@ -55,6 +55,28 @@ struct Words {
     Word b{0};
 };
 
+// The world of a two-word suite, made afresh in each iteration's before(): the core's globals
+// and two words in one allocation (a below b whatever the heap holds, so schedules replay
+// exactly and an MCAS installs a first).
+struct TwoWords {
+    impl::relacy::CoreScope* core = nullptr;
+    Words* words = nullptr;
+    Word* a = nullptr;
+    Word* b = nullptr;
+    void make(std::uint64_t va, std::uint64_t vb) {
+        core = new impl::relacy::CoreScope;
+        words = new Words;
+        a = &words->a;
+        b = &words->b;
+        a->store(enc(va), std::memory_order_relaxed);
+        b->store(enc(vb), std::memory_order_relaxed);
+    }
+    void destroy() {
+        delete words;
+        delete core;
+    }
+};
+
 std::uint64_t read(Word& w) {
     EpochGuard g;
     return dec(impl::mcas_read(w));
@@ -66,18 +88,8 @@ std::uint64_t read(Word& w) {
 // Relacy stops an iteration at a failed assertion without running after(): each iteration
 // therefore starts from fresh objects and leaks a failed iteration's (their atomics belong to
 // the dead iteration and must not be touched again).
-struct UpDown : rl::test_suite<UpDown, 3> {
-    impl::relacy::CoreScope* core = nullptr;
-    Words* words = nullptr;
-    Word* a = nullptr;
-    Word* b = nullptr;
-    void before() {
-        core = new impl::relacy::CoreScope;
-        words = new Words;  // a below b whatever the heap holds: schedules replay exactly
-        a = &words->a;
-        b = &words->b;
-        a->store(enc(5), std::memory_order_relaxed);
-    }
+struct UpDown : rl::test_suite<UpDown, 3>, TwoWords {
+    void before() { make(5, 0); }
     void thread(unsigned i) {
         if (i < 2) {  // two threads drive a up and back down
             (void)add(*a, *b, +1);
@@ -95,26 +107,14 @@ struct UpDown : rl::test_suite<UpDown, 3> {
         RL_ASSERT((va & 3) == 0 && (vb & 3) == 0);  // no descriptor or install left
         RL_ASSERT(dec(va) == 5);                    // +1 -1 +1 -1: back to 5
         RL_ASSERT(dec(vb) == 1);
-        delete words;
-        delete core;
+        destroy();
     }
 };
 
 // Atomicity of a two-word commit against readers and writers: a + b stays 10 at every read
 // of both (in one Txn), whatever the interleaving.
-struct Transfer : rl::test_suite<Transfer, 3> {
-    impl::relacy::CoreScope* core = nullptr;
-    Words* words = nullptr;
-    Word* a = nullptr;
-    Word* b = nullptr;
-    void before() {
-        core = new impl::relacy::CoreScope;
-        words = new Words;
-        a = &words->a;
-        b = &words->b;
-        a->store(enc(4), std::memory_order_relaxed);
-        b->store(enc(6), std::memory_order_relaxed);
-    }
+struct Transfer : rl::test_suite<Transfer, 3>, TwoWords {
+    void before() { make(4, 6); }
     void thread(unsigned i) {
         if (i < 2) {
             transfer(*a, *b, i == 0 ? 1 : -2);
@@ -133,8 +133,7 @@ struct Transfer : rl::test_suite<Transfer, 3> {
         impl::epoch_quiesce();
         RL_ASSERT(dec(a->load(std::memory_order_relaxed)) == 3);
         RL_ASSERT(dec(b->load(std::memory_order_relaxed)) == 7);
-        delete words;
-        delete core;
+        destroy();
     }
 };
 
@@ -432,19 +431,8 @@ void add_alone(Word& w, std::int64_t delta) {
 // a = 4 + 1 + 10, b = 6 - 1 + 1. (The schedule in which T0 stops between its direct install and
 // the rest while T1 helps and moves b back is rare at random: mcas_scripted_relacy.cpp forces
 // it, "DirectInstall".)
-struct Mixed : rl::test_suite<Mixed, 3> {
-    impl::relacy::CoreScope* core = nullptr;
-    Words* words = nullptr;
-    Word* a = nullptr;
-    Word* b = nullptr;
-    void before() {
-        core = new impl::relacy::CoreScope;
-        words = new Words;  // a below b: T0's MCAS installs a first (the direct install)
-        a = &words->a;
-        b = &words->b;
-        a->store(enc(4), std::memory_order_relaxed);
-        b->store(enc(6), std::memory_order_relaxed);
-    }
+struct Mixed : rl::test_suite<Mixed, 3>, TwoWords {
+    void before() { make(4, 6); }  // a below b: T0's MCAS installs a first (directly)
     void thread(unsigned i) {
         if (i == 0) {
             transfer(*a, *b, +1);
@@ -462,8 +450,7 @@ struct Mixed : rl::test_suite<Mixed, 3> {
         RL_ASSERT((va & 3) == 0 && (vb & 3) == 0);  // no descriptor or install left
         RL_ASSERT(dec(va) == 15);
         RL_ASSERT(dec(vb) == 6);
-        delete words;
-        delete core;
+        destroy();
     }
 };
 
