@@ -742,6 +742,7 @@ namespace {
 // install is helped off first (mcas_read_slow), then the CAS is tried again if w's logical
 // value is still the old one: lock-free as MCAS is (a retry follows someone's completion).
 bool cas_word(Word& w, std::uint64_t old, std::uint64_t nw) {
+    assert(ctx().depth > 0);  // helping needs the pin (the MCAS path asserts it in retire)
     std::uint64_t v = old;
     // seq_cst: a step of the core's one total order, like phase 1's installs (mcas.h, Memory
     // ordering).

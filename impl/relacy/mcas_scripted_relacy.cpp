@@ -110,12 +110,13 @@ impl::relacy::Explored run_scripted(const std::string& name, rl::iteration_t ran
     return e;
 }
 
-// One attempt of a Txn writing w := w + delta: one word, a real MCAS (the full protocol,
-// not commit()'s one-word CAS).
-bool add_once(Word& w, std::int64_t delta) {
+// One attempt of a Txn writing w := w + delta: one word, by default a real MCAS (the full
+// protocol: the stale suites park its owner in RDCSS windows, and its retirement moves the
+// epoch), else commit()'s one-word CAS (the product's path).
+bool add_once(Word& w, std::int64_t delta, bool full_protocol = true) {
     EpochGuard g;
     Txn t;
-    t.use_full_protocol();  // the owner passes every RDCSS window
+    if (full_protocol) t.use_full_protocol();  // the owner passes every RDCSS window
     const std::uint64_t v = t.read(w);
     t.write(w, enc(dec(v) + static_cast<std::uint64_t>(delta)));
     return t.commit();
@@ -135,8 +136,7 @@ struct Pair {
 // One attempt of d = {x: 5 -> 6, y: 0 -> 1}.
 bool both_once(Pair& p) {
     EpochGuard g;
-    Txn t;
-    t.use_full_protocol();  // the owner passes every RDCSS window
+    Txn t;  // the product's commit: the owner installs x directly, y by RDCSS
     const std::uint64_t x = t.read(p.x), y = t.read(p.y);
     t.write(p.x, enc(dec(x) + 1));
     t.write(p.y, enc(dec(y) + 1));
@@ -421,7 +421,7 @@ struct ReadOfReadCheck : rl::test_suite<ReadOfReadCheck, 3> {
             d_ok->store(t.commit() ? 1 : 2, std::memory_order_seq_cst);  // steps 1, 4
         } else if (i == 1) {
             wait_for(s->arrived[0]);
-            while (!add_once(p->x, +1)) {  // step 2
+            while (!add_once(p->x, +1, false)) {  // step 2 (a one-word CAS, the product's)
             }
             set(s->flag[0]);
         } else {
