@@ -229,7 +229,7 @@ Hypervisor::~Hypervisor() {
         auto* n = as_ptr<SyncNode>(s->sync_head.load(std::memory_order_relaxed));
         while (n != nullptr) {
             auto* next = as_ptr<SyncNode>(n->next.load(std::memory_order_relaxed));
-            delete n;
+            SyncNode::dispose(n);
             n = next;
         }
     }
@@ -239,39 +239,63 @@ Hypervisor::~Hypervisor() {
 // Helpers
 
 namespace {
-// This thread's free FrameRec blocks, by tuple count (see FrameRec). Thread-local: no
-// synchronisation; a block made by one thread may be recycled by another (EBR frees on the
-// retiring thread). At most kPoolCap blocks per count are kept, the rest go back to malloc.
+// This thread's free blocks by class: class n <= FrameRec::kPooled holds FrameRecs of n tuples,
+// kSyncClass holds SyncNodes (issue 16: no allocation on the data path; an invalidate that finds
+// the ring full used to allocate its node, and every drain of the synchronous channel freed
+// them). Thread-local: no synchronisation; a block made by one thread may be recycled by another
+// (EBR frees on the retiring thread). At most kPoolCap blocks per class are kept, the rest go
+// back to malloc. Off under ASan (see kAddressSanitizer), and after the pool's thread_local was
+// destroyed (a deleter running at thread exit).
 constexpr std::size_t kPoolCap = 4096;
-constexpr bool kPoolSets = !kAddressSanitizer;        // off under ASan (see kAddressSanitizer)
-constinit thread_local bool t_set_pool_gone = false;  // the pool below was destroyed (exit)
-struct SetPool {
-    std::array<std::vector<void*>, Hypervisor::FrameRec::kPooled + 1> free;
-    ~SetPool() {
-        t_set_pool_gone = true;
+constexpr std::size_t kSyncClass = Hypervisor::FrameRec::kPooled + 1;
+constexpr std::size_t kUnpooled = kSyncClass + 1;  // FrameRecs of more than kPooled tuples
+std::size_t record_class(std::size_t tuples) {
+    return tuples <= Hypervisor::FrameRec::kPooled ? tuples : kUnpooled;
+}
+constexpr bool kPoolBlocks = !kAddressSanitizer;
+constinit thread_local bool t_block_pool_gone = false;  // the pool below was destroyed (exit)
+struct BlockPool {
+    std::array<std::vector<void*>, kSyncClass + 1> free;
+    ~BlockPool() {
+        t_block_pool_gone = true;
         for (const auto& v : free)
             for (void* p : v) ::operator delete(p);
     }
 };
-SetPool& set_pool() {
-    thread_local SetPool p;
+BlockPool& block_pool() {
+    thread_local BlockPool p;
     return p;
+}
+bool pooled(std::size_t cls) { return kPoolBlocks && cls <= kSyncClass && !t_block_pool_gone; }
+// A block of `bytes` for class cls: a recycled one, else a new one.
+void* take_block(std::size_t cls, std::size_t bytes) {
+    if (pooled(cls)) {
+        auto& v = block_pool().free[cls];
+        if (!v.empty()) {
+            void* p = v.back();
+            v.pop_back();
+            return p;
+        }
+    }
+    return ::operator new(bytes);
+}
+// Gives p (a block of class cls, its object trivially destructible) back.
+void give_block(void* p, std::size_t cls) {
+    if (pooled(cls)) {
+        auto& v = block_pool().free[cls];
+        if (v.size() < kPoolCap) {
+            v.push_back(p);
+            return;
+        }
+    }
+    ::operator delete(p);
 }
 }  // namespace
 
 Hypervisor::FrameRec* Hypervisor::FrameRec::make(std::uint64_t header,
                                                  std::span<const TupleRec> tuples) {
     const std::size_t n = tuples.size();
-    void* p = nullptr;
-    if (kPoolSets && n <= kPooled && !t_set_pool_gone) {
-        auto& v = set_pool().free[n];
-        if (!v.empty()) {
-            p = v.back();
-            v.pop_back();
-        }
-    }
-    if (p == nullptr) p = ::operator new(sizeof(FrameRec) + n * sizeof(TupleRec));
-    auto* r = new (p) FrameRec;
+    auto* r = new (take_block(record_class(n), sizeof(FrameRec) + n * sizeof(TupleRec))) FrameRec;
     r->header = header;
     r->n = static_cast<std::uint32_t>(n);
     std::uninitialized_copy(tuples.begin(), tuples.end(), reinterpret_cast<TupleRec*>(r + 1));
@@ -280,16 +304,19 @@ Hypervisor::FrameRec* Hypervisor::FrameRec::make(std::uint64_t header,
 
 void Hypervisor::FrameRec::dispose(const FrameRec* r) {
     if (r == nullptr) return;
-    const std::uint32_t n = r->n;
-    void* p = const_cast<FrameRec*>(r);  // trivially destructible: nothing to run
-    if (kPoolSets && n <= kPooled && !t_set_pool_gone) {
-        auto& v = set_pool().free[n];
-        if (v.size() < kPoolCap) {
-            v.push_back(p);
-            return;
-        }
-    }
-    ::operator delete(p);
+    // trivially destructible: nothing to run
+    give_block(const_cast<FrameRec*>(r), record_class(r->n));
+}
+
+Hypervisor::SyncNode* Hypervisor::SyncNode::make(spec::Bfn b) {
+    auto* n = new (take_block(kSyncClass, sizeof(SyncNode))) SyncNode;
+    n->bfn = b;
+    return n;
+}
+
+void Hypervisor::SyncNode::dispose(SyncNode* n) {
+    static_assert(std::is_trivially_destructible_v<SyncNode>);
+    if (n != nullptr) give_block(n, kSyncClass);
 }
 
 // This thread's idle Works (see WorkLease). Thread-local: no synchronisation.
@@ -681,7 +708,7 @@ bool Hypervisor::deliver(Server& s, Bfn b) {
         if (!forced_full && s.ring->push(w.t, pack_slot(static_cast<std::uint32_t>(b.v)),
                                          pack_slot(static_cast<std::uint32_t>(b.v >> 32)))) {
             if (commit(w)) {
-                delete node;  // never published
+                SyncNode::dispose(node);  // never published
                 return false;
             }
             continue;
@@ -689,11 +716,10 @@ bool Hypervisor::deliver(Server& s, Bfn b) {
         // R7: ring full -> the synchronous channel (unbounded: nothing is dropped).
         if (PVIOMMU_MUTANT(2)) {
             w.reset();
-            delete node;
+            SyncNode::dispose(node);
             return false;
         }
-        if (node == nullptr) node = new SyncNode;
-        node->bfn = b;
+        if (node == nullptr) node = SyncNode::make(b);
         auto* tail = as_ptr<SyncNode>(w.t.read(s.sync_tail));
         if (w.t.read(tail->next) != 0) {  // cannot happen: tail and next move in one MCAS
             w.reset();
@@ -739,7 +765,7 @@ void Hypervisor::create_ioserver(DomId target, IoServId id, DomId emulator, std:
     s->id = id;
     s->slots = slots;
     s->ring = std::make_unique<BufRing>(slots);
-    auto* dummy = new SyncNode;
+    auto* dummy = SyncNode::make(Bfn{});
     // relaxed: quiescent; the first data-path operation is ordered after us by quiescence.
     s->sync_head.store(as_word(dummy), std::memory_order_relaxed);
     s->sync_tail.store(as_word(dummy), std::memory_order_relaxed);
@@ -779,7 +805,7 @@ void Hypervisor::delete_server(std::pair<std::uint16_t, std::uint16_t> key) {
     auto* n = as_ptr<SyncNode>(it->second->sync_head.load(std::memory_order_relaxed));
     while (n != nullptr) {  // F11: pending requests go with the server
         auto* next = as_ptr<SyncNode>(n->next.load(std::memory_order_relaxed));
-        delete n;
+        SyncNode::dispose(n);
         n = next;
     }
     std::erase(dom(it->second->target)->servers, it->second.get());
@@ -1398,6 +1424,9 @@ PopulateOutcome Hypervisor::populate(DomId d, Gfn g) {
     return {alloc_frame(d, g, FrameState::owned)};  // R8: lowest free frame
 }
 
+// A drain reserves its result once, for up to this many requests (more grow the vector).
+constexpr std::uint32_t kDrainReserve = 64;
+
 std::vector<IoReq> Hypervisor::drain(DomId target, IoServId id, std::uint32_t max) {
     EpochGuard guard;
     FaultScope fs(faults_.get());
@@ -1405,24 +1434,32 @@ std::vector<IoReq> Hypervisor::drain(DomId target, IoServId id, std::uint32_t ma
     WorkLease lease;
     Work& w = *lease;
     for (;;) {
-        std::vector<IoReq> out;
+        std::vector<IoReq> out;  // the interface's result: one allocation if anything is drained
+        const auto add = [&](Bfn b) {
+            if (out.empty()) out.reserve(std::min<std::uint32_t>(max, kDrainReserve));
+            out.push_back(IoReq{PV_IOMMU_IOREQ_TYPE_INVALIDATE, b});
+        };
         (void)s.ring->pop(w.t, max, [&](std::uint64_t lo, std::uint64_t hi) {  // D11: ring first
-            out.push_back(IoReq{PV_IOMMU_IOREQ_TYPE_INVALIDATE,
-                                Bfn{slot_data(lo) | std::uint64_t{slot_data(hi)} << 32}});
+            add(Bfn{slot_data(lo) | std::uint64_t{slot_data(hi)} << 32});
         });
         auto* head = as_ptr<SyncNode>(w.t.read(s.sync_head));
         auto* cur = head;
-        std::vector<SyncNode*> gone;
         while (out.size() < max) {  // then synchronous
             auto* next = as_ptr<SyncNode>(w.t.read(cur->next));
             if (next == nullptr) break;
-            out.push_back(IoReq{PV_IOMMU_IOREQ_TYPE_INVALIDATE, next->bfn});
-            gone.push_back(cur);
+            add(next->bfn);
             cur = next;
         }
         if (cur != head) w.t.write(s.sync_head, as_word(cur));  // cur becomes the dummy
         if (commit(w)) {
-            for (SyncNode* n : gone) retire(n);
+            // The nodes before cur are ours now (unlinked by our commit; a node's next is set
+            // once, by its successor's enqueue, so it still leads to cur): retired, then
+            // recycled into the pool of the thread that frees them. No list of them is kept.
+            for (SyncNode* n = head; n != cur;) {
+                auto* next = as_ptr<SyncNode>(mcas_read(n->next));
+                retire(n, [](void* p) { SyncNode::dispose(static_cast<SyncNode*>(p)); });
+                n = next;
+            }
             return out;
         }
     }

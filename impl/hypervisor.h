@@ -200,9 +200,12 @@ public:
     using TupleVec = Small<TupleRec>;
     static_assert(std::is_trivially_destructible_v<TupleRec>);
     // A request on a server's synchronous channel (a Michael-Scott queue node, linked by MCAS).
+    // Made and disposed of through a per-thread pool (no allocation in the steady state).
     struct alignas(8) SyncNode {
         Word next{0};     // SyncNode* or 0; set once, by the enqueue MCAS
         spec::Bfn bfn{};  // immutable once published
+        static SyncNode* make(spec::Bfn b);
+        static void dispose(SyncNode* n);  // n unreachable by any thread (or nullptr)
     };
 
 private:
