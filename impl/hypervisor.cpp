@@ -91,6 +91,7 @@
 
 #include <algorithm>
 #include <array>
+#include <bit>
 #include <cassert>
 #include <chrono>
 #include <thread>
@@ -239,23 +240,24 @@ Hypervisor::~Hypervisor() {
 // Helpers
 
 namespace {
-// This thread's free blocks by class: class n <= FrameRec::kPooled holds FrameRecs of n tuples,
-// kSyncClass holds SyncNodes (issue 16: no allocation on the data path; an invalidate that finds
-// the ring full used to allocate its node, and every drain of the synchronous channel freed
-// them). Thread-local: no synchronisation; a block made by one thread may be recycled by another
-// (EBR frees on the retiring thread). At most kPoolCap blocks per class are kept, the rest go
-// back to malloc. Off under ASan (see kAddressSanitizer), and after the pool's thread_local was
-// destroyed (a deleter running at thread exit).
+// This thread's free blocks by size class (see pool_take): frame records, the synchronous
+// channel's queue nodes and the heap storage of Small lists (issue 16: no allocation on the data
+// path; an invalidate that found the ring full allocated its node, and frames of more than 8
+// tuples their records and lists). Thread-local: no synchronisation; a block taken by one
+// thread may come back to another (EBR frees on the retiring thread). A class keeps at most
+// kPoolCap blocks or kPoolBytes, whichever is fewer (at least 16), the rest go back to malloc.
+// Off under ASan (see kAddressSanitizer), and after the pool's thread_local was destroyed (a
+// deleter running at thread exit).
+constexpr std::size_t kGrain = 16;         // every class is a multiple of 16 bytes
+constexpr std::size_t kExactClasses = 16;  // 16, 32, ..., 256 bytes exactly
+constexpr std::size_t kMaxLog = 24;        // powers of two up to 2^24 grains (256 MiB)
+constexpr std::size_t kClasses = kExactClasses + kMaxLog - 3;  // classes 1..kClasses-1
 constexpr std::size_t kPoolCap = 4096;
-constexpr std::size_t kSyncClass = Hypervisor::FrameRec::kPooled + 1;
-constexpr std::size_t kUnpooled = kSyncClass + 1;  // FrameRecs of more than kPooled tuples
-std::size_t record_class(std::size_t tuples) {
-    return tuples <= Hypervisor::FrameRec::kPooled ? tuples : kUnpooled;
-}
+constexpr std::size_t kPoolBytes = std::size_t{1} << 20;
 constexpr bool kPoolBlocks = !kAddressSanitizer;
 constinit thread_local bool t_block_pool_gone = false;  // the pool below was destroyed (exit)
 struct BlockPool {
-    std::array<std::vector<void*>, kSyncClass + 1> free;
+    std::array<std::vector<void*>, kClasses> free;
     ~BlockPool() {
         t_block_pool_gone = true;
         for (const auto& v : free)
@@ -266,36 +268,52 @@ BlockPool& block_pool() {
     thread_local BlockPool p;
     return p;
 }
-bool pooled(std::size_t cls) { return kPoolBlocks && cls <= kSyncClass && !t_block_pool_gone; }
-// A block of `bytes` for class cls: a recycled one, else a new one.
-void* take_block(std::size_t cls, std::size_t bytes) {
-    if (pooled(cls)) {
-        auto& v = block_pool().free[cls];
+struct SizeClass {
+    std::size_t index;  // 0: none (too large; malloc'd and freed as is)
+    std::size_t bytes;  // what a block of the class holds
+};
+SizeClass size_class(std::size_t bytes) {
+    const std::size_t grains = std::max<std::size_t>(1, (bytes + kGrain - 1) / kGrain);
+    if (grains <= kExactClasses) return {grains, grains * kGrain};
+    const auto lg = static_cast<std::size_t>(std::bit_width(grains - 1));  // grains <= 2^lg
+    if (lg > kMaxLog) return {0, bytes};
+    return {kExactClasses + lg - 4, (std::size_t{1} << lg) * kGrain};
+}
+}  // namespace
+
+void* pool_take(std::size_t bytes) {
+    const SizeClass c = size_class(bytes);
+    if (kPoolBlocks && c.index != 0 && !t_block_pool_gone) {
+        auto& v = block_pool().free[c.index];
         if (!v.empty()) {
             void* p = v.back();
             v.pop_back();
             return p;
         }
     }
-    return ::operator new(bytes);
+    return ::operator new(c.bytes);  // the class's size: the block may enter any pool later
 }
-// Gives p (a block of class cls, its object trivially destructible) back.
-void give_block(void* p, std::size_t cls) {
-    if (pooled(cls)) {
-        auto& v = block_pool().free[cls];
-        if (v.size() < kPoolCap) {
-            v.push_back(p);
-            return;
+
+void pool_give(void* p, std::size_t bytes) noexcept {
+    if (p == nullptr) return;
+    const SizeClass c = size_class(bytes);
+    if (kPoolBlocks && c.index != 0 && !t_block_pool_gone) {
+        auto& v = block_pool().free[c.index];
+        if (v.size() < std::min(kPoolCap, std::max<std::size_t>(16, kPoolBytes / c.bytes))) {
+            try {
+                v.push_back(p);  // grows the free list until its cap (warm-up only)
+                return;
+            } catch (const std::bad_alloc&) {  // no room to keep it: free it instead
+            }
         }
     }
     ::operator delete(p);
 }
-}  // namespace
 
 Hypervisor::FrameRec* Hypervisor::FrameRec::make(std::uint64_t header,
                                                  std::span<const TupleRec> tuples) {
     const std::size_t n = tuples.size();
-    auto* r = new (take_block(record_class(n), sizeof(FrameRec) + n * sizeof(TupleRec))) FrameRec;
+    auto* r = new (pool_take(sizeof(FrameRec) + n * sizeof(TupleRec))) FrameRec;
     r->header = header;
     r->n = static_cast<std::uint32_t>(n);
     std::uninitialized_copy(tuples.begin(), tuples.end(), reinterpret_cast<TupleRec*>(r + 1));
@@ -305,18 +323,18 @@ Hypervisor::FrameRec* Hypervisor::FrameRec::make(std::uint64_t header,
 void Hypervisor::FrameRec::dispose(const FrameRec* r) {
     if (r == nullptr) return;
     // trivially destructible: nothing to run
-    give_block(const_cast<FrameRec*>(r), record_class(r->n));
+    pool_give(const_cast<FrameRec*>(r), sizeof(FrameRec) + r->n * sizeof(TupleRec));
 }
 
 Hypervisor::SyncNode* Hypervisor::SyncNode::make(spec::Bfn b) {
-    auto* n = new (take_block(kSyncClass, sizeof(SyncNode))) SyncNode;
+    auto* n = new (pool_take(sizeof(SyncNode))) SyncNode;
     n->bfn = b;
     return n;
 }
 
 void Hypervisor::SyncNode::dispose(SyncNode* n) {
     static_assert(std::is_trivially_destructible_v<SyncNode>);
-    if (n != nullptr) give_block(n, kSyncClass);
+    pool_give(n, sizeof(SyncNode));
 }
 
 // This thread's idle Works (see WorkLease). Thread-local: no synchronisation.

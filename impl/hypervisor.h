@@ -46,11 +46,32 @@
 
 namespace impl {
 
-// A data-path operation's scratch list (a frame's tuples, an order-k map's frames), inline for
-// the order-0 and few-tuple cases that dominate: the data path should not allocate
-// (spec/pv-iommu.md), and a heap vector here was one malloc and free per operation (issue 6).
+// impl's per-thread block pool (hypervisor.cpp): a block of at least `bytes`, recycled through
+// a free list per size class (exact up to 256 bytes, powers of two above), so that the data
+// path's steady state allocates nothing (spec/pv-iommu.md; issue 16). pool_give takes the same
+// `bytes` the block was taken with; a block may be given back by another thread than the one
+// that took it.
+void* pool_take(std::size_t bytes);
+void pool_give(void* p, std::size_t bytes) noexcept;
+
+// The allocator of Small: heap storage from the block pool.
 template <class T>
-using Small = boost::container::small_vector<T, 8>;
+struct PoolAllocator {
+    using value_type = T;
+    PoolAllocator() = default;
+    template <class U>
+    explicit PoolAllocator(const PoolAllocator<U>& /*other*/) noexcept {}
+    T* allocate(std::size_t n) { return static_cast<T*>(pool_take(n * sizeof(T))); }
+    void deallocate(T* p, std::size_t n) noexcept { pool_give(p, n * sizeof(T)); }
+    friend bool operator==(const PoolAllocator&, const PoolAllocator&) { return true; }
+};
+
+// A data-path operation's scratch list (a frame's tuples, an order-k map's frames), inline for
+// the order-0 and few-tuple cases that dominate, and from the block pool beyond: the data path
+// should not allocate (spec/pv-iommu.md), and a heap vector here was one malloc and free per
+// operation (issue 6).
+template <class T>
+using Small = boost::container::small_vector<T, 8, PoolAllocator<T>>;
 
 class Hypervisor final : public spec::Hypervisor {
     struct DomainRec;  // below (private)
@@ -178,9 +199,9 @@ public:
     // count or its tuples) and reclaimed by EBR, so the header and the set change together in
     // one word (INV-COUNT holds at every instant). alignas(8): its address is a Word value.
     // One allocation, the tuples right after the header (issue 6). Made by make(), freed by
-    // dispose() (plain delete is deleted: it would not know the size). Blocks of up to
-    // kPooled tuples are recycled through a per-thread free list (issue 6: every map and
-    // unmap makes one record and retires one, and EBR frees them in batches of 64 and more).
+    // dispose() (plain delete is deleted: it would not know the size). Blocks come from the
+    // block pool (issue 6: every map and unmap makes one record and retires one, and EBR
+    // frees them in batches of 64 and more).
     struct alignas(8) FrameRec {
         std::uint64_t header = 0;  // pack_header(FrameVal), without the cell's inline tag
         std::uint32_t n = 0;       // >= 1: a frame without tuples has no record
@@ -190,7 +211,6 @@ public:
         [[nodiscard]] static FrameRec* make(std::uint64_t header, std::span<const TupleRec> tuples);
         static void dispose(const FrameRec* r);
         static void operator delete(void*) = delete;
-        static constexpr std::uint32_t kPooled = 8;
 
     private:
         FrameRec() = default;
