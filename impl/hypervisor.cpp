@@ -291,7 +291,8 @@ void* pool_take(std::size_t bytes) {
             return p;
         }
     }
-    return ::operator new(c.bytes);  // the class's size: the block may enter any pool later
+    // The class's size (never 0): the block may enter any pool later.
+    return ::operator new(std::max(c.bytes, kGrain));
 }
 
 void pool_give(void* p, std::size_t bytes) noexcept {

@@ -61,8 +61,13 @@ struct PoolAllocator {
     PoolAllocator() = default;
     template <class U>
     explicit PoolAllocator(const PoolAllocator<U>& /*other*/) noexcept {}
-    T* allocate(std::size_t n) { return static_cast<T*>(pool_take(n * sizeof(T))); }
-    void deallocate(T* p, std::size_t n) noexcept { pool_give(p, n * sizeof(T)); }
+    // sizeof(T): the element's size, also where T is a pointer (Small<const DomainRec*>).
+    T* allocate(std::size_t n) {
+        return static_cast<T*>(pool_take(n * sizeof(T)));  // NOLINT(bugprone-sizeof-expression)
+    }
+    void deallocate(T* p, std::size_t n) noexcept {
+        pool_give(p, n * sizeof(T));  // NOLINT(bugprone-sizeof-expression)
+    }
     friend bool operator==(const PoolAllocator&, const PoolAllocator&) { return true; }
 };
 
