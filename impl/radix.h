@@ -1,8 +1,11 @@
 // impl/radix.h: a 64-bit-keyed radix tree whose leaves are MCAS Words, shaped like an IOMMU or
 // P2M page table: 8 levels of 256 slots. Used for each domain's P2M (gfn -> mfn) and IOMMU
-// context (bfn -> entry). Keys below 2^24 (every frame number a host can have, D6, and so every
-// gfn and bfn that names one 1:1) live in a second tree of the last 3 levels only: 3 dependent
-// loads instead of 8 (issue 6: the depth was the first cost of a lookup named in RESULTS.md).
+// context (bfn -> entry). A key lives in the tree for its number of significant bytes, which
+// starts at the level where its first non-zero byte is (keys below 2^24, every frame number a
+// host can have, D6, and so every gfn and bfn that names one 1:1, in a tree of the last 3
+// levels; a 4-byte key in one of 4): as many dependent loads as the key has bytes, not 8 (issue
+// 6: the depth was the first cost of a lookup named in RESULTS.md; issue 16: a bus address
+// above 2^24 frames paid 8 loads per walk, twice per map and per unmap).
 //
 // Reads never allocate (issue 15: lookups used to create the path of every key they read, so
 // 20,000 map_page calls on absent gfns grew memory by 200 MiB): find() and read() only follow
@@ -20,7 +23,9 @@
 // through mcas_read (the caller holds an EpochGuard), and an install CASes only from a 0 it read.
 #pragma once
 
+#include <algorithm>
 #include <array>
+#include <bit>
 #include <cstdint>
 
 #include "impl/mcas.h"
@@ -33,16 +38,16 @@ public:
     RadixMap(const RadixMap&) = delete;
     RadixMap& operator=(const RadixMap&) = delete;
     ~RadixMap() {
-        free_node(root_.load(std::memory_order_relaxed), 0);
-        free_node(low_root_.load(std::memory_order_relaxed), kLowStart);
+        for (int s = 0; s <= kLowStart; ++s)
+            free_node(roots_[s].load(std::memory_order_relaxed), s);
     }
 
     // The leaf word of key, creating its path if needed (lock-free; allocates up to one node per
     // level). For writes only: a Txn that writes a leaf gets it here and reads it before writing.
     [[nodiscard]] Word& get(std::uint64_t key) const {
-        const bool low = key < kLowLimit;
-        Word* slot = low ? &low_root_ : &root_;
-        for (int level = low ? kLowStart : 0; level < kLevels; ++level) {
+        const int start = start_level(key);
+        Word* slot = &roots_[start];
+        for (int level = start; level < kLevels; ++level) {
             std::uint64_t n = mcas_read(*slot);
             if (n == 0) n = install(*slot, level);
             if (level == kLevels - 1) return as_leaf(n)->w[index(key, level)];
@@ -80,17 +85,21 @@ public:
     // (and under an EpochGuard).
     template <class F>
     void for_each(F&& f) const {
-        // The low tree holds exactly the keys below 2^24, the full one only keys above.
-        walk(mcas_read(low_root_), kLowStart, 0, f);
-        walk(mcas_read(root_), 0, 0, f);
+        // Tree s holds exactly the keys of 8 - s significant bytes (the last one those of 3 or
+        // fewer), so the trees from the last to the first hold ascending key ranges.
+        for (int s = kLowStart; s >= 0; --s) walk(mcas_read(roots_[s]), s, 0, f);
     }
 
 private:
     static constexpr int kBits = 8, kLevels = 8, kFan = 1 << kBits;
-    // The low tree starts at this level: its keys have only the last (kLevels - kLowStart)
-    // bytes.
+    // The shallowest tree starts at this level: its keys have only the last (kLevels -
+    // kLowStart) bytes.
     static constexpr int kLowStart = 5;
-    static constexpr std::uint64_t kLowLimit = std::uint64_t{1} << (kBits * (kLevels - kLowStart));
+    // The level key's tree starts at: where its first non-zero byte is, at most kLowStart.
+    static int start_level(std::uint64_t key) {
+        const int bytes = (static_cast<int>(std::bit_width(key)) + kBits - 1) / kBits;  // 0-8
+        return std::min(kLevels - bytes, kLowStart);
+    }
     struct alignas(8) Interior {
         std::array<Word, kFan> child{};  // node pointers or 0 (see the file comment)
     };
@@ -110,9 +119,9 @@ private:
         bool leaf;
     };
     [[nodiscard]] Walk walk_to(std::uint64_t key) const {
-        const bool low = key < kLowLimit;
-        Word* slot = low ? &low_root_ : &root_;
-        for (int level = low ? kLowStart : 0; level < kLevels; ++level) {
+        const int start = start_level(key);
+        Word* slot = &roots_[start];
+        for (int level = start; level < kLevels; ++level) {
             // mcas_read (seq_cst): pairs with the install CAS, so the node's zeroed slots are
             // seen; it also completes a Txn's descriptor met on the slot (file comment).
             const std::uint64_t n = mcas_read(*slot);
@@ -176,8 +185,8 @@ private:
 
     // Guarded by their own CAS protocol (see the file comment). mutable: get() on a const map
     // may grow it (a write through a const DomainRec's map).
-    mutable Word root_{0};      // keys >= 2^24
-    mutable Word low_root_{0};  // keys < 2^24, from level kLowStart
+    // roots_[s]: the tree of the keys whose walk starts at level s (start_level).
+    mutable std::array<Word, kLowStart + 1> roots_{};
 };
 
 }  // namespace impl
