@@ -185,8 +185,11 @@ std::uint64_t leaf_now(const RadixMap& map, std::uint64_t key) {
 // The leaf an order-k map stages unit key into. If an injected IOMMU fault (fail_at) will
 // discard the staging anyway (F10), only a leaf whose path exists is staged (nullptr otherwise):
 // an error path allocates nothing. Otherwise the write creates the path (RadixMap::get).
-Word* leaf_to_write(const RadixMap& map, std::uint64_t key, std::optional<std::uint64_t> fail_at) {
-    return fail_at ? map.find(key) : &map.get(key);
+// (W: Hypervisor::Work, private there; deduced.)
+template <class W>
+Word* leaf_to_write(const W& w, const RadixMap& map, std::uint64_t key,
+                    std::optional<std::uint64_t> fail_at) {
+    return fail_at ? map.find(key) : &w.leaf(map, key);
 }
 
 // P2M leaf: 0 none, else enc(mfn + 1).
@@ -366,6 +369,7 @@ Hypervisor::WorkLease::~WorkLease() {
 void Hypervisor::Work::reset() {
     t.reset();
     doomed = false;
+    memo_map = nullptr;
     cells.clear();
     created.clear();
     replaced.clear();
@@ -397,7 +401,13 @@ bool Hypervisor::is_xen(Mfn m) const {
 }
 
 std::optional<Entry> Hypervisor::entry(Work& w, const DomainRec& c, Bfn b) {
-    const std::uint64_t v = c.iommu.read(w.t, b.v).value;  // never allocates (radix.h)
+    const RadixMap::Read rd = c.iommu.read(w.t, b.v);  // never allocates (radix.h)
+    if (rd.leaf != nullptr) {
+        w.memo_map = &c.iommu;
+        w.memo_key = b.v;
+        w.memo_leaf = rd.leaf;
+    }
+    const std::uint64_t v = rd.value;
     const std::uint64_t code = entry_code(v);
     if (code == 0) {
         // D18: the 1:1 map of a usable hardware domain in inclusive mode.
@@ -474,9 +484,17 @@ bool Hypervisor::claimed_at_identity(Work& w, DomId c, Bfn b) {
     return false;
 }
 
-void Hypervisor::set_tuples(Work& w, Mfn m, TupleVec next) {
-    std::sort(next.begin(), next.end(),
-              [](const TupleRec& a, const TupleRec& b) { return a.key() < b.key(); });  // F8
+bool Hypervisor::holds(std::span<const TupleRec> set, Bfn b, DomId domid, IoServId ioserver) {
+    return std::any_of(set.begin(), set.end(), [&](const TupleRec& r) {
+        return r.bfn == b && r.domid == domid && r.ioserver == ioserver;
+    });
+}
+
+void Hypervisor::set_tuples(Work& w, Mfn m, TupleVec&& next) {
+    const auto by_key = [](const TupleRec& a, const TupleRec& b) { return a.key() < b.key(); };
+    // F8. Usually sorted already (a removal, or a new tuple above the others): test first.
+    if (!std::is_sorted(next.begin(), next.end(), by_key))
+        std::sort(next.begin(), next.end(), by_key);
     Cell& c = cell(w, m);
     c.tuples = std::move(next);
     c.tuples_edited = true;
@@ -552,9 +570,10 @@ void Hypervisor::finish(Work& w) {
     // Step 7: one MCAS over the frames, each losing all of its deferred references of this op.
     auto put_all = [&] {
         if (puts.empty()) return;
-        std::sort(puts.begin(), puts.end(), [](const Deferred& a, const Deferred& b) {
-            return std::tie(a.m.v, a.via_count) < std::tie(b.m.v, b.via_count);
-        });
+        if (puts.size() > 1)  // one put (an order-0 unmap) needs no order
+            std::sort(puts.begin(), puts.end(), [](const Deferred& a, const Deferred& b) {
+                return std::tie(a.m.v, a.via_count) < std::tie(b.m.v, b.via_count);
+            });
         for (;;) {
             for (std::size_t i = 0; i < puts.size();) {
                 const Mfn m = puts[i].m;
@@ -1033,7 +1052,7 @@ Status Hypervisor::map_page(DomId c, MapPage& op) {
                     abandon(w);
                     return Status::eio;
                 }
-                if (Word* leaf = leaf_to_write(cd.iommu, op.bfn.v + i, fail_at))
+                if (Word* leaf = leaf_to_write(w, cd.iommu, op.bfn.v + i, fail_at))
                     put_entry(w.t, *leaf, pack_entry(kLocal, op.flags.perms(), mfns[i]));
                 get_ref(w, mfns[i]);  // R6: one ref each
             }
@@ -1073,7 +1092,7 @@ Status Hypervisor::unmap_page(DomId c, UnmapPage& op) {
                     claimed_at_identity(w, c, Bfn{op.bfn.v + i}))
                     return Status::ebusy;
             for (std::uint64_t i = 0; i < n; ++i) {
-                Word& leaf = cd.iommu.get(op.bfn.v + i);
+                Word& leaf = w.leaf(cd.iommu, op.bfn.v + i);
                 if (entries[i].kind == EntryKind::identity) {
                     put_entry(w.t, leaf, 0, /*gone=*/true);  // drops nothing
                 } else {
@@ -1134,11 +1153,7 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
             std::uint64_t fresh = 0;  // new tuples
             for (std::uint64_t i = 0; i < n; ++i) {
                 const Bfn b{op.bfn.v + i};
-                const auto set = tuple_view(w, mfns[i]);
-                if (std::any_of(set.begin(), set.end(), [&](const TupleRec& r) {
-                        return r.bfn == b && r.domid == op.domid && r.ioserver == op.ioserver;
-                    }))
-                    continue;
+                if (holds(tuple_view(w, mfns[i]), b, op.domid, op.ioserver)) continue;
                 ++fresh;
                 if (count_full(w, mfns[i])) return Status::eoverflow;  // D19: count
             }
@@ -1155,13 +1170,11 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
                 const auto old = entry(w, cd, b);
                 if (old && old->perms != op.flags.perms())
                     needs_flush(w, cd);  // D3 narrows or widens a cached permission
-                if (Word* leaf = leaf_to_write(cd.iommu, b.v, fail_at))
+                if (Word* leaf = leaf_to_write(w, cd.iommu, b.v, fail_at))
                     put_entry(w.t, *leaf, pack_entry(kForeign, op.flags.perms(), mfns[i]));  // D3
-                auto set = tuples(w, mfns[i]);
-                const bool have = std::any_of(set.begin(), set.end(), [&](const TupleRec& r) {
-                    return r.bfn == b && r.domid == op.domid && r.ioserver == op.ioserver;
-                });
-                if (!have) {  // R3: new tuple, recording its emulator (D22)
+                const auto view = tuple_view(w, mfns[i]);
+                if (!holds(view, b, op.domid, op.ioserver)) {  // R3: new tuple, its emulator (D22)
+                    TupleVec set(view.begin(), view.end());    // copied only to add the tuple
                     set.push_back(
                         TupleRec{b, op.domid, op.ioserver, c, op.flags.swap_mfn(), false});
                     set_tuples(w, mfns[i], std::move(set));
@@ -1261,10 +1274,7 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
             if (!cd.usable) {
                 if (op.bfn != kBfnInvalid) return Status::einval;  // R4, F4: last
                 out = ident;                                       // bfn = mfn
-                const bool have = std::any_of(view.begin(), view.end(), [&](const TupleRec& r) {
-                    return r.bfn == ident && r.domid == op.domid && r.ioserver == op.ioserver;
-                });
-                if (!have) {
+                if (!holds(view, ident, op.domid, op.ioserver)) {
                     if (count_full(w, *m)) return Status::eoverflow;  // D19: count
                     if (over_quota(w, cd, 1)) return Status::enomem;  // D20: C's quota
                     TupleVec set(view.begin(), view.end());
@@ -1339,13 +1349,13 @@ Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
                     charge(w, cd, -1);  // D20
                     if (PVIOMMU_MUTANT(4) && cell(w, m).f.count >= 2) defer_ref(w, m);
                     if (foreign && !still_used)  // R5: last user
-                        put_entry(w.t, cd.iommu.get(op.bfn.v), 0);
+                        put_entry(w.t, w.leaf(cd.iommu, op.bfn.v), 0);
                     needs_flush(w, cd);  // step 6 (none if C is not usable)
                     return Status::ok;
                 }
             }
             if (scratch) {  // R5, F5: scratch
-                put_entry(w.t, cd.iommu.get(op.bfn.v), 0);
+                put_entry(w.t, w.leaf(cd.iommu, op.bfn.v), 0);
                 needs_flush(w, cd);
                 return Status::ok;
             }

@@ -278,6 +278,11 @@ private:
     // The implicit move constructor moves a small_vector, which clang-tidy cannot see cannot
     // throw here: TupleRec is trivially copyable and an inline buffer's move only copies it.
     struct Cell {  // NOLINT(bugprone-exception-escape)
+        // User-provided on purpose: with an implicit constructor, cell()'s emplace_back()
+        // value-initializes, which zeroes the whole Cell first, tuples' 128-byte inline buffer
+        // included (a `rep stos` that was 5% of a map/unmap's time). The members below are
+        // all initialized by their own initializers.
+        Cell() noexcept {}
         Word* word = nullptr;
         std::uint64_t m = 0;
         std::uint64_t old = 0;          // the cell word as the Txn read it
@@ -303,6 +308,17 @@ private:
         // Set when the attempt read words that were never true together (the reads of one
         // attempt are taken at different instants until commit checks them): it must retry.
         bool doomed = false;
+        // The IOMMU leaf entry() last found (its map and key), so that a write of the same
+        // leaf in this attempt skips a second radix walk (8 levels for a bfn >= 2^24). Valid
+        // for one attempt: a tree's nodes live as long as its domain, which outlives the op.
+        const RadixMap* memo_map = nullptr;
+        std::uint64_t memo_key = 0;
+        Word* memo_leaf = nullptr;
+        // The leaf word of key in map, creating its path (RadixMap::get): the memo's if it is
+        // that leaf. For writes only.
+        [[nodiscard]] Word& leaf(const RadixMap& map, std::uint64_t key) const {
+            return memo_map == &map && memo_key == key ? *memo_leaf : map.get(key);
+        }
         void reset();
     };
     // A Work borrowed from this thread's cache for one operation and given back, cleared, when
@@ -356,7 +372,11 @@ private:
     // for the same store-forwarding reason as check_target.)
     [[nodiscard]] bool lookup_registered(const DomainRec& td, const spec::LookupForeignPage& op,
                                          spec::Bfn& out);
-    void set_tuples(Work& w, spec::Mfn m, TupleVec next);
+    void set_tuples(Work& w, spec::Mfn m, TupleVec&& next);
+    // Whether set holds the tuple (b, domid, ioserver) (R3, R4: a re-map or re-lookup adds
+    // nothing).
+    [[nodiscard]] static bool holds(std::span<const TupleRec> set, spec::Bfn b, spec::DomId domid,
+                                    spec::IoServId ioserver);
     void get_ref(Work& w, spec::Mfn m);
     // Drops a reference at once. Only the allocation reference (balloon) and references that
     // no IOTLB can cache are put this way; every reference of an entry or tuple is deferred.
