@@ -229,13 +229,16 @@ Hypervisor::~Hypervisor() {
     // Quiescent: nothing else can reach these any more.
     for (std::uint64_t m = 0; m < host_.frames; ++m)
         FrameRec::dispose(record_of(cells_[m].load(std::memory_order_relaxed)));
-    for (auto& [k, s] : servers_) {
-        auto* n = as_ptr<SyncNode>(s->sync_head.load(std::memory_order_relaxed));
-        while (n != nullptr) {
-            auto* next = as_ptr<SyncNode>(n->next.load(std::memory_order_relaxed));
-            SyncNode::dispose(n);
-            n = next;
-        }
+    // servers_ frees each server's synchronous channel (~Server).
+}
+
+Hypervisor::Server::~Server() {
+    // relaxed: quiescent, no other thread reaches the queue.
+    auto* n = as_ptr<SyncNode>(sync_head.load(std::memory_order_relaxed));
+    while (n != nullptr) {
+        auto* next = as_ptr<SyncNode>(n->next.load(std::memory_order_relaxed));
+        SyncNode::dispose(n);
+        n = next;
     }
 }
 
@@ -840,12 +843,7 @@ void Hypervisor::set_quota(DomId d, std::uint32_t quota) {
 
 void Hypervisor::delete_server(std::pair<std::uint16_t, std::uint16_t> key) {
     auto it = servers_.find(key);
-    auto* n = as_ptr<SyncNode>(it->second->sync_head.load(std::memory_order_relaxed));
-    while (n != nullptr) {  // F11: pending requests go with the server
-        auto* next = as_ptr<SyncNode>(n->next.load(std::memory_order_relaxed));
-        SyncNode::dispose(n);
-        n = next;
-    }
+    // F11: pending requests go with the server (~Server, when servers_ drops it).
     std::erase(dom(it->second->target)->servers, it->second.get());
     servers_.erase(it);
 }

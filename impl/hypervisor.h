@@ -263,6 +263,12 @@ private:
         std::uint32_t slots = 0;
         std::unique_ptr<BufRing> ring;    // buf_ioreq slots, 2 per invalidate (R7); ring.h
         Word sync_head{0}, sync_tail{0};  // SyncNode*: dummy head, last node
+        Server() = default;
+        Server(const Server&) = delete;
+        Server& operator=(const Server&) = delete;
+        // Quiescent (control plane): frees the synchronous channel's nodes, pending requests
+        // and dummy head (F11: pending requests go with the server).
+        ~Server();
     };
 
     // A reference that a removal moved from a frame's count to its deferred field (protocol
