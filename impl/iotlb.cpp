@@ -106,7 +106,6 @@ void Iotlb::flush() {
     // seq_cst RMW: I3's increment, ordered after the removal's MCAS (program order; the MCAS
     // is seq_cst) and before the scan below in the single total order (store-load, see I1).
     const std::uint64_t g = gen_.fetch_add(1, std::memory_order_seq_cst) + 1;
-    flushes_.fetch_add(1, std::memory_order_relaxed);  // relaxed: a statistic
     for (auto& r : readers_) {
         // seq_cst: the other half of I1's store-load pattern; it is also an acquire, so a 0
         // (exit's release store) orders that section's DMA before our caller's deferred put.

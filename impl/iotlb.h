@@ -116,8 +116,10 @@ public:
             if (read_slot(s, bfn, tag, leaf) && tag == gen) f(bfn, leaf);
         }
     }
-    // Flushes so far (tests: non-vacuity). relaxed: a statistic.
-    [[nodiscard]] std::uint64_t flushes() const { return flushes_.load(std::memory_order_relaxed); }
+    // Flushes so far (tests: non-vacuity): every flush moves the generation by one, from 1.
+    // relaxed: a statistic, read at quiescent points. (A counter of its own cost every flush
+    // one more RMW on a shared line.)
+    [[nodiscard]] std::uint64_t flushes() const { return gen_.load(std::memory_order_relaxed) - 1; }
     // True if any device is attached (destroy asserts none is). acquire: pairs with detach.
     [[nodiscard]] bool any_attached() const;
 
@@ -131,7 +133,8 @@ private:
     static bool read_slot(const Slot& s, std::uint64_t& bfn, std::uint64_t& gen,
                           std::uint64_t& leaf);
 
-    // The flush generation (I2, I3). Starts at 1: a reader slot of 0 means "no section".
+    // The flush generation (I2, I3). Starts at 1: a reader slot of 0 means "no section". Only
+    // flush() moves it, by one (so it also counts the flushes).
     Atomic<std::uint64_t> gen_{1};
     // Per reader: 0 outside a section, else the generation its section announced (I1).
     // Written by the device that owns the slot, read by flushers.
@@ -139,7 +142,6 @@ private:
     // Per reader: whether a device owns it (claimed by CAS in attach, released by detach).
     std::array<Atomic<bool>, kReaders> claimed_{};
     std::array<Slot, kSlots> slots_{};
-    Atomic<std::uint64_t> flushes_{0};  // statistic; relaxed
     // R12: written by devices (DMA to scratch) with atomic stores; Xen never reads it.
     std::array<Atomic<std::uint64_t>, kScratchWords> scratch_{};
 };
