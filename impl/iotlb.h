@@ -117,8 +117,8 @@ public:
         }
     }
     // Flushes so far (tests: non-vacuity): every flush moves the generation by one, from 1.
-    // relaxed: a statistic, read at quiescent points. (A counter of its own cost every flush
-    // one more RMW on a shared line.)
+    // relaxed: a statistic, read at quiescent points. (A counter of its own cost one more RMW
+    // on a shared line per flush.)
     [[nodiscard]] std::uint64_t flushes() const { return gen_.load(std::memory_order_relaxed) - 1; }
     // True if any device is attached (destroy asserts none is). acquire: pairs with detach.
     [[nodiscard]] bool any_attached() const;
