@@ -3,8 +3,10 @@
 # noise. Runs the two pviommu_bench binaries alternately RUNS times (default 5), each a quick run
 # (1e3..1e5 frames, 1/2/4 threads, medians of 3) of impl and xen-flat on WORKLOADS (default
 # W1,W2,W3,W4-hot1), and prints per cell the median over the runs of impl's ns/op before and
-# after, after/before, and impl/xen-flat in each (>1: impl faster). Build BEFORE from a git
-# worktree of the old tree with the same flags (README "Benchmarks").
+# after, after/before, and impl/xen-flat in each (>1: impl faster). Build BEFORE with the same
+# flags from a worktree of the old tree, e.g.:
+#   git worktree add /tmp/before OLD && cmake -S /tmp/before -B /tmp/before/build-hv -G Ninja \
+#     -DCMAKE_BUILD_TYPE=Release -DBUILD_TESTING=OFF && ninja -C /tmp/before/build-hv pviommu_bench
 set -euo pipefail
 before=$1 after=$2 runs=${3:-5} workloads=${4:-W1,W2,W3,W4-hot1}
 dir=$(mktemp -d)

@@ -182,16 +182,6 @@ std::uint64_t leaf_now(const RadixMap& map, std::uint64_t key) {
     return leaf != nullptr ? mcas_read(*leaf) : 0;
 }
 
-// The leaf an order-k map stages unit key into. If an injected IOMMU fault (fail_at) will
-// discard the staging anyway (F10), only a leaf whose path exists is staged (nullptr otherwise):
-// an error path allocates nothing. Otherwise the write creates the path (RadixMap::get).
-// (W: Hypervisor::Work, private there; deduced.)
-template <class W>
-Word* leaf_to_write(const W& w, const RadixMap& map, std::uint64_t key,
-                    std::optional<std::uint64_t> fail_at) {
-    return fail_at ? map.find(key) : &w.leaf(map, key);
-}
-
 // P2M leaf: 0 none, else enc(mfn + 1).
 std::uint64_t pack_p2m(Mfn m) { return enc(m.v + 1); }
 std::optional<Mfn> unpack_p2m(std::uint64_t v) {
@@ -1050,7 +1040,7 @@ Status Hypervisor::map_page(DomId c, MapPage& op) {
                     abandon(w);
                     return Status::eio;
                 }
-                if (Word* leaf = leaf_to_write(w, cd.iommu, op.bfn.v + i, fail_at))
+                if (Word* leaf = w.leaf_to_write(cd.iommu, op.bfn.v + i, fail_at))
                     put_entry(w.t, *leaf, pack_entry(kLocal, op.flags.perms(), mfns[i]));
                 get_ref(w, mfns[i]);  // R6: one ref each
             }
@@ -1168,7 +1158,7 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
                 const auto old = entry(w, cd, b);
                 if (old && old->perms != op.flags.perms())
                     needs_flush(w, cd);  // D3 narrows or widens a cached permission
-                if (Word* leaf = leaf_to_write(w, cd.iommu, b.v, fail_at))
+                if (Word* leaf = w.leaf_to_write(cd.iommu, b.v, fail_at))
                     put_entry(w.t, *leaf, pack_entry(kForeign, op.flags.perms(), mfns[i]));  // D3
                 const auto view = tuple_view(w, mfns[i]);
                 if (!holds(view, b, op.domid, op.ioserver)) {  // R3: new tuple, its emulator (D22)

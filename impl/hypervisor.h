@@ -325,6 +325,13 @@ private:
         [[nodiscard]] Word& leaf(const RadixMap& map, std::uint64_t key) const {
             return memo_map == &map && memo_key == key ? *memo_leaf : map.get(key);
         }
+        // The leaf an order-k map stages unit key into. If an injected IOMMU fault (fail_at)
+        // will discard the staging anyway (F10), only a leaf whose path exists is staged
+        // (nullptr otherwise): an error path allocates nothing. Otherwise leaf().
+        [[nodiscard]] Word* leaf_to_write(const RadixMap& map, std::uint64_t key,
+                                          std::optional<std::uint64_t> fail_at) const {
+            return fail_at ? map.find(key) : &leaf(map, key);
+        }
         void reset();
     };
     // A Work borrowed from this thread's cache for one operation and given back, cleared, when

@@ -1,7 +1,8 @@
 // The radix tree of P2M and IOMMU contexts (impl/radix.h): one tree per number of significant
 // bytes of a key (issue 16: a bus address above 2^24 frames walked 8 levels). Checked against
 // std::map: keys at every byte boundary and around it land where get() put them, find() and
-// Txn reads see exactly the keys written, absent keys read 0 without creating a path, and
+// Txn reads see exactly the keys written, absent keys read 0 (that reads create no path is
+// impl/tests/alloc_test.cpp's), and
 // for_each visits every key once, in ascending order across the trees.
 #include "impl/radix.h"
 
@@ -45,7 +46,7 @@ TEST_CASE("radix: keys of every width land in their tree, are found, and are vis
         CHECK(map.read(t, k).value == v);
         CHECK(map.read(t, k).leaf == leaf);
     }
-    // Keys next to written ones but never written read 0, and a read creates nothing.
+    // Keys next to written ones but never written read 0.
     std::size_t absent = 0;
     for (const std::uint64_t k : boundary_keys()) {
         for (const std::uint64_t probe : {k ^ 0x80, k ^ (std::uint64_t{1} << 40)}) {
