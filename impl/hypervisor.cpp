@@ -317,10 +317,33 @@ Hypervisor::FrameRec* Hypervisor::FrameRec::make(std::uint64_t header,
     return r;
 }
 
+Hypervisor::FrameRec* Hypervisor::FrameRec::make_edited(std::uint64_t header,
+                                                        std::span<const TupleRec> tuples,
+                                                        std::size_t at, const TupleRec* add) {
+    assert(at <= tuples.size() && (add != nullptr || at < tuples.size()));
+    const std::size_t n = add != nullptr ? tuples.size() + 1 : tuples.size() - 1;
+    auto* r = new (pool_take(sizeof(FrameRec) + n * sizeof(TupleRec))) FrameRec;
+    r->header = header;
+    r->n = static_cast<std::uint32_t>(n);
+    auto* out = reinterpret_cast<TupleRec*>(r + 1);
+    out = std::uninitialized_copy(tuples.begin(), tuples.begin() + static_cast<std::ptrdiff_t>(at),
+                                  out);
+    if (add != nullptr) *out++ = *add;
+    const std::size_t rest = add != nullptr ? at : at + 1;
+    std::uninitialized_copy(tuples.begin() + static_cast<std::ptrdiff_t>(rest), tuples.end(), out);
+    return r;
+}
+
 void Hypervisor::FrameRec::dispose(const FrameRec* r) {
     if (r == nullptr) return;
     // trivially destructible: nothing to run
     pool_give(const_cast<FrameRec*>(r), sizeof(FrameRec) + r->n * sizeof(TupleRec));
+}
+
+void Hypervisor::FrameRec::retire(const FrameRec* r) {
+    if (r == nullptr) return;
+    impl::retire(const_cast<FrameRec*>(r),
+                 [](void* p) { FrameRec::dispose(static_cast<const FrameRec*>(p)); });
 }
 
 Hypervisor::SyncNode* Hypervisor::SyncNode::make(spec::Bfn b) {
@@ -563,6 +586,7 @@ void Hypervisor::finish(Work& w) {
     // Step 7: one MCAS over the frames, each losing all of its deferred references of this op.
     auto put_all = [&] {
         if (puts.empty()) return;
+        if (puts.size() == 1 && !puts[0].via_count && put_one_deferred(w, puts[0].m)) return;
         if (puts.size() > 1)  // one put (an order-0 unmap) needs no order
             std::sort(puts.begin(), puts.end(), [](const Deferred& a, const Deferred& b) {
                 return std::tie(a.m.v, a.via_count) < std::tie(b.m.v, b.via_count);
@@ -606,6 +630,32 @@ void Hypervisor::finish(Work& w) {
     observe(FlushPoint::after_put);
 }
 
+bool Hypervisor::put_one_deferred(Work& w, Mfn m) {
+    // The general put's Txn for one deferred reference: one word read and written (commit's
+    // one-word CAS), without staging. Anything but the expected state: the general path.
+    Word& cw = cells_[m.v];
+    for (;;) {
+        const std::uint64_t old = w.t.read(cw);
+        const FrameRec* rec = record_of(old);
+        FrameVal f = cell_header(old);
+        if (f.state != FrameState::owned || f.deferred == 0) break;
+        const bool freed = --f.deferred == 0 && f.count == 0;  // R8: the last reference went
+        if (freed && rec != nullptr) break;  // tuples without references: general path
+        FrameRec* const made = rec != nullptr ? FrameRec::make(pack_header(f), rec->t()) : nullptr;
+        w.t.write(cw, made != nullptr ? as_word(made) : freed ? 0 : pack_header(f) << 3 | kInline);
+        if (w.t.commit()) {
+            FrameRec::retire(rec);
+            if (freed) hint_.freed(m.v);  // impl/frame_hint.h step 1
+            w.reset();
+            return true;
+        }
+        FrameRec::dispose(made);  // never published
+        w.reset();
+    }
+    w.reset();
+    return false;
+}
+
 bool Hypervisor::commit(Work& w) {
     // A doomed attempt read an impossible combination of words. Normally they were read at
     // different instants and cannot all still hold: the retry sees a consistent state. If they
@@ -629,9 +679,7 @@ bool Hypervisor::commit(Work& w) {
         for (const DomainRec* c : w.flush)
             if (std::find(w.to_flush.begin(), w.to_flush.end(), c) == w.to_flush.end())
                 w.to_flush.push_back(c);
-        for (const FrameRec* r : w.replaced)
-            retire(const_cast<FrameRec*>(r),
-                   [](void* p) { FrameRec::dispose(static_cast<const FrameRec*>(p)); });
+        for (const FrameRec* r : w.replaced) FrameRec::retire(r);
         for (Mfn m : w.freed) hint_.freed(m.v);  // impl/frame_hint.h step 1
     } else {
         for (FrameRec* r : w.created) FrameRec::dispose(r);
@@ -1099,6 +1147,141 @@ Status Hypervisor::unmap_page(DomId c, UnmapPage& op) {
     }
 }
 
+// The direct order-0 map and unmap (issue 16, v2 step 2d). The general path stages every
+// frame it touches in a Cell and every error row in a lambda, and costs about 2,400 instructions
+// per map_foreign_page, of which the MCAS is about 600. The common case of an order-0
+// map_foreign_page (a fresh tuple, no entry at bfn) and unmap_foreign_page (C's tuple, its
+// foreign entry) reads and writes few words, so it builds its Txn by hand:
+//   map:    reads the target's P2M leaf (-> m), the claim cell of frame bfn (R6, only if bfn is a
+//           frame other than m), C's IOMMU leaf at bfn (no entry, no 1:1 entry) and m's cell;
+//           writes m's cell (a record with the tuple added, count + 1) and the leaf (the entry).
+//   unmap:  reads C's IOMMU leaf (a foreign entry -> m) and m's cell (a record holding C's
+//           tuple); writes the cell (the tuple out, its reference count -> deferred) and, if no
+//           other tuple of C is at bfn, the leaf (no entry); then finish(): flush, put.
+// These are the words and values the general path's Txn reads and writes for the same state,
+// and the commit is the same MCAS, so the linearization point (the MCAS's decision) and the
+// argument for it are the general path's. Anything else (an error row, a re-map, a 1:1 entry, a
+// full count, a quota, a fault plan or a planted mutant, a failed commit) writes nothing and
+// returns false: the general path then runs from scratch and decides. So the direct paths
+// change no outcome; the props suites (impl against ref, sequential and linearizability), the
+// stress tests and the Relacy-free random diff run through them, since order-0 calls with
+// fresh tuples are most of their maps.
+bool Hypervisor::direct_allowed(const DomainRec& cd) const {
+#ifdef PVIOMMU_MUTANTS
+    if (selected_mutant() != 0) return false;  // the mutants live in the general path
+#endif
+    // fault_ is set only at quiescent points (take_fault): a 0 read here stays 0 for the op.
+    return faults_ == nullptr && !cd.quota && mcas_read(fault_) == 0;
+}
+
+bool Hypervisor::map_foreign_direct(DomId c, const DomainRec& cd, const DomainRec& td,
+                                    const MapForeignPage& op, Work& w) {
+    if (frames_of_order(op.flags) != 1 || !direct_allowed(cd)) return false;
+    const Bfn b = op.bfn;
+    for (const Range& r : cd.rmrr)
+        if (r.meets(b, 1)) return false;  // R3: -EACCES
+    Word* const pl = td.p2m.find(op.gfn.v);
+    if (pl == nullptr) return false;  // R3: -ENXIO
+    const auto m = unpack_p2m(w.t.read(*pl));
+    // D18: a 1:1 entry may stand at a frame-numbered bfn of a hardware domain.
+    const bool identity_rule = cd.hardware && host_.mode == IommuMode::inclusive;
+    auto give_up = [&] {
+        w.reset();
+        return false;
+    };
+    if (!m || (identity_rule && b.v < host_.frames)) return give_up();
+    if (b.v != m->v && b.v < host_.frames) {  // R6: bfn claimed by a tuple of frame bfn
+        const FrameRec* claim = record_of(w.t.read(cells_[b.v]));
+        if (claim != nullptr)
+            for (const TupleRec& r : claim->t())
+                if (r.bfn == b && emulator_of(r) == c) return give_up();  // -EEXIST
+    }
+    Word* leaf = cd.iommu.find(b.v);
+    if (leaf != nullptr && entry_code(w.t.read(*leaf)) != 0) return give_up();  // an entry
+    Word& cw = cells_[m->v];
+    const std::uint64_t old = w.t.read(cw);
+    const FrameRec* rec = record_of(old);
+    FrameVal f = cell_header(old);
+    const std::span<const TupleRec> set = rec != nullptr ? rec->t() : std::span<const TupleRec>{};
+    // get_ref's precondition (an owned frame, count not 0) and D19 (count < max_count); a Xen
+    // frame (R3: -EPERM) is not owned. A tuple already there without its entry: general path.
+    if (f.state != FrameState::owned || f.count == 0 || f.count >= host_.max_count ||
+        holds(set, b, op.domid, op.ioserver))
+        return give_up();
+    if (leaf == nullptr) {  // no path yet: create it, now that the map will write it
+        leaf = &cd.iommu.get(b.v);
+        if (entry_code(w.t.read(*leaf)) != 0) return give_up();
+    }
+    const TupleRec add{b, op.domid, op.ioserver, c, op.flags.swap_mfn(), false};  // D22
+    const auto at =
+        std::upper_bound(set.begin(), set.end(), add, [](const TupleRec& x, const TupleRec& y) {
+            return x.key() < y.key();  // F8: sorted
+        });
+    ++f.count;  // one reference for the tuple
+    FrameRec* const made = FrameRec::make_edited(pack_header(f), set,
+                                                 static_cast<std::size_t>(at - set.begin()), &add);
+    w.t.write(cw, as_word(made));
+    put_entry(w.t, *leaf, pack_entry(kForeign, op.flags.perms(), *m));  // D3
+    if (!w.t.commit()) {
+        FrameRec::dispose(made);  // never published
+        return give_up();
+    }
+    FrameRec::retire(rec);
+    w.reset();
+    return true;
+}
+
+bool Hypervisor::unmap_foreign_direct(DomId c, const DomainRec& cd, const UnmapForeignPage& op,
+                                      Work& w) {
+    if (!cd.usable || !direct_allowed(cd)) return false;
+    Word* const leaf = cd.iommu.find(op.bfn.v);
+    if (leaf == nullptr) return false;
+    const std::uint64_t lv = w.t.read(*leaf);
+    auto give_up = [&] {
+        w.reset();
+        return false;
+    };
+    if (entry_code(lv) != kForeign || entry_mfn(lv).v >= host_.frames) return give_up();
+    const Mfn m = entry_mfn(lv);
+    Word& cw = cells_[m.v];
+    const std::uint64_t old = w.t.read(cw);
+    const FrameRec* rec = record_of(old);
+    if (rec == nullptr) return give_up();
+    const std::span<const TupleRec> set = rec->t();
+    const auto at = std::find_if(set.begin(), set.end(), [&](const TupleRec& r) {
+        return r.bfn == op.bfn && r.domid == op.domid && r.ioserver == op.ioserver &&
+               emulator_of(r) == c;  // F5: C's own tuple (D22)
+    });
+    FrameVal f = unpack_header(rec->header);
+    // defer_ref's precondition, with room in the deferred field (else the general path keeps
+    // the reference in the count).
+    if (at == set.end() || f.state != FrameState::owned || f.count == 0 ||
+        (f.count == 1 && f.allocated) || f.deferred >= kDeferredMax)
+        return give_up();
+    bool still_used = false;  // R5: another tuple of C at bfn keeps the entry
+    for (auto it = set.begin(); it != set.end(); ++it)
+        still_used = still_used || (it != at && it->bfn == op.bfn && emulator_of(*it) == c);
+    --f.count;  // protocol step 5: the reference waits in deferred for C's flush
+    ++f.deferred;
+    FrameRec* const made =
+        set.size() == 1
+            ? nullptr
+            : FrameRec::make_edited(pack_header(f), set, static_cast<std::size_t>(at - set.begin()),
+                                    nullptr);
+    w.t.write(cw, made != nullptr ? as_word(made) : pack_header(f) << 3 | kInline);
+    if (!still_used) put_entry(w.t, *leaf, 0);
+    if (!w.t.commit()) {
+        FrameRec::dispose(made);  // never published
+        return give_up();
+    }
+    FrameRec::retire(rec);
+    w.reset();
+    w.to_put.push_back(Deferred{m, false});   // step 7, after
+    if (cd.iotlb) w.to_flush.push_back(&cd);  // step 6 (needs_flush's rule)
+    finish(w);
+    return true;
+}
+
 Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
     if (auto st = check_flags_and_order(op.flags, host_, {op.bfn.v, op.gfn.v}, false))
         return *st;  // R1, R2
@@ -1112,6 +1295,7 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
     FaultScope fs(faults_.get());
     WorkLease lease;
     Work& w = *lease;
+    if (map_foreign_direct(c, cd, *td, op, w)) return Status::ok;  // F3: OUT bfn = bfn
     std::optional<std::optional<std::uint64_t>> drawn;  // fault iommu_map, once per operation
     for (;;) {
         Small<Mfn> mfns;
@@ -1307,6 +1491,7 @@ Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
     FaultScope fs(faults_.get());
     WorkLease lease;
     Work& w = *lease;
+    if (unmap_foreign_direct(c, cd, op, w)) return Status::ok;
     for (;;) {
         const Status st = [&]() -> Status {
             // Not usable: no context. (Entry copied out of the optional: g++ 12 reports a false

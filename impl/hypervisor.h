@@ -214,7 +214,15 @@ public:
             return {reinterpret_cast<const TupleRec*>(this + 1), n};
         }
         [[nodiscard]] static FrameRec* make(std::uint64_t header, std::span<const TupleRec> tuples);
+        // A record of tuples with one edit at index at: add inserted there (add != nullptr), or
+        // tuples[at] left out (add == nullptr). No staging copy (the direct paths).
+        [[nodiscard]] static FrameRec* make_edited(std::uint64_t header,
+                                                   std::span<const TupleRec> tuples, std::size_t at,
+                                                   const TupleRec* add);
         static void dispose(const FrameRec* r);
+        // Disposes of r (nullptr: nothing) once no pinned thread can still read it (EBR): r
+        // was unlinked by a committed MCAS. Requires an EpochGuard.
+        static void retire(const FrameRec* r);
         static void operator delete(void*) = delete;
 
     private:
@@ -385,6 +393,21 @@ private:
     // for the same store-forwarding reason as check_target.)
     [[nodiscard]] bool lookup_registered(const DomainRec& td, const spec::LookupForeignPage& op,
                                          spec::Bfn& out);
+    // Order-0 map_foreign_page and unmap_foreign_page in their common case, as one Txn built
+    // directly (v2 step 2d, "The direct order-0 map and unmap" in hypervisor.cpp): the same
+    // words and the same MCAS as the general path, without its per-frame staging. True: the
+    // operation committed with Status::ok (the unmap also ran its flush and put); false:
+    // nothing was written and w is reset: run the general path.
+    [[nodiscard]] bool map_foreign_direct(spec::DomId c, const DomainRec& cd, const DomainRec& td,
+                                          const spec::MapForeignPage& op, Work& w);
+    [[nodiscard]] bool unmap_foreign_direct(spec::DomId c, const DomainRec& cd,
+                                            const spec::UnmapForeignPage& op, Work& w);
+    // finish()'s step 7 for one deferred reference of m, read and written directly; false:
+    // nothing written (m not in the expected state), the general put runs.
+    [[nodiscard]] bool put_one_deferred(Work& w, spec::Mfn m);
+    // Whether the direct paths may run for caller cd: no fault plan, no pending injected
+    // -EIO, no quota on cd (D20), no planted mutant.
+    [[nodiscard]] bool direct_allowed(const DomainRec& cd) const;
     void set_tuples(Work& w, spec::Mfn m, TupleVec&& next);
     // Whether set holds the tuple (b, domid, ioserver) (R3, R4: a re-map or re-lookup adds
     // nothing).
