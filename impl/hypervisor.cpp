@@ -698,8 +698,7 @@ bool Hypervisor::take_fault(Work& w) {
     return true;
 }
 
-std::optional<std::uint64_t> Hypervisor::unit_fault(
-    std::optional<std::optional<std::uint64_t>>& drawn, std::uint64_t units) {
+std::optional<std::uint64_t> Hypervisor::unit_fault(Drawn& drawn, std::uint64_t units) {
     if (!drawn) drawn = faults_ != nullptr ? faults_->iommu_map_fails(units) : std::nullopt;
     return *drawn;
 }
@@ -1061,7 +1060,7 @@ Status Hypervisor::map_page(DomId c, MapPage& op) {
     FaultScope fs(faults_.get());
     WorkLease lease;
     Work& w = *lease;
-    std::optional<std::optional<std::uint64_t>> drawn;  // fault iommu_map, once per operation
+    Drawn drawn;  // fault iommu_map, once per operation
     for (;;) {
         Small<Mfn> mfns;
         const Status st = [&]() -> Status {
@@ -1171,11 +1170,11 @@ bool Hypervisor::direct_allowed(const DomainRec& cd) const {
     if (selected_mutant() != 0) return false;  // the mutants live in the general path
 #endif
     // fault_ is set only at quiescent points (take_fault): a 0 read here stays 0 for the op.
-    return faults_ == nullptr && !cd.quota && mcas_read(fault_) == 0;
+    return !cd.quota && mcas_read(fault_) == 0;
 }
 
 bool Hypervisor::map_foreign_direct(DomId c, const DomainRec& cd, const DomainRec& td,
-                                    const MapForeignPage& op, Work& w) {
+                                    const MapForeignPage& op, Work& w, Drawn& drawn) {
     if (frames_of_order(op.flags) != 1 || !direct_allowed(cd)) return false;
     const Bfn b = op.bfn;
     for (const Range& r : cd.rmrr)
@@ -1183,6 +1182,7 @@ bool Hypervisor::map_foreign_direct(DomId c, const DomainRec& cd, const DomainRe
     Word* const pl = td.p2m.find(op.gfn.v);
     if (pl == nullptr) return false;  // R3: -ENXIO
     const auto m = unpack_p2m(w.t.read(*pl));
+    stall(FaultPoint::stall_txn_between_reads);  // the P2M leaf and the cell may move apart
     // D18: a 1:1 entry may stand at a frame-numbered bfn of a hardware domain.
     const bool identity_rule = cd.hardware && host_.mode == IommuMode::inclusive;
     auto give_up = [&] {
@@ -1208,6 +1208,10 @@ bool Hypervisor::map_foreign_direct(DomId c, const DomainRec& cd, const DomainRe
     if (f.state != FrameState::owned || f.count == 0 || f.count >= host_.max_count ||
         holds(set, b, op.domid, op.ioserver))
         return give_up();
+    // The fault plan's iommu_map draw, at the general path's point of the check order (after
+    // every error row and take_fault); drawn once per operation, so a general path that runs
+    // next returns the -EIO it drew (F10).
+    if (unit_fault(drawn, 1)) return give_up();
     if (leaf == nullptr) {  // no path yet: create it, now that the map will write it
         leaf = &cd.iommu.get(b.v);
         if (entry_code(w.t.read(*leaf)) != 0) return give_up();
@@ -1222,6 +1226,7 @@ bool Hypervisor::map_foreign_direct(DomId c, const DomainRec& cd, const DomainRe
                                                  static_cast<std::size_t>(at - set.begin()), &add);
     w.t.write(cw, as_word(made));
     put_entry(w.t, *leaf, pack_entry(kForeign, op.flags.perms(), *m));  // D3
+    stall(FaultPoint::stall_before_commit);  // the words read may move before the MCAS
     if (!w.t.commit()) {
         FrameRec::dispose(made);  // never published
         return give_up();
@@ -1270,6 +1275,7 @@ bool Hypervisor::unmap_foreign_direct(DomId c, const DomainRec& cd, const UnmapF
                                     nullptr);
     w.t.write(cw, made != nullptr ? as_word(made) : pack_header(f) << 3 | kInline);
     if (!still_used) put_entry(w.t, *leaf, 0);
+    stall(FaultPoint::stall_before_commit);  // the words read may move before the MCAS
     if (!w.t.commit()) {
         FrameRec::dispose(made);  // never published
         return give_up();
@@ -1295,8 +1301,8 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
     FaultScope fs(faults_.get());
     WorkLease lease;
     Work& w = *lease;
-    if (map_foreign_direct(c, cd, *td, op, w)) return Status::ok;  // F3: OUT bfn = bfn
-    std::optional<std::optional<std::uint64_t>> drawn;  // fault iommu_map, once per operation
+    Drawn drawn;  // fault iommu_map, once per operation
+    if (map_foreign_direct(c, cd, *td, op, w, drawn)) return Status::ok;  // F3: OUT bfn = bfn
     for (;;) {
         Small<Mfn> mfns;
         Small<Mfn> late;  // mutant 1 only

@@ -393,20 +393,24 @@ private:
     // for the same store-forwarding reason as check_target.)
     [[nodiscard]] bool lookup_registered(const DomainRec& td, const spec::LookupForeignPage& op,
                                          spec::Bfn& out);
+    // Fault point iommu_map's draw for one operation: not drawn yet, or drawn (nullopt: no
+    // failure; else the failing unit). See unit_fault.
+    using Drawn = std::optional<std::optional<std::uint64_t>>;
     // Order-0 map_foreign_page and unmap_foreign_page in their common case, as one Txn built
     // directly (v2 step 2d, "The direct order-0 map and unmap" in hypervisor.cpp): the same
     // words and the same MCAS as the general path, without its per-frame staging. True: the
     // operation committed with Status::ok (the unmap also ran its flush and put); false:
     // nothing was written and w is reset: run the general path.
     [[nodiscard]] bool map_foreign_direct(spec::DomId c, const DomainRec& cd, const DomainRec& td,
-                                          const spec::MapForeignPage& op, Work& w);
+                                          const spec::MapForeignPage& op, Work& w, Drawn& drawn);
     [[nodiscard]] bool unmap_foreign_direct(spec::DomId c, const DomainRec& cd,
                                             const spec::UnmapForeignPage& op, Work& w);
     // finish()'s step 7 for one deferred reference of m, read and written directly; false:
     // nothing written (m not in the expected state), the general put runs.
     [[nodiscard]] bool put_one_deferred(Work& w, spec::Mfn m);
-    // Whether the direct paths may run for caller cd: no fault plan, no pending injected
-    // -EIO, no quota on cd (D20), no planted mutant.
+    // Whether the direct paths may run for caller cd: no pending injected -EIO (D10), no
+    // quota on cd (D20), no planted mutant. (A fault plan's stalls apply to them; map's
+    // iommu_map draw is made where the general path makes it.)
     [[nodiscard]] bool direct_allowed(const DomainRec& cd) const;
     void set_tuples(Work& w, spec::Mfn m, TupleVec&& next);
     // Whether set holds the tuple (b, domid, ioserver) (R3, R4: a re-map or re-lookup adds
@@ -433,8 +437,7 @@ private:
     [[nodiscard]] bool take_fault(Work& w);
     // Fault point iommu_map: the unit (of `units`) at which the IOMMU fails, drawn once per
     // operation (`drawn` caches it across the attempts of one operation).
-    [[nodiscard]] std::optional<std::uint64_t> unit_fault(
-        std::optional<std::optional<std::uint64_t>>& drawn, std::uint64_t units);
+    [[nodiscard]] std::optional<std::uint64_t> unit_fault(Drawn& drawn, std::uint64_t units);
     // Turns w back into a read-only attempt: staged writes dropped, staged sets freed. The
     // commit then only validates what the decision read (an all-or-nothing failure).
     void abandon(Work& w);
