@@ -1190,14 +1190,20 @@ bool Hypervisor::map_foreign_direct(DomId c, const DomainRec& cd, const DomainRe
         return false;
     };
     if (!m || (identity_rule && b.v < host_.frames)) return give_up();
-    if (b.v != m->v && b.v < host_.frames) {  // R6: bfn claimed by a tuple of frame bfn
+    Word* leaf = cd.iommu.find(b.v);
+    const std::uint64_t lv = leaf != nullptr ? w.t.read(*leaf) : 0;
+    // An entry at bfn is fine only if it is C's foreign entry to m with the call's perms: the
+    // tuple joins an existing mapping (another server's, as in W2), no write of the leaf, no
+    // flush (D3). Any other entry: -EEXIST or a permission change, general path.
+    const bool joins =
+        entry_code(lv) == kForeign && entry_mfn(lv) == *m && entry_perms(lv) == op.flags.perms();
+    if (entry_code(lv) != 0 && !joins) return give_up();
+    if (!joins && b.v != m->v && b.v < host_.frames) {  // R6: bfn claimed by a tuple of frame bfn
         const FrameRec* claim = record_of(w.t.read(cells_[b.v]));
         if (claim != nullptr)
             for (const TupleRec& r : claim->t())
                 if (r.bfn == b && emulator_of(r) == c) return give_up();  // -EEXIST
     }
-    Word* leaf = cd.iommu.find(b.v);
-    if (leaf != nullptr && entry_code(w.t.read(*leaf)) != 0) return give_up();  // an entry
     Word& cw = cells_[m->v];
     const std::uint64_t old = w.t.read(cw);
     const FrameRec* rec = record_of(old);
@@ -1225,7 +1231,7 @@ bool Hypervisor::map_foreign_direct(DomId c, const DomainRec& cd, const DomainRe
     FrameRec* const made = FrameRec::make_edited(pack_header(f), set,
                                                  static_cast<std::size_t>(at - set.begin()), &add);
     w.t.write(cw, as_word(made));
-    put_entry(w.t, *leaf, pack_entry(kForeign, op.flags.perms(), *m));  // D3
+    if (!joins) put_entry(w.t, *leaf, pack_entry(kForeign, op.flags.perms(), *m));  // D3
     stall(FaultPoint::stall_before_commit);  // the words read may move before the MCAS
     if (!w.t.commit()) {
         FrameRec::dispose(made);  // never published
