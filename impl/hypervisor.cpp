@@ -579,10 +579,10 @@ void Hypervisor::needs_flush(Work& w, const DomainRec& c) {
 
 void Hypervisor::finish(Work& w) {
     if (w.to_put.empty() && w.to_flush.empty()) return;
-    Small<Deferred> puts = std::move(w.to_put);
-    Small<const DomainRec*> ctxs = std::move(w.to_flush);
-    w.to_put.clear();
-    w.to_flush.clear();
+    // Used in place, emptied at the end: the commits below add nothing to them (commit() moves
+    // an attempt's own defer_ref/needs_flush there, and a put does neither).
+    Small<Deferred>& puts = w.to_put;
+    const Small<const DomainRec*>& ctxs = w.to_flush;
     // Step 7: one MCAS over the frames, each losing all of its deferred references of this op.
     auto put_all = [&] {
         if (puts.empty()) return;
@@ -613,8 +613,6 @@ void Hypervisor::finish(Work& w) {
             }
             if (commit(w)) break;
         }
-        // commit() only moves an attempt's own defer_ref/needs_flush: none here.
-        assert(w.to_put.empty() && w.to_flush.empty());
     };
     if (PVIOMMU_MUTANT(10)) {
         put_all();  // planted bug: the deferred put before the flush
@@ -628,6 +626,8 @@ void Hypervisor::finish(Work& w) {
     observe(FlushPoint::after_flush);
     if (!PVIOMMU_MUTANT(10)) put_all();  // step 7
     observe(FlushPoint::after_put);
+    w.to_put.clear();
+    w.to_flush.clear();
 }
 
 bool Hypervisor::put_one_deferred(Work& w, Mfn m) {
