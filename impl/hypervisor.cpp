@@ -126,7 +126,7 @@ using FrameVal = Hypervisor::FrameVal;
 std::uint64_t pack_header(const FrameVal& f) {
     return std::uint64_t{f.count} | std::uint64_t{f.allocated} << 32 |
            std::uint64_t(f.state) << 33 | std::uint64_t{f.owner} << 35 |
-           std::uint64_t{f.deferred} << 50;
+           static_cast<std::uint64_t>(f.deferred) << 50;
 }
 FrameVal unpack_header(std::uint64_t p) {
     return FrameVal{static_cast<std::uint32_t>(p), ((p >> 32) & 1) != 0,
@@ -643,14 +643,10 @@ bool Hypervisor::put_one_deferred(Work& w, Mfn m) {
         if (freed && rec != nullptr) break;  // tuples without references: general path
         FrameRec* const made = rec != nullptr ? FrameRec::make(pack_header(f), rec->t()) : nullptr;
         w.t.write(cw, made != nullptr ? as_word(made) : freed ? 0 : pack_header(f) << 3 | kInline);
-        if (w.t.commit()) {
-            FrameRec::retire(rec);
+        if (commit_direct(w, made, rec)) {
             if (freed) hint_.freed(m.v);  // impl/frame_hint.h step 1
-            w.reset();
             return true;
         }
-        FrameRec::dispose(made);  // never published
-        w.reset();
     }
     w.reset();
     return false;
@@ -1173,6 +1169,17 @@ bool Hypervisor::direct_allowed(const DomainRec& cd) const {
     return !cd.quota && mcas_read(fault_) == 0;
 }
 
+bool Hypervisor::commit_direct(Work& w, FrameRec* made, const FrameRec* replaced) {
+    stall(FaultPoint::stall_before_commit);  // the words read may move before the MCAS
+    const bool ok = w.t.commit();
+    if (ok)
+        FrameRec::retire(replaced);  // unlinked by the commit
+    else
+        FrameRec::dispose(made);  // never published
+    w.reset();
+    return ok;
+}
+
 bool Hypervisor::map_foreign_direct(DomId c, const DomainRec& cd, const DomainRec& td,
                                     const MapForeignPage& op, Work& w, Drawn& drawn) {
     if (frames_of_order(op.flags) != 1 || !direct_allowed(cd)) return false;
@@ -1232,14 +1239,7 @@ bool Hypervisor::map_foreign_direct(DomId c, const DomainRec& cd, const DomainRe
                                                  static_cast<std::size_t>(at - set.begin()), &add);
     w.t.write(cw, as_word(made));
     if (!joins) put_entry(w.t, *leaf, pack_entry(kForeign, op.flags.perms(), *m));  // D3
-    stall(FaultPoint::stall_before_commit);  // the words read may move before the MCAS
-    if (!w.t.commit()) {
-        FrameRec::dispose(made);  // never published
-        return give_up();
-    }
-    FrameRec::retire(rec);
-    w.reset();
-    return true;
+    return commit_direct(w, made, rec);
 }
 
 bool Hypervisor::unmap_foreign_direct(DomId c, const DomainRec& cd, const UnmapForeignPage& op,
@@ -1281,13 +1281,7 @@ bool Hypervisor::unmap_foreign_direct(DomId c, const DomainRec& cd, const UnmapF
                                     nullptr);
     w.t.write(cw, made != nullptr ? as_word(made) : pack_header(f) << 3 | kInline);
     if (!still_used) put_entry(w.t, *leaf, 0);
-    stall(FaultPoint::stall_before_commit);  // the words read may move before the MCAS
-    if (!w.t.commit()) {
-        FrameRec::dispose(made);  // never published
-        return give_up();
-    }
-    FrameRec::retire(rec);
-    w.reset();
+    if (!commit_direct(w, made, rec)) return false;
     w.to_put.push_back(Deferred{m, false});   // step 7, after
     if (cd.iotlb) w.to_flush.push_back(&cd);  // step 6 (needs_flush's rule)
     finish(w);

@@ -405,6 +405,9 @@ private:
                                           const spec::MapForeignPage& op, Work& w, Drawn& drawn);
     [[nodiscard]] bool unmap_foreign_direct(spec::DomId c, const DomainRec& cd,
                                             const spec::UnmapForeignPage& op, Work& w);
+    // Commits a direct path's Txn (w.t), which installs made (or nullptr) in place of
+    // replaced (or nullptr): retires replaced or disposes of made, resets w. True: committed.
+    [[nodiscard]] bool commit_direct(Work& w, FrameRec* made, const FrameRec* replaced);
     // finish()'s step 7 for one deferred reference of m, read and written directly; false:
     // nothing written (m not in the expected state), the general put runs.
     [[nodiscard]] bool put_one_deferred(Work& w, spec::Mfn m);
