@@ -1145,22 +1145,26 @@ Status Hypervisor::unmap_page(DomId c, UnmapPage& op) {
 // The direct order-0 map and unmap (issue 16, v2 step 2d). The general path stages every
 // frame it touches in a Cell and every error row in a lambda, and costs about 2,400 instructions
 // per map_foreign_page, of which the MCAS is about 600. The common case of an order-0
-// map_foreign_page (a fresh tuple, no entry at bfn) and unmap_foreign_page (C's tuple, its
-// foreign entry) reads and writes few words, so it builds its Txn by hand:
-//   map:    reads the target's P2M leaf (-> m), the claim cell of frame bfn (R6, only if bfn is a
-//           frame other than m), C's IOMMU leaf at bfn (no entry, no 1:1 entry) and m's cell;
-//           writes m's cell (a record with the tuple added, count + 1) and the leaf (the entry).
+// map_foreign_page (a new tuple) and unmap_foreign_page (C's tuple on its foreign entry) reads
+// and writes few words, so it builds its Txn by hand:
+//   map:    reads the target's P2M leaf (-> m), C's IOMMU leaf at bfn (no entry, or C's foreign
+//           entry to m with the call's perms: the tuple joins that mapping), the claim cell of
+//           frame bfn (R6; only with no entry and bfn a frame other than m) and m's cell;
+//           writes m's cell (a record with the tuple added, count + 1) and, unless the tuple
+//           joins an entry, the leaf (the entry).
 //   unmap:  reads C's IOMMU leaf (a foreign entry -> m) and m's cell (a record holding C's
 //           tuple); writes the cell (the tuple out, its reference count -> deferred) and, if no
 //           other tuple of C is at bfn, the leaf (no entry); then finish(): flush, put.
-// These are the words and values the general path's Txn reads and writes for the same state,
-// and the commit is the same MCAS, so the linearization point (the MCAS's decision) and the
-// argument for it are the general path's. Anything else (an error row, a re-map, a 1:1 entry, a
-// full count, a quota, a fault plan or a planted mutant, a failed commit) writes nothing and
-// returns false: the general path then runs from scratch and decides. So the direct paths
-// change no outcome; the props suites (impl against ref, sequential and linearizability), the
-// stress tests and the Relacy-free random diff run through them, since order-0 calls with
-// fresh tuples are most of their maps.
+// These are the words and values the general path's Txn reads and writes for the same state
+// (its write of an unchanged leaf is a read-only word too), and the commit is the same MCAS, so
+// the linearization point (the MCAS's decision) and the argument for it are the general path's.
+// Anything else (an error row, a re-map, another entry, a 1:1 entry, a full count or deferred
+// field, a quota, a pending injected -EIO, a planted mutant, a failed commit) writes nothing
+// and returns false: the general path then runs from scratch and decides. So the direct paths
+// decide only outcomes `ok` that the general path would decide; a fault plan's stall points
+// apply to them, and map makes the plan's iommu_map draw where the general path makes it. The
+// props suites (impl against ref, sequential, with fault plans, and linearizability, also with
+// stalls), the stress tests and the random trace diff run through them.
 bool Hypervisor::direct_allowed(const DomainRec& cd) const {
 #ifdef PVIOMMU_MUTANTS
     if (selected_mutant() != 0) return false;  // the mutants live in the general path
