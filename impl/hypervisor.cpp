@@ -494,10 +494,22 @@ std::span<const Hypervisor::TupleRec> Hypervisor::tuple_view(Work& w, Mfn m) {
 }
 
 bool Hypervisor::claimed_at_identity(Work& w, DomId c, Bfn b) {
-    if (b.v >= host_.frames) return false;
-    for (const TupleRec& r : tuple_view(w, Mfn{b.v}))
-        if (r.bfn == b && emulator_of(r) == c) return true;  // D22: orphans too (F12)
-    return false;
+    return b.v < host_.frames && claims(tuple_view(w, Mfn{b.v}), b, c);
+}
+
+std::span<const Hypervisor::TupleRec>::iterator Hypervisor::own_tuple(std::span<const TupleRec> set,
+                                                                      const UnmapForeignPage& op,
+                                                                      DomId c) {
+    return std::find_if(set.begin(), set.end(), [&](const TupleRec& r) {
+        return r.bfn == op.bfn && r.domid == op.domid && r.ioserver == op.ioserver &&
+               emulator_of(r) == c;  // F5: C's own tuple, by its emulator (D22), orphans too
+    });
+}
+
+bool Hypervisor::claims(std::span<const TupleRec> set, Bfn b, DomId c) {
+    return std::any_of(set.begin(), set.end(), [&](const TupleRec& r) {
+        return r.bfn == b && emulator_of(r) == c;  // D22: orphans too (F12)
+    });
 }
 
 bool Hypervisor::holds(std::span<const TupleRec> set, Bfn b, DomId domid, IoServId ioserver) {
@@ -1211,9 +1223,7 @@ bool Hypervisor::map_foreign_direct(DomId c, const DomainRec& cd, const DomainRe
     if (entry_code(lv) != 0 && !joins) return give_up();
     if (!joins && b.v != m->v && b.v < host_.frames) {  // R6: bfn claimed by a tuple of frame bfn
         const FrameRec* claim = record_of(w.t.read(cells_[b.v]));
-        if (claim != nullptr)
-            for (const TupleRec& r : claim->t())
-                if (r.bfn == b && emulator_of(r) == c) return give_up();  // -EEXIST
+        if (claim != nullptr && claims(claim->t(), b, c)) return give_up();  // -EEXIST
     }
     Word& cw = cells_[m->v];
     const std::uint64_t old = w.t.read(cw);
@@ -1263,19 +1273,16 @@ bool Hypervisor::unmap_foreign_direct(DomId c, const DomainRec& cd, const UnmapF
     const FrameRec* rec = record_of(old);
     if (rec == nullptr) return give_up();
     const std::span<const TupleRec> set = rec->t();
-    const auto at = std::find_if(set.begin(), set.end(), [&](const TupleRec& r) {
-        return r.bfn == op.bfn && r.domid == op.domid && r.ioserver == op.ioserver &&
-               emulator_of(r) == c;  // F5: C's own tuple (D22)
-    });
+    const auto at = own_tuple(set, op, c);
     FrameVal f = unpack_header(rec->header);
     // defer_ref's precondition, with room in the deferred field (else the general path keeps
     // the reference in the count).
     if (at == set.end() || f.state != FrameState::owned || f.count == 0 ||
         (f.count == 1 && f.allocated) || f.deferred >= kDeferredMax)
         return give_up();
-    bool still_used = false;  // R5: another tuple of C at bfn keeps the entry
-    for (auto it = set.begin(); it != set.end(); ++it)
-        still_used = still_used || (it != at && it->bfn == op.bfn && emulator_of(*it) == c);
+    // R5: another tuple of C at bfn keeps the entry.
+    const bool still_used =
+        claims({set.begin(), at}, op.bfn, c) || claims({std::next(at), set.end()}, op.bfn, c);
     --f.count;  // protocol step 5: the reference waits in deferred for C's flush
     ++f.deferred;
     FrameRec* const made =
@@ -1517,16 +1524,11 @@ Status Hypervisor::unmap_foreign_page(DomId c, UnmapForeignPage& op) {
             const Mfn m = foreign ? ent.mfn : Mfn{op.bfn.v};
             if (m.v < host_.frames) {
                 const auto view = tuple_view(w, m);  // copied only to remove the tuple
-                const auto at = std::find_if(view.begin(), view.end(), [&](const TupleRec& r) {
-                    return r.bfn == op.bfn && r.domid == op.domid && r.ioserver == op.ioserver &&
-                           emulator_of(r) == c;
-                });
+                const auto at = own_tuple(view, op, c);
                 if (at != view.end()) {
                     TupleVec set(view.begin(), view.end());
                     set.erase(set.begin() + (at - view.begin()));  // R5: tuple and ref
-                    const bool still_used = std::any_of(
-                        set.begin(), set.end(),
-                        [&](const TupleRec& r) { return r.bfn == op.bfn && emulator_of(r) == c; });
+                    const bool still_used = claims({set.data(), set.size()}, op.bfn, c);
                     set_tuples(w, m, std::move(set));
                     defer_ref(w, m);    // step 5: put after C's flush
                     charge(w, cd, -1);  // D20

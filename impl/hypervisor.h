@@ -420,6 +420,12 @@ private:
     // nothing).
     [[nodiscard]] static bool holds(std::span<const TupleRec> set, spec::Bfn b, spec::DomId domid,
                                     spec::IoServId ioserver);
+    // Whether set has a tuple of space(c) at bfn b, orphans included (R6 v2's claim, F12).
+    [[nodiscard]] static bool claims(std::span<const TupleRec> set, spec::Bfn b, spec::DomId c);
+    // unmap_foreign_page's tuple in set: (bfn, domid, ioserver) of op, emulator c (F5); end()
+    // if none.
+    [[nodiscard]] static std::span<const TupleRec>::iterator own_tuple(
+        std::span<const TupleRec> set, const spec::UnmapForeignPage& op, spec::DomId c);
     void get_ref(Work& w, spec::Mfn m);
     // Drops a reference at once. Only the allocation reference (balloon) and references that
     // no IOTLB can cache are put this way; every reference of an entry or tuple is deferred.
