@@ -94,6 +94,7 @@
 #include <bit>
 #include <cassert>
 #include <chrono>
+#include <set>
 #include <thread>
 
 #include "impl/mutants.h"
@@ -404,11 +405,6 @@ Hypervisor::Server* Hypervisor::server(DomId target, IoServId id) const {
     for (Server* s : t->servers)
         if (s->id == id) return s;
     return nullptr;
-}
-
-bool Hypervisor::privileged(DomId e, DomId t) const {
-    const DomainRec* de = dom(e);
-    return de != nullptr && dom(t) != nullptr && (de->hardware || de->dm_over.contains(t));
 }
 
 bool Hypervisor::is_xen(Mfn m) const {
@@ -1045,11 +1041,16 @@ void Hypervisor::destroy(DomId d) {
 
 Status Hypervisor::check_target(DomId c, DomId domid, IoServId ioserver) const {
     if (domid == kDomIdSelf || domid == c) return Status::eperm;  // R3: foreign only
-    if (dom(domid) == nullptr) return Status::enxio;              // R3: live domid
-    if (!privileged(c, domid)) return Status::eperm;              // R3: privilege
-    const Server* srv = server(domid, ioserver);
-    if (srv == nullptr || srv->emulator != c) return Status::enodev;  // R3: C's server
-    return Status::ok;
+    const DomainRec* t = dom(domid);
+    if (t == nullptr) return Status::enxio;  // R3: live domid
+    // R3: privilege (C is live). A scan, not dm_over.contains(): the vector holds the few
+    // domains C is privileged over, and the scan is 10 instructions fewer than a binary search.
+    if (const DomainRec& cd = *dom(c);
+        !cd.hardware && std::find(cd.dm_over.begin(), cd.dm_over.end(), domid) == cd.dm_over.end())
+        return Status::eperm;
+    for (const Server* s : t->servers)  // R3: C's server (server(), inlined)
+        if (s->id == ioserver) return s->emulator == c ? Status::ok : Status::enodev;
+    return Status::enodev;
 }
 
 Status Hypervisor::query_caps(DomId c, QueryCaps& op) {
@@ -1411,7 +1412,10 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
 // ABA (balloon then populate of the same frame), which is why it is the word read at the
 // linearization point, not the one whose constancy is relied on. Anything else (no tuple, a changed
 // word) takes the MCAS path.
-bool Hypervisor::lookup_registered(const DomainRec& td, const LookupForeignPage& op, Bfn& out) {
+// Inlined into its one caller, whose frame it then shares (its own was 19 instructions per call).
+[[gnu::always_inline]] inline bool Hypervisor::lookup_registered(const DomainRec& td,
+                                                                 const LookupForeignPage& op,
+                                                                 Bfn& out) {
     Word* const leaf = td.p2m.find(op.gfn.v);    // never allocates
     if (leaf == nullptr) return false;           // no frame: an error row, slow path
     const std::uint64_t p2m = mcas_read(*leaf);  // t1
@@ -1431,7 +1435,11 @@ bool Hypervisor::lookup_registered(const DomainRec& td, const LookupForeignPage&
     if (it == recs.end()) return false;
     const Bfn found = it->bfn;
     stall(FaultPoint::stall_txn_between_reads);  // either word may move before the re-reads
-    if (mcas_read(*leaf) != p2m || mcas_read(cw) != set) return false;  // t3, t4
+    // t3, t4: plain loads compared with the logical values t1 and t2 read (neither has a
+    // descriptor's tag bits), so an equal load is that logical value; a descriptor there reads
+    // as a change and the MCAS path helps it. seq_cst as mcas_read's loads (a plain MOV on x86).
+    if (leaf->load(std::memory_order_seq_cst) != p2m || cw.load(std::memory_order_seq_cst) != set)
+        return false;
     out = found;
     return true;
 }
@@ -1441,21 +1449,30 @@ Status Hypervisor::lookup_foreign_page(DomId c, LookupForeignPage& op) {
     DomainRec& cd = *dom(c);
     if (const Status st = check_target(c, op.domid, op.ioserver); st != Status::ok)
         return st;  // R4(R3): target
-    DomainRec* td = dom(op.domid);
-    EpochGuard g;
-    FaultScope fs(faults_.get());
+    DomainRec& td = *dom(op.domid);
     if (cd.usable) {
-        if (Bfn b; lookup_registered(*td, op, b)) {
+        EpochGuard g;
+        FaultScope fs(faults_.get());
+        if (Bfn b; lookup_registered(td, op, b)) {
             op.bfn = b;
             return Status::ok;
         }
     }
+    return lookup_foreign_mcas(c, cd, td, op);
+}
+
+// Out of line, so that the common lookup above does not pay this path's frame (its Work lease,
+// its lambda's captures: about 25 instructions of register saves and restores per call).
+Status Hypervisor::lookup_foreign_mcas(DomId c, DomainRec& cd, DomainRec& td,
+                                       LookupForeignPage& op) {
+    EpochGuard g;
+    FaultScope fs(faults_.get());
     WorkLease lease;
     Work& w = *lease;
     for (;;) {
         Bfn out{};
         const Status st = [&]() -> Status {
-            const auto m = unpack_p2m(td->p2m.read(w.t, op.gfn.v).value);
+            const auto m = unpack_p2m(td.p2m.read(w.t, op.gfn.v).value);
             if (!m) return Status::enxio;          // R4(R3): gfn
             if (is_xen(*m)) return Status::eperm;  // R4(R3): Xen frame
             const auto view = tuple_view(w, *m);   // copied only to register a tuple
@@ -1817,7 +1834,7 @@ State Hypervisor::snapshot() const {
         out.hardware = d->hardware;
         out.iommu_hw = d->iommu_hw;
         out.rmrr = d->rmrr;
-        out.dm_over = d->dm_over;
+        out.dm_over = {d->dm_over.begin(), d->dm_over.end()};
         out.quota = d->quota;
         d->p2m.for_each(
             [&](std::uint64_t g, std::uint64_t v) { out.p2m[Gfn{g}] = *unpack_p2m(v); });

@@ -21,7 +21,6 @@
 #include <memory>
 #include <mutex>
 #include <optional>
-#include <set>
 #include <span>
 #include <type_traits>
 #include <vector>
@@ -32,6 +31,7 @@
 #pragma GCC diagnostic push
 #pragma GCC diagnostic ignored "-Wstringop-overread"
 #endif
+#include <boost/container/flat_set.hpp>
 #include <boost/container/small_vector.hpp>
 #if defined(__GNUC__) && !defined(__clang__)
 #pragma GCC diagnostic pop
@@ -249,7 +249,9 @@ private:
         bool iommu_hw = false;
         bool usable = false;  // usable(C), fixed at creation
         std::vector<spec::Range> rmrr;
-        std::set<spec::DomId> dm_over;
+        // `dm self over T`: a sorted vector (Boost's flat_set), not a node-based set: check_target
+        // scans it on every foreign call, and an emulator is privileged over few domains.
+        boost::container::flat_set<spec::DomId> dm_over;
         RadixMap p2m;    // leaf: 0 none, else enc(mfn + 1)
         RadixMap iommu;  // leaf: 0 none (the 1:1 rule may apply), else an encoded entry
         // D20. quota: control plane. held: enc(State::holdings of this domain), kept only
@@ -361,7 +363,6 @@ private:
 
     [[nodiscard]] DomainRec* dom(spec::DomId d) const;
     [[nodiscard]] Server* server(spec::DomId target, spec::IoServId id) const;
-    [[nodiscard]] bool privileged(spec::DomId e, spec::DomId t) const;
     // R3's target rows, in order (shared with R4): domid foreign, live, privileged over,
     // ioserver one of its servers served by c. Control-plane state only: no Txn needed.
     // Status::ok when every row passes. (A plain Status, not an optional: the optional came
@@ -393,6 +394,9 @@ private:
     // for the same store-forwarding reason as check_target.)
     [[nodiscard]] bool lookup_registered(const DomainRec& td, const spec::LookupForeignPage& op,
                                          spec::Bfn& out);
+    // Every other lookup_foreign_page (after R1-R3): the MCAS path. Never inlined.
+    [[gnu::noinline]] spec::Status lookup_foreign_mcas(spec::DomId c, DomainRec& cd, DomainRec& td,
+                                                       spec::LookupForeignPage& op);
     // Fault point iommu_map's draw for one operation: not drawn yet, or drawn (nullopt: no
     // failure; else the failing unit). See unit_fault.
     using Drawn = std::optional<std::optional<std::uint64_t>>;
