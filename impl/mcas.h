@@ -184,10 +184,10 @@ void plant(Mutant m);
 [[nodiscard]] std::uint64_t mcas_read_slow(Word& w, std::uint64_t v);
 
 // Reads a word, helping any in-progress MCAS on it to completion; the value returned was the
-// word's logical value at some instant during the call. Requires an EpochGuard. Inline: a word
-// with no descriptor in it (nearly always) costs one load and a test (issue 6: the call was 9%
-// of a lookup).
-[[nodiscard]] inline std::uint64_t mcas_read(Word& w) {
+// word's logical value at some instant during the call. Requires an EpochGuard. Always inline
+// (GCC otherwise emits a call at some sites): a word with no descriptor in it (nearly always)
+// costs one load and a test (issue 6: the call was 9% of a lookup).
+[[nodiscard]] [[gnu::always_inline]] inline std::uint64_t mcas_read(Word& w) {
     // seq_cst: the MCAS core's loads are all seq_cst (see Memory ordering); a plain MOV on x86.
     const std::uint64_t v = w.load(std::memory_order_seq_cst);
     if ((v & 3) == 0) [[likely]]

@@ -119,7 +119,11 @@ private:
         bool leaf;
     };
     [[nodiscard]] Walk walk_to(std::uint64_t key) const {
+        // The two common trees get a walk unrolled at compile time (constant levels and
+        // shifts): frame numbers (3 levels) and 4-byte bus addresses (4).
         const int start = start_level(key);
+        if (start == kLowStart) return walk_at<kLowStart>(&roots_[kLowStart], key);
+        if (start == kLowStart - 1) return walk_at<kLowStart - 1>(&roots_[kLowStart - 1], key);
         Word* slot = &roots_[start];
         for (int level = start; level < kLevels; ++level) {
             // mcas_read (seq_cst): pairs with the install CAS, so the node's zeroed slots are
@@ -130,6 +134,16 @@ private:
             slot = &as_interior(n)->child[index(key, level)];
         }
         __builtin_unreachable();
+    }
+    // walk_to's loop from level kLevel on, one level per instantiation (the same steps).
+    template <int kLevel>
+    [[nodiscard]] [[gnu::always_inline]] static Walk walk_at(Word* slot, std::uint64_t key) {
+        const std::uint64_t n = mcas_read(*slot);
+        if (n == 0) return Walk{slot, false};
+        if constexpr (kLevel == kLevels - 1)
+            return Walk{&as_leaf(n)->w[index(key, kLevel)], true};
+        else
+            return walk_at<kLevel + 1>(&as_interior(n)->child[index(key, kLevel)], key);
     }
 
     static std::uint64_t install(Word& slot, int level) {
