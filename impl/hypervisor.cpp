@@ -253,12 +253,25 @@ constexpr std::size_t kPoolCap = 4096;
 constexpr std::size_t kPoolBytes = std::size_t{1} << 20;
 constexpr bool kPoolBlocks = !kAddressSanitizer;
 constinit thread_local bool t_block_pool_gone = false;  // the pool below was destroyed (exit)
+// A class's free blocks: an intrusive stack (each free block holds the next one's address), so
+// that giving and taking a block touch no container (issue 16: a vector's push_back with its
+// growth check and handler cost about 40 instructions per record freed).
+struct FreeBlock {
+    FreeBlock* next;
+};
+struct FreeList {
+    FreeBlock* head = nullptr;
+    std::size_t n = 0;
+};
 struct BlockPool {
-    std::array<std::vector<void*>, kClasses> free;
+    std::array<FreeList, kClasses> free{};
     ~BlockPool() {
         t_block_pool_gone = true;
-        for (const auto& v : free)
-            for (void* p : v) ::operator delete(p);
+        for (FreeList& l : free)
+            while (FreeBlock* b = l.head) {
+                l.head = b->next;
+                ::operator delete(b);
+            }
     }
 };
 BlockPool& block_pool() {
@@ -276,19 +289,30 @@ SizeClass size_class(std::size_t bytes) {
     if (lg > kMaxLog) return {0, bytes};
     return {kExactClasses + lg - 4, (std::size_t{1} << lg) * kGrain};
 }
+// How many free blocks class i keeps (see BlockPool), computed once: no division per give.
+constexpr auto kClassCap = [] {
+    std::array<std::size_t, kClasses> cap{};
+    for (std::size_t i = 1; i < kClasses; ++i) {
+        const std::size_t bytes =
+            i <= kExactClasses ? i * kGrain : (std::size_t{1} << (i + 4 - kExactClasses)) * kGrain;
+        cap[i] = std::min(kPoolCap, std::max<std::size_t>(16, kPoolBytes / bytes));
+    }
+    return cap;
+}();
+static_assert(kClassCap[1] == kPoolCap && kClassCap[kClasses - 1] == 16);
 }  // namespace
 
 void* pool_take(std::size_t bytes) {
     const SizeClass c = size_class(bytes);
     if (kPoolBlocks && c.index != 0 && !t_block_pool_gone) {
-        auto& v = block_pool().free[c.index];
-        if (!v.empty()) {
-            void* p = v.back();
-            v.pop_back();
-            return p;
+        FreeList& l = block_pool().free[c.index];
+        if (FreeBlock* b = l.head) {
+            l.head = b->next;
+            --l.n;
+            return b;
         }
     }
-    // The class's size (never 0): the block may enter any pool later.
+    // The class's size (never 0, at least a FreeBlock): the block may enter any pool later.
     return ::operator new(std::max(c.bytes, kGrain));
 }
 
@@ -296,13 +320,11 @@ void pool_give(void* p, std::size_t bytes) noexcept {
     if (p == nullptr) return;
     const SizeClass c = size_class(bytes);
     if (kPoolBlocks && c.index != 0 && !t_block_pool_gone) {
-        auto& v = block_pool().free[c.index];
-        if (v.size() < std::min(kPoolCap, std::max<std::size_t>(16, kPoolBytes / c.bytes))) {
-            try {
-                v.push_back(p);  // grows the free list until its cap (warm-up only)
-                return;
-            } catch (const std::bad_alloc&) {  // no room to keep it: free it instead
-            }
+        FreeList& l = block_pool().free[c.index];
+        if (l.n < kClassCap[c.index]) {
+            l.head = new (p) FreeBlock{l.head};  // the block's storage now holds the link
+            ++l.n;
+            return;
         }
     }
     ::operator delete(p);
@@ -358,20 +380,17 @@ void Hypervisor::SyncNode::dispose(SyncNode* n) {
     pool_give(n, sizeof(SyncNode));
 }
 
-// This thread's idle Works (see WorkLease). Thread-local: no synchronisation.
-std::vector<std::unique_ptr<Hypervisor::Work>>& Hypervisor::WorkLease::idle() {
-    thread_local std::vector<std::unique_ptr<Work>> works;
-    return works;
+// This thread's Works (see WorkLease). Thread-local: no synchronisation. A lease takes the Work
+// of its nesting level, so that the steady state moves no pointer in or out of a container.
+Hypervisor::WorkLease::Stack& Hypervisor::WorkLease::stack() {
+    thread_local Stack s;
+    return s;
 }
 
 Hypervisor::WorkLease::WorkLease() {
-    auto& works = idle();
-    if (works.empty()) {
-        w_ = std::make_unique<Work>();
-        return;
-    }
-    w_ = std::move(works.back());
-    works.pop_back();
+    Stack& s = stack();
+    if (s.depth == s.works.size()) s.works.push_back(std::make_unique<Work>());
+    w_ = s.works[s.depth++].get();
 }
 
 Hypervisor::WorkLease::~WorkLease() {
@@ -380,7 +399,7 @@ Hypervisor::WorkLease::~WorkLease() {
     w_->to_put.clear();
     w_->to_flush.clear();
     w_->reset();
-    idle().push_back(std::move(w_));
+    --stack().depth;
 }
 
 void Hypervisor::Work::reset() {

@@ -357,8 +357,14 @@ private:
         Work& operator*() const { return *w_; }
 
     private:
-        static std::vector<std::unique_ptr<Work>>& idle();
-        std::unique_ptr<Work> w_;
+        // This thread's Works, one per nesting level of leases (leases are scoped, so they end
+        // in the reverse order of their start): works[depth] is the next lease's.
+        struct Stack {
+            std::vector<std::unique_ptr<Work>> works;
+            std::size_t depth = 0;
+        };
+        static Stack& stack();
+        Work* w_;
     };
 
     [[nodiscard]] DomainRec* dom(spec::DomId d) const;
