@@ -1444,6 +1444,9 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
     // the slow path, which returns its -EPERM. (One load fewer, a DRAM miss at 1e6 frames.)
     if (!m) return false;  // an error row: slow path
     Word& cw = cells_[m->v];
+    // A balloon may take the gfn between t1 and t2 and leave the tuple on the frame (a tuple
+    // without swap stays): only t3 then tells. A stall here lets the suites widen this window.
+    stall(FaultPoint::stall_txn_between_reads);
     const std::uint64_t set = mcas_read(cw);  // t2
     const FrameRec* rec = record_of(set);
     if (rec == nullptr) return false;  // no tuples

@@ -445,3 +445,27 @@ TEST_CASE("parallel: a populate racing a balloon, then populates (issue 15 bug 3
     }
     impl::epoch_quiesce();
 }
+
+TEST_CASE("parallel: a registered lookup racing a balloon and an unmap re-reads the P2M leaf") {
+    // lookup_registered reads the P2M leaf (t1), then the frame's cell (t2), then both again.
+    // Between t1 and t2 the other thread may balloon gfn 0 (the tuples, without swap, stay on the
+    // frame) and unmap the lowest of them: the cell then holds only bfn 0x2000, which was never
+    // the lowest while gfn 0 was the frame's, so "ok 0x2000" is not linearizable. Only the
+    // re-read of the leaf (t3) sends such a lookup to the MCAS path (-ENXIO). The stall point
+    // between t1 and t2 lets the runs widen that window; without the re-read this case fails.
+    const props::ConcurrentCase c =
+        make_case(std::string(kWorld) +
+                      "call 3 map_foreign_page bfn=0x1000 gfn=0 domid=1 ioserver=1 flags=rw\n"
+                      "call 3 map_foreign_page bfn=0x2000 gfn=0 domid=1 ioserver=1 flags=rw\n",
+                  {"call 3 lookup_foreign_page gfn=0 domid=1 ioserver=1\n"
+                   "call 3 lookup_foreign_page gfn=0 domid=1 ioserver=1\n"
+                   "call 3 lookup_foreign_page gfn=0 domid=1 ioserver=1\n"
+                   "call 3 lookup_foreign_page gfn=0 domid=1 ioserver=1\n"
+                   "call 3 lookup_foreign_page gfn=0 domid=1 ioserver=1\n"
+                   "call 3 lookup_foreign_page gfn=0 domid=1 ioserver=1\n",
+                   "balloon 1 gfn=0\ncall 3 unmap_foreign_page bfn=0x1000 domid=1 ioserver=1\n"});
+    const props::CaseResult r = props::check_case(c, props::impl_factory(), 1500, 5);
+    CHECK_MESSAGE(!r.failed, props::history_text(r.history) << r.check.report);
+    MESSAGE("impl: " << r.overlap.text() << ", " << r.stalled_runs << " runs with stalls");
+    impl::epoch_quiesce();
+}
