@@ -1,0 +1,22 @@
+#!/usr/bin/env bash
+# bench/instr.sh DRIVER [CONTENDER] [FRAMES] [REPS]: instructions per call of map_foreign_page,
+# unmap_foreign_page and lookup_foreign_page, 1 thread (callgrind; one function per run, the
+# bench adapter's, with everything it calls: the pattern names namespace bench, so that a
+# contender's inner function of the same name, like v2-core's CellCore::map_foreign, does not
+# toggle collection off). DRIVER: a Release build's pviommu_instr_driver (bench/instr_driver.cpp).
+# NOPREFILL=1: fresh tuples on frames without one (no lookups then). Needs valgrind.
+set -euo pipefail
+driver=$1 who=${2:-impl} frames=${3:-1000} reps=${4:-10000}
+dir=$(mktemp -d)
+for f in map_foreign unmap_foreign lookup_foreign; do
+    mode=pair calls=$reps
+    if [ "$f" = lookup_foreign ]; then
+        [ -n "${NOPREFILL:-}" ] && continue
+        mode=lookup calls=$((2 * reps))
+    fi
+    valgrind --tool=callgrind --callgrind-out-file="$dir/$f.out" --toggle-collect="bench::*::$f(*" \
+        "$driver" "$frames" "$reps" "$who" "$mode" > /dev/null 2> "$dir/$f.err"
+    ir=$(awk '/^(summary|totals):/ {print $2; exit}' "$dir/$f.out")
+    echo "$who ${f}_page: $((ir / calls)) instructions per call ($calls calls, $frames frames)"
+done
+rm -rf "$dir"
