@@ -282,21 +282,23 @@ struct SizeClass {
     std::size_t index;  // 0: none (too large; malloc'd and freed as is)
     std::size_t bytes;  // what a block of the class holds
 };
+// What a block of class i (1..kClasses-1) holds: i grains for the exact classes, then 2^lg
+// grains for class kExactClasses + lg - 4.
+constexpr std::size_t class_bytes(std::size_t i) {
+    return i <= kExactClasses ? i * kGrain : (std::size_t{1} << (i + 4 - kExactClasses)) * kGrain;
+}
 SizeClass size_class(std::size_t bytes) {
     const std::size_t grains = std::max<std::size_t>(1, (bytes + kGrain - 1) / kGrain);
-    if (grains <= kExactClasses) return {grains, grains * kGrain};
+    if (grains <= kExactClasses) return {grains, class_bytes(grains)};
     const auto lg = static_cast<std::size_t>(std::bit_width(grains - 1));  // grains <= 2^lg
     if (lg > kMaxLog) return {0, bytes};
-    return {kExactClasses + lg - 4, (std::size_t{1} << lg) * kGrain};
+    return {kExactClasses + lg - 4, class_bytes(kExactClasses + lg - 4)};
 }
 // How many free blocks class i keeps (see BlockPool), computed once: no division per give.
 constexpr auto kClassCap = [] {
     std::array<std::size_t, kClasses> cap{};
-    for (std::size_t i = 1; i < kClasses; ++i) {
-        const std::size_t bytes =
-            i <= kExactClasses ? i * kGrain : (std::size_t{1} << (i + 4 - kExactClasses)) * kGrain;
-        cap[i] = std::min(kPoolCap, std::max<std::size_t>(16, kPoolBytes / bytes));
-    }
+    for (std::size_t i = 1; i < kClasses; ++i)
+        cap[i] = std::min(kPoolCap, std::max<std::size_t>(16, kPoolBytes / class_bytes(i)));
     return cap;
 }();
 static_assert(kClassCap[1] == kPoolCap && kClassCap[kClasses - 1] == 16);
@@ -420,8 +422,11 @@ Hypervisor::DomainRec* Hypervisor::dom(DomId d) const {
 
 Hypervisor::Server* Hypervisor::server(DomId target, IoServId id) const {
     const DomainRec* t = dom(target);
-    if (t == nullptr) return nullptr;
-    for (Server* s : t->servers)
+    return t != nullptr ? server(*t, id) : nullptr;
+}
+
+Hypervisor::Server* Hypervisor::server(const DomainRec& t, IoServId id) {
+    for (Server* s : t.servers)
         if (s->id == id) return s;
     return nullptr;
 }
@@ -1067,9 +1072,9 @@ Status Hypervisor::check_target(DomId c, DomId domid, IoServId ioserver) const {
     if (const DomainRec& cd = *dom(c);
         !cd.hardware && std::find(cd.dm_over.begin(), cd.dm_over.end(), domid) == cd.dm_over.end())
         return Status::eperm;
-    for (const Server* s : t->servers)  // R3: C's server (server(), inlined)
-        if (s->id == ioserver) return s->emulator == c ? Status::ok : Status::enodev;
-    return Status::enodev;
+    const Server* srv = server(*t, ioserver);
+    if (srv == nullptr || srv->emulator != c) return Status::enodev;  // R3: C's server
+    return Status::ok;
 }
 
 Status Hypervisor::query_caps(DomId c, QueryCaps& op) {

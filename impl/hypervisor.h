@@ -369,6 +369,7 @@ private:
 
     [[nodiscard]] DomainRec* dom(spec::DomId d) const;
     [[nodiscard]] Server* server(spec::DomId target, spec::IoServId id) const;
+    [[nodiscard]] static Server* server(const DomainRec& target, spec::IoServId id);
     // R3's target rows, in order (shared with R4): domid foreign, live, privileged over,
     // ioserver one of its servers served by c. Control-plane state only: no Txn needed.
     // Status::ok when every row passes. (A plain Status, not an optional: the optional came

@@ -119,25 +119,28 @@ private:
         bool leaf;
     };
     [[nodiscard]] Walk walk_to(std::uint64_t key) const {
-        // The two common trees get a walk unrolled at compile time (constant levels and
-        // shifts): frame numbers (3 levels) and 4-byte bus addresses (4).
-        const int start = start_level(key);
-        if (start == kLowStart) return walk_at<kLowStart>(&roots_[kLowStart], key);
-        if (start == kLowStart - 1) return walk_at<kLowStart - 1>(&roots_[kLowStart - 1], key);
-        Word* slot = &roots_[start];
-        for (int level = start; level < kLevels; ++level) {
-            // mcas_read (seq_cst): pairs with the install CAS, so the node's zeroed slots are
-            // seen; it also completes a Txn's descriptor met on the slot (file comment).
-            const std::uint64_t n = mcas_read(*slot);
-            if (n == 0) return Walk{slot, false};
-            if (level == kLevels - 1) return Walk{&as_leaf(n)->w[index(key, level)], true};
-            slot = &as_interior(n)->child[index(key, level)];
+        // One walk per tree, unrolled at compile time (constant levels and shifts).
+        switch (start_level(key)) {
+            case 0:
+                return walk_at<0>(&roots_[0], key);
+            case 1:
+                return walk_at<1>(&roots_[1], key);
+            case 2:
+                return walk_at<2>(&roots_[2], key);
+            case 3:
+                return walk_at<3>(&roots_[3], key);
+            case 4:
+                return walk_at<4>(&roots_[4], key);  // 4-byte bus addresses
+            default:
+                static_assert(kLowStart == 5);
+                return walk_at<5>(&roots_[5], key);  // frame numbers
         }
-        __builtin_unreachable();
     }
-    // walk_to's loop from level kLevel on, one level per instantiation (the same steps).
+    // key's walk from level kLevel's slot on, one level per instantiation.
     template <int kLevel>
     [[nodiscard]] [[gnu::always_inline]] static Walk walk_at(Word* slot, std::uint64_t key) {
+        // mcas_read (seq_cst): pairs with the install CAS, so the node's zeroed slots are
+        // seen; it also completes a Txn's descriptor met on the slot (file comment).
         const std::uint64_t n = mcas_read(*slot);
         if (n == 0) return Walk{slot, false};
         if constexpr (kLevel == kLevels - 1)
