@@ -618,7 +618,11 @@ void Hypervisor::finish(Work& w) {
     // Step 7: one MCAS over the frames, each losing all of its deferred references of this op.
     auto put_all = [&] {
         if (puts.empty()) return;
-        if (puts.size() == 1 && !puts[0].via_count && put_one_deferred(w, puts[0].m)) return;
+        // One frame's deferred references (an order-0 unmap's one, a balloon's swapped ones).
+        if (std::all_of(puts.begin(), puts.end(),
+                        [&](const Deferred& d) { return d.m == puts[0].m && !d.via_count; }) &&
+            put_deferred(w, puts[0].m, static_cast<std::uint32_t>(puts.size())))
+            return;
         if (puts.size() > 1)  // one put (an order-0 unmap) needs no order
             std::sort(puts.begin(), puts.end(), [](const Deferred& a, const Deferred& b) {
                 return std::tie(a.m.v, a.via_count) < std::tie(b.m.v, b.via_count);
@@ -662,16 +666,18 @@ void Hypervisor::finish(Work& w) {
     w.to_flush.clear();
 }
 
-bool Hypervisor::put_one_deferred(Work& w, Mfn m) {
-    // The general put's Txn for one deferred reference: one word read and written (commit's
-    // one-word CAS), without staging. Anything but the expected state: the general path.
+bool Hypervisor::put_deferred(Work& w, Mfn m, std::uint32_t k) {
+    // The general put's Txn for k deferred references of one frame: one word read and written
+    // (commit's one-word CAS), without staging. Anything but the expected state: the general
+    // path.
     Word& cw = cells_[m.v];
     for (;;) {
         const std::uint64_t old = w.t.read(cw);
         const FrameRec* rec = record_of(old);
         FrameVal f = cell_header(old);
-        if (f.state != FrameState::owned || f.deferred == 0) break;
-        const bool freed = --f.deferred == 0 && f.count == 0;  // R8: the last reference went
+        if (f.state != FrameState::owned || f.deferred < k) break;
+        f.deferred -= k;
+        const bool freed = f.deferred == 0 && f.count == 0;  // R8: the last reference went
         if (freed && rec != nullptr) break;  // tuples without references: general path
         FrameRec* const made = rec != nullptr ? FrameRec::make(pack_header(f), rec->t()) : nullptr;
         w.t.write(cw, made != nullptr ? as_word(made) : freed ? 0 : pack_header(f) << 3 | kInline);
@@ -1198,7 +1204,9 @@ Status Hypervisor::unmap_page(DomId c, UnmapPage& op) {
 // Anything else (an error row, a re-map, another entry, a 1:1 entry, a full count or deferred
 // field, a quota, a pending injected -EIO, a planted mutant, a failed commit) writes nothing
 // and returns false: the general path then runs from scratch and decides. So the direct paths
-// decide only outcomes `ok` that the general path would decide; a fault plan's stall points
+// decide only outcomes `ok` that the general path would decide, and one error (v2 step 2f):
+// map's -ENXIO on an empty P2M leaf, the general path's first row after R3's target checks,
+// decided like it on that one read (validated by the commit); a fault plan's stall points
 // apply to them, and map makes the plan's iommu_map draw where the general path makes it. The
 // props suites (impl against ref, sequential, with fault plans, and linearizability, also with
 // stalls), the stress tests and the random trace diff run through them.
@@ -1221,23 +1229,27 @@ bool Hypervisor::commit_direct(Work& w, FrameRec* made, const FrameRec* replaced
     return ok;
 }
 
-bool Hypervisor::map_foreign_direct(DomId c, const DomainRec& cd, const DomainRec& td,
+std::optional<Status> Hypervisor::map_foreign_direct(DomId c, const DomainRec& cd, const DomainRec& td,
                                     const MapForeignPage& op, Work& w, Drawn& drawn) {
-    if (frames_of_order(op.flags) != 1 || !direct_allowed(cd)) return false;
+    if (frames_of_order(op.flags) != 1 || !direct_allowed(cd)) return std::nullopt;
     const Bfn b = op.bfn;
     for (const Range& r : cd.rmrr)
-        if (r.meets(b, 1)) return false;  // R3: -EACCES
+        if (r.meets(b, 1)) return std::nullopt;  // R3: -EACCES
     Word* const pl = td.p2m.find(op.gfn.v);
-    if (pl == nullptr) return false;  // R3: -ENXIO
+    if (pl == nullptr) return std::nullopt;  // R3: -ENXIO
     const auto m = unpack_p2m(w.t.read(*pl));
     stall(FaultPoint::stall_txn_between_reads);  // the P2M leaf and the cell may move apart
     // D18: a 1:1 entry may stand at a frame-numbered bfn of a hardware domain.
     const bool identity_rule = cd.hardware && host_.mode == IommuMode::inclusive;
-    auto give_up = [&] {
+    auto give_up = [&]() -> std::optional<Status> {
         w.reset();
-        return false;
+        return std::nullopt;
     };
-    if (!m || (identity_rule && b.v < host_.frames)) return give_up();
+    if (!m) {  // R3: -ENXIO, the first row after the target's: decided on this leaf read alone
+        if (commit_direct(w, nullptr, nullptr)) return Status::enxio;  // the read still holds
+        return std::nullopt;
+    }
+    if (identity_rule && b.v < host_.frames) return give_up();
     Word* leaf = cd.iommu.find(b.v);
     const std::uint64_t lv = leaf != nullptr ? w.t.read(*leaf) : 0;
     // An entry at bfn is fine only if it is C's foreign entry to m with the call's perms: the
@@ -1278,7 +1290,8 @@ bool Hypervisor::map_foreign_direct(DomId c, const DomainRec& cd, const DomainRe
                                                  static_cast<std::size_t>(at - set.begin()), &add);
     w.t.write(cw, as_word(made));
     if (!joins) put_entry(w.t, *leaf, pack_entry(kForeign, op.flags.perms(), *m));  // D3
-    return commit_direct(w, made, rec);
+    if (!commit_direct(w, made, rec)) return std::nullopt;
+    return Status::ok;  // F3: OUT bfn = bfn
 }
 
 bool Hypervisor::unmap_foreign_direct(DomId c, const DomainRec& cd, const UnmapForeignPage& op,
@@ -1324,6 +1337,105 @@ bool Hypervisor::unmap_foreign_direct(DomId c, const DomainRec& cd, const UnmapF
     return true;
 }
 
+// The direct balloon (issue 16, v2 step 2f). W3's balloon of a frame with a few swap-flagged
+// tuples cost about 2,900 instructions before its deliveries, most of it the general path's
+// staging (a copy of the tuples, a keep list, a Cell, set_tuples, stage_cells). Its Txn, built
+// here by hand:
+//   reads:  the P2M leaf of (d, g) (-> m, allocated), m's cell, and for each swap-flagged tuple
+//           of a usable emulator e that emulator's IOMMU leaf at the tuple's bfn (RadixMap::read,
+//           which validates an absent path as the general path's entry() does);
+//   writes: the P2M leaf (0: R7), m's cell (allocation reference dropped; each swapped tuple
+//           out, its reference to deferred: protocol step 5), and each swapped tuple's leaf to
+//           e's scratch page with the entry's perms (R12) unless a kept tuple of e is at the
+//           same bfn.
+// The general path reads the leaf of every tuple of a usable emulator; its outcome depends only
+// on those of swap-flagged tuples, so the others are not in this read set (fewer words
+// compared, the same decision). The written words and values are the general path's for the
+// same state, and the commit is one MCAS, so the linearization point is unchanged. Anything
+// else (no frame or a Xen frame, an inconsistent header, more than kBalloonDirectMax tuples, a
+// quota on a swapped tuple's emulator (D20), a full deferred field, a planted mutant, a failed
+// commit) writes nothing and returns false: the general path runs from scratch and decides.
+constexpr std::size_t kBalloonDirectMax = 8;
+
+bool Hypervisor::balloon_direct(const RadixMap& p2m, Gfn g, Work& w, Mfn& mfn,
+                                const FrameRec*& seen) {
+#ifdef PVIOMMU_MUTANTS
+    if (selected_mutant() != 0) return false;  // the mutants live in the general path
+#endif
+    auto give_up = [&] {
+        w.reset();
+        return false;
+    };
+    const RadixMap::Read leaf = p2m.read(w.t, g.v);  // never allocates
+    const auto m = unpack_p2m(leaf.value);
+    if (!m || is_xen(*m)) return give_up();  // R7 / F7: nothing happens (the general path)
+    Word& cw = cells_[m->v];
+    const std::uint64_t old = w.t.read(cw);
+    const FrameRec* rec = record_of(old);
+    FrameVal f = cell_header(old);
+    const std::span<const TupleRec> set = rec != nullptr ? rec->t() : std::span<const TupleRec>{};
+    // put_ref's precondition for the allocation reference.
+    if (f.state != FrameState::owned || f.count == 0 || !f.allocated ||
+        set.size() > kBalloonDirectMax)
+        return give_up();
+    // R7, D13: a swap-flagged tuple of a usable emulator with a foreign entry at its bfn goes.
+    std::array<Word*, kBalloonDirectMax> leaves{};  // the swapped tuples' leaves, by index
+    std::array<const DomainRec*, kBalloonDirectMax> emus{};
+    std::uint32_t swapped = 0;
+    for (std::size_t i = 0; i < set.size(); ++i) {
+        const TupleRec& r = set[i];
+        if (r.orphan || !r.swap) continue;  // R9 v2: an orphan has no server: kept
+        const DomainRec& ed = *dom(emulator_of(r));
+        if (!ed.usable) continue;
+        if (ed.quota) return give_up();  // D20: the general path charges the quota word
+        const RadixMap::Read el = ed.iommu.read(w.t, r.bfn.v);
+        if (entry_code(el.value) != kForeign) continue;
+        leaves[i] = el.leaf;
+        emus[i] = &ed;
+        ++swapped;
+    }
+    // R7: the allocation reference is dropped at once (put_ref); then each swapped tuple's
+    // reference waits in deferred for its emulator's flush (defer_ref, step 5).
+    f.allocated = false;
+    --f.count;
+    const bool freed = f.count == 0 && f.deferred == 0;  // R8: no tuple held a reference
+    if ((freed && !set.empty()) || f.count < swapped || f.deferred + swapped > kDeferredMax)
+        return give_up();  // an inconsistent read, or a full deferred field
+    f.count -= swapped;
+    f.deferred += swapped;
+    std::array<TupleRec, kBalloonDirectMax> kept{};
+    std::size_t nkept = 0;
+    for (std::size_t i = 0; i < set.size(); ++i)
+        if (leaves.at(i) == nullptr) kept.at(nkept++) = set[i];  // F8 order kept
+    for (std::size_t i = 0; i < set.size(); ++i) {
+        if (leaves.at(i) == nullptr) continue;
+        const TupleRec& r = set[i];
+        const bool used = std::any_of(kept.begin(), kept.begin() + nkept, [&](const TupleRec& k) {
+            return k.bfn == r.bfn && emulator_of(k) == emulator_of(r);
+        });
+        if (!used)  // R12: the emulator's own scratch page, with the entry's perms
+            put_entry(w.t, *leaves.at(i),
+                      pack_entry(kScratch, entry_perms(w.t.read(*leaves.at(i))), Mfn{}));
+    }
+    FrameRec* made = nullptr;
+    if (!freed && nkept != 0)
+        made = FrameRec::make(pack_header(f), std::span<const TupleRec>{kept.data(), nkept});
+    w.t.write(cw, made != nullptr ? as_word(made) : freed ? 0 : pack_header(f) << 3 | kInline);
+    w.t.write(*leaf.leaf, 0);  // R7: the P2M entry goes
+    if (!commit_direct(w, made, rec)) return false;
+    if (freed) hint_.freed(m->v);  // impl/frame_hint.h step 1
+    for (std::size_t i = 0; i < set.size(); ++i) {
+        if (leaves.at(i) == nullptr) continue;
+        w.to_put.push_back(Deferred{*m, false});  // step 7, after
+        const DomainRec* e = emus.at(i);
+        if (e->iotlb && std::find(w.to_flush.begin(), w.to_flush.end(), e) == w.to_flush.end())
+            w.to_flush.push_back(e);  // step 6 (needs_flush's rule)
+    }
+    mfn = *m;
+    seen = rec;  // retired by the commit; the caller is pinned until its deliveries are done
+    return true;
+}
+
 Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
     if (auto st = check_flags_and_order(op.flags, host_, {op.bfn.v, op.gfn.v}, false))
         return *st;  // R1, R2
@@ -1338,7 +1450,7 @@ Status Hypervisor::map_foreign_page(DomId c, MapForeignPage& op) {
     WorkLease lease;
     Work& w = *lease;
     Drawn drawn;  // fault iommu_map, once per operation
-    if (map_foreign_direct(c, cd, *td, op, w, drawn)) return Status::ok;  // F3: OUT bfn = bfn
+    if (const auto st = map_foreign_direct(c, cd, *td, op, w, drawn)) return *st;
     for (;;) {
         Small<Mfn> mfns;
         Small<Mfn> late;  // mutant 1 only
@@ -1606,8 +1718,12 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
     const RadixMap& p2m = dom(d)->p2m;
     WorkLease lease;
     Work& w = *lease;
-    TupleVec seen;
     Mfn mfn{};
+    if (const FrameRec* rec = nullptr; balloon_direct(p2m, g, w, mfn, rec)) {
+        finish(w);  // steps 6-7
+        return announce(mfn, rec != nullptr ? rec->t() : std::span<const TupleRec>{});
+    }
+    TupleVec seen;
     for (;;) {
         const RadixMap::Read leaf = p2m.read(w.t, g.v);  // never allocates
         const auto m = unpack_p2m(leaf.value);
@@ -1661,8 +1777,12 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
         if (commit(w)) break;
     }
     finish(w);  // steps 6-7: the swapped emulators' IOTLBs, then the swapped references
+    return announce(mfn, {seen.data(), seen.size()});
+}
+
+BalloonOutcome Hypervisor::announce(Mfn m, std::span<const TupleRec> seen) {
     // Step 9 of the protocol: one invalidate per tuple seen at the linearization point.
-    BalloonOutcome out{mfn, 0, 0};
+    BalloonOutcome out{m, 0, 0};
     const Server* first = nullptr;
     for (const TupleRec& r : seen) {
         if (r.orphan) continue;  // R9 v2: no server to tell

@@ -409,19 +409,33 @@ private:
     using Drawn = std::optional<std::optional<std::uint64_t>>;
     // Order-0 map_foreign_page and unmap_foreign_page in their common case, as one Txn built
     // directly (v2 step 2d, "The direct order-0 map and unmap" in hypervisor.cpp): the same
-    // words and the same MCAS as the general path, without its per-frame staging. True: the
-    // operation committed with Status::ok (the unmap also ran its flush and put); false:
-    // nothing was written and w is reset: run the general path.
-    [[nodiscard]] bool map_foreign_direct(spec::DomId c, const DomainRec& cd, const DomainRec& td,
-                                          const spec::MapForeignPage& op, Work& w, Drawn& drawn);
+    // words and the same MCAS as the general path, without its per-frame staging. The map
+    // returns the status it committed (ok, or -ENXIO on an empty P2M leaf, v2 step 2f); the
+    // unmap true when it committed with Status::ok (and ran its flush and put). nullopt or
+    // false: nothing was written and w is reset: run the general path.
+    [[nodiscard]] std::optional<spec::Status> map_foreign_direct(spec::DomId c, const DomainRec& cd,
+                                                                 const DomainRec& td,
+                                                                 const spec::MapForeignPage& op,
+                                                                 Work& w, Drawn& drawn);
     [[nodiscard]] bool unmap_foreign_direct(spec::DomId c, const DomainRec& cd,
                                             const spec::UnmapForeignPage& op, Work& w);
     // Commits a direct path's Txn (w.t), which installs made (or nullptr) in place of
     // replaced (or nullptr): retires replaced or disposes of made, resets w. True: committed.
     [[nodiscard]] bool commit_direct(Work& w, FrameRec* made, const FrameRec* replaced);
-    // finish()'s step 7 for one deferred reference of m, read and written directly; false:
-    // nothing written (m not in the expected state), the general put runs.
-    [[nodiscard]] bool put_one_deferred(Work& w, spec::Mfn m);
+    // A balloon of an allocated frame with at most kBalloonDirectMax tuples, as one Txn built
+    // directly (v2 step 2f, "The direct balloon" in hypervisor.cpp): the general path's words
+    // and values, without its staging. True: committed; mfn is the frame and seen the record
+    // the commit replaced (nullptr: no tuples), w holds the deferred puts and flushes for
+    // finish(). False: nothing written, w reset: run the general path.
+    [[nodiscard]] bool balloon_direct(const RadixMap& p2m, spec::Gfn g, Work& w, spec::Mfn& mfn,
+                                      const FrameRec*& seen);
+    // Step 9 of a balloon of m: one invalidate per tuple of seen (the tuples at its
+    // linearization point, F8 order), orphans excepted.
+    spec::BalloonOutcome announce(spec::Mfn m, std::span<const TupleRec> seen);
+    // finish()'s step 7 for k deferred references of m (one op's, all of one frame), read and
+    // written directly; false: nothing written (m not in the expected state), the general put
+    // runs.
+    [[nodiscard]] bool put_deferred(Work& w, spec::Mfn m, std::uint32_t k);
     // Whether the direct paths may run for caller cd: no pending injected -EIO (D10), no
     // quota on cd (D20), no planted mutant. (A fault plan's stalls apply to them; map's
     // iommu_map draw is made where the general path makes it.)
