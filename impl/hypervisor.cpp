@@ -619,9 +619,12 @@ void Hypervisor::finish(Work& w) {
     auto put_all = [&] {
         if (puts.empty()) return;
         // One frame's deferred references (an order-0 unmap's one, a balloon's swapped ones).
-        if (std::all_of(puts.begin(), puts.end(),
-                        [&](const Deferred& d) { return d.m == puts[0].m && !d.via_count; }) &&
-            put_deferred(w, puts[0].m, static_cast<std::uint32_t>(puts.size())))
+        const bool one_frame =
+            puts.size() == 1 ? !puts[0].via_count
+                             : std::all_of(puts.begin(), puts.end(), [&](const Deferred& d) {
+                                   return d.m == puts[0].m && !d.via_count;
+                               });
+        if (one_frame && put_deferred(w, puts[0].m, static_cast<std::uint32_t>(puts.size())))
             return;
         if (puts.size() > 1)  // one put (an order-0 unmap) needs no order
             std::sort(puts.begin(), puts.end(), [](const Deferred& a, const Deferred& b) {
