@@ -19,7 +19,8 @@
 int main(int argc, char** argv) {
     using namespace spec;
     if (argc != 5) {
-        std::fprintf(stderr, "usage: pviommu_instr_driver FRAMES REPS CONTENDER pair|lookup|balloon\n");
+        std::fprintf(stderr,
+                     "usage: pviommu_instr_driver FRAMES REPS CONTENDER pair|lookup|balloon\n");
         return 2;
     }
     const std::uint64_t frames = std::strtoull(argv[1], nullptr, 10);
@@ -29,7 +30,8 @@ int main(int argc, char** argv) {
     for (const auto& c : bench::contenders())
         if (c.name == who) a = c.make();
     if (!a && who == "v2-core") a = bench::make_v2_core();  // a bound, not a peer (peers.h)
-    if (!a || frames == 0 || reps <= 0 || (mode != "pair" && mode != "lookup" && mode != "balloon") ||
+    if (!a || frames == 0 || reps <= 0 ||
+        (mode != "pair" && mode != "lookup" && mode != "balloon") ||
         (mode == "balloon" && static_cast<std::uint64_t>(reps) > frames)) {
         std::fprintf(stderr, "pviommu_instr_driver: bad arguments\n");
         return 2;

@@ -619,11 +619,11 @@ void Hypervisor::finish(Work& w) {
     auto put_all = [&] {
         if (puts.empty()) return;
         // One frame's deferred references (an order-0 unmap's one, a balloon's swapped ones).
-        const bool one_frame =
-            puts.size() == 1 ? !puts[0].via_count
-                             : std::all_of(puts.begin(), puts.end(), [&](const Deferred& d) {
-                                   return d.m == puts[0].m && !d.via_count;
-                               });
+        const bool one_frame = puts.size() == 1
+                                   ? !puts[0].via_count
+                                   : std::all_of(puts.begin(), puts.end(), [&](const Deferred& d) {
+                                         return d.m == puts[0].m && !d.via_count;
+                                     });
         if (one_frame && put_deferred(w, puts[0].m, static_cast<std::uint32_t>(puts.size())))
             return;
         if (puts.size() > 1)  // one put (an order-0 unmap) needs no order
@@ -1232,8 +1232,9 @@ bool Hypervisor::commit_direct(Work& w, FrameRec* made, const FrameRec* replaced
     return ok;
 }
 
-std::optional<Status> Hypervisor::map_foreign_direct(DomId c, const DomainRec& cd, const DomainRec& td,
-                                    const MapForeignPage& op, Work& w, Drawn& drawn) {
+std::optional<Status> Hypervisor::map_foreign_direct(DomId c, const DomainRec& cd,
+                                                     const DomainRec& td, const MapForeignPage& op,
+                                                     Work& w, Drawn& drawn) {
     if (frames_of_order(op.flags) != 1 || !direct_allowed(cd)) return std::nullopt;
     const Bfn b = op.bfn;
     for (const Range& r : cd.rmrr)
