@@ -604,9 +604,11 @@ void Hypervisor::defer_ref(Work& w, Mfn m) {
     c.dirty = true;
 }
 
-void Hypervisor::needs_flush(Work& w, const DomainRec& c) {
+void Hypervisor::needs_flush(Work& w, const DomainRec& c) { needs_flush(w.flush, c); }
+
+void Hypervisor::needs_flush(Small<const DomainRec*>& ctxs, const DomainRec& c) {
     if (!c.iotlb) return;  // not usable: no IOMMU, nothing cached (F13)
-    if (std::find(w.flush.begin(), w.flush.end(), &c) == w.flush.end()) w.flush.push_back(&c);
+    if (std::find(ctxs.begin(), ctxs.end(), &c) == ctxs.end()) ctxs.push_back(&c);
 }
 
 void Hypervisor::finish(Work& w) {
@@ -1009,9 +1011,8 @@ void Hypervisor::destroy_target_servers(DomId d) {
         const DomainRec& ed = *dom(e);
         Word& leaf = ed.iommu.get(b.v);
         const std::uint64_t v = w.t.read(leaf);
-        bool used = entry_code(v) != kForeign;
-        for (const TupleRec& r : used ? TupleVec{} : tuples(w, entry_mfn(v)))
-            used |= r.bfn == b && emulator_of(r) == e;  // orphans included (F12)
+        const bool used =  // orphans included (F12)
+            entry_code(v) != kForeign || claims(tuple_view(w, entry_mfn(v)), b, e);
         if (used) {
             w.reset();
             continue;
@@ -1335,8 +1336,8 @@ bool Hypervisor::unmap_foreign_direct(DomId c, const DomainRec& cd, const UnmapF
     w.t.write(cw, made != nullptr ? as_word(made) : pack_header(f) << 3 | kInline);
     if (!still_used) put_entry(w.t, *leaf, 0);
     if (!commit_direct(w, made, rec)) return false;
-    w.to_put.push_back(Deferred{m, false});   // step 7, after
-    if (cd.iotlb) w.to_flush.push_back(&cd);  // step 6 (needs_flush's rule)
+    w.to_put.push_back(Deferred{m, false});  // step 7, after
+    needs_flush(w.to_flush, cd);             // step 6
     finish(w);
     return true;
 }
@@ -1414,10 +1415,9 @@ bool Hypervisor::balloon_direct(const RadixMap& p2m, Gfn g, Work& w, Mfn& mfn,
     for (std::size_t i = 0; i < set.size(); ++i) {
         if (leaves.at(i) == nullptr) continue;
         const TupleRec& r = set[i];
-        const bool used = std::any_of(kept.begin(), kept.begin() + nkept, [&](const TupleRec& k) {
-            return k.bfn == r.bfn && emulator_of(k) == emulator_of(r);
-        });
-        if (!used)  // R12: the emulator's own scratch page, with the entry's perms
+        // R12: the emulator's own scratch page, with the entry's perms, unless a kept tuple
+        // of the emulator still claims the bfn.
+        if (!claims({kept.data(), nkept}, r.bfn, emulator_of(r)))
             put_entry(w.t, *leaves.at(i),
                       pack_entry(kScratch, entry_perms(w.t.read(*leaves.at(i))), Mfn{}));
     }
@@ -1431,9 +1431,7 @@ bool Hypervisor::balloon_direct(const RadixMap& p2m, Gfn g, Work& w, Mfn& mfn,
     for (std::size_t i = 0; i < set.size(); ++i) {
         if (leaves.at(i) == nullptr) continue;
         w.to_put.push_back(Deferred{*m, false});  // step 7, after
-        const DomainRec* e = emus.at(i);
-        if (e->iotlb && std::find(w.to_flush.begin(), w.to_flush.end(), e) == w.to_flush.end())
-            w.to_flush.push_back(e);  // step 6 (needs_flush's rule)
+        needs_flush(w.to_flush, *emus.at(i));     // step 6
     }
     mfn = *m;
     seen = rec;  // retired by the commit; the caller is pinned until its deliveries are done
@@ -1764,10 +1762,7 @@ BalloonOutcome Hypervisor::balloon(DomId d, Gfn g) {
             const DomId e = swapped[i].first;
             const Entry ent = swapped[i].second;
             const Bfn b = swapped_bfn[i];
-            const bool used =
-                !PVIOMMU_MUTANT(7) && std::any_of(keep.begin(), keep.end(), [&](const TupleRec& r) {
-                    return r.bfn == b && emulator_of(r) == e;
-                });
+            const bool used = !PVIOMMU_MUTANT(7) && claims({keep.data(), keep.size()}, b, e);
             if (!used)  // R12: e's own scratch page
                 put_entry(w.t, dom(e)->iommu.get(b.v), pack_entry(kScratch, ent.perms, Mfn{}));
             charge(w, *dom(e), -1);   // D20: the swapped tuple

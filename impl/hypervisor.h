@@ -460,6 +460,8 @@ private:
     void defer_ref(Work& w, spec::Mfn m);
     // Protocol step 6: context c's IOTLB must be flushed before this attempt's puts.
     static void needs_flush(Work& w, const DomainRec& c);
+    // The same rule, adding c to ctxs: the direct paths add to w.to_flush after their commit.
+    static void needs_flush(Small<const DomainRec*>& ctxs, const DomainRec& c);
     // Protocol steps 6-8, after a successful commit: flush every context in w.to_flush, then
     // put every reference in w.to_put (one MCAS), before the operation returns.
     void finish(Work& w);
